@@ -1,0 +1,317 @@
+"""The nouns of the reconciler: configuration, state on both sides, and plans.
+
+All frozen: the planner is a pure function of these, so nothing downstream may mutate them.
+Money is `Decimal` (never float) because it ends up on invoices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where a value came from, for `file:line:col` messages (1-based line and column)."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+# --- configuration (desired-state inputs, from mappings/*.yaml) -----------------------------
+
+
+@dataclass(frozen=True)
+class SkuMap:
+    sku: str
+    product: str  # ConnectWise catalog identifier
+    unit_price: Decimal | None = None
+    unit_cost: Decimal | None = None
+    description: str | None = None
+    location: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class CustomerMap:
+    id: str  # ZeroTek customer id
+    name: str
+    company: str  # ConnectWise company identifier
+    agreement: int | str  # agreement id, or exact agreement name within the company
+    exclude_skus: tuple[str, ...] = ()
+    shared_agreement: bool = False
+    location: Location | None = field(default=None, compare=False)
+
+
+class Removal(StrEnum):
+    CANCEL = "cancel"
+    ZERO = "zero"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Safety:
+    max_removal_percent: float = 30
+    max_quantity_change_percent: float = 50
+    min_existing: int = 10
+
+
+@dataclass(frozen=True)
+class Notifications:
+    administrators: tuple[str, ...] = ()
+    billing: tuple[str, ...] = ()
+    agreement_end_warning_days: int = 30
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.administrators + self.billing))
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = True
+    cw_api_url: str = ""
+    max_concurrency: int = 8
+    zerotek_api_url: str = ""
+    usage_source: str = "zerotek"  # zerotek | csv
+    usage_path: str = "usage/assignments.csv"
+    sync_day: int = 15
+    timezone: str = "UTC"
+    add_missing: bool = True
+    removal: Removal = Removal.CANCEL
+    safety: Safety = Safety()
+    notifications: Notifications = Notifications()
+
+
+@dataclass(frozen=True)
+class Config:
+    config_dir: Path
+    settings: Settings
+    skus: tuple[SkuMap, ...]
+    customers: tuple[CustomerMap, ...]
+    digest: str  # sha256 over the mapping files' bytes: a saved plan is stale when it moves
+
+    def sku(self, sku: str) -> SkuMap | None:
+        return next((s for s in self.skus if s.sku == sku), None)
+
+    def customer(self, customer_id: str) -> CustomerMap | None:
+        return next((c for c in self.customers if c.id == customer_id), None)
+
+
+# --- period --------------------------------------------------------------------------------
+
+
+class PeriodKind(StrEnum):
+    LAST_BILLING_PERIOD = "last-billing-period"
+    CURRENT = "current"
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: PeriodKind
+    start: dt.date
+    end: dt.date  # inclusive
+    as_of: dt.date
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.start.isoformat()}..{self.end.isoformat()}"
+
+
+# --- usage (desired state source) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Distinct users per customer and SKU within a period (only rows with users > 0)."""
+
+    period: Period
+    users: dict[str, dict[str, int]]  # customer id -> sku -> users
+    # ZeroTek's customer directory (id -> name); None when the source has none (CSV,
+    # single-customer sync), which turns off the "mapped customer unknown" warning.
+    known_customers: dict[str, str] | None = None
+
+
+# --- ConnectWise actual state --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Company:
+    id: int
+    identifier: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Agreement:
+    id: int
+    name: str
+    company_id: int
+    status: str | None = None  # Active | Cancelled | Expired | Inactive
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    no_ending_date: bool = False
+    cancelled: bool = False
+    bill_start_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    id: int
+    identifier: str
+    description: str = ""
+    inactive: bool = False
+    price: Decimal | None = None
+    cost: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Addition:
+    id: int
+    agreement_id: int
+    product_id: int
+    product_identifier: str
+    quantity: int
+    unit_price: Decimal | None = None
+    unit_cost: Decimal | None = None
+    bill_customer: str | None = None
+    effective_date: dt.date | None = None
+    cancelled_date: dt.date | None = None
+    description: str | None = None
+    last_updated: str | None = None
+
+    def active_on(self, day: dt.date) -> bool:
+        return self.cancelled_date is None or self.cancelled_date > day
+
+
+@dataclass(frozen=True)
+class ActualState:
+    """What ConnectWise holds for the mapped customers, as read at one moment."""
+
+    companies: dict[str, Company]  # by identifier
+    agreements: dict[int, Agreement]  # by id: every agreement of the mapped companies
+    catalog: dict[str, CatalogItem]  # by identifier
+    additions: dict[int, tuple[Addition, ...]]  # agreement id -> all its additions
+
+
+# --- plan ----------------------------------------------------------------------------------
+
+
+class Action(StrEnum):
+    ADD = "add"
+    UPDATE = "update"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    customer_id: str
+    sku: str
+    product: str  # catalog identifier
+    product_id: int
+    agreement_id: int
+    addition_id: int | None  # None for add
+    before: int  # quantity before (0 for add)
+    after: int  # quantity after (0 for remove)
+    unit_price: Decimal
+    effective_date: dt.date | None = None  # add: the date sent as effectiveDate
+    unit_cost: Decimal | None = None
+    description: str | None = None
+
+    @property
+    def revenue_delta(self) -> Decimal:
+        return (self.after - self.before) * self.unit_price
+
+
+@dataclass(frozen=True)
+class CustomerPlan:
+    customer_id: str
+    name: str
+    company: str
+    agreement_id: int | None = None
+    agreement_name: str | None = None
+    agreement_end_date: dt.date | None = None
+    changes: tuple[Change, ...] = ()
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    managed: int = 0  # active managed additions seen (the safety denominator)
+
+    @property
+    def revenue_delta(self) -> Decimal:
+        return sum((c.revenue_delta for c in self.changes), Decimal(0))
+
+
+@dataclass(frozen=True)
+class Plan:
+    period: Period
+    customers: tuple[CustomerPlan, ...]
+    warnings: tuple[str, ...] = ()  # plan-wide: unmapped ZeroTek customers, unmapped SKUs
+    unsafe_reasons: tuple[str, ...] = ()
+    unmapped_skus: tuple[tuple[str, str, int], ...] = ()  # (customer id, sku, users)
+    config_digest: str = ""
+    state_fingerprint: str = ""
+    removal: Removal = Removal.CANCEL
+
+    @property
+    def unsafe(self) -> bool:
+        return bool(self.unsafe_reasons)
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return tuple(c for cp in self.customers for c in cp.changes)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(cp.errors for cp in self.customers)
+
+    @property
+    def revenue_delta(self) -> Decimal:
+        return sum((c.revenue_delta for c in self.changes), Decimal(0))
+
+    def count(self, action: Action) -> int:
+        return sum(1 for c in self.changes if c.action is action)
+
+
+# --- apply results -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    change: Change
+    ok: bool
+    error: str | None = None
+    addition_id: int | None = None  # the addition written (new id for an add)
+    note: str | None = None  # e.g. "found already committed after a lost response"
+
+
+@dataclass(frozen=True)
+class CustomerResult:
+    plan: CustomerPlan
+    results: tuple[ChangeResult, ...] = ()
+    errors: tuple[str, ...] = ()  # planning errors + apply/verify failures
+    verified: bool = False  # re-read after writing and found as planned
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(r.ok for r in self.results)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    customers: tuple[CustomerResult, ...]
+    started: dt.datetime
+    finished: dt.datetime
+    writes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.customers)
