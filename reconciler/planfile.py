@@ -1,0 +1,266 @@
+"""The plan's JSON form (`plan --format json`, `plan --out FILE`) and stale-plan detection.
+
+A saved plan records the config digest and a snapshot of exactly the ConnectWise state it
+was computed from (mapped agreements, their managed additions, the catalog items it uses).
+`apply FILE` re-reads that state and refuses when either moved: applying a plan to a state
+it was not made for is how duplicates and wrong quantities happen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from deepdiff import DeepDiff
+
+from reconciler.errors import ReconcileError
+from reconciler.model import (
+    Action,
+    ActualState,
+    Change,
+    CustomerPlan,
+    Period,
+    PeriodKind,
+    Plan,
+    Removal,
+)
+from reconciler.resources import load_schema
+
+FORMAT = "zerotek-cw-reconciler/plan@1"
+
+
+def _date(value: dt.date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def change_to_dict(c: Change) -> dict[str, Any]:
+    return {
+        "action": c.action.value,
+        "sku": c.sku,
+        "product": c.product,
+        "product_id": c.product_id,
+        "agreement_id": c.agreement_id,
+        "addition_id": c.addition_id,
+        "before": c.before,
+        "after": c.after,
+        "unit_price": _money(c.unit_price),
+        "unit_cost": _money(c.unit_cost),
+        "revenue_delta": _money(c.revenue_delta),
+        "effective_date": _date(c.effective_date),
+        "description": c.description,
+    }
+
+
+def plan_to_dict(plan: Plan, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stable JSON shape (schemas/plan.schema.json). `state` only in saved plan files."""
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "period": {
+            "kind": plan.period.kind.value,
+            "start": plan.period.start.isoformat(),
+            "end": plan.period.end.isoformat(),
+            "as_of": plan.period.as_of.isoformat(),
+        },
+        "config_digest": plan.config_digest,
+        "state_fingerprint": plan.state_fingerprint,
+        "removal": plan.removal.value,
+        "safe": not plan.unsafe,
+        "unsafe_reasons": list(plan.unsafe_reasons),
+        "summary": {
+            "customers": len(plan.customers),
+            "customers_with_changes": sum(1 for cp in plan.customers if cp.changes),
+            "customers_with_errors": sum(1 for cp in plan.customers if cp.errors),
+            "add": plan.count(Action.ADD),
+            "update": plan.count(Action.UPDATE),
+            "remove": plan.count(Action.REMOVE),
+            "revenue_delta": _money(plan.revenue_delta),
+        },
+        "warnings": list(plan.warnings),
+        "unmapped_skus": [
+            {"customer_id": cid, "sku": sku, "users": users}
+            for cid, sku, users in plan.unmapped_skus
+        ],
+        "customers": [
+            {
+                "id": cp.customer_id,
+                "name": cp.name,
+                "company": cp.company,
+                "agreement": {
+                    "id": cp.agreement_id,
+                    "name": cp.agreement_name,
+                    "end_date": _date(cp.agreement_end_date),
+                },
+                "managed": cp.managed,
+                "managed_quantity": cp.managed_quantity,
+                "revenue_delta": _money(cp.revenue_delta),
+                "changes": [change_to_dict(c) for c in cp.changes],
+                "errors": list(cp.errors),
+                "warnings": list(cp.warnings),
+            }
+            for cp in plan.customers
+        ],
+    }
+    if state is not None:
+        data["state"] = state
+    return data
+
+
+def dumps(plan: Plan, state: dict[str, Any] | None = None) -> str:
+    return json.dumps(plan_to_dict(plan, state), indent=2, ensure_ascii=False) + "\n"
+
+
+def _d(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _m(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def plan_from_dict(data: dict[str, Any]) -> Plan:
+    p = data["period"]
+    customers = []
+    for c in data["customers"]:
+        changes = tuple(
+            Change(
+                action=Action(ch["action"]),
+                customer_id=c["id"],
+                sku=ch["sku"],
+                product=ch["product"],
+                product_id=ch["product_id"],
+                agreement_id=ch["agreement_id"],
+                addition_id=ch["addition_id"],
+                before=ch["before"],
+                after=ch["after"],
+                unit_price=Decimal(ch["unit_price"]),
+                effective_date=_d(ch["effective_date"]),
+                unit_cost=_m(ch["unit_cost"]),
+                description=ch["description"],
+            )
+            for ch in c["changes"]
+        )
+        customers.append(
+            CustomerPlan(
+                customer_id=c["id"],
+                name=c["name"],
+                company=c["company"],
+                agreement_id=c["agreement"]["id"],
+                agreement_name=c["agreement"]["name"],
+                agreement_end_date=_d(c["agreement"]["end_date"]),
+                changes=changes,
+                errors=tuple(c["errors"]),
+                warnings=tuple(c["warnings"]),
+                managed=c["managed"],
+                managed_quantity=c["managed_quantity"],
+            )
+        )
+    return Plan(
+        period=Period(
+            PeriodKind(p["kind"]),
+            dt.date.fromisoformat(p["start"]),
+            dt.date.fromisoformat(p["end"]),
+            dt.date.fromisoformat(p["as_of"]),
+        ),
+        customers=tuple(customers),
+        warnings=tuple(data["warnings"]),
+        unsafe_reasons=tuple(data["unsafe_reasons"]),
+        unmapped_skus=tuple(
+            (u["customer_id"], u["sku"], u["users"]) for u in data["unmapped_skus"]
+        ),
+        config_digest=data["config_digest"],
+        state_fingerprint=data["state_fingerprint"],
+        removal=Removal(data["removal"]),
+    )
+
+
+def load(path: Path) -> tuple[Plan, dict[str, Any]]:
+    """Read a saved plan; any defect is one clear line naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReconcileError(f"{path}: plan file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f":{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ReconcileError(f"{path}{where}: not a plan file (invalid JSON)") from None
+    validator = jsonschema.Draft202012Validator(load_schema("plan.schema.json"))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ReconcileError(f"{path}: not a valid plan file at {where}: {error.message}")
+    if "state" not in data:
+        raise ReconcileError(
+            f"{path}: has no state snapshot; save plans with `reconcile plan --out FILE`"
+        )
+    try:
+        return plan_from_dict(data), data["state"]
+    except (ValueError, InvalidOperation) as exc:
+        raise ReconcileError(f"{path}: not a valid plan file: {exc}") from None
+
+
+# --- the state snapshot and its fingerprint ------------------------------------------------
+
+
+def snapshot(plan: Plan, actual: ActualState, products: set[str]) -> dict[str, Any]:
+    """The part of ConnectWise a plan depends on, in a canonical, comparable form."""
+    agreements: dict[str, Any] = {}
+    for cp in plan.customers:
+        if cp.agreement_id is None or cp.errors:
+            continue
+        a = actual.agreements.get(cp.agreement_id)
+        additions = {
+            str(x.id): {
+                "product": x.product_identifier,
+                "quantity": x.quantity,
+                "cancelled_date": _date(x.cancelled_date),
+            }
+            for x in actual.additions.get(cp.agreement_id, ())
+            if x.product_identifier in products and x.active_on(plan.period.as_of)
+        }
+        agreements[str(cp.agreement_id)] = {
+            "status": a.status if a else None,
+            "cancelled": a.cancelled if a else None,
+            "end_date": _date(a.end_date) if a else None,
+            "bill_start_date": _date(a.bill_start_date) if a else None,
+            "additions": additions,
+        }
+    catalog = {
+        ident: {"id": item.id, "inactive": item.inactive}
+        for ident, item in sorted(actual.catalog.items())
+        if ident in products
+    }
+    return {"agreements": agreements, "catalog": catalog}
+
+
+def fingerprint(state: dict[str, Any]) -> str:
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def describe_drift(saved: dict[str, Any], current: dict[str, Any], limit: int = 10) -> list[str]:
+    """Human lines for what moved between two snapshots (deepdiff does the walking)."""
+    diff = DeepDiff(saved, current, ignore_order=True, view="tree")
+    lines: list[str] = []
+    for kind, items in sorted(diff.items()):
+        for item in items:
+            path = " > ".join(str(k) for k in item.path(output_format="list"))
+            if kind == "values_changed" or kind == "type_changes":
+                lines.append(f"{path}: {item.t1!r} -> {item.t2!r}")
+            elif "added" in kind:
+                lines.append(f"{path}: appeared")
+            elif "removed" in kind:
+                lines.append(f"{path}: disappeared")
+            else:
+                lines.append(f"{path}: changed")
+    lines.sort()
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
+    return lines

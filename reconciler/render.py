@@ -1,0 +1,170 @@
+"""Plans for people: Terraform-like text, Markdown for pull requests, JSON for machines."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import click
+
+from reconciler import planfile
+from reconciler.model import Action, Change, CustomerPlan, Plan
+
+PLAN_MARKER = "<!-- reconcile:plan -->"
+
+_SIGN = {Action.ADD: "+", Action.UPDATE: "~", Action.REMOVE: "-"}
+_COLOUR = {Action.ADD: "green", Action.UPDATE: "yellow", Action.REMOVE: "red"}
+
+
+def money(value: Decimal) -> str:
+    sign = "+" if value > 0 else "-" if value < 0 else ""
+    return f"{sign}{abs(value):,.2f}"
+
+
+def describe_change(c: Change, removal: str = "cancel") -> str:
+    if c.action is Action.ADD:
+        what = f"add {c.product} ({c.sku}) quantity {c.after}"
+        if c.effective_date:
+            what += f", effective {c.effective_date.isoformat()}"
+    elif c.action is Action.UPDATE:
+        what = f"update {c.product} ({c.sku}) #{c.addition_id} quantity {c.before} → {c.after}"
+    else:
+        how = {"cancel": "cancel", "zero": "set quantity 0", "delete": "delete"}[removal]
+        what = f"remove {c.product} ({c.sku}) #{c.addition_id} quantity {c.before} ({how})"
+    return f"{what}  [{money(c.revenue_delta)}/month @ {c.unit_price:.2f}]"
+
+
+def summary_line(plan: Plan) -> str:
+    errors = sum(1 for cp in plan.customers if cp.errors)
+    line = (
+        f"Plan: {plan.count(Action.ADD)} to add, {plan.count(Action.UPDATE)} to update, "
+        f"{plan.count(Action.REMOVE)} to remove across "
+        f"{sum(1 for cp in plan.customers if cp.changes)} of {len(plan.customers)} customers; "
+        f"revenue {money(plan.revenue_delta)}/month"
+    )
+    if errors:
+        line += f"; {errors} customer{'s' if errors != 1 else ''} with errors"
+    return line
+
+
+def _heading(cp: CustomerPlan) -> str:
+    agreement = (
+        f"agreement {cp.agreement_id} '{cp.agreement_name}'"
+        if cp.agreement_id is not None
+        else "agreement unresolved"
+    )
+    return f"{cp.customer_id} {cp.name} → {cp.company}, {agreement}"
+
+
+def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
+    """Terraform-style plan. Customers without changes, errors or warnings are summarised."""
+
+    def style(s: str, **kw: object) -> str:
+        return click.style(s, **kw) if color else s  # type: ignore[arg-type]
+
+    out = [style(f"Period: {plan.period}  (as of {plan.period.as_of.isoformat()})", bold=True)]
+    quiet = 0
+    for cp in plan.customers:
+        if not (cp.changes or cp.errors or cp.warnings or verbose):
+            quiet += 1
+            continue
+        out.append("")
+        out.append(style(_heading(cp), bold=True))
+        for c in cp.changes:
+            line = f"  {_SIGN[c.action]} {describe_change(c, plan.removal.value)}"
+            out.append(style(line, fg=_COLOUR[c.action]))
+        for e in cp.errors:
+            out.append(style(f"  ! error: {e} (customer left untouched)", fg="red", bold=True))
+        for w in cp.warnings:
+            out.append(style(f"  ? warning: {w}", fg="yellow"))
+    if quiet:
+        out.append("")
+        out.append(f"{quiet} customer{'s' if quiet != 1 else ''} already up to date.")
+    if plan.warnings:
+        out.append("")
+        out.extend(style(f"? warning: {w}", fg="yellow") for w in plan.warnings)
+    if plan.unsafe:
+        out.append("")
+        out.append(style("UNSAFE PLAN: apply refuses it without --force:", fg="red", bold=True))
+        out.extend(style(f"  - {r}", fg="red") for r in plan.unsafe_reasons)
+    out.append("")
+    if not plan.changes:
+        out.append(style("No changes. ConnectWise matches ZeroTek usage.", fg="green", bold=True))
+    out.append(style(summary_line(plan), bold=True))
+    return "\n".join(out) + "\n"
+
+
+def _md(s: object) -> str:
+    return str(s).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown(plan: Plan) -> str:
+    """A pull-request comment: summary table, then a collapsible section per customer."""
+    out = [
+        PLAN_MARKER,
+        "### reconcile plan",
+        "",
+        f"Period **{plan.period.kind.value}** {plan.period.start}..{plan.period.end} "
+        f"(as of {plan.period.as_of}) · removal policy `{plan.removal.value}`",
+        "",
+        "| | count |",
+        "|---|---:|",
+        f"| ➕ add | {plan.count(Action.ADD)} |",
+        f"| 🔄 update | {plan.count(Action.UPDATE)} |",
+        f"| ➖ remove | {plan.count(Action.REMOVE)} |",
+        f"| ❌ customers with errors | {sum(1 for cp in plan.customers if cp.errors)} |",
+        f"| 💲 revenue change / month | {money(plan.revenue_delta)} |",
+        "",
+    ]
+    if plan.unsafe:
+        out.append("> [!CAUTION]")
+        out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
+        out.extend(f"> - {_md(r)}" for r in plan.unsafe_reasons)
+        out.append("")
+    if not plan.changes:
+        out.append("**No changes.** ConnectWise matches ZeroTek usage.")
+        out.append("")
+    for cp in plan.customers:
+        if not (cp.changes or cp.errors or cp.warnings):
+            continue
+        flag = "❌ " if cp.errors else ""
+        out.append(
+            f"<details><summary>{flag}<b>{_md(cp.customer_id)}</b> {_md(cp.name)} — "
+            f"{len(cp.changes)} change(s), {money(cp.revenue_delta)}/month</summary>"
+        )
+        out.append("")
+        agreement = _md(cp.agreement_name or "")
+        out.append(f"Company `{_md(cp.company)}`, agreement {cp.agreement_id} {agreement}")
+        out.append("")
+        if cp.changes:
+            out.append("| | product | SKU | before | after | unit price | revenue/month |")
+            out.append("|---|---|---|---:|---:|---:|---:|")
+            for c in cp.changes:
+                out.append(
+                    f"| {c.action.value} | `{_md(c.product)}` | {_md(c.sku)} | {c.before} | "
+                    f"{c.after} | {c.unit_price:.2f} | {money(c.revenue_delta)} |"
+                )
+            out.append("")
+        out.extend(f"- ❌ {_md(e)}" for e in cp.errors)
+        out.extend(f"- ⚠️ {_md(w)}" for w in cp.warnings)
+        out.append("")
+        out.append("</details>")
+        out.append("")
+    if plan.warnings:
+        out.append("**Warnings**")
+        out.append("")
+        out.extend(f"- ⚠️ {_md(w)}" for w in plan.warnings)
+        out.append("")
+    out.append(summary_line(plan))
+    return "\n".join(out) + "\n"
+
+
+def json_text(plan: Plan) -> str:
+    return planfile.dumps(plan)
+
+
+def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
+    if fmt == "markdown":
+        return markdown(plan)
+    if fmt == "json":
+        return json_text(plan)
+    return text(plan, color=color)

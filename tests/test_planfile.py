@@ -1,0 +1,93 @@
+import json
+
+import jsonschema
+import pytest
+from plan_builders import addition, config, customer, state, usage
+
+from reconciler import planfile
+from reconciler.errors import ReconcileError
+from reconciler.planner import plan
+from reconciler.resources import load_schema
+
+
+def _sample():
+    cfg = config(customer("zt-1"), customer("zt-2", company="GHOST"))
+    actual = state(addition(1, "ZT-OKTA-SSO", 40), addition(2, "MSP-HELPDESK", 3))
+    p = plan(cfg, usage({"zt-1": {"OKTA-SSO": 42, "OKTA-WF": 2, "OKTA-PAM": 1}}), actual)
+    return p, actual
+
+
+def test_json_round_trip_and_schema(tmp_path) -> None:
+    p, actual = _sample()
+    snap = planfile.snapshot(p, actual, {"ZT-OKTA-SSO", "ZT-OKTA-MFA", "ZT-OKTA-WF"})
+    text = planfile.dumps(p, snap)
+    data = json.loads(text)
+    jsonschema.Draft202012Validator(load_schema("plan.schema.json")).validate(data)
+    assert data["summary"] == {
+        "customers": 2,
+        "customers_with_changes": 1,
+        "customers_with_errors": 1,
+        "add": 1,
+        "update": 1,
+        "remove": 0,
+        "revenue_delta": "21.00",
+    }
+    f = tmp_path / "plan.json"
+    f.write_text(text)
+    loaded, loaded_state = planfile.load(f)
+    assert loaded == p and loaded_state == snap
+    assert planfile.dumps(loaded, loaded_state) == text  # byte-identical re-serialisation
+
+
+def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> None:
+    p, actual = _sample()
+    products = {"ZT-OKTA-SSO", "ZT-OKTA-MFA", "ZT-OKTA-WF"}
+    snap = planfile.snapshot(p, actual, products)
+    assert snap["agreements"] == {
+        "1001": {
+            "status": "Active",
+            "cancelled": False,
+            "end_date": None,
+            "bill_start_date": None,
+            "additions": {
+                "1": {"product": "ZT-OKTA-SSO", "quantity": 40, "cancelled_date": None}
+            },
+        }
+    }
+    other = state(addition(1, "ZT-OKTA-SSO", 40), addition(2, "MSP-HELPDESK", 99))
+    assert planfile.fingerprint(planfile.snapshot(p, other, products)) == planfile.fingerprint(snap)
+    moved = state(addition(1, "ZT-OKTA-SSO", 41))
+    moved_snap = planfile.snapshot(p, moved, products)
+    assert planfile.fingerprint(moved_snap) != planfile.fingerprint(snap)
+    assert planfile.describe_drift(snap, moved_snap) == [
+        "agreements > 1001 > additions > 1 > quantity: 40 -> 41"
+    ]
+    extra = state(addition(1, "ZT-OKTA-SSO", 40), addition(7, "ZT-OKTA-MFA", 2))
+    assert planfile.describe_drift(snap, planfile.snapshot(p, extra, products)) == [
+        "agreements > 1001 > additions > 7: appeared"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "plan.json:1:2: not a plan file (invalid JSON)"),
+        ('{"format": "x"}', "plan.json: not a valid plan file at"),
+        (b"\xff\xfe", "plan.json: not a plan file (invalid JSON)"),
+    ],
+)
+def test_bad_plan_files_are_one_clear_line(tmp_path, content, message) -> None:
+    f = tmp_path / "plan.json"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ReconcileError) as err:
+        planfile.load(f)
+    assert str(err.value).replace(str(tmp_path) + "/", "").startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_plan_without_state_is_refused(tmp_path) -> None:
+    p, _ = _sample()
+    f = tmp_path / "plan.json"
+    f.write_text(planfile.dumps(p))
+    with pytest.raises(ReconcileError, match="has no state snapshot"):
+        planfile.load(f)
