@@ -1,0 +1,450 @@
+"""The three e-mails: sync outcome, agreement ending, unmapped SKU in use.
+
+Each goes to administrators + billing as text with an HTML alternative. Mail is a side
+channel: no failure here ever raises into a sync; it comes back as an EmailOutcome the run
+log records ("not sent: <why>").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import ipaddress
+import os
+import smtplib
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from reconciler.errors import ReconcileError
+from reconciler.model import ApplyResult, Config, Period, PeriodKind, Plan, Settings, Usage
+from reconciler.runlog import outcome_of, redact, result_customers, totals_json
+from reconciler.runview import agreement_text, money, price, quantities
+
+TLS_MODES = {"starttls": 587, "ssl": 465, "none": 25}
+SMTP_TIMEOUT = 30.0
+NOT_CONFIGURED = "not sent: SMTP not configured"
+NO_EMAIL = "not sent: --no-email"
+NO_RECIPIENTS = "not sent: no recipients (notifications.administrators, billing)"
+SYNC, ENDING, UNMAPPED = "sync-outcome", "agreement-ending", "unmapped-sku"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    sender: str
+    tls: str = "starttls"  # starttls | ssl | none
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class EmailOutcome:
+    kind: str  # sync-outcome | agreement-ending | unmapped-sku
+    to: tuple[str, ...]
+    sent: bool
+    detail: str  # "sent" or "not sent: <why>"
+
+    @property
+    def failed(self) -> bool:
+        """Delivery was attempted and failed (not: switched off or nobody to tell)."""
+        return not self.sent and self.detail not in (NOT_CONFIGURED, NO_EMAIL, NO_RECIPIENTS)
+
+
+def smtp_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
+    """SMTP_* from the environment; None when SMTP_HOST is unset (mail is optional)."""
+    env = os.environ if environ is None else environ
+    host = env.get("SMTP_HOST", "").strip()
+    if not host:
+        return None
+    tls = env.get("SMTP_TLS", "").strip().lower() or "starttls"
+    if tls not in TLS_MODES:
+        raise ReconcileError(f"SMTP_TLS must be starttls, ssl or none, got {tls!r}")
+    if tls == "none" and not is_loopback(host):
+        raise ReconcileError(
+            f"SMTP_TLS=none would send mail and credentials in clear to {host}: "
+            "allowed only to a loopback host; use starttls or ssl"
+        )
+    raw_port = env.get("SMTP_PORT", "").strip()
+    try:
+        port = int(raw_port) if raw_port else TLS_MODES[tls]
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise ReconcileError(f"SMTP_PORT must be a port number 1..65535, got {raw_port!r}")
+    return SmtpSettings(
+        host=host,
+        port=port,
+        sender=env.get("SMTP_FROM", "").strip() or f"reconcile@{host}",
+        tls=tls,
+        username=env.get("SMTP_USERNAME", "").strip() or None,
+        password=env.get("SMTP_PASSWORD") or None,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+
+def _reason(exc: BaseException, smtp: SmtpSettings) -> str:
+    where = f"{smtp.host}:{smtp.port}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {where}"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"timed out talking to {where}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {smtp.host}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with {where} failed: {exc.reason or exc}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"{where} refused the SMTP login ({exc.smtp_code})"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return f"{where} refused every recipient: {', '.join(sorted(exc.recipients))}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+        return f"{where} answered {exc.smtp_code} {text}".strip()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _transmit(smtp: SmtpSettings, msg: EmailMessage) -> dict[str, Any]:
+    context = ssl.create_default_context()
+    client: smtplib.SMTP
+    if smtp.tls == "ssl":
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=SMTP_TIMEOUT, context=context)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=SMTP_TIMEOUT)
+    with client:
+        if smtp.tls == "starttls":
+            # Raises when the server does not offer STARTTLS: never fall back to clear text.
+            client.starttls(context=context)
+        if smtp.username:
+            client.login(smtp.username, smtp.password or "")
+        return dict(client.send_message(msg))
+
+
+def deliver(
+    kind: str,
+    recipients: Sequence[str],
+    subject: str,
+    text: str,
+    html_body: str,
+    *,
+    send: bool,
+    smtp: SmtpSettings | None,
+) -> EmailOutcome:
+    to = tuple(dict.fromkeys(recipients))
+
+    def outcome(sent: bool, detail: str) -> EmailOutcome:
+        return EmailOutcome(kind, to, sent, redact(detail))
+
+    if not send:
+        return outcome(False, NO_EMAIL)
+    if not to:
+        return outcome(False, NO_RECIPIENTS)
+    if smtp is None:
+        return outcome(False, NOT_CONFIGURED)
+    try:
+        msg = EmailMessage()
+        msg["Subject"] = redact(subject)
+        msg["From"] = smtp.sender
+        msg["To"] = ", ".join(to)
+        msg["Date"] = formatdate(localtime=False, usegmt=True)
+        # An explicit domain: make_msgid would otherwise do a (possibly slow) FQDN lookup.
+        msg["Message-ID"] = make_msgid(domain=smtp.sender.rpartition("@")[2] or "reconcile")
+        msg.set_content(redact(text))
+        msg.add_alternative(redact(html_body), subtype="html")
+        refused = _transmit(smtp, msg)
+    # Deliberately broad: mail is a side channel and must never fail the sync it reports on.
+    except Exception as exc:
+        return outcome(False, f"not sent: {_reason(exc, smtp)}")
+    if refused:
+        return outcome(True, f"sent (refused: {', '.join(sorted(refused))})")
+    return outcome(True, "sent")
+
+
+# --- rendering helpers ---------------------------------------------------------------------
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _html_doc(title: str, parts: Sequence[str]) -> str:
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>'
+        f"{_e(title)}</title></head>\n"
+        '<body style="font-family: sans-serif; font-size: 14px">\n'
+        f"{body}\n</body></html>\n"
+    )
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cell = 'style="border: 1px solid #ccc; padding: 2px 6px; text-align: left"'
+    head = "".join(f"<th {cell}>{_e(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td {cell}>{_e(c)}</td>" for c in row) + "</tr>\n" for row in rows
+    )
+    return f'<table style="border-collapse: collapse">\n<tr>{head}</tr>\n{body}</table>'
+
+
+def _text_table(rows: Sequence[Sequence[object]], indent: str = "  ") -> list[str]:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))] if cells else []
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+
+
+# --- sync outcome --------------------------------------------------------------------------
+
+
+def _sync_email(result: ApplyResult, run_id: str) -> tuple[str, str, str]:
+    customers = result_customers(result)
+    totals = totals_json(customers, None)
+    outcome, period = outcome_of(result), result.plan.period
+    failed = sum(1 for c in result.customers if not c.ok)
+    headline = {
+        "success": "Sync succeeded",
+        "partial": f"Sync failed for {failed} of {len(result.customers)} customers",
+        "failed": "Sync failed",
+    }[outcome]
+    subject = f"[reconcile] {headline}: {period}"
+    summary = [
+        f"{headline}: {period} (as of {period.as_of.isoformat()})",
+        f"Run: {run_id}",
+        "",
+        f"Customers: {totals['customers']}, {totals['customers_changed']} changed",
+        f"Quantities updated: {quantities(totals)}",
+        f"Revenue delta: {money(totals['revenue_delta'])} per month",
+        f"Errors: {totals['errors']}",
+    ]
+    updated = [
+        (c["name"], c["company"], agreement_text(c["agreement"]), ch["action"], ch["sku"],
+         f"{ch['before']} -> {ch['after']}", price(ch["unit_price"]),
+         money(ch["revenue_delta"]))
+        for c in customers for ch in c["changes"] if ch["ok"]
+    ]  # fmt: skip
+    errors = [(c["name"], e) for c in customers for e in c["errors"]]
+    errors += [
+        (c["name"], f"{ch['action']} {ch['sku']} {ch['before']} -> {ch['after']}: {ch['error']}")
+        for c in customers
+        for ch in c["changes"]
+        if ch["ok"] is False and ch["error"] not in c["errors"]
+    ]
+    header = (
+        "Customer",
+        "Company",
+        "Agreement",
+        "Action",
+        "SKU",
+        "Quantity",
+        "Unit price",
+        "Revenue delta",
+    )
+    text = [*summary, ""]
+    parts = [f"<p><strong>{_e(summary[0])}</strong><br>{_e(summary[1])}</p>"]
+    parts.append("<p>" + "<br>\n".join(_e(line) for line in summary[3:]) + "</p>")
+    if updated:
+        text += ["Quantities updated:", *_text_table([header, *updated]), ""]
+        parts += ["<h3>Quantities updated</h3>", _html_table(header, updated)]
+    else:
+        text += ["No quantities were updated.", ""]
+        parts.append("<p>No quantities were updated.</p>")
+    if errors:
+        text += ["Errors:", *(f"  {name}: {msg}" for name, msg in errors), ""]
+        parts += ["<h3>Errors</h3>", _html_table(("Customer", "Error"), errors)]
+    text.append(f"Details: runs/INDEX.md, `reconcile activity {run_id}`")
+    parts.append(f"<p>Details: runs/INDEX.md, <code>reconcile activity {_e(run_id)}</code></p>")
+    return subject, "\n".join(text) + "\n", _html_doc(subject, parts)
+
+
+# --- agreement ending ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndingAgreement:
+    agreement_id: int
+    agreement_name: str
+    company: str
+    end_date: dt.date
+    days_left: int
+    customers: tuple[str, ...]  # "Name (id)"
+
+
+def agreements_ending(plan: Plan, warning_days: int) -> list[EndingAgreement]:
+    """Every mapped agreement, changed or not, ending 0..warning_days days after the as-of
+    date (inclusive); one entry per agreement even when customers share it."""
+    found: dict[int, EndingAgreement] = {}
+    for cp in plan.customers:
+        end, agreement_id = cp.agreement_end_date, cp.agreement_id
+        if end is None or agreement_id is None:
+            continue
+        days = (end - plan.period.as_of).days
+        if not 0 <= days <= warning_days:
+            continue
+        who = f"{cp.name} ({cp.customer_id})"
+        prior = found.get(agreement_id)
+        found[agreement_id] = EndingAgreement(
+            agreement_id,
+            cp.agreement_name or f"#{agreement_id}",
+            cp.company,
+            end,
+            days,
+            (*prior.customers, who) if prior else (who,),
+        )
+    return sorted(found.values(), key=lambda a: (a.end_date, a.company, a.agreement_id))
+
+
+def _ending_email(
+    ending: Sequence[EndingAgreement], plan: Plan, warning_days: int, run_id: str
+) -> tuple[str, str, str]:
+    n = len(ending)
+    subject = (
+        f"[reconcile] {n} agreement{'s' if n != 1 else ''} "
+        f"end{'s' if n == 1 else ''} within {warning_days} days"
+    )
+    intro = (
+        f"These mapped ConnectWise agreements end within {warning_days} days of "
+        f"{plan.period.as_of.isoformat()}:"
+    )
+    advice = (
+        "Renew them in ConnectWise or map the customers to new agreements in "
+        "mappings/customers.yaml; an expired agreement stops the sync for its customers."
+    )
+    header = ("Agreement", "Company", "Customers", "Ends", "Days left")
+    rows = [
+        (f"{a.agreement_name} (#{a.agreement_id})", a.company, ", ".join(a.customers),
+         a.end_date.isoformat(), str(a.days_left))
+        for a in ending
+    ]  # fmt: skip
+    text = [intro, "", *_text_table([header, *rows]), "", advice, f"Run: {run_id}"]
+    parts = [
+        f"<p>{_e(intro)}</p>",
+        _html_table(header, rows),
+        f"<p>{_e(advice)}<br>Run: {_e(run_id)}</p>",
+    ]
+    return subject, "\n".join(text) + "\n", _html_doc(subject, parts)
+
+
+def notify_after_sync(
+    settings: Settings,
+    result: ApplyResult,
+    run_id: str,
+    *,
+    send: bool = True,
+    smtp: SmtpSettings | None,
+) -> list[EmailOutcome]:
+    """The sync-outcome e-mail, then the agreement-ending one when any agreement is ending."""
+    recipients = settings.notifications.recipients
+    outcomes = [deliver(SYNC, recipients, *_sync_email(result, run_id), send=send, smtp=smtp)]
+    days = settings.notifications.agreement_end_warning_days
+    ending = agreements_ending(result.plan, days)
+    if ending:
+        mail = _ending_email(ending, result.plan, days, run_id)
+        outcomes.append(deliver(ENDING, recipients, *mail, send=send, smtp=smtp))
+    return outcomes
+
+
+def notify_failure(
+    settings: Settings,
+    message: str,
+    period: Period | None,
+    run_id: str,
+    *,
+    send: bool = True,
+    smtp: SmtpSettings | None,
+) -> list[EmailOutcome]:
+    """The sync-outcome e-mail for an attempt that failed before producing a result."""
+    subject = "[reconcile] Sync failed" + (f": {period}" if period else "")
+    lines = [
+        "Sync failed" + (f": {period} (as of {period.as_of.isoformat()})" if period else ""),
+        f"Run: {run_id}",
+        "",
+        f"Error: {message}",
+        "",
+        "Nothing was applied by this attempt.",
+    ]
+    parts = [f"<p><strong>{_e(lines[0])}</strong><br>{_e(lines[1])}</p>"]
+    parts += [f"<p>Error: {_e(message)}</p>", f"<p>{_e(lines[5])}</p>"]
+    text = "\n".join(lines) + "\n"
+    mail = (subject, text, _html_doc(subject, parts))
+    return [deliver(SYNC, settings.notifications.recipients, *mail, send=send, smtp=smtp)]
+
+
+# --- unmapped SKUs -------------------------------------------------------------------------
+
+
+def unmapped_skus(config: Config, usage: Usage) -> list[tuple[str, str, str, int]]:
+    """(customer id, customer name, sku, users) for each mapped customer using a ZeroTek SKU
+    that has no mapping in skus.yaml, sorted by customer name, id and SKU."""
+    mapped = {s.sku for s in config.skus}
+    rows = [
+        (c.id, c.name, sku, users)
+        for c in config.customers
+        for sku, users in usage.users.get(c.id, {}).items()
+        if users > 0 and sku not in mapped
+    ]
+    return sorted(rows, key=lambda r: (r[1].casefold(), r[0], r[2]))
+
+
+_UNMAPPED_HEADER = ("Customer", "Customer id", "SKU", "Users")
+
+
+def unmapped_text(rows: Sequence[tuple[str, str, str, int]]) -> str:
+    table = [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
+    return "\n".join(_text_table([_UNMAPPED_HEADER, *table]))
+
+
+async def find_unmapped(
+    config: Config, as_of: dt.date | None = None
+) -> tuple[Period, list[tuple[str, str, str, int]]]:
+    """Current-period usage (one bulk fetch, not a request per customer) -> unmapped rows."""
+    from reconciler.periods import period_for
+    from reconciler.usage import fetch_usage
+
+    period = period_for(PeriodKind.CURRENT, config.settings, as_of)
+    return period, unmapped_skus(config, await fetch_usage(config, period))
+
+
+def send_unmapped(
+    settings: Settings,
+    rows: Sequence[tuple[str, str, str, int]],
+    *,
+    send: bool = True,
+    smtp: SmtpSettings | None,
+    period: Period | None = None,
+) -> EmailOutcome | None:
+    """The daily unmapped-SKU e-mail; None (nothing sent) once no customer uses one."""
+    if not rows:
+        return None
+    customers = len({r[0] for r in rows})
+    subject = (
+        f"[reconcile] Unmapped ZeroTek SKUs in use: {customers} "
+        f"customer{'s' if customers != 1 else ''}"
+    )
+    when = f" ({period})" if period else ""
+    intro = f"These synced customers use ZeroTek SKUs that have no ConnectWise mapping{when}:"
+    advice = (
+        "Their usage is not billed. Map each SKU in mappings/skus.yaml (or list it in the "
+        "customer's exclude_skus); this e-mail repeats daily until none remain."
+    )
+    table = [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
+    text = [intro, "", unmapped_text(rows), "", advice]
+    parts = [f"<p>{_e(intro)}</p>", _html_table(_UNMAPPED_HEADER, table), f"<p>{_e(advice)}</p>"]
+    mail = (subject, "\n".join(text) + "\n", _html_doc(subject, parts))
+    return deliver(UNMAPPED, settings.notifications.recipients, *mail, send=send, smtp=smtp)

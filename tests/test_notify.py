@@ -1,0 +1,372 @@
+"""The three e-mails, delivered to a real SMTP server on 127.0.0.1 (aiosmtpd)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from runlog_samples import (
+    ACME,
+    AS_OF,
+    BETA_ERROR,
+    DELTA,
+    PERIOD,
+    RECIPIENTS,
+    SETTINGS,
+    STARTED,
+    SmtpServer,
+    failed_result,
+    free_port,
+    partial_result,
+    plan,
+    run_smtp,
+    success_result,
+)
+
+from reconciler import notify, runlog
+from reconciler.errors import ReconcileError
+from reconciler.model import (
+    ApplyResult,
+    Config,
+    CustomerPlan,
+    CustomerResult,
+    Settings,
+    SkuMap,
+    Usage,
+)
+from reconciler.model import CustomerMap as CM
+
+PERIOD_TEXT = "last-billing-period 2026-10-16..2026-11-15"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    with run_smtp() as server:
+        yield server
+
+
+def smtp_for(server: SmtpServer, **extra: str) -> notify.SmtpSettings:
+    settings = notify.smtp_from_env(server.env(**extra))
+    assert settings is not None
+    return settings
+
+
+# --- SMTP settings from the environment ----------------------------------------------------
+
+
+def test_no_smtp_host_means_mail_is_off() -> None:
+    assert notify.smtp_from_env({}) is None
+    assert notify.smtp_from_env({"SMTP_HOST": "  ", "SMTP_PORT": "25"}) is None
+
+
+@pytest.mark.parametrize(("tls", "port"), [("starttls", 587), ("ssl", 465), ("", 587)])
+def test_default_ports_and_sender(tls: str, port: int) -> None:
+    s = notify.smtp_from_env({"SMTP_HOST": "smtp.msp.example", "SMTP_TLS": tls})
+    assert s is not None
+    assert (s.port, s.tls or "starttls", s.sender) == (port, tls or "starttls", s.sender)
+    assert s.sender == "reconcile@smtp.msp.example"
+
+
+def test_none_port_25_on_loopback_and_password_hidden() -> None:
+    env = {
+        "SMTP_HOST": "localhost",
+        "SMTP_TLS": "none",
+        "SMTP_USERNAME": "mailer",
+        "SMTP_PASSWORD": "hunter2-SENTINEL",
+        "SMTP_FROM": "billing-bot@msp.example",
+    }
+    s = notify.smtp_from_env(env)
+    assert s is not None and s.port == 25 and s.sender == "billing-bot@msp.example"
+    assert s.password == "hunter2-SENTINEL"
+    assert "hunter2" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SMTP_TLS": "none"}, "SMTP_TLS=none .* only to a loopback host"),
+        ({"SMTP_TLS": "tls"}, "SMTP_TLS must be starttls, ssl or none, got 'tls'"),
+        ({"SMTP_PORT": "smtp"}, "SMTP_PORT must be a port number 1..65535, got 'smtp'"),
+        ({"SMTP_PORT": "70000"}, "SMTP_PORT must be a port number"),
+    ],
+)
+def test_bad_smtp_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ReconcileError, match=message):
+        notify.smtp_from_env({"SMTP_HOST": "smtp.msp.example", **env})
+
+
+# --- sync outcome --------------------------------------------------------------------------
+
+
+def test_success_email(smtp_server: SmtpServer) -> None:
+    outcomes = notify.notify_after_sync(
+        SETTINGS, success_result(), "RUN-1", smtp=smtp_for(smtp_server)
+    )
+    assert [(o.kind, o.sent, o.detail) for o in outcomes] == [
+        ("sync-outcome", True, "sent"),
+        ("agreement-ending", True, "sent"),
+    ]
+    assert all(list(o.to) == RECIPIENTS for o in outcomes)
+    sync = smtp_server.sink.received[0]
+    assert sync.rcpt_tos == RECIPIENTS  # administrators + billing, billing@ only once
+    assert sync.mail_from == "reconcile@127.0.0.1"
+    assert sync.subject == f"[reconcile] Sync succeeded: {PERIOD_TEXT}"
+    text, html = sync.text, sync.html
+    for body in (text, html):
+        assert "RUN-1" in body
+        assert "Acme Corp" in body and "OKTA-SSO" in body and "OKTA-MFA" in body
+        assert "+21.00" in body  # revenue delta: 2 x 3.00 + 10 x 1.50
+        assert "+6.00" in body and "+15.00" in body
+        assert "net +12 users" in body
+    assert "40 -> 42" in text and "0 -> 10" in text
+    assert "40 -&gt; 42" in html and "0 -&gt; 10" in html
+    assert "Errors: 0" in text
+    assert "Delta Inc" not in text  # unchanged customers are not "updated"
+
+
+def test_partial_failure_email_lists_errors(smtp_server: SmtpServer) -> None:
+    notify.notify_after_sync(SETTINGS, partial_result(), "RUN-2", smtp=smtp_for(smtp_server))
+    sync = smtp_server.sink.received[0]
+    assert sync.subject == f"[reconcile] Sync failed for 2 of 4 customers: {PERIOD_TEXT}"
+    assert "Errors: 2" in sync.text
+    assert f"Beta | Ltd <b>: {BETA_ERROR}" in sync.text
+    assert "Gamma GmbH: company GAMMA not found in ConnectWise" in sync.text
+    assert "Beta | Ltd &lt;b&gt;" in sync.html and "Ltd <b>" not in sync.html
+    assert BETA_ERROR in sync.html
+    assert "40 -&gt; 42" in sync.html  # Acme's writes did happen and are reported
+
+
+def test_total_failure_email(smtp_server: SmtpServer) -> None:
+    notify.notify_after_sync(SETTINGS, failed_result(), "RUN-3", smtp=smtp_for(smtp_server))
+    sync = smtp_server.sink.received[0]
+    assert sync.subject == f"[reconcile] Sync failed: {PERIOD_TEXT}"
+    assert "No quantities were updated." in sync.text
+    assert BETA_ERROR in sync.text and BETA_ERROR in sync.html
+
+
+def test_failure_before_a_result(smtp_server: SmtpServer) -> None:
+    (outcome,) = notify.notify_failure(
+        SETTINGS, "plan is stale: config changed", PERIOD, "RUN-4", smtp=smtp_for(smtp_server)
+    )
+    assert outcome.sent
+    (mail,) = smtp_server.sink.received
+    assert mail.subject == f"[reconcile] Sync failed: {PERIOD_TEXT}"
+    assert mail.rcpt_tos == RECIPIENTS
+    for body in (mail.text, mail.html):
+        assert "plan is stale: config changed" in body and "RUN-4" in body
+
+
+# --- agreement ending ----------------------------------------------------------------------
+
+
+def ending_in(days: int | None, n: int = 1) -> CustomerPlan:
+    end = None if days is None else AS_OF + dt.timedelta(days=days)
+    return CustomerPlan(f"zt-9{n}", f"Customer {n}", f"CO{n}", 600 + n, f"Agreement {n}", end)
+
+
+@pytest.mark.parametrize(
+    ("days", "listed"), [(29, True), (30, True), (0, True), (31, False), (None, False), (-1, False)]
+)
+def test_agreement_ending_window(smtp_server: SmtpServer, days: int | None, listed: bool) -> None:
+    result = ApplyResult(plan(ending_in(days)), (), STARTED, STARTED)
+    outcomes = notify.notify_after_sync(SETTINGS, result, "RUN-5", smtp=smtp_for(smtp_server))
+    subjects = [m.subject for m in smtp_server.sink.received]
+    if listed:
+        assert [o.kind for o in outcomes] == ["sync-outcome", "agreement-ending"]
+        assert subjects[1] == "[reconcile] 1 agreement ends within 30 days"
+        mail = smtp_server.sink.received[1]
+        assert mail.rcpt_tos == RECIPIENTS
+        end = (AS_OF + dt.timedelta(days=days or 0)).isoformat()
+        for body in (mail.text, mail.html):
+            assert "Agreement 1 (#601)" in body and "Customer 1 (zt-91)" in body
+            assert end in body and "CO1" in body
+    else:
+        assert [o.kind for o in outcomes] == ["sync-outcome"]
+        assert len(subjects) == 1
+
+
+def test_one_ending_email_for_all_agreements(smtp_server: SmtpServer) -> None:
+    # Acme ends in 29 days (changed), Epsilon in 30 (unchanged), Delta never: one e-mail.
+    notify.notify_after_sync(SETTINGS, success_result(), "RUN-6", smtp=smtp_for(smtp_server))
+    ending = [m for m in smtp_server.sink.received if "within" in m.subject]
+    assert len(ending) == 1
+    mail = ending[0]
+    assert mail.subject == "[reconcile] 2 agreements end within 30 days"
+    lines = mail.text.splitlines()
+    acme = next(line for line in lines if "Okta licences (#501)" in line)
+    assert "2026-12-23" in acme and acme.rstrip().endswith("29")
+    epsilon = next(line for line in lines if "Epsilon 2026 (#505)" in line)
+    assert "2026-12-24" in epsilon and epsilon.rstrip().endswith("30")
+    assert "Delta" not in mail.text and "Delta" not in mail.html
+
+
+def test_shared_agreement_listed_once() -> None:
+    a, b = ending_in(10, 1), ending_in(10, 2)
+    b = CustomerPlan(
+        b.customer_id, b.name, a.company, a.agreement_id, a.agreement_name, a.agreement_end_date
+    )
+    (row,) = notify.agreements_ending(plan(a, b), 30)
+    assert row.customers == ("Customer 1 (zt-91)", "Customer 2 (zt-92)")
+
+
+# --- unmapped SKUs -------------------------------------------------------------------------
+
+CONFIG = Config(
+    config_dir=Path("."),
+    settings=SETTINGS,
+    skus=(SkuMap("OKTA-SSO", "CW-SSO"), SkuMap("OKTA-MFA", "CW-MFA")),
+    customers=(CM("zt-0002", "beta", "BETA", 2), CM("zt-0001", "Acme", "ACME", 1)),
+    digest="x",
+)
+
+
+def usage(users: dict[str, dict[str, int]]) -> Usage:
+    return Usage(PERIOD, users)
+
+
+def test_unmapped_skus_only_for_mapped_customers() -> None:
+    rows = notify.unmapped_skus(
+        CONFIG,
+        usage(
+            {
+                "zt-0001": {"OKTA-SSO": 4, "OKTA-NEW": 3, "OKTA-PAM": 0},
+                "zt-0002": {"OKTA-LCM": 7},
+                "zt-0404": {"OKTA-NEW": 9},  # not mapped: the plan warns, this e-mail does not
+            }
+        ),
+    )
+    assert rows == [("zt-0001", "Acme", "OKTA-NEW", 3), ("zt-0002", "beta", "OKTA-LCM", 7)]
+    assert notify.unmapped_skus(CONFIG, usage({"zt-0001": {"OKTA-SSO": 4}})) == []
+
+
+def test_unmapped_email_present_then_resolved(smtp_server: SmtpServer) -> None:
+    smtp = smtp_for(smtp_server)
+    rows = [("zt-0001", "Acme", "OKTA-NEW", 3), ("zt-0002", "beta & co", "OKTA-LCM", 7)]
+    outcome = notify.send_unmapped(SETTINGS, rows, smtp=smtp, period=PERIOD)
+    assert outcome is not None and outcome.sent and outcome.kind == "unmapped-sku"
+    (mail,) = smtp_server.sink.received
+    assert mail.rcpt_tos == RECIPIENTS
+    assert mail.subject == "[reconcile] Unmapped ZeroTek SKUs in use: 2 customers"
+    acme = next(line for line in mail.text.splitlines() if "OKTA-NEW" in line)
+    assert acme.split() == ["Acme", "zt-0001", "OKTA-NEW", "3"]
+    assert "OKTA-LCM" in mail.text and "beta & co" in mail.text
+    assert "<td" in mail.html and ">OKTA-LCM<" in mail.html and ">7<" in mail.html
+    assert "beta &amp; co" in mail.html
+    # Resolved: no rows, no e-mail.
+    assert notify.send_unmapped(SETTINGS, [], smtp=smtp) is None
+    assert len(smtp_server.sink.received) == 1
+
+
+# --- delivery failures ---------------------------------------------------------------------
+
+
+def test_connection_refused_does_not_raise() -> None:
+    env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_TLS": "none"}
+    outcomes = notify.notify_after_sync(
+        SETTINGS, success_result(), "RUN-7", smtp=notify.smtp_from_env(env)
+    )
+    assert [o.sent for o in outcomes] == [False, False]
+    assert outcomes[0].detail.startswith("not sent: connection refused by 127.0.0.1:")
+
+
+def test_not_configured_and_no_email(smtp_server: SmtpServer) -> None:
+    (a, _) = notify.notify_after_sync(SETTINGS, success_result(), "R", smtp=None)
+    assert (a.sent, a.detail) == (False, "not sent: SMTP not configured")
+    (b, _) = notify.notify_after_sync(
+        SETTINGS, success_result(), "R", send=False, smtp=smtp_for(smtp_server)
+    )
+    assert (b.sent, b.detail) == (False, "not sent: --no-email")
+    nobody = Settings()
+    (c,) = notify.notify_failure(nobody, "x", None, "R", smtp=smtp_for(smtp_server))
+    assert not c.sent and "no recipients" in c.detail
+    assert smtp_server.sink.received == []
+
+
+def test_starttls_is_required_when_asked(smtp_server: SmtpServer) -> None:
+    # This server offers no STARTTLS: the mail must not go out in clear instead.
+    smtp = notify.smtp_from_env(smtp_server.env(SMTP_TLS="starttls"))
+    (outcome, _) = notify.notify_after_sync(SETTINGS, success_result(), "R", smtp=smtp)
+    assert not outcome.sent and "STARTTLS" in outcome.detail
+    assert smtp_server.sink.received == []
+
+
+def test_ssl_against_a_plain_server_fails_cleanly(smtp_server: SmtpServer) -> None:
+    smtp = notify.smtp_from_env(smtp_server.env(SMTP_TLS="ssl"))
+    (outcome,) = notify.notify_failure(SETTINGS, "x", PERIOD, "R", smtp=smtp)
+    assert not outcome.sent and outcome.detail.startswith("not sent: ")
+
+
+def _authenticator(password: bytes) -> Any:
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.password == password
+        return AuthResult(success=ok, handled=False)
+
+    return check
+
+
+def test_login_and_refused_login() -> None:
+    kwargs = {"authenticator": _authenticator(b"right-pw"), "auth_require_tls": False}
+    with run_smtp(**kwargs) as server:
+        good = smtp_for(server, SMTP_USERNAME="mailer", SMTP_PASSWORD="right-pw")
+        (sent,) = notify.notify_failure(SETTINGS, "x", PERIOD, "R", smtp=good)
+        bad = smtp_for(server, SMTP_USERNAME="mailer", SMTP_PASSWORD="wrong-pw")
+        (refused,) = notify.notify_failure(SETTINGS, "x", PERIOD, "R", smtp=bad)
+        assert sent.sent and len(server.sink.received) == 1
+        assert not refused.sent and "refused the SMTP login (535)" in refused.detail
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+SENTINELS = {
+    "CW_PRIVATE_KEY": "SENTINEL-cw-private-7f3a",
+    "SMTP_PASSWORD": "SENTINEL-smtp-pass-91b2",
+    "ZEROTEK_API_TOKEN": "SENTINEL-zt-token-44c0",
+}
+
+
+def test_secrets_never_reach_run_files_or_emails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SENTINELS.items():
+        monkeypatch.setenv(name, value)
+    kwargs = {"authenticator": _authenticator(SENTINELS["SMTP_PASSWORD"].encode()),
+              "auth_require_tls": False}  # fmt: skip
+    with run_smtp(**kwargs) as server:
+        monkeypatch.setenv("SMTP_HOST", server.host)
+        monkeypatch.setenv("SMTP_PORT", str(server.port))
+        monkeypatch.setenv("SMTP_TLS", "none")
+        monkeypatch.setenv("SMTP_USERNAME", "mailer")
+        smtp = notify.smtp_from_env()
+        # An upstream error that echoes a credential (the worst case the scrubber exists for).
+        leaky = f"401 Unauthorized for key {SENTINELS['CW_PRIVATE_KEY']}"
+        base = partial_result()
+        beta = base.customers[1]
+        customers = (*base.customers[:1], CustomerResult(beta.plan, beta.results, (leaky,)),
+                     *base.customers[2:])  # fmt: skip
+        result = ApplyResult(base.plan, customers, base.started, base.finished)
+        handle = runlog.start_run(tmp_path, result.plan, trigger="manual", started=STARTED)
+        emails = notify.notify_after_sync(SETTINGS, result, handle.run_id, smtp=smtp)
+        handle.finish(result, emails=emails)
+        failed = runlog.start_run(
+            tmp_path, result.plan, trigger="manual", started=STARTED + dt.timedelta(hours=1)
+        )
+        failed.fail(leaky, emails=notify.notify_failure(SETTINGS, leaky, PERIOD, "R", smtp=smtp))
+        received = list(server.sink.received)
+
+    assert [o.sent for o in emails] == [True, True] and len(received) == 3
+    assert any("[CW_PRIVATE_KEY redacted]" in m.text for m in received)
+    files = sorted(p for p in (tmp_path / "runs").rglob("*") if p.is_file())
+    assert len(files) == 5  # 2 runs x (json + md) + INDEX.md
+    blobs = [p.read_bytes() for p in files] + [m.raw for m in received]
+    for value in SENTINELS.values():
+        assert not any(value.encode() in blob for blob in blobs), value
+    record = json.loads(handle.path.read_text())
+    assert Decimal(record["totals"]["revenue_delta"]) == Decimal("21.00")
+    assert record["emails"][0]["detail"] == "sent"
+    assert ACME.name in handle.md_path.read_text() and DELTA.customer_id in handle.path.read_text()

@@ -1,0 +1,363 @@
+"""runs/: run records, their Markdown twins, INDEX.md, atomic writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from markdown_it import MarkdownIt
+from runlog_samples import (
+    ACME,
+    ACME_ADD,
+    ACME_UPDATE,
+    BETA_ERROR,
+    FINISHED,
+    PERIOD,
+    STARTED,
+    failed_result,
+    partial_result,
+    plan,
+    success_result,
+)
+
+from reconciler import runlog
+from reconciler.errors import ReconcileError
+from reconciler.notify import EmailOutcome
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/run.schema.json").read_text())
+VALIDATOR = Draft202012Validator(SCHEMA)
+RUN_ID = "20261124T101500Z-manual"
+
+
+def run_files(config_dir: Path) -> list[Path]:
+    return sorted((config_dir / "runs").rglob("*.json"))
+
+
+def validate_all(config_dir: Path) -> list[dict[str, object]]:
+    runs = []
+    for path in run_files(config_dir):
+        record = json.loads(path.read_text())
+        errors = [e.message for e in VALIDATOR.iter_errors(record)]
+        assert errors == [], f"{path}: {errors}"
+        runs.append(record)
+    return runs
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("explicit", "event", "expected"),
+    [
+        (None, "schedule", "scheduled"),
+        (None, "workflow_dispatch", "manual"),
+        (None, None, "manual"),
+        ("manual", "schedule", "manual"),
+        ("scheduled", None, "scheduled"),
+    ],
+)
+def test_detect_trigger(explicit: str | None, event: str | None, expected: str) -> None:
+    env = {"GITHUB_EVENT_NAME": event} if event else {}
+    assert runlog.detect_trigger(explicit, env) == expected
+
+
+def test_detect_trigger_rejects_unknown() -> None:
+    with pytest.raises(ReconcileError, match="--trigger must be one of scheduled, manual"):
+        runlog.detect_trigger("cron", {})
+
+
+def test_start_run_records_incomplete_before_anything_is_applied(tmp_path: Path) -> None:
+    result = success_result()
+    handle = runlog.start_run(tmp_path, result.plan, trigger="manual", started=STARTED)
+
+    assert handle.run_id == RUN_ID
+    assert handle.path == tmp_path / "runs/2026/11" / f"{RUN_ID}.json"
+    (record,) = validate_all(tmp_path)
+    assert record["outcome"] == "incomplete"
+    assert record["finished"] is None
+    assert record["started"] == "2026-11-24T10:15:00Z"
+    changes = record["customers"][0]["changes"]
+    assert [(c["sku"], c["before"], c["after"], c["ok"]) for c in changes] == [
+        ("OKTA-SSO", 40, 42, None),
+        ("OKTA-MFA", 0, 10, None),
+    ]
+    assert record["totals"]["adds"] == 0  # nothing is known to be written yet
+    assert "incomplete" in handle.md_path.read_text()
+    index = (tmp_path / "runs/INDEX.md").read_text()
+    assert "| **incomplete** | ? | ? | ? |" in index
+
+
+def test_finish_success_record(tmp_path: Path) -> None:
+    result = success_result()
+    handle = runlog.start_run(tmp_path, result.plan, trigger="scheduled", started=STARTED)
+    mails = [EmailOutcome("sync-outcome", ("ops@msp.example",), False, "not sent: --no-email")]
+    path = handle.finish(result, emails=mails)
+
+    (record,) = validate_all(tmp_path)
+    assert path.name == "20261124T101500Z-scheduled.json"
+    assert record["outcome"] == "success"
+    assert record["trigger"] == "scheduled"
+    assert record["finished"] == FINISHED.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert record["period"] == {
+        "kind": "last-billing-period",
+        "start": "2026-10-16",
+        "end": "2026-11-15",
+        "as_of": "2026-11-24",
+    }
+    expected_revenue = ACME_UPDATE.revenue_delta + ACME_ADD.revenue_delta  # 6.00 + 15.00
+    assert record["totals"] == {
+        "customers": 3,
+        "customers_changed": 1,
+        "adds": 1,
+        "updates": 1,
+        "removes": 0,
+        "quantity_delta": 12,
+        "revenue_delta": str(expected_revenue),
+        "errors": 0,
+    }
+    acme = record["customers"][0]
+    assert acme["agreement"] == {"id": 501, "name": "Okta licences", "end_date": "2026-12-23"}
+    assert acme["verified"] is True
+    assert acme["changes"][0] == {
+        "action": "update",
+        "sku": "OKTA-SSO",
+        "product": "CW-OKTA-SSO",
+        "before": 40,
+        "after": 42,
+        "unit_price": "3.00",
+        "revenue_delta": "6.00",
+        "ok": True,
+        "error": None,
+        "note": None,
+    }
+    assert record["customers"][1]["agreement"]["end_date"] is None
+    assert record["warnings"] == ["ZeroTek customer zt-0099 has usage but no mapping"]
+    assert record["emails"] == [
+        {"kind": "sync-outcome", "to": ["ops@msp.example"], "sent": False,
+         "detail": "not sent: --no-email"}
+    ]  # fmt: skip
+    md = handle.md_path.read_text()
+    assert "OKTA-MFA" in md and "0 → 10" in md and "+15.00" in md and "+21.00" in md
+    assert "not sent: --no-email" in md
+
+
+def test_finish_partial_and_failed_outcomes(tmp_path: Path) -> None:
+    h1 = runlog.start_run(tmp_path, partial_result().plan, trigger="manual", started=STARTED)
+    h1.finish(partial_result())
+    later = STARTED + dt.timedelta(hours=1)
+    h2 = runlog.start_run(tmp_path, failed_result().plan, trigger="manual", started=later)
+    h2.finish(failed_result())
+
+    partial, failed = validate_all(tmp_path)
+    assert partial["outcome"] == "partial"
+    beta = partial["customers"][1]
+    assert beta["changes"][0]["ok"] is False
+    assert beta["changes"][0]["error"] == BETA_ERROR
+    assert beta["errors"] == [BETA_ERROR]
+    gamma = partial["customers"][2]
+    assert gamma["agreement"] == {"id": None, "name": None, "end_date": None}
+    assert gamma["errors"] == ["company GAMMA not found in ConnectWise"]
+    # Beta's error is counted once although it is both a customer and a change error.
+    assert partial["totals"]["errors"] == 2
+    assert partial["totals"]["removes"] == 0  # the failed remove was not written
+    assert failed["outcome"] == "failed"
+    md = h1.md_path.read_text()
+    assert "FAILED: ConnectWise 400" in md
+    assert "Beta \\| Ltd &lt;b&gt;" in md  # neither breaks the table nor injects HTML
+
+
+def test_fail_records_run_level_error(tmp_path: Path) -> None:
+    handle = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    handle.fail("plan is stale: agreement 501 additions changed since it was made")
+    (record,) = validate_all(tmp_path)
+    assert record["outcome"] == "failed"
+    assert record["error"].startswith("plan is stale")
+    assert record["totals"]["errors"] == 1
+    assert [c["ok"] for c in record["customers"][0]["changes"]] == [None, None]
+    assert "not applied" in handle.md_path.read_text()
+
+
+def test_attempt_without_plan(tmp_path: Path) -> None:
+    handle = runlog.start_run(tmp_path, None, trigger="manual", started=STARTED, period=PERIOD)
+    handle.fail("ConnectWise unreachable: connection refused")
+    (record,) = validate_all(tmp_path)
+    assert record["customers"] == [] and record["outcome"] == "failed"
+    with pytest.raises(ValueError, match="plan or a period"):
+        runlog.start_run(tmp_path, None, trigger="manual", started=STARTED)
+
+
+def test_two_runs_in_one_second_get_distinct_ids(tmp_path: Path) -> None:
+    ids = [
+        runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED).run_id
+        for _ in range(3)
+    ]
+    assert ids == [RUN_ID, f"{RUN_ID}-2", f"{RUN_ID}-3"]
+    assert [s.run_id for s in runlog.list_runs(tmp_path)] == list(reversed(ids))
+    validate_all(tmp_path)
+
+
+def test_naive_and_offset_datetimes_are_recorded_in_utc(tmp_path: Path) -> None:
+    tz = dt.timezone(dt.timedelta(hours=11))
+    h = runlog.start_run(
+        tmp_path, plan(ACME), trigger="manual", started=dt.datetime(2026, 12, 1, 9, 0, tzinfo=tz)
+    )
+    assert h.run_id == "20261130T220000Z-manual"
+    assert h.path.parent == tmp_path / "runs/2026/11"
+
+
+def test_index_is_newest_first_and_renders_as_a_table(tmp_path: Path) -> None:
+    stamps = [STARTED + dt.timedelta(days=d) for d in (0, 31, 3)]
+    results = (success_result(), partial_result(), failed_result())
+    for stamp, result in zip(stamps, results, strict=True):
+        runlog.start_run(tmp_path, result.plan, trigger="manual", started=stamp).finish(result)
+
+    summaries = runlog.list_runs(tmp_path)
+    assert [s.started for s in summaries] == [
+        "2026-12-25T10:15:00Z",
+        "2026-11-27T10:15:00Z",
+        "2026-11-24T10:15:00Z",
+    ]
+    assert [s.outcome for s in summaries] == ["partial", "failed", "success"]
+    assert summaries[2].quantities_updated == 2
+    assert Decimal(summaries[2].revenue_delta) == Decimal("21.00")
+    assert [s.run_id for s in runlog.list_runs(tmp_path, limit=1)] == [summaries[0].run_id]
+
+    index = (tmp_path / "runs/INDEX.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(index)
+    assert html.count("<table>") == 1
+    assert html.count("<tr>") == 1 + 3
+    header = html.split("</thead>")[0]
+    for column in ("When (UTC)", "Trigger", "Period", "Outcome", "Customers changed",
+                   "Quantities updated", "Revenue delta", "Errors", "Run"):  # fmt: skip
+        assert f">{column}</th>" in header
+    for s in summaries:  # every link resolves to the run's Markdown twin
+        href = f'href="{s.md_link}"'
+        assert href in html
+        assert (tmp_path / "runs" / s.md_link).is_file()
+    rows = html.split("<tbody>")[1].split("</tr>")
+    assert "2026-12-25 10:15:00" in rows[0] and "+21.00" in rows[2]
+
+
+def test_index_never_disagrees_with_the_run_files(tmp_path: Path) -> None:
+    a = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    b = runlog.start_run(
+        tmp_path, plan(ACME), trigger="manual", started=STARTED + dt.timedelta(days=1)
+    )
+    b.path.unlink()  # e.g. removed in git
+    runlog.rebuild_index(tmp_path)
+    index = (tmp_path / "runs/INDEX.md").read_text()
+    assert a.run_id in index and b.run_id not in index
+    (a.path.parent / "20261130T000000Z-manual.json").write_text("{not json")
+    runlog.rebuild_index(tmp_path)
+    assert "unreadable" in (tmp_path / "runs/INDEX.md").read_text()
+
+
+def test_empty_index(tmp_path: Path) -> None:
+    runlog.rebuild_index(tmp_path)
+    assert "No runs yet." in (tmp_path / "runs/INDEX.md").read_text()
+    assert runlog.list_runs(tmp_path) == []
+
+
+def test_load_run_by_id_and_prefix(tmp_path: Path) -> None:
+    h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    assert runlog.load_run(tmp_path, h.run_id)["run_id"] == h.run_id
+    assert runlog.load_run(tmp_path, "20261124T10")["run_id"] == h.run_id
+    with pytest.raises(ReconcileError, match="no run 'nope'"):
+        runlog.load_run(tmp_path, "nope")
+    runlog.start_run(tmp_path, plan(ACME), trigger="scheduled", started=STARTED)
+    with pytest.raises(ReconcileError, match="ambiguous"):
+        runlog.load_run(tmp_path, "20261124T10")
+
+
+def test_invalid_record_is_refused_before_writing(tmp_path: Path) -> None:
+    h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    before = h.path.read_text()
+    h.record["outcome"] = "mostly fine"
+    with pytest.raises(ReconcileError, match="run record invalid at outcome"):
+        h._write()
+    assert h.path.read_text() == before
+
+
+def test_secret_values_are_scrubbed_from_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CW_PRIVATE_KEY", "SENTINEL-private-key-0042")
+    h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    h.fail("401 from https://x/?key=SENTINEL-private-key-0042")
+    text = h.path.read_text() + h.md_path.read_text()
+    assert "SENTINEL-private-key-0042" not in text
+    assert "[CW_PRIVATE_KEY redacted]" in text
+
+
+# --- atomic writes -------------------------------------------------------------------------
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from reconciler.runlog import atomic_write
+
+def chunks():
+    yield "partial " * 1000
+    Path(sys.argv[2]).write_text("writing")
+    while True:  # a huge file: the parent kills us long before the end
+        yield "x" * 65536
+        time.sleep(0.001)
+
+atomic_write(Path(sys.argv[1]), chunks())
+"""
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_kill_mid_write_leaves_no_partial_file(tmp_path: Path, existing: bool) -> None:
+    target = tmp_path / "runs/2026/11" / f"{RUN_ID}.json"
+    target.parent.mkdir(parents=True)
+    if existing:
+        target.write_text('{"old": true}\n')
+    marker = tmp_path / "marker"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(target), str(marker)])
+    try:
+        deadline = time.monotonic() + 20
+        while not marker.exists():
+            assert child.poll() is None, "writer exited early"
+            assert time.monotonic() < deadline, "writer never started"
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    temps = list(target.parent.glob(".*.tmp"))
+    assert len(temps) == 1 and temps[0].stat().st_size > 0  # it was mid-write
+    if existing:
+        assert target.read_text() == '{"old": true}\n'
+    else:
+        assert not target.exists()
+    # A later run sweeps the stale temp file so it is never committed with runs/.
+    runlog.rebuild_index(tmp_path)
+    assert temps[0].exists()  # too fresh: might belong to a live writer
+    old = time.time() - 3600
+    os.utime(temps[0], (old, old))
+    runlog.rebuild_index(tmp_path)
+    assert not temps[0].exists()
+
+
+def test_atomic_write_cleans_up_after_an_exception(tmp_path: Path) -> None:
+    target = tmp_path / "f.json"
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield "a"
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        runlog.atomic_write(target, chunks())
+    assert list(tmp_path.iterdir()) == []
