@@ -51,7 +51,8 @@ def run_demo(keep_dir: Path | None = None) -> int:
         else:
             root = keep_dir
             if (root / "mappings").exists():
-                typer.echo(f"error: {root / 'mappings'} already exists; pick another --dir", err=True)
+                existing = root / "mappings"
+                typer.echo(f"error: {existing} already exists; pick another --dir", err=True)
                 return 1
         shutil.copytree(example_dir(), root / "mappings")
         sandbox = stack.enter_context(Sandbox(default_fixture()))
@@ -69,8 +70,15 @@ def run_demo(keep_dir: Path | None = None) -> int:
         cli_sync.run_plan(root, None, last, DEMO_AS_OF, None, cli_sync.Format.TEXT, False)
         _step("2. reconcile apply --yes  (write, verify, record the run)")
         code = cli_sync.run_apply(
-            root, None, None, last, DEMO_AS_OF,
-            yes=True, force=False, no_email=False, trigger="manual",
+            root,
+            None,
+            None,
+            last,
+            DEMO_AS_OF,
+            yes=True,
+            force=False,
+            no_email=False,
+            trigger="manual",
         )
         writes = sandbox.stats.writes
         _step("3. reconcile plan  (again: converged, nothing to do)")

@@ -49,9 +49,7 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
             "cancelled": False,
             "end_date": None,
             "bill_start_date": None,
-            "additions": {
-                "1": {"product": "ZT-OKTA-SSO", "quantity": 40, "cancelled_date": None}
-            },
+            "additions": {"1": {"product": "ZT-OKTA-SSO", "quantity": 40, "cancelled_date": None}},
         }
     }
     other = state(addition(1, "ZT-OKTA-SSO", 40), addition(2, "MSP-HELPDESK", 99))

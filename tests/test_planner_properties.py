@@ -49,7 +49,8 @@ def _world(raw_additions):
         )
         for i, (agreement, product, qty, cancelled) in enumerate(raw_additions)
     )
-    agreements = tuple(Agreement(AGREEMENT_OF[c], c, 250, "Active") for c in CUSTOMERS) + (
+    agreements = (
+        *(Agreement(AGREEMENT_OF[c], c, 250, "Active") for c in CUSTOMERS),
         Agreement(2000, "other", 251, "Active"),
     )
     companies = (Company(250, "ACME", "Acme"), Company(251, "OTHER", "Other"))

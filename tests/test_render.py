@@ -15,9 +15,14 @@ def test_text_is_terraform_like_and_plain_without_a_tty() -> None:
     out = render.text(_plan())
     assert "\x1b[" not in out
     lines = out.splitlines()
-    assert "  + add ZT-OKTA-WF (OKTA-WF) quantity 2, effective 2026-11-24  [+13.00/month @ 6.50]" in lines
+    assert (
+        "  + add ZT-OKTA-WF (OKTA-WF) quantity 2, effective 2026-11-24  [+13.00/month @ 6.50]"
+        in lines
+    )
     assert "  ~ update ZT-OKTA-SSO (OKTA-SSO) #1 quantity 40 → 42  [+8.00/month @ 4.00]" in lines
-    assert "  - remove ZT-OKTA-MFA (OKTA-MFA) #2 quantity 5 (cancel)  [-15.00/month @ 3.00]" in lines
+    assert (
+        "  - remove ZT-OKTA-MFA (OKTA-MFA) #2 quantity 5 (cancel)  [-15.00/month @ 3.00]" in lines
+    )
     assert "  ! error: ConnectWise company 'GHOST' not found (customer left untouched)" in lines
     assert lines[-1] == (
         "Plan: 1 to add, 1 to update, 1 to remove across 1 of 2 customers; "

@@ -1,0 +1,231 @@
+"""plan and apply end to end: the CLI against the sandbox on 127.0.0.1 (no mocks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import set_setting
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.resources import load_schema
+from reconciler.sandbox import Sandbox
+
+AS_OF = ["--as-of", "2026-11-24"]
+
+
+def run(config_dir: Path, *args: str, input: str | None = None):
+    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args], input=input)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def active(sb: Sandbox, agreement: int) -> dict[str, list[int]]:
+    """product identifier -> quantities of active additions (as of 2026-11-24)."""
+    out: dict[str, list[int]] = {}
+    for a in sb.additions(agreement):
+        cancelled = a.get("cancelledDate")
+        if cancelled is None or cancelled[:10] > "2026-11-24":
+            out.setdefault(a["product"]["identifier"], []).append(int(a["quantity"]))
+    return out
+
+
+EXPECTED = {  # last billing period 2026-10-16..2026-11-15 (DESIGN example data)
+    1001: {"ZT-OKTA-SSO": [42], "ZT-OKTA-MFA": [42], "MSP-HELPDESK": [42]},
+    1002: {"ZT-OKTA-SSO": [12]},
+    1003: {"ZT-OKTA-SSO": [18], "ZT-OKTA-MFA": [18], "ZT-OKTA-LCM": [6]},
+    1004: {"ZT-OKTA-SSO": [27]},
+    1005: {"ZT-OKTA-SSO": [60], "ZT-OKTA-UD": [60], "ZT-OKTA-MFA": [15]},
+    1006: {"ZT-OKTA-SSO": [9], "ZT-OKTA-WF": [2]},
+    1007: {"ZT-OKTA-WF": [4], "ZT-OKTA-SSO": [4]},
+}
+
+
+def _sorted(d: dict[str, list[int]]) -> dict[str, list[int]]:
+    return {k: sorted(v) for k, v in sorted(d.items())}
+
+
+def test_plan_is_read_only_then_apply_converges_and_reapply_is_a_noop(sandbox, config_dir):
+    untouched_before = {a: sandbox.additions(a) for a in (1001, 1005)}
+    plan = run(config_dir, "plan", *AS_OF, "--detailed-exitcode")
+    assert plan.exit_code == 2
+    assert "Plan: 7 to add, 3 to update, 1 to remove across 7 of 7 customers" in plan.output
+    assert sandbox.stats.writes == 0
+
+    applied = run(config_dir, "apply", "--yes", *AS_OF)
+    assert applied.exit_code == 0, applied.output
+    assert sandbox.stats.writes == 11
+    for agreement, want in EXPECTED.items():
+        assert _sorted(active(sandbox, agreement)) == _sorted(want), agreement
+
+    # not ours: the unmapped product and the excluded SKU are byte-identical
+    for agreement, before in untouched_before.items():
+        after = {a["id"]: a for a in sandbox.additions(agreement)}
+        for a in before:
+            if a["product"]["identifier"] in ("MSP-HELPDESK", "ZT-OKTA-UD"):
+                assert after[a["id"]] == a
+    # the removal is a cancel dated the as-of day; adds carry the as-of date or billStartDate
+    ud = next(a for a in sandbox.additions(1002) if a["product"]["identifier"] == "ZT-OKTA-UD")
+    assert ud["cancelledDate"] == "2026-11-24T00:00:00Z" and ud["quantity"] == 7
+    adds_1003 = [a for a in sandbox.additions(1003)]
+    assert {a["effectiveDate"] for a in adds_1003} == {"2026-11-24T00:00:00Z"}
+    assert {a["effectiveDate"] for a in sandbox.additions(1006)} == {"2026-12-01T00:00:00Z"}
+    assert {a["billCustomer"] for a in adds_1003} == {"Billable"}
+
+    again = run(config_dir, "plan", *AS_OF, "--detailed-exitcode")
+    assert again.exit_code == 0 and "No changes." in again.output
+    writes = sandbox.stats.writes
+    reapply = run(config_dir, "apply", "--yes", *AS_OF)
+    assert reapply.exit_code == 0 and sandbox.stats.writes == writes
+
+
+@pytest.mark.parametrize("mode", ["zero", "delete"])
+def test_removal_modes(sandbox, config_dir, mode):
+    set_setting(config_dir, "removal", mode)
+    assert run(config_dir, "apply", "--yes", *AS_OF).exit_code == 0
+    ud = [a for a in sandbox.additions(1002) if a["product"]["identifier"] == "ZT-OKTA-UD"]
+    if mode == "zero":
+        assert [(a["quantity"], a["cancelledDate"]) for a in ud] == [(0, None)]
+    else:
+        assert ud == []
+    assert run(config_dir, "plan", *AS_OF, "--detailed-exitcode").exit_code == 0
+
+
+def test_add_missing_false_is_update_only(sandbox, config_dir):
+    set_setting(config_dir, "add_missing", "false")
+    result = run(config_dir, "apply", "--yes", *AS_OF)
+    assert result.exit_code == 0
+    assert sandbox.additions(1003) == []  # nothing created
+    assert "but no ZT-OKTA-SSO addition, and add_missing is false" in result.output
+    assert _sorted(active(sandbox, 1001)) == _sorted(EXPECTED[1001])  # updates still happen
+
+
+def test_per_customer_errors_leave_only_those_customers_untouched(sandbox, config_dir):
+    sandbox.update_agreement(1003, agreementStatus="Cancelled", cancelledFlag=True)
+    sandbox.add_addition(1004, "ZT-OKTA-SSO", 25)  # now two active SSO additions: ambiguous
+    before = {a: sandbox.additions(a) for a in (1003, 1004)}
+    result = run(config_dir, "apply", "--yes", *AS_OF)
+    assert result.exit_code == 1
+    assert "agreement 1003 ('Big Quote - Identity') is cancelled" in result.output
+    assert "2 active additions of ZT-OKTA-SSO on agreement 1004" in result.output
+    assert {a: sandbox.additions(a) for a in (1003, 1004)} == before
+    for agreement in (1001, 1002, 1005, 1006, 1007):
+        assert _sorted(active(sandbox, agreement)) == _sorted(EXPECTED[agreement])
+
+
+def test_inactive_catalog_product_errors_only_where_needed(sandbox, config_dir):
+    sandbox.update_catalog_item("ZT-OKTA-LCM", inactiveFlag=True)  # only zt-0003 adds LCM
+    result = run(config_dir, "plan", *AS_OF)
+    assert result.exit_code == 1
+    assert "catalog product 'ZT-OKTA-LCM' (SKU OKTA-LCM) is inactive" in result.output
+    assert "Plan: 4 to add, 3 to update, 1 to remove across 6 of 7 customers" in result.output
+
+
+def test_customer_option_touches_only_that_customer(sandbox, config_dir):
+    others = {a: sandbox.additions(a) for a in EXPECTED if a != 1007}
+    result = run(config_dir, "apply", "--yes", "--customer", "zt-0007", *AS_OF)
+    assert result.exit_code == 0, result.output
+    assert _sorted(active(sandbox, 1007)) == _sorted(EXPECTED[1007])
+    assert {a: sandbox.additions(a) for a in others} == others
+    assert sandbox.stats["GET zt-customer-usage"] == 1  # one per-customer call, not bulk
+    assert sandbox.stats["GET zt-usage"] == 0
+
+
+def test_unknown_customer_fails_before_any_request(sandbox, config_dir):
+    result = run(config_dir, "plan", "--customer", "zt-nope")
+    assert result.exit_code == 1
+    assert "unknown customer 'zt-nope': not in the mappings" in result.output
+    assert sandbox.stats.total == 0
+
+
+def test_current_period_uses_its_window(sandbox, config_dir):
+    cur = json.loads(
+        run(config_dir, "plan", "--period", "current", "--format", "json", *AS_OF).output
+    )
+    last = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).output)
+    assert cur["period"] == {
+        "kind": "current",
+        "start": "2026-11-16",
+        "end": "2026-11-24",
+        "as_of": "2026-11-24",
+    }
+    assert last["period"]["start"] == "2026-10-16" and last["period"]["end"] == "2026-11-15"
+    schema = load_schema("plan.schema.json")
+    jsonschema.validate(cur, schema)
+    jsonschema.validate(last, schema)
+
+    def quantities(p):
+        return {(c["id"], ch["sku"]): ch["after"] for c in p["customers"] for ch in c["changes"]}
+
+    assert quantities(cur) != quantities(last)  # joiners after Nov 15 only count in current
+    usage = sandbox.usage(
+        *(__import__("datetime").date.fromisoformat(d) for d in ("2026-11-16", "2026-11-24"))
+    )
+    assert quantities(cur)[("zt-0003", "OKTA-SSO")] == usage["zt-0003"]["OKTA-SSO"]
+
+
+def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, tmp_path):
+    plan_file = tmp_path / "plan.json"
+    made = run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
+    assert made.exit_code == 0 and plan_file.exists()
+
+    sandbox.set_addition_quantity(9001, 41)  # a clerk edits Acme's SSO after the plan
+    stale = run(config_dir, "apply", str(plan_file))
+    assert stale.exit_code == 1
+    assert "stale plan: ConnectWise changed since it was made" in stale.output
+    assert "agreements > 1001 > additions > 9001 > quantity: 40 -> 41" in stale.output
+    assert sandbox.stats.writes == 0
+
+    run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
+    settings = config_dir / "mappings" / "settings.yaml"
+    settings.write_text(settings.read_text() + "\n# a comment changes the digest\n")
+    changed = run(config_dir, "apply", str(plan_file))
+    assert changed.exit_code == 1 and "the mappings changed since it was made" in changed.output
+    assert sandbox.stats.writes == 0
+
+    run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
+    fresh = run(config_dir, "apply", str(plan_file))
+    assert fresh.exit_code == 0, fresh.output
+    assert sandbox.stats.writes == 11
+
+
+def test_unsafe_plan_exit_3_then_force(sandbox, config_dir):
+    set_setting(config_dir, "min_existing", "1")
+    set_setting(config_dir, "max_quantity_change_percent", "1")
+    result = run(config_dir, "apply", "--yes", *AS_OF)
+    assert result.exit_code == 3
+    assert "unsafe plan refused" in result.output and sandbox.stats.writes == 0
+    forced = run(config_dir, "apply", "--yes", "--force", *AS_OF)
+    assert forced.exit_code == 0 and sandbox.stats.writes == 11
+
+
+def test_deactivated_refuses_before_any_request(sandbox, config_dir):
+    set_setting(config_dir, "enabled", "false")
+    result = run(config_dir, "apply", "--yes", *AS_OF)
+    assert result.exit_code == 1 and "integration is deactivated" in result.output
+    assert sandbox.stats.total == 0
+    assert not (config_dir / "runs").exists()
+
+
+def test_no_tty_and_no_yes_refuses(sandbox, config_dir):
+    result = run(config_dir, "apply", *AS_OF)
+    assert result.exit_code == 1
+    assert "no terminal to confirm on and no --yes" in result.output
+    assert sandbox.stats.writes == 0
+
+
+def test_markdown_plan_for_pull_requests(sandbox, config_dir):
+    out = run(config_dir, "plan", "--format", "markdown", *AS_OF).output
+    assert out.startswith("<!-- reconcile:plan -->")
+    assert "| ➕ add | 7 |" in out
+
+
+def test_bad_as_of_is_one_line(sandbox, config_dir):
+    result = run(config_dir, "plan", "--as-of", "24/11/2026")
+    assert result.exit_code == 1
+    assert (
+        result.output.strip() == "error: --as-of: '24/11/2026' is not a date, expected YYYY-MM-DD"
+    )
