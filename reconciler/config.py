@@ -1,0 +1,393 @@
+"""Load mappings/ (settings, SKUs, customers) into a validated `Config`.
+
+Every problem in every file is collected before anything is reported: a reviewer fixing a
+pull request should see all of them in one run, not one per push.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from reconciler import schema, yamlsource
+from reconciler.errors import ConfigError, Problem
+from reconciler.model import (
+    Config,
+    CustomerMap,
+    Location,
+    Notifications,
+    Removal,
+    Safety,
+    Settings,
+    SkuMap,
+)
+from reconciler.yamlsource import Document
+
+MAPPINGS = "mappings"
+SETTINGS_FILE = "mappings/settings.yaml"
+SKUS_FILE = "mappings/skus.yaml"
+CUSTOMERS_FILE = "mappings/customers.yaml"
+CUSTOMERS_DIR = "mappings/customers"
+
+_EXPECTED = {
+    "settings": "a mapping of settings (see schemas/settings.schema.json)",
+    "skus": "a list of SKU mappings (see schemas/skus.schema.json)",
+    "customers": "a list of customer mappings (see schemas/customers.schema.json)",
+}
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 and localhost: the only hosts plain http:// may talk to."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_url_reason(url: str) -> str | None:
+    """Why `url` may not be used for API calls (credentials travel with it), else None."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"not a valid URL: {url!r}"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http":
+        if is_loopback_host(host):
+            return None
+        return (
+            f"plain http:// is allowed only for loopback hosts (127.0.0.1, ::1, localhost), "
+            f"not {host!r}; use https://"
+        )
+    return f"expected an https:// URL, got {url!r}"
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Files:
+    """What was read from mappings/, with every problem found so far."""
+
+    settings: Document | None = None
+    skus: Document | None = None
+    customers: list[Document] = field(default_factory=list)
+    raw: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes (digest)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def customer_files(config_dir: Path) -> list[str]:
+    """mappings/customers.yaml and/or every mappings/customers/*.yaml, in reading order."""
+    names = []
+    if (config_dir / CUSTOMERS_FILE).exists():
+        names.append(CUSTOMERS_FILE)
+    split = config_dir / CUSTOMERS_DIR
+    if split.is_dir():
+        names += sorted(
+            f"{CUSTOMERS_DIR}/{p.name}"
+            for p in split.iterdir()
+            if p.suffix in {".yaml", ".yml"} and p.is_file()
+        )
+    return names
+
+
+def _read_one(config_dir: Path, rel: str, kind: str, files: _Files) -> Document | None:
+    path = config_dir / rel
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        files.problems.append(Problem(Location(rel), f"file not found, expected {_EXPECTED[kind]}"))
+        return None
+    except OSError as exc:
+        files.problems.append(Problem(Location(rel), f"cannot read: {exc.strerror}"))
+        return None
+    files.raw[rel] = raw
+    try:
+        doc = yamlsource.parse(yamlsource.decode(raw, rel), rel, _EXPECTED[kind])
+    except ConfigError as exc:
+        files.problems.extend(exc.problems)
+        return None
+    files.problems.extend(schema.validate(doc, kind))
+    return doc
+
+
+def _read(config_dir: Path) -> _Files:
+    files = _Files()
+    mappings = config_dir / MAPPINGS
+    if not mappings.is_dir():
+        what = "is not a directory" if mappings.exists() else "directory not found"
+        files.problems.append(
+            Problem(
+                Location(MAPPINGS),
+                f"{what} in {config_dir.resolve()}: expected {SETTINGS_FILE}, {SKUS_FILE} and "
+                f"{CUSTOMERS_FILE} (run `reconcile init` to create them, or pass --config-dir)",
+            )
+        )
+        return files
+    files.settings = _read_one(config_dir, SETTINGS_FILE, "settings", files)
+    files.skus = _read_one(config_dir, SKUS_FILE, "skus", files)
+    names = customer_files(config_dir)
+    if not names:
+        files.problems.append(
+            Problem(
+                Location(CUSTOMERS_FILE),
+                f"file not found, expected {_EXPECTED['customers']} "
+                f"(or any number of {CUSTOMERS_DIR}/*.yaml files)",
+            )
+        )
+    for rel in names:
+        doc = _read_one(config_dir, rel, "customers", files)
+        if doc is not None:
+            files.customers.append(doc)
+    return files
+
+
+# --- cross-file checks -------------------------------------------------------------------------
+
+
+def _items(doc: Document | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The mapping items of a list file (items with schema errors included, guarded)."""
+    if doc is None or not isinstance(doc.data, list):
+        return
+    for index, item in enumerate(doc.data):
+        if isinstance(item, dict):
+            yield index, item
+
+
+def _check_urls(doc: Document | None) -> list[Problem]:
+    if doc is None or not isinstance(doc.data, dict):
+        return []
+    problems = []
+    for section in ("connectwise", "zerotek"):
+        block = doc.data.get(section)
+        url = block.get("api_url") if isinstance(block, dict) else None
+        if isinstance(url, str) and schema.is_url(url):
+            reason = insecure_url_reason(url)
+            if reason:
+                where = doc.location((section, "api_url"))
+                problems.append(Problem(where, f"{section}.api_url: {reason}"))
+    return problems
+
+
+def _check_skus(doc: Document | None) -> list[Problem]:
+    if doc is None:
+        return []
+    problems = []
+    skus: dict[str, Location] = {}
+    products: dict[str, tuple[str, Location]] = {}
+    for index, item in _items(doc):
+        sku, product = item.get("sku"), item.get("product")
+        if isinstance(sku, str):
+            where = doc.location((index, "sku"))
+            if sku in skus:
+                problems.append(Problem(where, f"duplicate SKU '{sku}' (first at {skus[sku]})"))
+            else:
+                skus[sku] = where
+        if isinstance(product, str) and isinstance(sku, str):
+            # ConnectWise identifiers are case-insensitive; two SKUs on one product would
+            # fight over the same addition's quantity.
+            where = doc.location((index, "product"))
+            first = products.setdefault(product.casefold(), (sku, where))
+            if first[1] != where and first[0] != sku:
+                problems.append(
+                    Problem(
+                        where,
+                        f"product '{product}' is already mapped from SKU '{first[0]}' "
+                        f"(at {first[1]}); each catalog product can bill one SKU only",
+                    )
+                )
+    return problems
+
+
+def _check_customers(docs: list[Document], known_skus: set[str] | None) -> list[Problem]:
+    problems = []
+    ids: dict[str, Location] = {}
+    agreements: dict[tuple[str, int | str], tuple[str, bool, Location]] = {}
+    for doc in docs:
+        for index, item in _items(doc):
+            cid = item.get("id")
+            if isinstance(cid, str):
+                where = doc.location((index, "id"))
+                if cid in ids:
+                    problems.append(
+                        Problem(where, f"duplicate customer id '{cid}' (first at {ids[cid]})")
+                    )
+                else:
+                    ids[cid] = where
+            excludes = item.get("exclude_skus")
+            if known_skus is not None and isinstance(excludes, list):
+                for j, sku in enumerate(excludes):
+                    if isinstance(sku, str) and sku not in known_skus:
+                        near = schema.suggest(sku, known_skus)
+                        hint = f"; did you mean '{near}'?" if near else ""
+                        problems.append(
+                            Problem(
+                                doc.location((index, "exclude_skus", j)),
+                                f"exclude_skus: unknown SKU '{sku}', expected a SKU "
+                                f"listed in {SKUS_FILE}{hint}",
+                            )
+                        )
+            company, agreement = item.get("company"), item.get("agreement")
+            if isinstance(company, str) and isinstance(agreement, int | str):
+                shared = item.get("shared_agreement") is True
+                where = doc.location((index, "agreement"))
+                key = (company.casefold(), agreement)
+                first = agreements.setdefault(key, (str(cid), shared, where))
+                if first[2] != where and not (shared and first[1]):
+                    problems.append(
+                        Problem(
+                            where,
+                            f"customer '{cid}' bills into the same agreement as customer "
+                            f"'{first[0]}' (at {first[2]}): company {company}, agreement "
+                            f"{agreement!r}; set shared_agreement: true on both if intended",
+                        )
+                    )
+    return problems
+
+
+# --- building the model ------------------------------------------------------------------------
+
+
+def _money(value: Any) -> Decimal | None:
+    # str() first: Decimal(0.1) would carry the float's binary error onto invoices.
+    return None if value is None else Decimal(str(value))
+
+
+def _settings(data: dict[str, Any]) -> Settings:
+    d = Settings()
+
+    def section(name: str) -> dict[str, Any]:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    cw, zt, usage, billing = (section(n) for n in ("connectwise", "zerotek", "usage", "billing"))
+    safety, notes = section("safety"), section("notifications")
+    return Settings(
+        enabled=data.get("enabled", d.enabled),
+        cw_api_url=cw.get("api_url", d.cw_api_url),
+        max_concurrency=cw.get("max_concurrency", d.max_concurrency),
+        zerotek_api_url=zt.get("api_url", d.zerotek_api_url),
+        usage_source=usage.get("source", d.usage_source),
+        usage_path=usage.get("path", d.usage_path),
+        sync_day=billing.get("sync_day", d.sync_day),
+        timezone=billing.get("timezone", d.timezone),
+        add_missing=billing.get("add_missing", d.add_missing),
+        removal=Removal(billing.get("removal", d.removal.value)),
+        safety=Safety(
+            max_removal_percent=float(
+                safety.get("max_removal_percent", d.safety.max_removal_percent)
+            ),
+            max_quantity_change_percent=float(
+                safety.get("max_quantity_change_percent", d.safety.max_quantity_change_percent)
+            ),
+            min_existing=safety.get("min_existing", d.safety.min_existing),
+        ),
+        notifications=Notifications(
+            administrators=tuple(notes.get("administrators", ())),
+            billing=tuple(notes.get("billing", ())),
+            agreement_end_warning_days=notes.get(
+                "agreement_end_warning_days", d.notifications.agreement_end_warning_days
+            ),
+        ),
+    )
+
+
+def _sku_maps(doc: Document) -> tuple[SkuMap, ...]:
+    return tuple(
+        SkuMap(
+            sku=item["sku"],
+            product=item["product"],
+            unit_price=_money(item.get("unit_price")),
+            unit_cost=_money(item.get("unit_cost")),
+            description=item.get("description"),
+            location=doc.location((index,)),
+        )
+        for index, item in _items(doc)
+    )
+
+
+def _customer_maps(docs: list[Document]) -> tuple[CustomerMap, ...]:
+    return tuple(
+        CustomerMap(
+            id=item["id"],
+            name=item["name"],
+            company=item["company"],
+            agreement=item["agreement"],
+            exclude_skus=tuple(item.get("exclude_skus", ())),
+            shared_agreement=item.get("shared_agreement", False),
+            location=doc.location((index,)),
+        )
+        for doc in docs
+        for index, item in _items(doc)
+    )
+
+
+def digest(raw: dict[str, bytes]) -> str:
+    """sha256 over (relative path, bytes) of each mapping file, in path order."""
+    h = hashlib.sha256()
+    for rel in sorted(raw):
+        data = raw[rel]
+        # Length-prefixed so moving bytes between a name and a body cannot collide.
+        h.update(f"{len(rel)}:{rel}:{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _problems(files: _Files) -> list[Problem]:
+    known = None
+    if files.skus is not None and isinstance(files.skus.data, list):
+        known = {item["sku"] for _, item in _items(files.skus) if isinstance(item.get("sku"), str)}
+    return sorted(
+        set(
+            files.problems
+            + _check_urls(files.settings)
+            + _check_skus(files.skus)
+            + _check_customers(files.customers, known)
+        )
+    )
+
+
+def validate_config(config_dir: Path) -> list[Problem]:
+    """Every problem in the config directory's mappings, sorted by file and line ([] = valid)."""
+    return _problems(_read(Path(config_dir)))
+
+
+def load_config(config_dir: Path) -> Config:
+    """The validated configuration; raises ConfigError listing every problem found."""
+    config_dir = Path(config_dir)
+    files = _read(config_dir)
+    problems = _problems(files)
+    if problems:
+        raise ConfigError(problems)
+    assert files.settings is not None and files.skus is not None
+    return Config(
+        config_dir=config_dir,
+        settings=_settings(files.settings.data),
+        skus=_sku_maps(files.skus),
+        customers=_customer_maps(files.customers),
+        digest=digest(files.raw),
+    )
+
+
+def load_settings_only(config_dir: Path) -> Settings:
+    """settings.yaml alone (for `status`/`activate`, which must work while mappings are broken)."""
+    files = _Files()
+    doc = _read_one(Path(config_dir), SETTINGS_FILE, "settings", files)
+    problems = files.problems + _check_urls(doc)
+    if problems or doc is None:
+        raise ConfigError(problems)
+    return _settings(doc.data)

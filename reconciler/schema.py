@@ -1,0 +1,353 @@
+"""JSON Schema validation whose errors read like a reviewer's comments, at `file:line:col`.
+
+jsonschema's own messages name Python reprs and schema internals ("'ten' is not of type
+'number'"); here every error becomes "what is wrong, what was expected", pinned to the node
+that is wrong (for a missing key: the mapping that lacks it; for an unknown key: the key).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+
+from reconciler.errors import Problem
+from reconciler.resources import load_schema
+from reconciler.yamlsource import Document, JsonPath
+
+# Deliberately simple: catches the typos people make (missing @, spaces, no domain dot)
+# without pretending to implement RFC 5322.
+EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping (key: value lines)",
+    "null": "an empty value",
+}
+
+_PATTERN_HINTS = {
+    "^https?://": "a URL starting with https://",
+    "^\\S+$": "a value without spaces",
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$": "letters, digits, '.', '_' or '-' (no spaces)",
+}
+
+
+@cache
+def timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def is_timezone(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # the type keyword reports non-strings
+    if value in timezones():
+        return True
+    if timezones():
+        return False
+    try:  # no tz database listing (some Windows installs): ask zoneinfo directly
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def is_email(value: object) -> bool:
+    return not isinstance(value, str) or EMAIL.fullmatch(value) is not None
+
+
+def is_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if any(ch.isspace() for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return bool(parts.scheme and parts.hostname)
+
+
+def format_checker() -> FormatChecker:
+    checker = FormatChecker()
+    checker.checks("email")(is_email)
+    checker.checks("iana-timezone")(is_timezone)
+    # The stock "uri" check silently passes unless rfc3987 is installed.
+    checker.checks("uri")(is_url)
+    return checker
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=format_checker())
+
+
+def validate(doc: Document, schema_name: str) -> list[Problem]:
+    """Every schema violation in `doc`, one Problem each, sorted by location."""
+    problems: list[Problem] = []
+    for error in validator(schema_name).iter_errors(doc.data):
+        problems.extend(_problems(error, doc))
+    return sorted(set(problems))
+
+
+# --- turning a ValidationError into readable problems -------------------------------------
+
+
+def quote(value: str, limit: int = 60) -> str:
+    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    return "'" + text.replace("'", "\\'") + "'"
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {quote(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def label(path: JsonPath) -> str:
+    """billing.sync_day / exclude_skus[1]; a list file's item index is left to the line."""
+    parts = list(path)
+    if parts and isinstance(parts[0], int):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _type_words(types: str | Sequence[str]) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_TYPE_WORDS.get(t, t) for t in names)
+
+
+def _hint_for_string(value: Any, types: str | Sequence[str]) -> str:
+    names = {types} if isinstance(types, str) else set(types)
+    if not isinstance(value, str):
+        return ""
+    if names & {"integer", "number"}:
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return "; write the number without quotes"
+    if "boolean" in names and value.lower() in {"yes", "no", "on", "off", "y", "n", "true"}:
+        return "; write true or false"
+    return ""
+
+
+def _range(schema: dict[str, Any]) -> str:
+    low = schema.get("minimum")
+    high = schema.get("maximum")
+    xlow = schema.get("exclusiveMinimum")
+    xhigh = schema.get("exclusiveMaximum")
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    bits = []
+    if low is not None:
+        bits.append(f">= {low}")
+    if xlow is not None:
+        bits.append(f"> {xlow}")
+    if high is not None:
+        bits.append(f"<= {high}")
+    if xhigh is not None:
+        bits.append(f"< {xhigh}")
+    return " and ".join(bits)
+
+
+def _format_message(fmt: str, value: Any) -> str:
+    got = describe(value)
+    if fmt == "iana-timezone":
+        message = f"expected an IANA time zone name such as UTC or Europe/London, got {got}"
+        near = suggest(str(value), timezones())
+        return f"{message}; did you mean '{near}'?" if near else message
+    if fmt == "email":
+        return f"expected an e-mail address such as ops@msp.example, got {got}"
+    if fmt == "uri":
+        return f"expected an absolute URL such as https://host/path, got {got}"
+    return f"expected a valid {fmt}, got {got}"
+
+
+def _problems(error: ValidationError, doc: Document) -> list[Problem]:
+    path: JsonPath = tuple(error.absolute_path)
+    where = doc.location(path)
+    name = label(path)
+    prefix = f"{name}: " if name else ""
+    kind = error.validator
+    value: Any = error.instance
+    expected: Any = error.validator_value
+    schema = error.schema if isinstance(error.schema, dict) else {}
+
+    if kind == "additionalProperties" and isinstance(value, dict):
+        known = list(schema.get("properties", {}))
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+        out = []
+        for key in value:
+            if key in known or any(p.search(key) for p in patterns):
+                continue
+            near = suggest(key, known)
+            if near:
+                message = f"{prefix}unknown key '{key}', did you mean '{near}'?"
+            elif known:
+                message = f"{prefix}unknown key '{key}', expected one of: {', '.join(known)}"
+            else:
+                message = f"{prefix}unknown key '{key}'"
+            out.append(Problem(doc.key_location((*path, key)), message))
+        return out
+
+    if kind == "required" and isinstance(value, dict):
+        missing = [k for k in expected if k not in value]
+        inside = f" in {name}" if name else ""
+        return [Problem(where, f"missing required key '{k}'{inside}") for k in missing]
+
+    if kind == "type":
+        types = expected
+        hint = _hint_for_string(value, types)
+        return [
+            Problem(where, f"{prefix}expected {_type_words(types)}, got {describe(value)}{hint}")
+        ]
+
+    if kind in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
+        what = _type_words(schema.get("type", "number"))
+        return [Problem(where, f"{prefix}expected {what} {_range(schema)}, got {value!r}")]
+
+    if kind == "enum":
+        options = [str(o) for o in expected]
+        message = f"{prefix}expected one of: {', '.join(options)}; got {describe(value)}"
+        near = suggest(str(value), options) if isinstance(value, str) else None
+        return [Problem(where, f"{message}; did you mean '{near}'?" if near else message)]
+
+    if kind == "format":
+        return [Problem(where, prefix + _format_message(expected, value))]
+
+    if kind == "pattern":
+        hint = _PATTERN_HINTS.get(expected, f"text matching {expected}")
+        return [Problem(where, f"{prefix}expected {hint}, got {describe(value)}")]
+
+    if kind == "minLength" and expected == 1:
+        return [Problem(where, f"{prefix}expected a non-empty string")]
+    if kind in {"minLength", "maxLength"}:
+        bound = "at least" if kind == "minLength" else "at most"
+        return [
+            Problem(
+                where,
+                f"{prefix}expected {bound} {expected} characters, got {len(value)}: {quote(value)}",
+            )
+        ]
+
+    if kind == "uniqueItems" and isinstance(value, list):
+        seen: dict[str, int] = {}
+        out = []
+        for index, item in enumerate(value):
+            token = json.dumps(item, sort_keys=True)
+            if token in seen:
+                first = doc.location((*path, seen[token]))
+                shown = quote(item) if isinstance(item, str) else describe(item)
+                out.append(
+                    Problem(
+                        doc.location((*path, index)),
+                        f"{prefix}duplicate entry {shown} (first at {first})",
+                    )
+                )
+            else:
+                seen[token] = index
+        return out
+
+    if kind in {"anyOf", "oneOf"}:
+        branches = expected
+        checker = Draft202012Validator.TYPE_CHECKER
+        for index, branch in enumerate(branches):
+            # Explain the branch whose type the value has: 0 for an id is "too small",
+            # not "not an integer or a string".
+            if any(checker.is_type(value, t) for t in _as_list(branch.get("type", []))):
+                inner = [e for e in error.context or () if e.schema_path[0] == index]
+                if inner:
+                    return [p for e in inner for p in _problems(e, doc)]
+        types = [t for b in branches for t in _as_list(b.get("type", []))]
+        return [Problem(where, f"{prefix}expected {_type_words(types)}, got {describe(value)}")]
+
+    return [Problem(where, f"{prefix}{error.message}")]
+
+
+def _as_list(types: str | list[str]) -> list[str]:
+    return [types] if isinstance(types, str) else list(types)
+
+
+# --- reporting problems (text, GitHub annotations, JSON) -----------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(problem: Problem, file: str | None = None) -> str:
+    """`::error file=F,line=L,col=C::message` (workflow command escaping applied)."""
+    loc = problem.location
+    props = [f"file={_escape_property(file or loc.file)}"]
+    if loc.line:
+        props += [f"line={loc.line}", f"col={loc.col}"]
+    return f"::error {','.join(props)}::{_escape_data(problem.message)}"
+
+
+def problems_json(problems: Sequence[Problem]) -> dict[str, Any]:
+    """The stable JSON shape of `validate --format json`."""
+    return {
+        "valid": not problems,
+        "errors": [
+            {
+                "file": p.location.file,
+                "line": p.location.line,
+                "col": p.location.col,
+                "message": p.message,
+            }
+            for p in sorted(problems)
+        ],
+    }
+
+
+def annotation_file(config_dir: Path, problem: Problem) -> str:
+    """The problem's file relative to the workspace GitHub resolves annotations against."""
+    base = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    full = (Path(config_dir) / problem.location.file).resolve()
+    try:
+        return full.relative_to(base).as_posix()
+    except ValueError:
+        return problem.location.file

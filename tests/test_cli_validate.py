@@ -1,0 +1,345 @@
+"""`reconcile validate / init / activate / deactivate` as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from reconciler.cli import app
+from reconciler.resources import example_dir
+
+runner = CliRunner()
+
+SETTINGS = """\
+enabled: true
+connectwise:
+  api_url: https://cw.example/v4_6_release/apis/3.0
+zerotek:
+  api_url: https://zt.example/
+billing:
+  sync_day: 15
+  timezone: UTC
+notifications:
+  administrators: [ops@msp.example]
+"""
+SKUS = """\
+- sku: OKTA-SSO
+  product: ZT-OKTA-SSO
+- sku: OKTA-MFA
+  product: ZT-OKTA-MFA
+  unit_price: 3.00
+"""
+CUSTOMERS = """\
+- id: zt-0001
+  name: Acme Corp
+  company: ACME
+  agreement: Acme Managed Services
+- id: zt-0002
+  name: Globex
+  company: GLOBEX
+  agreement: 1006
+  exclude_skus: [OKTA-MFA]
+"""
+BASE = {
+    "mappings/settings.yaml": SETTINGS.encode(),
+    "mappings/skus.yaml": SKUS.encode(),
+    "mappings/customers.yaml": CUSTOMERS.encode(),
+}
+
+
+def make(root: Path, files: dict[str, bytes | None]) -> Path:
+    for rel, content in {**BASE, **files}.items():
+        if content is None:
+            continue
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    result = runner.invoke(app, list(args), env=env)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def test_example_validates(tmp_path: Path) -> None:
+    shutil.copytree(example_dir(), tmp_path / "mappings")
+    result = invoke("validate", "--config-dir", str(tmp_path))
+    assert result.exit_code == 0
+    assert result.stdout == "mappings valid: 5 SKUs, 7 customers\n"
+    assert result.stderr == ""
+
+
+def _sub(text: str, old: str, new: str) -> bytes:
+    assert old in text
+    return text.replace(old, new, 1).encode()
+
+
+BAD_INPUTS = {
+    "yaml syntax error": (
+        {"mappings/customers.yaml": _sub(CUSTOMERS, "name: Globex", "name: [Globex")},
+        "mappings/customers.yaml:7:10: YAML syntax error: ",
+        "while parsing a flow sequence started at line 6",
+    ),
+    "tab indentation": (
+        {"mappings/skus.yaml": _sub(SKUS, "  product: ZT-OKTA-MFA", "\tproduct: ZT-OKTA-MFA")},
+        "mappings/skus.yaml:4:1: ",
+        "tab character in indentation; YAML indentation must use spaces",
+    ),
+    "duplicate key": (
+        {"mappings/settings.yaml": _sub(SETTINGS, "  timezone: UTC\n", "  timezone: UTC\n"
+                                                 "  sync_day: 16\n")},
+        "mappings/settings.yaml:9:3: ",
+        "duplicate key 'sync_day' (first defined at mappings/settings.yaml:7:3)",
+    ),
+    "unknown key": (
+        {"mappings/settings.yaml": _sub(SETTINGS, "sync_day:", "sync_dya:")},
+        "mappings/settings.yaml:7:3: ",
+        "unknown key 'sync_dya', did you mean 'sync_day'?",
+    ),
+    "wrong type unit_price": (
+        {"mappings/skus.yaml": _sub(SKUS, "unit_price: 3.00", 'unit_price: "ten"')},
+        "mappings/skus.yaml:5:15: ",
+        "unit_price: expected a number, got string 'ten'",
+    ),
+    "wrong type sync_day": (
+        {"mappings/settings.yaml": _sub(SETTINGS, "sync_day: 15", 'sync_day: "15"')},
+        "mappings/settings.yaml:7:13: ",
+        "billing.sync_day: expected an integer, got string '15'",
+    ),
+    "out of range": (
+        {"mappings/settings.yaml": _sub(SETTINGS, "sync_day: 15", "sync_day: 31")},
+        "mappings/settings.yaml:7:13: ",
+        "billing.sync_day: expected an integer from 1 to 28, got 31",
+    ),
+    "bad timezone": (
+        {"mappings/settings.yaml": _sub(SETTINGS, "timezone: UTC", "timezone: Europe/Berlinn")},
+        "mappings/settings.yaml:8:13: ",
+        "expected an IANA time zone name such as UTC or Europe/London, got string "
+        "'Europe/Berlinn'; did you mean 'Europe/Berlin'?",
+    ),
+    "bad e-mail": (
+        {"mappings/settings.yaml": _sub(SETTINGS, "[ops@msp.example]", "[ops@msp.example, ops]")},
+        "mappings/settings.yaml:10:37: ",
+        "notifications.administrators[1]: expected an e-mail address",
+    ),
+    "duplicate customer id across split files": (
+        {
+            "mappings/customers.yaml": None,
+            "mappings/customers/east.yaml": CUSTOMERS.encode(),
+            "mappings/customers/west.yaml": b"# west\n- id: zt-0001\n  name: Acme West\n"
+            b"  company: ACMEW\n  agreement: 77\n",
+        },
+        "mappings/customers/west.yaml:2:7: ",
+        "duplicate customer id 'zt-0001' (first at mappings/customers/east.yaml:1:7)",
+    ),
+    "duplicate sku": (
+        {"mappings/skus.yaml": (SKUS + "- sku: OKTA-SSO\n  product: ZT-OKTA-SSO2\n").encode()},
+        "mappings/skus.yaml:6:8: ",
+        "duplicate SKU 'OKTA-SSO' (first at mappings/skus.yaml:1:8)",
+    ),
+    "unknown sku in exclude_skus": (
+        {"mappings/customers.yaml": _sub(CUSTOMERS, "[OKTA-MFA]", "[OKTA-LCM]")},
+        "mappings/customers.yaml:9:18: ",
+        "exclude_skus: unknown SKU 'OKTA-LCM', expected a SKU listed in mappings/skus.yaml",
+    ),
+    "empty file": (
+        {"mappings/skus.yaml": b"# nothing yet\n"},
+        "mappings/skus.yaml:1:1: ",
+        "empty file, expected a list of SKU mappings",
+    ),
+    "non-utf-8 bytes": (
+        {"mappings/customers.yaml": CUSTOMERS.replace("Globex", "Glob\xe9x").encode("latin-1")},
+        "mappings/customers.yaml:6:13: ",
+        "not valid UTF-8 (byte 0xe9); save the file as UTF-8",
+    ),
+    "http url to a non-loopback host": (
+        {"mappings/settings.yaml": _sub(SETTINGS, "https://zt.example/", "http://zt.example/")},
+        "mappings/settings.yaml:5:12: ",
+        "zerotek.api_url: plain http:// is allowed only for loopback hosts",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_bad_input(tmp_path: Path, case: str) -> None:
+    files, location, message = BAD_INPUTS[case]
+    make(tmp_path, files)
+    before = snapshot(tmp_path)
+    result = invoke("validate", "--config-dir", str(tmp_path))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[-1] == "mappings invalid: 1 problem(s)"
+    assert lines[0].startswith(location), lines
+    assert message in lines[0], lines
+    assert len(lines) == 2, lines
+    assert result.stdout == ""
+    assert snapshot(tmp_path) == before
+
+
+def test_missing_mappings_directory(tmp_path: Path) -> None:
+    result = invoke("validate", "--config-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"mappings: directory not found in {tmp_path.resolve()}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_problem_in_one_run_github_and_json(tmp_path: Path, monkeypatch) -> None:
+    make(
+        tmp_path,
+        {
+            "mappings/settings.yaml": _sub(SETTINGS, "sync_day: 15", "sync_day: 0"),
+            "mappings/skus.yaml": _sub(SKUS, "unit_price: 3.00", "unit_price: -3"),
+            "mappings/customers.yaml": _sub(CUSTOMERS, "id: zt-0002", "id: zt-0001"),
+        },
+    )
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path.parent))
+    text = invoke("validate", "--config-dir", str(tmp_path))
+    github = invoke("validate", "--format", "github", "--config-dir", str(tmp_path))
+    raw = invoke("validate", "--format=json", "--config-dir", str(tmp_path))
+    assert text.exit_code == github.exit_code == raw.exit_code == 1
+    located = [line.split(": ")[0] for line in text.stderr.splitlines()[:-1]]
+    assert located == [
+        "mappings/customers.yaml:5:7",
+        "mappings/settings.yaml:7:13",
+        "mappings/skus.yaml:5:15",
+    ]
+    prefix = tmp_path.name + "/mappings"
+    assert github.stdout.splitlines() == [
+        f"::error file={prefix}/customers.yaml,line=5,col=7::duplicate customer id 'zt-0001' "
+        "(first at mappings/customers.yaml%3A1%3A7)".replace("%3A", ":"),
+        f"::error file={prefix}/settings.yaml,line=7,col=13::billing.sync_day: expected an "
+        "integer from 1 to 28, got 0",
+        f"::error file={prefix}/skus.yaml,line=5,col=15::unit_price: expected a number >= 0, "
+        "got -3",
+    ]
+    data = json.loads(raw.stdout)
+    assert data["valid"] is False
+    assert [(e["file"], e["line"], e["col"]) for e in data["errors"]] == [
+        ("mappings/customers.yaml", 5, 7),
+        ("mappings/settings.yaml", 7, 13),
+        ("mappings/skus.yaml", 5, 15),
+    ]
+    assert raw.stderr == ""
+
+
+def test_json_when_valid(tmp_path: Path) -> None:
+    result = invoke("validate", "--format", "json", "--config-dir", str(make(tmp_path, {})))
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"valid": True, "errors": []}
+
+
+def test_config_dir_before_after_and_from_the_environment(tmp_path: Path) -> None:
+    good = make(tmp_path / "good", {})
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    assert invoke("--config-dir", str(good), "validate").exit_code == 0
+    assert invoke("validate", "--config-dir", str(good)).exit_code == 0
+    # after the subcommand wins over before it, which wins over the environment
+    assert invoke("--config-dir", str(bad), "validate", "--config-dir", str(good)).exit_code == 0
+    assert invoke("--config-dir", str(good), "validate", "--config-dir", str(bad)).exit_code == 1
+    env = {"RECONCILE_CONFIG_DIR": str(good)}
+    assert invoke("validate", env=env).exit_code == 0
+    assert invoke("--config-dir", str(bad), "validate", env=env).exit_code == 1
+
+
+def test_activate_and_deactivate(tmp_path: Path) -> None:
+    shutil.copytree(example_dir(), tmp_path / "mappings")
+    settings = tmp_path / "mappings/settings.yaml"
+    original = settings.read_bytes()
+    result = invoke("--config-dir", str(tmp_path), "deactivate")
+    assert (result.exit_code, result.stdout) == (0, "integration deactivated\n")
+    assert b"enabled: false " in settings.read_bytes()
+    result = invoke("deactivate", "--config-dir", str(tmp_path))
+    assert (result.exit_code, result.stdout) == (0, "integration already inactive\n")
+    result = invoke("activate", "--config-dir", str(tmp_path))
+    assert (result.exit_code, result.stdout) == (0, "integration activated\n")
+    assert settings.read_bytes() == original
+    result = invoke("--config-dir", str(tmp_path), "activate")
+    assert (result.exit_code, result.stdout) == (0, "integration already active\n")
+
+
+def test_activate_without_settings(tmp_path: Path) -> None:
+    result = invoke("activate", "--config-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "mappings/settings.yaml: file not found (run `reconcile init` first)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_then_validate(tmp_path: Path) -> None:
+    target = tmp_path / "msp"
+    result = invoke("init", str(target))
+    assert result.exit_code == 0
+    assert f"created {target / 'mappings/settings.yaml'}" in result.stdout
+    assert invoke("validate", "--config-dir", str(target)).exit_code == 0
+    again = invoke("init", str(target))
+    assert again.exit_code == 1
+    assert "refusing to overwrite existing files" in again.stderr
+    assert "mappings/settings.yaml" in again.stderr
+
+
+def test_init_defaults_to_the_config_dir(tmp_path: Path) -> None:
+    assert invoke("--config-dir", str(tmp_path), "init").exit_code == 0
+    assert (tmp_path / "mappings/customers.yaml").is_file()
+
+
+@pytest.mark.parametrize("command", ["validate", "init", "activate", "deactivate"])
+def test_help_explains_each_command(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "--config-dir" in result.stdout
+    assert result.stdout.count("\n") > 5
+
+
+def _script() -> str:
+    script = Path(sys.executable).with_name("reconcile")
+    found = str(script) if script.exists() else shutil.which("reconcile")
+    assert found, "the `reconcile` console script is not installed (pip install -e .)"
+    return found
+
+
+def test_console_script_and_module_run_for_real(tmp_path: Path) -> None:
+    make(tmp_path, {"mappings/settings.yaml": _sub(SETTINGS, "sync_day: 15", "sync_day: 31")})
+    env = {k: v for k, v in os.environ.items() if k != "RECONCILE_CONFIG_DIR"}
+    script = subprocess.run(
+        [_script(), "validate"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert script.returncode == 1
+    assert script.stderr.splitlines() == [
+        "mappings/settings.yaml:7:13: billing.sync_day: expected an integer from 1 to 28, got 31",
+        "mappings invalid: 1 problem(s)",
+    ]
+    (tmp_path / "mappings/settings.yaml").write_text(SETTINGS)
+    module = subprocess.run(
+        [sys.executable, "-m", "reconciler", "--config-dir", str(tmp_path), "validate"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (module.returncode, module.stdout) == (0, "mappings valid: 2 SKUs, 2 customers\n")
+
+
+def test_validate_never_touches_the_network(tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validate opened a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    shutil.copytree(example_dir(), tmp_path / "mappings")
+    assert invoke("validate", "--config-dir", str(tmp_path)).exit_code == 0
