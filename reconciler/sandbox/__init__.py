@@ -1,0 +1,29 @@
+"""Loopback simulators of ConnectWise PSA and the ZeroTek usage API, for the demo, the
+tests and the benchmarks.
+
+    with Sandbox() as sb:                 # default_fixture(): the example data
+        os.environ.update(sb.env())       # CW_API_URL=http://127.0.0.1:P/v4_6_release/apis/3.0 ...
+        sb.configure_faults(error_500=0.1, error_429=0.1, retry_after=0)
+        ...
+        sb.stats["GET additions"], sb.stats.writes, sb.additions(1001)
+
+One stdlib HTTP server on 127.0.0.1 serves ConnectWise under /v4_6_release/apis/3.0 and
+ZeroTek under /zerotek/v1. It follows DESIGN.md section 4 strictly; see connectwise.py,
+conditions.py, validation.py and zerotek.py for the exact behaviour and the choices made
+where the real API is undocumented.
+"""
+
+from reconciler.sandbox.fixtures import default_fixture
+from reconciler.sandbox.generate import generate_fixture
+from reconciler.sandbox.records import Assignment, Fixture, usage_counts
+from reconciler.sandbox.server import Sandbox, Stats
+
+__all__ = [
+    "Assignment",
+    "Fixture",
+    "Sandbox",
+    "Stats",
+    "default_fixture",
+    "generate_fixture",
+    "usage_counts",
+]

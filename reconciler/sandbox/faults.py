@@ -1,0 +1,86 @@
+"""Request counters and injected faults (see server.py for what each fault does)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+
+
+class Stats:
+    """Requests received by kind ("GET companies", "POST additions", ...), committed writes,
+    and faults injected by kind. Every request counts, faulted or not."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.writes = 0
+
+    def __getitem__(self, kind: str) -> int:
+        return self.requests[kind]
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.writes = 0
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.requests[kind] += 1
+
+    def _fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
+    def _write(self) -> int:
+        with self._lock:
+            self.writes += 1
+            return self.writes
+
+    def __repr__(self) -> str:
+        return f"Stats(total={self.total}, writes={self.writes}, requests={dict(self.requests)})"
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.configure()
+
+    def configure(
+        self,
+        *,
+        error_500: float = 0.0,
+        error_429: float = 0.0,
+        drop: float = 0.0,
+        lost_write: float = 0.0,
+        retry_after: int = 1,
+        seed: int = 0,
+        methods: set[str] | frozenset[str] | list[str] | None = None,
+    ) -> None:
+        rates = {"drop": drop, "500": error_500, "429": error_429, "lost_write": lost_write}
+        if any(not 0 <= p <= 1 for p in rates.values()) or sum(rates.values()) > 1:
+            raise ValueError("fault probabilities must be within 0..1 and sum to at most 1")
+        if retry_after < 0:
+            raise ValueError("retry_after must be >= 0 seconds")
+        with self._lock:
+            self.rates = rates
+            self.retry_after = int(retry_after)
+            self.methods = frozenset(m.upper() for m in methods) if methods else None
+            self._rng = random.Random(seed)
+
+    def draw(self, method: str) -> str | None:
+        if self.methods is not None and method not in self.methods:
+            return None
+        with self._lock:
+            r = self._rng.random()
+            for kind, p in self.rates.items():
+                if r < p:
+                    return kind
+                r -= p
+        return None

@@ -1,0 +1,327 @@
+"""The loopback HTTP server: one stdlib ThreadingHTTPServer serving both simulated APIs,
+with injected latency and faults and per-kind request counters.
+
+Faults are drawn per request (restricted to `methods` when given) from one seeded RNG:
+- drop: the connection closes without a response, before anything is processed;
+- error_500 / error_429: an error instead of processing (429 carries Retry-After; from
+  ConnectWise it is an HTML page, as an edge rate limiter sends, not a JSON error);
+- lost_write: a write is committed (and counted, and `on_write` called), then the
+  connection closes without a response, so the client cannot know it happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from reconciler.sandbox import connectwise, zerotek
+from reconciler.sandbox.faults import Faults, Stats
+from reconciler.sandbox.fixtures import default_fixture
+from reconciler.sandbox.records import Fixture
+from reconciler.sandbox.state import World
+from reconciler.sandbox.wire import Request, Response, cw_error, json_response, zt_error
+
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: every response has a Content-Length
+    server_version = "ZeroTekSandbox/1.0"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections end eventually, as on real servers
+    # headers and body go out in two writes: with Nagle on, delayed ACKs add ~40 ms to each
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
+
+    def _serve(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0 or "chunked" in (self.headers.get("Transfer-Encoding") or ""):
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            self._send(cw_error(411, "LengthRequired", "A valid Content-Length is required"))
+            return
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        req = Request(
+            method=self.command,
+            path=unquote(parts.path),
+            query=parse_qsl(parts.query, keep_blank_values=True),
+            headers=self.headers,
+            body=body,
+            host=self.headers.get("Host")
+            or f"{self.server.sandbox.host}:{self.server.sandbox.port}",
+        )
+        resp = self.server.sandbox._dispatch(req, len(self.path))
+        if resp is None:
+            self.close_connection = True  # the client sees the connection end, no response
+            return
+        self._send(resp)
+
+    def _send(self, resp: Response) -> None:
+        self.send_response(resp.status)
+        for name, value in resp.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(resp.body)))
+        self.end_headers()
+        self.wfile.write(resp.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the sandbox logs requests itself, without headers
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # bursts of concurrent connects must not wait for SYN retries
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        TCPServer.server_bind(self)  # skips HTTPServer's reverse-DNS lookup of the host
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up mid-response are part of the job
+
+
+class Sandbox(World):
+    """ConnectWise PSA + ZeroTek usage API on one loopback port (see the package docstring).
+
+    `fault_rate` R is split into 500s R/3, 429s R/3, drops R/6 and lost writes R/6;
+    `configure_faults` sets each kind exactly."""
+
+    company_id = "zerotek_demo"
+    public_key = "SandboxPublicKey01"
+    private_key = "SandboxPrivateKey01"
+    client_id = "5a4db0c5-0000-4000-8000-000000000001"
+    zerotek_token = "zt_sandbox_demo_token"
+
+    def __init__(
+        self,
+        fixture: Fixture | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0,
+        fault_rate: float = 0,
+        seed: int = 0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(fixture if fixture is not None else default_fixture())
+        self.host = host
+        self.port = port
+        self.latency_ms = latency_ms
+        self.stats = Stats()
+        self.on_write: Callable[[int], None] | None = None
+        self.log = log
+        self.max_url_length = 8192  # bytes of request target, like common proxies' limit
+        self._faults = Faults()
+        if fault_rate:
+            self.configure_faults(
+                error_500=fault_rate / 3,
+                error_429=fault_rate / 3,
+                drop=fault_rate / 6,
+                lost_write=fault_rate / 6,
+                seed=seed,
+            )
+        self._cw = connectwise.ConnectWiseApi(
+            self, lambda: (self.company_id, self.public_key, self.private_key, self.client_id)
+        )
+        self._zt = zerotek.ZeroTekApi(self, lambda: self.zerotek_token)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Sandbox(http://{self.host}:{self.port}, running={self._server is not None})"
+
+    # --- settings ----------------------------------------------------------------------
+
+    def configure_faults(
+        self,
+        *,
+        error_500: float = 0.0,
+        error_429: float = 0.0,
+        drop: float = 0.0,
+        lost_write: float = 0.0,
+        retry_after: int = 1,
+        seed: int = 0,
+        methods: set[str] | frozenset[str] | list[str] | None = None,
+    ) -> None:
+        """Per-request fault probabilities (they replace the previous configuration)."""
+        self._faults.configure(
+            error_500=error_500,
+            error_429=error_429,
+            drop=drop,
+            lost_write=lost_write,
+            retry_after=retry_after,
+            seed=seed,
+            methods=methods,
+        )
+
+    @property
+    def auth_failure_status(self) -> int:
+        """What ConnectWise answers to bad keys: 401, or 404 as some cloud servers do."""
+        return self._cw.auth_failure_status
+
+    @auth_failure_status.setter
+    def auth_failure_status(self, status: int) -> None:
+        self._cw.auth_failure_status = status
+
+    @property
+    def zerotek_page_sizes(self) -> tuple[int, int]:
+        return self._zt.customers_page_size, self._zt.usage_page_size
+
+    @zerotek_page_sizes.setter
+    def zerotek_page_sizes(self, sizes: tuple[int, int]) -> None:
+        self._zt.customers_page_size, self._zt.usage_page_size = sizes
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        if self._server is None:
+            self._server = _Server((self.host, self.port), self)
+            self.port = self._server.server_address[1]
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"sandbox:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running: call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def cw_url(self) -> str:
+        return self.base_url + connectwise.PREFIX
+
+    @property
+    def zerotek_url(self) -> str:
+        return self.base_url + zerotek.PREFIX
+
+    def env(self) -> dict[str, str]:
+        """The environment that points the reconciler at this sandbox (demo credentials)."""
+        return {
+            "CW_API_URL": self.cw_url,
+            "CW_COMPANY_ID": self.company_id,
+            "CW_PUBLIC_KEY": self.public_key,
+            "CW_PRIVATE_KEY": self.private_key,
+            "CW_CLIENT_ID": self.client_id,
+            "ZEROTEK_API_URL": self.zerotek_url,
+            "ZEROTEK_API_TOKEN": self.zerotek_token,
+        }
+
+    # --- one request -------------------------------------------------------------------
+
+    def _dispatch(self, req: Request, target_length: int) -> Response | None:
+        is_zt = req.path == zerotek.PREFIX or req.path.startswith(zerotek.PREFIX + "/")
+        kind = (zerotek if is_zt else connectwise).classify(req.method, req.path)
+        self.stats._count(kind)
+        if self.latency_ms > 0:
+            time.sleep(self.latency_ms / 1000)
+        fault = self._faults.draw(req.method)
+        resp: Response | None
+        if fault == "drop":
+            self.stats._fault("drop")
+            resp = None
+        elif fault == "500":
+            self.stats._fault("500")
+            resp = (
+                zt_error(500, "internal_error", "injected fault")
+                if is_zt
+                else cw_error(500, "UnexpectedServerError", "An unexpected error occurred")
+            )
+        elif fault == "429":
+            self.stats._fault("429")
+            resp = self._too_many(is_zt)
+        elif target_length > self.max_url_length:
+            resp = cw_error(
+                414,
+                "UriTooLong",
+                f"The request URL exceeds {self.max_url_length} bytes; shorten the conditions",
+            )
+        else:
+            resp = (self._zt if is_zt else self._cw).handle(req)
+            if resp.wrote:
+                count = self.stats._write()
+                if self.on_write is not None:
+                    self.on_write(count)
+                if fault == "lost_write":
+                    self.stats._fault("lost_write")
+                    resp = None
+        if self.log is not None:
+            query = f"?{'&'.join(f'{k}={v}' for k, v in req.query)}" if req.query else ""
+            outcome = "dropped" if resp is None else str(resp.status)
+            self.log(f"{req.method} {req.path}{query} -> {outcome}")
+        return resp
+
+    def _too_many(self, is_zt: bool) -> Response:
+        retry = [("Retry-After", str(self._faults.retry_after))]
+        if is_zt:
+            resp = zt_error(429, "rate_limited", "too many requests")
+            resp.headers += retry
+            return resp
+        page = (
+            b"<html><head><title>429 Too Many Requests</title></head><body>"
+            b"<h1>Too Many Requests</h1></body></html>"
+        )
+        return Response(429, page, [("Content-Type", "text/html"), *retry])
+
+
+__all__ = ["Faults", "Sandbox", "Stats", "json_response"]
