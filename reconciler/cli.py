@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,6 @@ from typer.core import TyperGroup
 
 from reconciler import __version__
 from reconciler.errors import ConfigError, ReconcileError
-
 
 
 class _Group(TyperGroup):
@@ -95,6 +95,394 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.command()
+def status(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
+    """Setup state: credentials (live, read-only check of ConnectWise and ZeroTek), mappings
+    valid and non-empty, enabled flag -> active / inactive and why. Exit 1 if a check fails."""
+    import asyncio
+
+    from reconciler.status import check_status, render_status
+
+    report = asyncio.run(check_status(config_dir_of(ctx, config_dir)))
+    typer.echo(render_status(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point (`reconcile`, `python -m reconciler`)."""
     app(prog_name="reconcile")
+
+
+# --- configuration: validate, init, activate, deactivate -------------------------------------
+
+
+class ValidateFormat(StrEnum):
+    TEXT = "text"
+    GITHUB = "github"
+    JSON = "json"
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    format: Annotated[
+        ValidateFormat,
+        typer.Option(
+            "--format",
+            help="text: `file:line:col: message` on stderr; github: ::error annotations; "
+            "json: {valid, errors[]} on stdout.",
+        ),
+    ] = ValidateFormat.TEXT,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Check mappings/ against the schemas and each other (offline). Exit 0 valid, 1 not."""
+    import json
+
+    from reconciler import config, schema
+
+    root = config_dir_of(ctx, config_dir)
+    try:
+        loaded = config.load_config(root)
+        problems = []
+    except ConfigError as exc:
+        problems = exc.problems
+    if format is ValidateFormat.JSON:
+        typer.echo(json.dumps(schema.problems_json(problems), indent=2, ensure_ascii=False))
+    elif format is ValidateFormat.GITHUB:
+        for problem in problems:
+            typer.echo(schema.github_annotation(problem, schema.annotation_file(root, problem)))
+    else:
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+    if problems:
+        if format is not ValidateFormat.JSON:
+            typer.echo(f"mappings invalid: {len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    if format is not ValidateFormat.JSON:
+        typer.echo(f"mappings valid: {len(loaded.skus)} SKUs, {len(loaded.customers)} customers")
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="DIR",
+            help="Where to create mappings/ (default: the config directory).",
+            show_default=False,
+        ),
+    ] = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Scaffold a config directory: commented settings, SKU and customer mappings that
+    validate as they are (edit them for your MSP), plus the GitHub workflows."""
+    from reconciler import scaffold
+
+    target = directory if directory is not None else config_dir_of(ctx, config_dir)
+    for written in scaffold.init(target):
+        typer.echo(f"created {target / written}")
+    typer.echo(
+        "next: edit the files (each key is explained in its comments), "
+        "then run `reconcile validate`"
+    )
+
+
+def _set_enabled(ctx: typer.Context, config_dir: Path | None, enabled: bool) -> None:
+    from reconciler import scaffold
+
+    changed = scaffold.set_enabled(config_dir_of(ctx, config_dir), enabled)
+    if enabled:
+        typer.echo("integration activated" if changed else "integration already active")
+    else:
+        typer.echo("integration deactivated" if changed else "integration already inactive")
+
+
+@app.command()
+def activate(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
+    """Set `enabled: true` in mappings/settings.yaml (comments and layout are kept)."""
+    _set_enabled(ctx, config_dir, True)
+
+
+@app.command()
+def deactivate(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
+    """Set `enabled: false`: `apply` and the scheduled sync then change nothing."""
+    _set_enabled(ctx, config_dir, False)
+
+
+# --- plan / apply (bodies in cli_sync) -------------------------------------------------------
+
+from reconciler import cli_sync  # noqa: E402  (after `app` exists: cli_sync imports nothing from here)
+from reconciler.model import PeriodKind  # noqa: E402
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    customer: cli_sync.CustomerOption = None,
+    period: cli_sync.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: cli_sync.AsOfOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Save the plan (with a state snapshot) for `apply FILE`.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        cli_sync.Format, typer.Option("--format", help="Output format.")
+    ] = cli_sync.Format.TEXT,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes (0: none)."),
+    ] = False,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Show what a sync would change. Read-only: never writes to ConnectWise.
+
+    Exit 0 (also with changes, unless --detailed-exitcode: then 2), 1 on any error.
+    """
+    code = cli_sync.run_plan(
+        config_dir_of(ctx, config_dir), customer, period, as_of, out, fmt, detailed_exitcode
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    plan_file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="PLANFILE",
+            help="A plan saved by `plan --out`: apply exactly it, or refuse if stale.",
+            show_default=False,
+        ),
+    ] = None,
+    customer: cli_sync.CustomerOption = None,
+    period: cli_sync.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: cli_sync.AsOfOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (CI).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply even when the plan is unsafe.")
+    ] = False,
+    no_email: Annotated[bool, typer.Option("--no-email", help="Do not send e-mails.")] = False,
+    trigger: Annotated[
+        str | None,
+        typer.Option(
+            "--trigger",
+            metavar="scheduled|manual",
+            help="Record the run as scheduled|manual (default: detected).",
+            show_default=False,
+        ),
+    ] = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Make ConnectWise match ZeroTek usage: plan, show, confirm, apply, verify, record, e-mail.
+
+    Exit 0 on success, 1 on any error (customers without errors are still applied),
+    3 when the plan is unsafe and --force was not given.
+    """
+    code = cli_sync.run_apply(
+        config_dir_of(ctx, config_dir),
+        plan_file,
+        customer,
+        period,
+        as_of,
+        yes=yes,
+        force=force,
+        no_email=no_email,
+        trigger=trigger,
+    )
+    raise typer.Exit(code)
+
+
+# --- the sync log and the unmapped-SKU check -------------------------------------------------
+
+
+class ActivityFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@app.command()
+def activity(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="RUN_ID",
+            help="Show this run in detail (an id from the list, or a unique prefix of one).",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="List at most this many runs, newest first.")
+    ] = 20,
+    fmt: Annotated[
+        ActivityFormat, typer.Option("--format", help="text, or json (the run records).")
+    ] = ActivityFormat.TEXT,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """The sync log: past runs newest first (outcome, changes, revenue delta, errors), or
+    one run's details. Reads runs/ in the config directory; runs/INDEX.md is the same list."""
+    import json
+
+    from reconciler import runlog, runview
+
+    root = config_dir_of(ctx, config_dir)
+    if run_id is not None:
+        run = runlog.load_run(root, run_id)
+        as_json = fmt is ActivityFormat.JSON
+        typer.echo(json.dumps(run, indent=2, ensure_ascii=False) if as_json else
+                   runview.render_run_text(run))  # fmt: skip
+        return
+    runs = runlog.list_runs(root, limit)
+    if fmt is ActivityFormat.JSON:
+        typer.echo(json.dumps({"runs": [r.as_json() for r in runs]}, indent=2))
+    elif not runs:
+        typer.echo(f"No runs yet under {runlog.runs_dir(root)}")
+    else:
+        typer.echo(runview.render_runs_text(runs))
+
+
+@app.command("check-unmapped")
+def check_unmapped(
+    ctx: typer.Context,
+    no_email: Annotated[
+        bool, typer.Option("--no-email", help="List only; send no e-mail.")
+    ] = False,
+    as_of: cli_sync.AsOfOption = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Daily: list mapped customers whose current-period usage includes a ZeroTek SKU with
+    no mapping (customer, SKU, users) and e-mail administrators + billing while any remain.
+    Silent when none. Exit 0 either way; 1 on errors (including a failed e-mail)."""
+    import asyncio
+
+    from reconciler import notify
+    from reconciler.config import load_config
+
+    config = load_config(config_dir_of(ctx, config_dir))
+    smtp = None if no_email else notify.smtp_from_env()  # bad SMTP_* fails before any request
+    period, rows = asyncio.run(notify.find_unmapped(config, cli_sync.parse_as_of(as_of)))
+    if not rows:
+        typer.echo("No unmapped SKUs in use.")
+        return
+    typer.echo(f"Customers using unmapped ZeroTek SKUs ({period}):")
+    typer.echo(notify.unmapped_text(rows))
+    outcome = notify.send_unmapped(
+        config.settings, rows, send=not no_email, smtp=smtp, period=period
+    )
+    if outcome is not None:
+        typer.echo(f"e-mail {outcome.kind}: {outcome.detail}", err=True)
+        if outcome.failed:
+            raise typer.Exit(1)
+
+
+# --- CI helpers used by the workflows (hidden from the main help) ----------------------------
+
+
+@app.command("pr-comment", hidden=True)
+def pr_comment(
+    file: Annotated[
+        Path, typer.Option("--file", help="The plan's Markdown (`plan --format markdown`).")
+    ],
+    repo: Annotated[str, typer.Option("--repo", help="OWNER/REPO (github.repository).")],
+    pr: Annotated[int, typer.Option("--pr", help="The pull-request number.")],
+) -> None:
+    """CI helper: post FILE as the PR's plan comment, updating the previous one in place
+    (found by its hidden marker). Token from GITHUB_TOKEN, API root from GITHUB_API_URL."""
+    from reconciler.github import post_plan_comment
+
+    result = post_plan_comment(file, repo, pr)
+    typer.echo(f"plan comment {result.action}: {result.url or result.comment_id}")
+
+
+@app.command("is-enabled", hidden=True)
+def is_enabled(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
+    """CI helper: print `true` or `false` (settings.enabled); exit 1 only if the config is
+    invalid. The sync workflow uses it to end green, doing nothing, while deactivated."""
+    from reconciler.config import load_settings_only
+
+    # settings.yaml alone: a deactivated integration may have mappings mid-edit.
+    settings = load_settings_only(config_dir_of(ctx, config_dir))
+    typer.echo("true" if settings.enabled else "false")
+
+
+@app.command("sandbox")
+def sandbox_command(
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0 = any free port.")
+    ] = 0,
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", min=0, help="Delay added to every request (ms).")
+    ] = 0,
+    fault_rate: Annotated[
+        float,
+        typer.Option(
+            "--fault-rate",
+            min=0,
+            max=1,
+            help="Share of requests that fail: 1/3 HTTP 500, 1/3 HTTP 429 (Retry-After), "
+            "1/3 dropped connections (half of those after committing a write).",
+        ),
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fault generator.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Do not log requests to stderr.")] = False,
+) -> None:
+    """Run the loopback ConnectWise + ZeroTek simulators (the example data) in the foreground
+    and print the environment that points the CLI at them. Ctrl-C stops them."""
+    import shlex
+    import signal
+    import threading
+
+    from reconciler.sandbox import Sandbox
+
+    log = None if quiet else (lambda line: typer.echo(line, err=True))
+    sandbox = Sandbox(latency_ms=latency_ms, fault_rate=fault_rate, seed=seed, port=port, log=log)
+    try:
+        sandbox.start()
+    except OSError as exc:
+        raise ReconcileError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    for name, value in sandbox.env().items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+    typer.echo(
+        f"Sandbox listening on {sandbox.base_url} (demo credentials, not secrets). Point the "
+        "CLI at it from another terminal: eval the export lines above, then run "
+        "`reconcile --config-dir DIR plan` with DIR holding the example mappings "
+        "(`reconcile init DIR`). Ctrl-C stops the sandbox.",
+        err=True,
+    )
+    stopped = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sandbox.stop()
+        typer.echo("Sandbox stopped.", err=True)
+
+
+@app.command()
+def demo(
+    keep_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Keep the demo's config and run log here (default: a "
+            "temporary directory, removed afterwards).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Try it with no accounts: start the embedded sandbox, plan, apply, plan again, show the
+    sync log."""
+    from reconciler.demo import run_demo
+
+    raise typer.Exit(run_demo(keep_dir))

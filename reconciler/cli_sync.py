@@ -30,7 +30,10 @@ class Format(StrEnum):
 CustomerOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--customer", help="Only this ZeroTek customer id (repeatable).", show_default=False
+        "--customer",
+        metavar="ID",
+        help="Only this ZeroTek customer id (repeatable).",
+        show_default=False,
     ),
 ]
 PeriodOption = Annotated[
