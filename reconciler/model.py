@@ -242,7 +242,8 @@ class CustomerPlan:
     changes: tuple[Change, ...] = ()
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    managed: int = 0  # active managed additions seen (the safety denominator)
+    managed: int = 0  # active managed additions with quantity > 0 (safety denominators)
+    managed_quantity: int = 0  # their total quantity
 
     @property
     def revenue_delta(self) -> Decimal:
