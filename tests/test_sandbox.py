@@ -565,11 +565,11 @@ def test_fault_rate_mixes_kinds_reproducibly() -> None:
 
 
 def test_latency_is_honoured_concurrently() -> None:
-    with Sandbox(latency_ms=100) as sb:
+    with Sandbox(latency_ms=300) as sb:
         with cw(sb) as c:
             started = time.perf_counter()
             c.get("/company/companies")
-            assert time.perf_counter() - started >= 0.1
+            assert time.perf_counter() - started >= 0.3
         barrier = threading.Barrier(8)
 
         def one(_: int) -> int:
@@ -580,7 +580,9 @@ def test_latency_is_honoured_concurrently() -> None:
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(8))) == [200] * 8
-        assert time.perf_counter() - started < 0.4  # serially it would take 0.8 s
+        # Serially 2.4 s; concurrently ~0.3 s. The wide margin keeps a loaded CI box green
+        # while still failing a server that handles one request at a time.
+        assert time.perf_counter() - started < 1.6
         assert sb.stats["GET agreements"] == 8 and sb.stats.total == 9
         sb.stats.reset()
         assert sb.stats.total == 0 and sb.stats.writes == 0

@@ -1,0 +1,340 @@
+"""The GitHub Actions workflows: linted (actionlint), audited (zizmor), and their `run:` steps
+executed in order in a temporary clone of a config repository made by `reconcile init`,
+against the sandbox, with the runner's files simulated (see workflow_runner.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fake_github import FakeGitHub
+from workflow_runner import Contexts, JobResult, load_workflow, run_job, runner_env
+
+import reconciler
+from reconciler import scaffold
+from reconciler.render import PLAN_MARKER
+from reconciler.resources import workflows_dir
+from reconciler.sandbox import Sandbox, default_fixture
+
+WORKFLOWS = workflows_dir()
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+AS_OF = "2026-11-24"  # the sandbox fixture's "today"
+REPO = "msp/billing-config"
+BRANCH = "main"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
+    return found
+
+
+def test_the_four_workflows_exist() -> None:
+    names = {p.name for p in WORKFLOW_FILES}
+    assert names == {"validate.yml", "sync.yml", "unmapped.yml", "tests.yml"}
+
+
+def test_actionlint_reports_nothing() -> None:
+    proc = subprocess.run(
+        [_tool("actionlint"), "-no-color", *map(str, WORKFLOW_FILES)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+
+
+def test_zizmor_finds_nothing_of_medium_or_high_severity() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN")}
+    proc = subprocess.run(
+        [_tool("zizmor"), "--offline", "--format", "json", *map(str, WORKFLOW_FILES)],
+        capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+    findings = json.loads(proc.stdout)
+    assert isinstance(findings, list), proc.stderr
+    serious = [
+        f"{f['ident']} ({f['determinations']['severity']}): {f['desc']}"
+        for f in findings
+        if f["determinations"]["severity"] in ("Medium", "High")
+    ]
+    assert serious == []
+
+
+def test_actions_are_pinned_by_commit_sha() -> None:
+    for path in WORKFLOW_FILES:
+        for ref in re.findall(r"uses:\s*(\S+)", path.read_text(encoding="utf-8")):
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{path.name}: {ref}"
+
+
+def test_config_repositories_install_this_version() -> None:
+    for path in WORKFLOW_FILES:
+        for spec in re.findall(r"'(zerotek-cw-reconciler==[^']+)'", path.read_text()):
+            assert spec == f"zerotek-cw-reconciler=={reconciler.__version__}", path.name
+
+
+def test_init_writes_the_workflows_a_config_repository_runs(tmp_path: Path) -> None:
+    written = scaffold.init(tmp_path)
+    workflows = sorted(t for t in written if t.startswith(".github/workflows/"))
+    assert workflows == sorted(f".github/workflows/{n}" for n in scaffold.WORKFLOW_FILES)
+    assert ".github/workflows/tests.yml" not in written  # the reconciler's own CI
+    for target in workflows:
+        assert (tmp_path / target).read_bytes() == (WORKFLOWS / Path(target).name).read_bytes()
+
+
+# --- executing the run: steps --------------------------------------------------------------
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "MSP Admin", "GIT_AUTHOR_EMAIL": "admin@msp.example",
+        "GIT_COMMITTER_NAME": "MSP Admin", "GIT_COMMITTER_EMAIL": "admin@msp.example",
+    }  # fmt: skip
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    """A bare "origin" holding a config repository exactly as `reconcile init` makes it."""
+    seed, bare = tmp_path / "seed", tmp_path / "origin.git"
+    seed.mkdir()
+    init = subprocess.run(
+        [sys.executable, "-m", "reconciler", "init", str(seed)], capture_output=True, text=True
+    )
+    assert init.returncode == 0, init.stderr
+    _git(tmp_path, "init", "--quiet", "--bare", "-b", BRANCH, str(bare))
+    _git(seed, "init", "--quiet", "-b", BRANCH)
+    _git(seed, "add", ".")
+    _git(seed, "commit", "--quiet", "-m", "reconcile init")
+    _git(seed, "push", "--quiet", str(bare), BRANCH)
+    return bare
+
+
+@pytest.fixture
+def clone(origin: Path, tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    _git(tmp_path, "clone", "--quiet", str(origin), str(work))
+    return work
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(default_fixture()) as sb:
+        yield sb
+
+
+def _is_install(name: str) -> bool:
+    return name.startswith("Install")  # the package is already installed here
+
+
+def _run(
+    workflow: str, job: str, workdir: Path, ctx: Contexts, event: str, **env: str
+) -> JobResult:
+    base = runner_env(
+        workdir.parent / "home",
+        GITHUB_EVENT_NAME=event,
+        GITHUB_WORKSPACE=str(workdir),
+        GITHUB_REPOSITORY=REPO,
+        GITHUB_REF_NAME=BRANCH,
+        GITHUB_RUN_ID="4242",
+        GITHUB_SERVER_URL="https://github.example",
+        **env,
+    )
+    (workdir.parent / "home").mkdir(exist_ok=True)
+    ctx.github = {"event_name": event, **ctx.github}
+    return run_job(load_workflow(WORKFLOWS / workflow), job, ctx, workdir, base, skip=_is_install)
+
+
+def _github(**extra: Any) -> dict[str, Any]:
+    """The `github` context (event_name is added by _run)."""
+    return {
+        "repository": REPO, "ref_name": BRANCH, "run_id": "4242",
+        "token": FakeGitHub.token, **extra,
+    }  # fmt: skip
+
+
+def _pr_event(head_repo: str = REPO) -> dict[str, Any]:
+    pr = {"number": 7, "head": {"repo": {"full_name": head_repo}}}
+    return _github(event={"pull_request": pr})
+
+
+def _job_if(workflow: str, job: str, ctx: Contexts) -> bool:
+    return ctx.condition(load_workflow(WORKFLOWS / workflow)["jobs"][job].get("if"))
+
+
+def test_validate_passes_on_the_example_and_upserts_one_plan_comment(
+    clone: Path, sandbox: Sandbox
+) -> None:
+    result = _run("validate.yml", "validate", clone, Contexts(github=_pr_event()), "pull_request")
+    assert not result.failed, result.steps
+    assert "mappings valid" in result.step("Validate the mappings").stdout
+
+    gh = FakeGitHub(repo=REPO).start()
+    try:
+        gh.add_comment(7, "a reviewer's comment")
+        ctx = Contexts(github=_pr_event(), secrets=sandbox.env(), vars={"RECONCILE_AS_OF": AS_OF})
+        assert _job_if("validate.yml", "plan", ctx)
+        for _ in range(2):  # the second push to the PR updates the comment in place
+            plan = _run("validate.yml", "plan", clone, ctx, "pull_request", GITHUB_API_URL=gh.url)
+            assert not plan.failed, [(s.name, s.stderr) for s in plan.steps]
+        assert len(gh.calls("POST")) == 1 and len(gh.calls("PATCH")) == 1
+        ours = gh.comments[7][1]
+        assert ours["body"] == (clone / "plan.md").read_text(encoding="utf-8")
+        assert ours["body"].startswith(PLAN_MARKER) and f"as of {AS_OF}" in ours["body"]
+        assert gh.comments[7][0]["body"] == "a reviewer's comment"
+        assert (clone / "plan.md").read_text(encoding="utf-8") in plan.summary
+        assert sandbox.stats.writes == 0  # planning is read-only
+    finally:
+        gh.stop()
+
+
+def test_validate_does_not_plan_for_forks_or_without_secrets(clone: Path) -> None:
+    assert not _job_if("validate.yml", "plan", Contexts(github=_pr_event("stranger/fork")))
+    plan = _run("validate.yml", "plan", clone, Contexts(github=_pr_event()), "pull_request")
+    assert not plan.failed
+    assert "::notice title=No plan::" in plan.step("Check for credentials").stdout
+    assert not plan.step("Plan").ran and not plan.step("Post the plan comment").ran
+
+
+def test_validate_fails_with_annotations_on_a_broken_mapping(clone: Path) -> None:
+    customers = clone / "mappings" / "customers.yaml"
+    text = customers.read_text(encoding="utf-8")
+    broken = text.replace("  company: OBRIEN", "  company: OBRIEN\n  colour: green", 1)
+    assert broken != text
+    customers.write_text(broken, encoding="utf-8")
+    line = broken.splitlines().index("  colour: green") + 1
+    result = _run("validate.yml", "validate", clone, Contexts(github=_pr_event()), "pull_request")
+    assert result.failed
+    step = result.step("Validate the mappings")
+    assert step.code == 1
+    assert f"::error file=mappings/customers.yaml,line={line}," in step.stdout
+
+
+def _sync(clone: Path, sandbox: Sandbox, event: str, **inputs: Any) -> JobResult:
+    ctx = Contexts(
+        github=_github(), inputs=inputs, secrets=sandbox.env(), vars={"RECONCILE_AS_OF": AS_OF}
+    )
+    return _run("sync.yml", "sync", clone, ctx, event)
+
+
+def _origin_log(origin: Path) -> list[str]:
+    return _git(origin, "log", "--format=%an|%s", BRANCH).splitlines()
+
+
+def _planned_changes(plan_json: Path) -> int:
+    plan = json.loads(plan_json.read_text(encoding="utf-8"))
+    return sum(len(c["changes"]) for c in plan["customers"])
+
+
+def test_scheduled_sync_applies_and_commits_the_run_log(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    result = _sync(clone, sandbox, "schedule")
+    assert not result.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in result.steps]
+    changes = _planned_changes(clone / "plan.json")
+    assert changes > 0 and sandbox.stats.writes == changes
+    log = _origin_log(origin)
+    assert log[0] == "github-actions[bot]|Sync run log (schedule)"
+    files = _git(origin, "show", "--name-only", "--format=", BRANCH).split()
+    assert "runs/INDEX.md" in files
+    (run_json,) = [f for f in files if f.endswith(".json")]
+    run = json.loads(_git(origin, "show", f"{BRANCH}:{run_json}"))
+    assert run["trigger"] == "scheduled" and run["period"]["as_of"] == AS_OF
+    twin = _git(origin, "show", f"{BRANCH}:{run_json[: -len('.json')]}.md")
+    assert twin.strip() and twin.strip() in result.summary  # the run's Markdown in the summary
+    assert "Push rejected" not in result.stdout
+
+
+def test_sync_rebases_and_retries_when_the_branch_moved(
+    clone: Path, origin: Path, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Someone merges a mappings change after the job checked out, before it pushes.
+    other = tmp_path / "other"
+    _git(tmp_path, "clone", "--quiet", str(origin), str(other))
+    (other / "NOTES.md").write_text("billing contacts changed\n", encoding="utf-8")
+    _git(other, "add", "NOTES.md")
+    _git(other, "commit", "--quiet", "-m", "a merged pull request")
+    _git(other, "push", "--quiet", "origin", BRANCH)
+
+    result = _sync(clone, sandbox, "schedule")
+    assert not result.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in result.steps]
+    assert "Push rejected (attempt 1 of 3)" in result.step("Commit the run log").stdout
+    log = _origin_log(origin)
+    assert log[:2] == [
+        "github-actions[bot]|Sync run log (schedule)",
+        "MSP Admin|a merged pull request",
+    ]
+    tree = _git(origin, "ls-tree", "-r", "--name-only", BRANCH).split()
+    assert "NOTES.md" in tree and "runs/INDEX.md" in tree
+
+
+def test_dry_run_plans_the_chosen_customer_and_period_and_writes_nothing(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    before = _origin_log(origin)
+    result = _sync(
+        clone, sandbox, "workflow_dispatch",
+        customer="zt-0001", period="current", dry_run=True, as_of="",
+    )  # fmt: skip
+    assert not result.failed, [(s.name, s.stderr[-500:]) for s in result.steps]
+    assert not result.step("Apply").ran and not result.step("Commit the run log").ran
+    assert sandbox.stats.writes == 0
+    assert not (clone / "runs").exists() and _origin_log(origin) == before
+    plan = json.loads((clone / "plan.json").read_text(encoding="utf-8"))
+    assert [c["id"] for c in plan["customers"]] == ["zt-0001"]
+    assert plan["period"]["kind"] == "current" and plan["period"]["as_of"] == AS_OF
+    assert (clone / "plan.md").read_text(encoding="utf-8") in result.summary
+
+
+def test_a_deactivated_integration_ends_green_and_does_nothing(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    settings = clone / "mappings" / "settings.yaml"
+    text = settings.read_text(encoding="utf-8")
+    settings.write_text(re.sub(r"(?m)^enabled: true", "enabled: false", text), encoding="utf-8")
+    before = _origin_log(origin)
+    result = _sync(clone, sandbox, "schedule")
+    assert not result.failed
+    assert "::notice title=Sync skipped::" in result.step("Check the integration is active").stdout
+    ran = [s.name for s in result.steps if s.ran]
+    assert ran == ["Check the integration is active"]
+    assert sandbox.stats.writes == 0 and _origin_log(origin) == before
+
+
+def test_unmapped_check_lists_unmapped_skus_in_the_summary(clone: Path, sandbox: Sandbox) -> None:
+    ctx = Contexts(github=_github(), secrets=sandbox.env(), vars={"RECONCILE_AS_OF": AS_OF})
+    result = _run("unmapped.yml", "check-unmapped", clone, ctx, "schedule")
+    assert not result.failed, [(s.name, s.stderr[-500:]) for s in result.steps]
+    mapped = {row["sku"] for row in yaml.safe_load((clone / "mappings/skus.yaml").read_text())}
+    used = {a.sku for a in default_fixture().assignments}
+    assert used - mapped, "the fixture should use an unmapped SKU"
+    assert any(sku in result.summary for sku in used - mapped)
+    assert sandbox.stats.writes == 0
+
+
+def test_tests_workflow_runs_ruff_and_pytest(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\naddopts = '-q'\n")
+    (project / "tests" / "test_ok.py").write_text("def test_ok() -> None:\n    assert True\n")
+    ok = _run("tests.yml", "tests", project, Contexts(github=_github()), "push")
+    assert not ok.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in ok.steps]
+    assert "1 passed" in ok.step("Pytest").stdout
+
+    (project / "tests" / "test_ok.py").write_text("import os\ndef test_ok(): assert True\n")
+    bad = _run("tests.yml", "tests", project, Contexts(github=_github()), "push")
+    assert bad.failed and not bad.step("Pytest").ran
+    assert "::error" in bad.step("Ruff").stdout  # annotations on the offending line
