@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import click
+import typer
 
 from reconciler import planfile
 from reconciler.model import Action, Change, CustomerPlan, Plan
@@ -59,7 +59,7 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
     """Terraform-style plan. Customers without changes, errors or warnings are summarised."""
 
     def style(s: str, **kw: object) -> str:
-        return click.style(s, **kw) if color else s  # type: ignore[arg-type]
+        return typer.style(s, **kw) if color else s  # type: ignore[arg-type]
 
     out = [style(f"Period: {plan.period}  (as of {plan.period.as_of.isoformat()})", bold=True)]
     quiet = 0
