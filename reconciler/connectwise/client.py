@@ -1,0 +1,172 @@
+"""ConnectWise PSA REST client: auth, pagination, chunked `in` queries, retries, concurrency.
+
+Speaks only the documented conventions (DESIGN 4, research-connectwise.md), so it works
+against any server following them, not just the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote_plus
+
+import httpx
+
+from reconciler.connectwise.conditions import Value, in_chunks
+from reconciler.env import CWCredentials, cw_credentials_from_env, resolve_api_url
+from reconciler.errors import ReconcileError
+from reconciler.http import ApiError, HttpApi, OutcomeUnknown, RequestStats
+from reconciler.model import Config
+
+__all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
+
+ACCEPT = "application/vnd.connectwise.com+json; version=2020.4"
+PAGE_SIZE = 1000  # the server caps pageSize here whatever we ask
+MAX_URL = 2000  # proxies and IIS start refusing URLs not far above this
+
+
+class ConnectWiseClient(HttpApi):
+    service = "ConnectWise"
+    credential_hint = "CW_COMPANY_ID/CW_PUBLIC_KEY/CW_PRIVATE_KEY/CW_CLIENT_ID"
+    url_hint = "CW_API_URL"
+
+    def __init__(
+        self,
+        base_url: str,
+        creds: CWCredentials,
+        *,
+        max_concurrency: int = 8,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        page_size: int = PAGE_SIZE,
+        max_url: int = MAX_URL,
+    ) -> None:
+        token = base64.b64encode(f"{creds.username}:{creds.private_key}".encode()).decode()
+        basic = f"Basic {token}"
+        super().__init__(
+            base_url,
+            headers={
+                "Authorization": basic,
+                "clientId": creds.client_id,
+                "Accept": ACCEPT,
+            },
+            secrets=(creds.private_key, creds.public_key, token),
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            transport=transport,
+        )
+        self.page_size = page_size
+        self.max_url = max_url
+
+    @classmethod
+    def from_config(
+        cls, config: Config, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> ConnectWiseClient:
+        """The client a run uses: URL and credentials from the environment/settings."""
+        url = resolve_api_url(config.settings.cw_api_url, "CW_API_URL", environ)
+        options.setdefault("max_concurrency", config.settings.max_concurrency)
+        return cls(url, cw_credentials_from_env(environ), **options)
+
+    def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
+        # {"code","message","errors":[{"code","message","resource","field"}]}: the nested
+        # errors say what is actually wrong ("company object is invalid" says nothing).
+        if not isinstance(body, dict):
+            return None, None, None
+        code = _text(body.get("code"))
+        message = _text(body.get("message"))
+        fld = None
+        details = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+        if details:
+            messages = [m for m in (_text(e.get("message")) for e in details) if m]
+            if messages:
+                message = "; ".join(messages)
+            fields = [f for f in (_text(e.get("field")) for e in details) if f]
+            fld = ", ".join(dict.fromkeys(fields)) or None
+            code = code or _text(details[0].get("code"))
+        return code, message, fld
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def get(self, path: str, params: dict[str, str | int] | None = None) -> Any:
+        response = await self.request("GET", path, params=params)
+        return self.json_of(response, "GET", path)
+
+    async def get_all(
+        self, path: str, conditions: str | None = None, fields: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, page by page until a short page.
+
+        A `Link: rel="next"` also keeps us going: a server that caps pageSize below what
+        we asked would otherwise look finished after its first page."""
+        items: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params: dict[str, str | int] = {"page": page, "pageSize": self.page_size}
+            if conditions:
+                params["conditions"] = conditions
+            if fields:
+                params["fields"] = fields
+            response = await self.request("GET", path, params=params)
+            batch = self.json_of(response, "GET", path)
+            if not isinstance(batch, list) or not all(isinstance(i, dict) for i in batch):
+                raise ReconcileError(
+                    f"ConnectWise returned something other than a list of objects on GET {path}"
+                )
+            items.extend(batch)
+            more = len(batch) >= self.page_size or "next" in response.links
+            if not batch or not more:
+                return items
+            page += 1
+
+    async def get_chunked(
+        self,
+        path: str,
+        field: str,
+        values: Sequence[Value],
+        *,
+        fields: str | None = None,
+        conditions: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """`field in (values)` over as many requests as keep each URL under `max_url`,
+        fetched concurrently. Items come back in chunk order."""
+        if not values:
+            return []
+        fixed = len(self.base_url) + len(path) + len("?conditions=")
+        fixed += len(f"&fields={quote_plus(fields)}") if fields else 0
+        fixed += len(f"&page=9999&pageSize={self.page_size}")
+        chunks = in_chunks(field, values, max(self.max_url - fixed, 200), extra=conditions)
+        pages = await asyncio.gather(*(self.get_all(path, c, fields) for c in chunks))
+        return [item for page in pages for item in page]
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.request("POST", path, json_body=body)
+        return self._object(response, "POST", path)
+
+    async def patch(self, path: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        response = await self.request("PATCH", path, json_body=operations)
+        return self._object(response, "PATCH", path)
+
+    async def delete(self, path: str) -> None:
+        await self.request("DELETE", path)
+
+    def _object(self, response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+        if not response.content:
+            return {}
+        body = self.json_of(response, method, path)
+        if not isinstance(body, dict):
+            raise ReconcileError(f"ConnectWise returned a non-object body on {method} {path}")
+        return body
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,265 @@
+"""Read what ConnectWise holds for the mapped customers, with the fewest requests.
+
+List pages for companies, agreements and catalog (chunked `in (...)` queries), then one
+request per resolved mapped agreement for its additions, all concurrent. Payloads are
+parsed defensively: a malformed item is one error naming the endpoint and field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import re
+from collections.abc import Collection, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from reconciler.connectwise.client import ConnectWiseClient
+from reconciler.errors import ReconcileError
+from reconciler.model import (
+    ActualState,
+    Addition,
+    Agreement,
+    CatalogItem,
+    Company,
+    Config,
+    CustomerMap,
+)
+
+COMPANIES = "/company/companies"
+AGREEMENTS = "/finance/agreements"
+CATALOG = "/procurement/catalog"
+COMPANY_FIELDS = "id,identifier,name"
+AGREEMENT_FIELDS = (
+    "id,name,company,agreementStatus,startDate,endDate,noEndingDateFlag,cancelledFlag,billStartDate"
+)
+CATALOG_FIELDS = "id,identifier,description,inactiveFlag,price,cost"
+ADDITION_FIELDS = (
+    "id,product,quantity,unitPrice,unitCost,billCustomer,effectiveDate,cancelledDate,"
+    "description,_info"
+)
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]*(?:Z|[+-]\d{2}:?\d{2})?)?\Z")
+
+
+def additions_path(agreement_id: int) -> str:
+    return f"{AGREEMENTS}/{agreement_id}/additions"
+
+
+async def read_state(
+    client: ConnectWiseClient, config: Config, customers: Sequence[CustomerMap]
+) -> ActualState:
+    identifiers = sorted({c.company for c in customers})
+    products = sorted({s.product for s in config.skus})
+    company_rows, catalog_rows = await asyncio.gather(
+        client.get_chunked(COMPANIES, "identifier", identifiers, fields=COMPANY_FIELDS),
+        client.get_chunked(CATALOG, "identifier", products, fields=CATALOG_FIELDS),
+    )
+    companies = {c.identifier: c for c in (_company(r) for r in company_rows)}
+    catalog = {i.identifier: i for i in (_catalog_item(r) for r in catalog_rows)}
+
+    company_ids = sorted({c.id for c in companies.values()})
+    agreement_rows = await client.get_chunked(
+        AGREEMENTS, "company/id", company_ids, fields=AGREEMENT_FIELDS
+    )
+    agreements = {a.id: a for a in (_agreement(r, AGREEMENTS) for r in agreement_rows)}
+
+    by_company: dict[int, list[Agreement]] = {}
+    for agreement in agreements.values():
+        by_company.setdefault(agreement.company_id, []).append(agreement)
+    resolved = sorted(
+        {a for c in customers if (a := resolve_agreement(c, companies, by_company)) is not None}
+    )
+    # Agreements named by id but not among their company's: fetched only so the planner
+    # can say whose they are. Concurrent with the additions, which never need them.
+    strays = sorted(
+        {c.agreement for c in customers if isinstance(c.agreement, int)} - agreements.keys()
+    )
+    stray_rows, *addition_lists = await asyncio.gather(
+        client.get_chunked(AGREEMENTS, "id", strays, fields=AGREEMENT_FIELDS),
+        *(read_additions(client, a, managed=products) for a in resolved),
+    )
+    for row in stray_rows:
+        stray = _agreement(row, AGREEMENTS)
+        agreements.setdefault(stray.id, stray)
+    additions = dict(zip(resolved, addition_lists, strict=True))
+    return ActualState(
+        companies=companies, agreements=agreements, catalog=catalog, additions=additions
+    )
+
+
+def resolve_agreement(
+    customer: CustomerMap,
+    companies: Mapping[str, Company],
+    by_company: Mapping[int, Sequence[Agreement]],
+) -> int | None:
+    """The id of the customer's agreement when it is unambiguous and of its company."""
+    company = companies.get(customer.company)
+    if company is None:
+        return None
+    own = by_company.get(company.id, ())
+    if isinstance(customer.agreement, int):
+        return customer.agreement if any(a.id == customer.agreement for a in own) else None
+    named = [a.id for a in own if a.name == customer.agreement]
+    return named[0] if len(named) == 1 else None
+
+
+async def read_additions(
+    client: ConnectWiseClient, agreement_id: int, *, managed: Collection[str] = ()
+) -> tuple[Addition, ...]:
+    """All additions of one agreement. `managed`: catalog identifiers whose quantity must
+    be a whole number (other products may legitimately bill fractions, e.g. hours)."""
+    path = additions_path(agreement_id)
+    rows = await client.get_all(path, fields=ADDITION_FIELDS)
+    wanted = frozenset(managed)
+    return tuple(_addition(r, agreement_id, path, wanted) for r in rows)
+
+
+# --- defensive payload parsing -------------------------------------------------------------
+
+
+class _Item:
+    """Typed access to one JSON object, with errors that name the endpoint and field."""
+
+    def __init__(self, row: dict[str, Any], endpoint: str) -> None:
+        self.row = row
+        self.endpoint = endpoint
+
+    def fail(self, field: str, problem: str) -> ReconcileError:
+        ident = self.row.get("id")
+        which = f" (id {ident})" if isinstance(ident, int) and field != "id" else ""
+        return ReconcileError(
+            f"ConnectWise returned a malformed item on GET {self.endpoint}{which}: "
+            f"{field} {problem}"
+        )
+
+    def get(self, field: str) -> Any:
+        value: Any = self.row
+        for part in field.split("/"):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    def integer(self, field: str) -> int:
+        value = self.get(field)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(field, f"is {_show(value)}, expected an integer")
+        return value
+
+    def string(self, field: str, *, required: bool = True) -> str | None:
+        value = self.get(field)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(field, f"is {_show(value)}, expected a string")
+        return value
+
+    def text(self, field: str) -> str:
+        value = self.string(field)
+        assert value is not None
+        return value
+
+    def flag(self, field: str) -> bool:
+        value = self.get(field)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self.fail(field, f"is {_show(value)}, expected true or false")
+        return value
+
+    def date(self, field: str) -> dt.date | None:
+        value = self.get(field)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not _DATE.match(value):
+            raise self.fail(field, f"is {_show(value)}, expected a date YYYY-MM-DDTHH:MM:SSZ")
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            raise self.fail(field, f"is {_show(value)}, not a calendar date") from None
+
+    def decimal(self, field: str) -> Decimal | None:
+        value = self.get(field)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise self.fail(field, f"is {_show(value)}, expected a number")
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise self.fail(field, f"is {_show(value)}, expected a number") from None
+        if not number.is_finite():
+            raise self.fail(field, f"is {_show(value)}, expected a finite number")
+        return number
+
+    def quantity(self, field: str, *, whole: bool) -> int:
+        value = self.get(field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(field, f"is {_show(value)}, expected a number")
+        if not math.isfinite(value):
+            raise self.fail(field, f"is {_show(value)}, expected a finite number")
+        if whole and value != int(value):
+            raise self.fail(field, f"is {value}, expected a whole number of licences")
+        return round(value)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "missing"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _company(row: dict[str, Any]) -> Company:
+    item = _Item(row, COMPANIES)
+    return Company(
+        id=item.integer("id"), identifier=item.text("identifier"), name=item.text("name")
+    )
+
+
+def _agreement(row: dict[str, Any], endpoint: str) -> Agreement:
+    item = _Item(row, endpoint)
+    return Agreement(
+        id=item.integer("id"),
+        name=item.text("name"),
+        company_id=item.integer("company/id"),
+        status=item.string("agreementStatus", required=False),
+        start_date=item.date("startDate"),
+        end_date=item.date("endDate"),
+        no_ending_date=item.flag("noEndingDateFlag"),
+        cancelled=item.flag("cancelledFlag"),
+        bill_start_date=item.date("billStartDate"),
+    )
+
+
+def _catalog_item(row: dict[str, Any]) -> CatalogItem:
+    item = _Item(row, CATALOG)
+    return CatalogItem(
+        id=item.integer("id"),
+        identifier=item.text("identifier"),
+        description=item.string("description", required=False) or "",
+        inactive=item.flag("inactiveFlag"),
+        price=item.decimal("price"),
+        cost=item.decimal("cost"),
+    )
+
+
+def _addition(
+    row: dict[str, Any], agreement_id: int, endpoint: str, managed: frozenset[str]
+) -> Addition:
+    item = _Item(row, endpoint)
+    product = item.text("product/identifier")
+    return Addition(
+        id=item.integer("id"),
+        agreement_id=agreement_id,
+        product_id=item.integer("product/id"),
+        product_identifier=product,
+        quantity=item.quantity("quantity", whole=product in managed),
+        unit_price=item.decimal("unitPrice"),
+        unit_cost=item.decimal("unitCost"),
+        bill_customer=item.string("billCustomer", required=False),
+        effective_date=item.date("effectiveDate"),
+        cancelled_date=item.date("cancelledDate"),
+        description=item.string("description", required=False),
+        last_updated=item.string("_info/lastUpdated", required=False),
+    )

@@ -1,0 +1,315 @@
+"""HTTP plumbing shared by the ConnectWise and ZeroTek clients.
+
+One `httpx.AsyncClient` per run with a keep-alive pool, a semaphore bounding requests in
+flight, bounded retries with exponential backoff and full jitter (honouring `Retry-After`),
+and errors that are one readable line.
+
+Secrets: every exception raised here is created outside the `except` block that caught the
+httpx error, so no exception chain ever holds an httpx request (whose headers carry the
+credentials); and server-supplied text is scrubbed of the secrets before it is shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import email.utils
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from reconciler.errors import ReconcileError
+
+log = logging.getLogger(__name__)
+
+# Retry-After beyond this is treated as "come back much later": better to fail the run
+# clearly than to sleep for an hour inside a CI job.
+MAX_RETRY_AFTER = 120.0
+
+
+class ApiError(ReconcileError):
+    """An API call failed. `str()` is the whole readable line; `message` is the server's.
+
+    `status` is None when no HTTP response arrived (unreachable host, timeout)."""
+
+    def __init__(
+        self,
+        line: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        field: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(line)
+        self.status = status
+        self.code = code
+        self.message = message if message is not None else line
+        self.field = field
+        self.method = method
+        self.path = path
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status is None
+
+    @property
+    def auth_rejected(self) -> bool:
+        return self.status in (401, 403)
+
+
+class OutcomeUnknown(ApiError):
+    """A non-idempotent request (POST) may or may not have been processed: the caller must
+    re-read before deciding whether to send it again."""
+
+
+@dataclass
+class RequestStats:
+    """Logical requests by HTTP method (retries counted apart), for benchmarks and tests."""
+
+    by_method: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    longest_url: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_method.values())
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HttpApi:
+    """Base of both API clients. Subclasses name the service and parse its error bodies."""
+
+    service: ClassVar[str] = "API"
+    credential_hint: ClassVar[str] = ""  # names of the variables holding the credentials
+    url_hint: ClassVar[str] = ""  # name of the variable holding the API root
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str],
+        secrets: tuple[str, ...],
+        max_concurrency: int = 8,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.stats = RequestStats()
+        self._secrets = tuple(s for s in secrets if len(s) >= 4)
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+            transport=transport,
+            follow_redirects=False,  # a redirect would mean a wrong URL; never resend auth
+            trust_env=False,  # no proxies or netrc picked up behind the user's back
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- the one place requests are sent ------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json_body: Any = None,
+    ) -> httpx.Response:
+        url = httpx.URL(self.base_url + path, params=params or None)
+        self.stats.by_method[method] += 1
+        self.stats.longest_url = max(self.stats.longest_url, len(str(url)))
+        idempotent = method != "POST"
+        kwargs: dict[str, Any] = {} if json_body is None else {"json": json_body}
+        attempt = 0
+        while True:
+            failure: str | None = None
+            sent = False
+            response: httpx.Response | None = None
+            async with self._slots:
+                try:
+                    response = await self._http.request(method, url, **kwargs)
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    failure = _describe(exc)  # nothing was sent: safe to retry any method
+                except httpx.TransportError as exc:
+                    failure, sent = _describe(exc), True
+            if response is not None:
+                status = response.status_code
+                if status < 300:
+                    self._answered = True
+                    return response
+                retryable = status == 429 or status >= 500
+                if status >= 500 and not idempotent:
+                    raise self._error(response, method, path, unknown=True)
+                if not retryable or attempt >= self.max_retries:
+                    raise self._error(response, method, path)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+                    raise self._error(response, method, path)
+                delay = self._delay(attempt, retry_after)
+                why = str(status)
+            else:
+                assert failure is not None
+                if sent and not idempotent:
+                    raise OutcomeUnknown(
+                        f"{self.service}: outcome of {method} {path} unknown: {failure} "
+                        "after the request was sent",
+                        method=method,
+                        path=path,
+                    )
+                if attempt >= self.max_retries:
+                    verdict = "did not answer" if sent else "unreachable at"
+                    raise ApiError(
+                        f"{self.service} {verdict} {self._host()}: {failure} "
+                        f"(on {method} {path}, {attempt + 1} attempts)",
+                        method=method,
+                        path=path,
+                        message=failure,
+                    )
+                delay = self._delay(attempt, None)
+                why = failure
+            attempt += 1
+            self.stats.retries += 1
+            log.debug("%s %s: %s; retry %d in %.2fs", method, path, why, attempt, delay)
+            await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        cap = min(self.backoff_max, self.backoff_base * 2**attempt)
+        jitter = random.uniform(0, cap)
+        if retry_after is None:
+            return jitter
+        # The server said when; a little jitter keeps concurrent retries from stampeding.
+        return retry_after + min(jitter, 1.0)
+
+    def _host(self) -> str:
+        parts = urlsplit(self.base_url)
+        return parts.netloc or self.base_url
+
+    # --- errors -----------------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
+        """(code, message, field) from a decoded error body; overridden per service."""
+        return None, None, None
+
+    def _error(
+        self, response: httpx.Response, method: str, path: str, *, unknown: bool = False
+    ) -> ApiError:
+        status = response.status_code
+        code = message = fld = None
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError, IndexError):
+            code, message, fld = self.parse_error_body(response.json())
+        if not message and not response.text.lstrip().startswith("<"):
+            # plain text is worth showing; an HTML error page (edge proxies) is not
+            message = one_line(response.text) if response.text.strip() else None
+        message = self.redact(one_line(message)) if message else response.reason_phrase
+        code = self.redact(one_line(code, 80)) if code else None
+        fld = self.redact(one_line(fld, 80)) if fld else None
+        where = f"on {method} {path}"
+        detail = f"{status}{' ' + code if code else ''}: {message}"
+        if fld:
+            detail += f" (field {fld})"
+        if status in (401, 403):
+            line = f"{self.service} rejected the credentials ({self.credential_hint}): {detail}"
+        elif status == 404 and not self._answered:
+            line = (
+                f"{self.service} answered {detail} {where}: check credentials and API URL "
+                f"({self.url_hint}={self.base_url})"
+            )
+            where = ""
+        elif 300 <= status < 400:
+            line = f"{self.service} redirected ({status}): check API URL ({self.url_hint})"
+        else:
+            line = f"{self.service} {detail}"
+        if where:
+            line += f" {where}"
+        if unknown:
+            line = f"outcome unknown: {line}"
+        kind = OutcomeUnknown if unknown else ApiError
+        return kind(
+            line, status=status, code=code, message=message, field=fld, method=method, path=path
+        )
+
+    def json_of(self, response: httpx.Response, method: str, path: str) -> Any:
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError):
+            raise ReconcileError(
+                f"{self.service} returned a body that is not JSON on {method} {path}"
+            ) from None
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    """A short cause for a transport error; never the request (its headers hold secrets)."""
+    kind = {
+        httpx.ConnectError: "connection failed",
+        httpx.ConnectTimeout: "connect timed out",
+        httpx.ReadTimeout: "read timed out",
+        httpx.WriteTimeout: "write timed out",
+        httpx.PoolTimeout: "no free connection",
+        httpx.RemoteProtocolError: "connection dropped",
+        httpx.ReadError: "connection dropped",
+        httpx.WriteError: "connection dropped",
+    }.get(type(exc), type(exc).__name__)
+    text = one_line(str(exc), 120)
+    return f"{kind} ({text})" if text and text != kind else kind

@@ -1,0 +1,163 @@
+"""Assignment-history CSV usage source (`usage.source: csv`).
+
+Columns `customer_id,sku,user,assigned_on,unassigned_on` (any order, header required).
+A user counts for a window when their assignment overlaps it at all (inclusive dates).
+Every malformed row is reported, each as `file:line:col: problem`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import ConfigError, Problem
+from reconciler.model import Location
+
+COLUMNS = ("customer_id", "sku", "user", "assigned_on", "unassigned_on")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    customer_id: str
+    sku: str
+    user: str
+    assigned_on: dt.date
+    unassigned_on: dt.date | None
+    location: Location
+
+    def overlaps(self, start: dt.date, end: dt.date) -> bool:
+        return self.assigned_on <= end and (
+            self.unassigned_on is None or self.unassigned_on >= start
+        )
+
+
+def read_assignments(path: Path | str) -> list[Assignment]:
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([Problem(Location(name), "usage CSV file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError([Problem(Location(name), f"cannot read usage CSV: {reason}")]) from None
+    lines = text.splitlines()
+    problems: list[Problem] = []
+    reader = csv.reader(lines)
+    try:
+        header = next(reader)
+    except StopIteration:
+        header = []
+    except csv.Error as exc:
+        raise ConfigError([Problem(Location(name, 1, 1), f"invalid CSV: {exc}")]) from None
+    header = [h.strip() for h in header]
+    if sorted(header) != sorted(COLUMNS):
+        raise ConfigError(
+            [
+                Problem(
+                    Location(name, 1, 1),
+                    f"header is {','.join(header) or 'missing'!s}; expected the columns "
+                    f"{','.join(COLUMNS)}",
+                )
+            ]
+        )
+    index = {col: header.index(col) for col in COLUMNS}
+    rows: list[Assignment] = []
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(Problem(Location(name, reader.line_num, 1), f"invalid CSV: {exc}"))
+            continue
+        if not any(f.strip() for f in fields):
+            continue  # blank lines are harmless
+        line = reader.line_num
+        if len(fields) != len(COLUMNS):
+            problems.append(
+                Problem(
+                    Location(name, line, 1),
+                    f"{len(fields)} fields, expected {len(COLUMNS)} ({','.join(header)})",
+                )
+            )
+            continue
+        starts = _field_columns(lines[line - 1]) if line <= len(lines) else []
+        where = {
+            col: Location(name, line, starts[i] if i < len(starts) else 1)
+            for col, i in index.items()
+        }
+        row = _row({col: fields[i].strip() for col, i in index.items()}, where, problems)
+        if row is not None:
+            rows.append(row)
+    if problems:
+        raise ConfigError(problems)
+    return rows
+
+
+def _row(
+    values: dict[str, str], where: dict[str, Location], problems: list[Problem]
+) -> Assignment | None:
+    found: list[Problem] = []
+    for col in ("customer_id", "sku", "user", "assigned_on"):
+        if not values[col]:
+            found.append(Problem(where[col], f"{col} is empty"))
+    assigned = _date(values["assigned_on"], where["assigned_on"], found)
+    unassigned = _date(values["unassigned_on"], where["unassigned_on"], found)
+    if assigned and unassigned and unassigned < assigned:
+        found.append(
+            Problem(
+                where["unassigned_on"],
+                f"unassigned_on {unassigned} is before assigned_on {assigned}",
+            )
+        )
+    problems.extend(found)
+    if found or assigned is None:
+        return None
+    return Assignment(
+        values["customer_id"],
+        values["sku"],
+        values["user"],
+        assigned,
+        unassigned,
+        Location(where["customer_id"].file, where["customer_id"].line, 1),
+    )
+
+
+def count_users(
+    assignments: list[Assignment], start: dt.date, end: dt.date
+) -> dict[str, dict[str, int]]:
+    """Distinct users per customer and SKU whose assignment overlaps [start, end]."""
+    users: dict[str, dict[str, set[str]]] = {}
+    for a in assignments:
+        if a.overlaps(start, end):
+            users.setdefault(a.customer_id, {}).setdefault(a.sku, set()).add(a.user)
+    return {c: {s: len(u) for s, u in skus.items()} for c, skus in users.items()}
+
+
+def _date(value: str, where: Location, problems: list[Problem]) -> dt.date | None:
+    if not value:
+        return None
+    if _ISO_DATE.match(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    problems.append(Problem(where, f"{value!r} is not a date; expected YYYY-MM-DD"))
+    return None
+
+
+def _field_columns(line: str) -> list[int]:
+    """1-based start column of each CSV field on a physical line (quote-aware)."""
+    starts = [1]
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted  # a doubled "" toggles twice: net no change
+        elif ch == "," and not quoted:
+            starts.append(i + 2)
+    return starts

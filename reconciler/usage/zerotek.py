@@ -1,0 +1,189 @@
+"""ZeroTek usage API client: bearer token, cursor pagination, the shared retry policy."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.errors import ReconcileError
+from reconciler.http import ApiError, HttpApi
+from reconciler.model import Period, Usage
+
+CUSTOMERS = "/v1/customers"
+USAGE = "/v1/usage"
+MAX_PAGES = 100_000  # a server handing out endless cursors must not hang the run
+
+
+class ZeroTekClient(HttpApi):
+    service = "ZeroTek"
+    credential_hint = "ZEROTEK_API_TOKEN"
+    url_hint = "ZEROTEK_API_URL"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        max_concurrency: int = 8,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            secrets=(token,),
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            transport=transport,
+        )
+
+    def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            return None, None, None
+        code, message = error.get("code"), error.get("message")
+        return (
+            code if isinstance(code, str) else None,
+            message if isinstance(message, str) else None,
+            None,
+        )
+
+    async def _object(self, path: str, params: dict[str, str | int]) -> dict[str, Any]:
+        response = await self.request("GET", path, params=params)
+        body = self.json_of(response, "GET", path)
+        if not isinstance(body, dict):
+            raise _malformed(path, "the body", "is not a JSON object")
+        return body
+
+    async def _pages(self, path: str, params: dict[str, str | int]) -> list[Any]:
+        """Every `data` item across `next_cursor` pages."""
+        items: list[Any] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            page = await self._object(path, {**params, "cursor": cursor} if cursor else params)
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise _malformed(path, "data", "is not a list")
+            items.extend(data)
+            cursor = page.get("next_cursor")
+            if cursor is None or cursor == "":
+                return items
+            if not isinstance(cursor, str):
+                raise _malformed(path, "next_cursor", "is not a string or null")
+            if cursor in seen:
+                raise _malformed(path, "next_cursor", f"repeats {cursor!r} (endless pages)")
+            seen.add(cursor)
+        raise _malformed(path, "next_cursor", f"still set after {MAX_PAGES} pages")
+
+    async def customers(self) -> dict[str, str]:
+        """ZeroTek's customer directory: id -> name."""
+        out: dict[str, str] = {}
+        for row in await self._pages(CUSTOMERS, {}):
+            if not isinstance(row, dict):
+                raise _malformed(CUSTOMERS, "data item", "is not an object")
+            ident, name = row.get("id"), row.get("name")
+            if not isinstance(ident, str) or not ident:
+                raise _malformed(CUSTOMERS, "id", f"is {ident!r}, expected a string")
+            out[ident] = name if isinstance(name, str) else ident
+        return out
+
+    async def usage(self, start: dt.date, end: dt.date) -> dict[str, dict[str, int]]:
+        """Distinct users per customer and SKU over [start, end], all customers."""
+        out: dict[str, dict[str, int]] = {}
+        window: dict[str, str | int] = {"start": start.isoformat(), "end": end.isoformat()}
+        for row in await self._pages(USAGE, window):
+            if not isinstance(row, dict):
+                raise _malformed(USAGE, "data item", "is not an object")
+            customer = _string(row, "customer_id", USAGE)
+            sku = _string(row, "sku", USAGE)
+            users = _users(row, USAGE)
+            skus = out.setdefault(customer, {})
+            if sku in skus:
+                # Counts are billed: a duplicated row must not be silently summed or dropped.
+                raise _malformed(USAGE, "data", f"lists {customer} {sku} twice")
+            if users > 0:
+                skus[sku] = users
+        return {c: s for c, s in out.items() if s}
+
+    async def customer_usage(
+        self, customer_id: str, start: dt.date, end: dt.date
+    ) -> dict[str, int]:
+        path = f"{CUSTOMERS}/{quote(customer_id, safe='')}/usage"
+        window: dict[str, str | int] = {"start": start.isoformat(), "end": end.isoformat()}
+        try:
+            body = await self._object(path, window)
+        except ApiError as exc:
+            # A ZeroTek error body (it has a code) means the API answered: the customer is
+            # unknown. A bare 404 stays a "check the URL" error.
+            if exc.status != 404 or exc.code is None:
+                raise
+            raise ReconcileError(
+                f"ZeroTek does not know customer {customer_id!r} "
+                f"(404 {exc.code}: {exc.message} on GET {path})"
+            ) from None
+        if body.get("customer_id") not in (None, customer_id):
+            raise _malformed(path, "customer_id", f"is {body.get('customer_id')!r}")
+        rows = body.get("skus")
+        if not isinstance(rows, list):
+            raise _malformed(path, "skus", "is not a list")
+        out: dict[str, int] = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                raise _malformed(path, "skus item", "is not an object")
+            sku, users = _string(row, "sku", path), _users(row, path)
+            if sku in out:
+                raise _malformed(path, "skus", f"lists {sku} twice")
+            if users > 0:
+                out[sku] = users
+        return out
+
+
+async def fetch_zerotek_usage(
+    client: ZeroTekClient, period: Period, customer_ids: Sequence[str] | None = None
+) -> Usage:
+    """Full sync: bulk usage + the directory. A few customers: one call each, no directory
+    (so the planner does not warn about customers it was not asked about)."""
+    if customer_ids is None:
+        users, known = await asyncio.gather(
+            client.usage(period.start, period.end), client.customers()
+        )
+        return Usage(period=period, users=users, known_customers=known)
+    ids = list(dict.fromkeys(customer_ids))
+    results = await asyncio.gather(
+        *(client.customer_usage(c, period.start, period.end) for c in ids)
+    )
+    return Usage(
+        period=period,
+        users={c: skus for c, skus in zip(ids, results, strict=True) if skus},
+        known_customers=None,
+    )
+
+
+def _malformed(path: str, field: str, problem: str) -> ReconcileError:
+    return ReconcileError(f"ZeroTek returned a malformed response on GET {path}: {field} {problem}")
+
+
+def _string(row: dict[str, Any], key: str, path: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value:
+        raise _malformed(path, key, f"is {value!r}, expected a non-empty string")
+    return value
+
+
+def _users(row: dict[str, Any], path: str) -> int:
+    value = row.get("users")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _malformed(path, "users", f"is {value!r}, expected a whole number >= 0")
+    return value

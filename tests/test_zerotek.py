@@ -1,0 +1,204 @@
+"""ZeroTek usage client and source selection against the sandbox (respx only for payloads
+no honest server sends)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from reconciler.config import load_config
+from reconciler.errors import ReconcileError
+from reconciler.http import ApiError
+from reconciler.model import Config, Period, PeriodKind, Usage
+from reconciler.sandbox import Sandbox
+from reconciler.usage import fetch_usage
+from reconciler.usage.zerotek import ZeroTekClient, fetch_zerotek_usage
+
+REPO = Path(__file__).resolve().parents[1]
+D = dt.date
+LAST = Period(PeriodKind.LAST_BILLING_PERIOD, D(2026, 10, 16), D(2026, 11, 15), D(2026, 11, 24))
+CURRENT = Period(PeriodKind.CURRENT, D(2026, 11, 16), D(2026, 11, 24), D(2026, 11, 24))
+
+# The example data (prompts/example-data.md; the sandbox fixture's documented counts).
+EXPECTED_LAST = {
+    "zt-0001": {"OKTA-SSO": 42, "OKTA-MFA": 42},
+    "zt-0002": {"OKTA-SSO": 12},
+    "zt-0003": {"OKTA-SSO": 18, "OKTA-MFA": 18, "OKTA-LCM": 6},
+    "zt-0004": {"OKTA-SSO": 27},
+    "zt-0005": {"OKTA-SSO": 60, "OKTA-UD": 60, "OKTA-MFA": 15},
+    "zt-0006": {"OKTA-SSO": 9, "OKTA-WF": 2, "OKTA-PAM": 3},
+    "zt-0007": {"OKTA-WF": 4, "OKTA-SSO": 4},
+    "zt-0099": {"OKTA-SSO": 5},
+}
+EXPECTED_CURRENT = {
+    "zt-0001": {"OKTA-SSO": 43, "OKTA-MFA": 41},
+    "zt-0002": {"OKTA-SSO": 12},
+    "zt-0003": {"OKTA-SSO": 19, "OKTA-MFA": 17, "OKTA-LCM": 7},
+    "zt-0004": {"OKTA-SSO": 26},
+    "zt-0005": {"OKTA-SSO": 60, "OKTA-UD": 60, "OKTA-MFA": 16},
+    "zt-0006": {"OKTA-SSO": 10, "OKTA-WF": 2, "OKTA-PAM": 3},
+    "zt-0007": {"OKTA-WF": 4, "OKTA-SSO": 3},
+    "zt-0099": {"OKTA-SSO": 6},
+}
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(REPO)
+
+
+def usage(config: Config, sb: Sandbox, period: Period, ids: list[str] | None = None) -> Usage:
+    return asyncio.run(fetch_usage(config, period, ids, environ=sb.env()))
+
+
+@pytest.mark.parametrize(
+    ("period", "expected"), [(LAST, EXPECTED_LAST), (CURRENT, EXPECTED_CURRENT)]
+)
+def test_bulk_usage_over_cursor_pages_for_both_windows(
+    sb: Sandbox, config: Config, period: Period, expected: dict[str, dict[str, int]]
+) -> None:
+    sb.zerotek_page_sizes = (3, 4)  # many small pages: the cursor must be followed
+    got = usage(config, sb, period)
+    assert got.users == expected
+    assert got.period == period
+    assert got.known_customers is not None
+    assert got.known_customers["zt-0098"] == "Dormant LLC"
+    assert got.known_customers["zt-0003"] == 'Big "Quote" Ltd'
+    assert len(got.known_customers) == 9
+    rows = sum(len(s) for s in expected.values())
+    assert sb.stats["GET zt-usage"] == -(-rows // 4)
+    assert sb.stats["GET zt-customers"] == 3
+
+
+def test_few_customers_use_the_per_customer_call(sb: Sandbox, config: Config) -> None:
+    got = usage(config, sb, LAST, ["zt-0001", "zt-0006", "zt-0098", "zt-0001"])
+    assert got.users == {k: EXPECTED_LAST[k] for k in ("zt-0001", "zt-0006")}
+    assert got.known_customers is None
+    assert sb.stats["GET zt-customer-usage"] == 3
+    assert sb.stats["GET zt-usage"] == 0
+
+
+def test_unknown_customer_is_named(sb: Sandbox, config: Config) -> None:
+    with pytest.raises(ReconcileError, match="ZeroTek does not know customer 'zt-0404'"):
+        usage(config, sb, LAST, ["zt-0404"])
+
+
+def test_faults_are_retried_to_the_same_answer(sb: Sandbox, config: Config) -> None:
+    sb.zerotek_page_sizes = (1, 2)  # 17 pages: faults hit several of them
+    sb.configure_faults(error_500=0.15, error_429=0.15, drop=0.1, retry_after=0, seed=11)
+
+    async def go() -> Usage:
+        async with ZeroTekClient(
+            sb.zerotek_url, sb.zerotek_token, max_retries=12, backoff_base=0.01
+        ) as zt:
+            return await fetch_zerotek_usage(zt, LAST)
+
+    assert asyncio.run(go()).users == EXPECTED_LAST
+    assert sb.stats.faults.total() >= 3
+
+
+def test_rejected_token_message_has_no_token(sb: Sandbox, config: Config) -> None:
+    env = sb.env() | {"ZEROTEK_API_TOKEN": "zt_wrong_token_123"}
+    with pytest.raises(ApiError) as err:
+        asyncio.run(fetch_usage(config, LAST, environ=env))
+    assert str(err.value).startswith(
+        "ZeroTek rejected the credentials (ZEROTEK_API_TOKEN): 401 unauthorized: "
+    )
+    assert "zt_wrong_token_123" not in str(err.value)
+    assert err.value.__context__ is None and err.value.__cause__ is None
+
+
+def test_error_body_becomes_one_line(sb: Sandbox) -> None:
+    async def go() -> None:
+        async with ZeroTekClient(sb.zerotek_url, sb.zerotek_token) as zt:
+            await zt.customers()
+            await zt.usage(D(2026, 11, 15), D(2026, 10, 16))
+
+    with pytest.raises(ApiError) as err:
+        asyncio.run(go())
+    assert str(err.value) == (
+        "ZeroTek 400 invalid_request: start 2026-11-15 is after end 2026-10-16 on GET /v1/usage"
+    )
+
+
+def test_missing_token_names_the_variable(sb: Sandbox, config: Config) -> None:
+    env = {k: v for k, v in sb.env().items() if k != "ZEROTEK_API_TOKEN"}
+    with pytest.raises(ReconcileError, match="set the environment variable ZEROTEK_API_TOKEN"):
+        asyncio.run(fetch_usage(config, LAST, environ=env))
+
+
+# --- hostile payloads ----------------------------------------------------------------------
+
+BASE = "https://zt.example"
+
+
+def _bulk(*pages: dict[str, Any]) -> Usage:
+    with respx.mock:
+        respx.get(BASE + "/v1/usage").mock(side_effect=[httpx.Response(200, json=p) for p in pages])
+        respx.get(BASE + "/v1/customers").mock(
+            return_value=httpx.Response(200, json={"data": [], "next_cursor": None})
+        )
+
+        async def go() -> Usage:
+            async with ZeroTekClient(BASE, "tok-secret") as zt:
+                return await fetch_zerotek_usage(zt, LAST)
+
+        return asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("pages", "problem"),
+    [
+        (
+            [{"data": [{"customer_id": "a", "sku": "S", "users": "42"}], "next_cursor": None}],
+            "users is '42', expected a whole number >= 0",
+        ),
+        (
+            [{"data": [{"customer_id": "a", "users": 1}], "next_cursor": None}],
+            "sku is None, expected a non-empty string",
+        ),
+        ([{"data": {}, "next_cursor": None}], "data is not a list"),
+        (
+            [{"data": [], "next_cursor": "c1"}, {"data": [], "next_cursor": "c1"}],
+            "next_cursor repeats 'c1'",
+        ),
+        (
+            [
+                {"data": [{"customer_id": "a", "sku": "S", "users": 1}], "next_cursor": "c"},
+                {"data": [{"customer_id": "a", "sku": "S", "users": 2}], "next_cursor": None},
+            ],
+            "data lists a S twice",
+        ),
+    ],
+)
+def test_hostile_payloads_are_one_line_errors(pages: list[dict[str, Any]], problem: str) -> None:
+    with pytest.raises(ReconcileError) as err:
+        _bulk(*pages)
+    assert str(err.value).startswith("ZeroTek returned a malformed response on GET /v1/usage: ")
+    assert problem in str(err.value)
+
+
+def test_zero_user_rows_are_dropped() -> None:
+    got = _bulk(
+        {
+            "data": [
+                {"customer_id": "a", "sku": "S", "users": 0},
+                {"customer_id": "b", "sku": "S", "users": 3},
+            ],
+            "next_cursor": None,
+        }
+    )
+    assert got.users == {"b": {"S": 3}}
