@@ -33,6 +33,9 @@ from reconciler.model import (
 )
 
 MAX_POST_ATTEMPTS = 6
+# Before re-reading after an unknown POST outcome: a server that timed out on us may still
+# be committing; a moment's pause makes the re-read see it rather than race it.
+SETTLE_SECONDS = 0.25
 
 
 def cw_datetime(day: dt.date) -> str:
@@ -44,6 +47,7 @@ class _Applier:
         self.plan = plan
         self.config = config
         self.cw = cw
+        self.products = {s.product for s in config.skus}
         self.writes = 0
 
     def _post_body(self, change: Change) -> dict[str, Any]:
@@ -66,7 +70,7 @@ class _Applier:
 
     async def _committed_add(self, change: Change) -> Addition | None:
         """After an unknown outcome: the addition our POST created, if it did."""
-        current = await read_additions(self.cw, change.agreement_id)
+        current = await read_additions(self.cw, change.agreement_id, managed=self.products)
         for addition in current:
             if (
                 addition.product_identifier == change.product
@@ -85,6 +89,7 @@ class _Applier:
                 created = await self.cw.post(path, body)
             except OutcomeUnknown as exc:
                 last = exc
+                await asyncio.sleep(SETTLE_SECONDS)
                 found = await self._committed_add(change)
                 if found is not None:
                     self.writes += 1
@@ -140,7 +145,7 @@ class _Applier:
     async def verify(self, cp: CustomerPlan) -> list[str]:
         """Re-read the agreement: every changed product must now hold its planned quantity."""
         assert cp.agreement_id is not None
-        current = await read_additions(self.cw, cp.agreement_id)
+        current = await read_additions(self.cw, cp.agreement_id, managed=self.products)
         problems = []
         for c in cp.changes:
             live = [

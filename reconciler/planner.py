@@ -8,7 +8,7 @@ the plan. Output is sorted so the same inputs give byte-identical plans.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -18,6 +18,7 @@ from reconciler.model import (
     Addition,
     Agreement,
     Change,
+    Company,
     Config,
     CustomerMap,
     CustomerPlan,
@@ -38,21 +39,34 @@ class _Draft:
     agreement: Agreement | None = None
     errors: list[str] | None = None
     warnings: list[str] | None = None
+    unknown: bool = False  # ZeroTek does not know this customer id
 
     def __post_init__(self) -> None:
         self.errors = []
         self.warnings = []
 
 
+def agreements_by_company(agreements: Iterable[Agreement]) -> dict[int, list[Agreement]]:
+    """Index for `resolve_agreement`: a scan of every agreement per customer is O(n^2)."""
+    index: dict[int, list[Agreement]] = defaultdict(list)
+    for agreement in agreements:
+        index[agreement.company_id].append(agreement)
+    return index
+
+
 def resolve_agreement(
-    customer: CustomerMap, actual: ActualState
+    customer: CustomerMap,
+    companies: Mapping[str, Company],
+    agreements: Mapping[int, Agreement],
+    by_company: Mapping[int, Sequence[Agreement]],
 ) -> tuple[Agreement | None, str | None]:
-    """The customer's agreement, or why it cannot be used."""
-    company = actual.companies.get(customer.company)
+    """The customer's agreement, or why it cannot be used. A name resolves only among the
+    customer's company's agreements (`by_company` from `agreements_by_company`)."""
+    company = companies.get(customer.company)
     if company is None:
         return None, f"ConnectWise company '{customer.company}' not found"
     if isinstance(customer.agreement, int):
-        agreement = actual.agreements.get(customer.agreement)
+        agreement = agreements.get(customer.agreement)
         if agreement is None:
             return None, f"agreement {customer.agreement} not found"
         if agreement.company_id != company.id:
@@ -61,11 +75,7 @@ def resolve_agreement(
                 f"(id {agreement.company_id}), not '{customer.company}'"
             )
     else:
-        named = [
-            a
-            for a in actual.agreements.values()
-            if a.company_id == company.id and a.name == customer.agreement
-        ]
+        named = [a for a in by_company.get(company.id, ()) if a.name == customer.agreement]
         if not named:
             return None, (
                 f"no agreement named '{customer.agreement}' for company '{customer.company}'"
@@ -234,12 +244,14 @@ def plan(
 ) -> Plan:
     """Compute the plan for the selected customers (default: every mapped customer)."""
     period = usage.period
+    wanted = None if customer_ids is None else set(customer_ids)
     selected = sorted(
-        (c for c in config.customers if customer_ids is None or c.id in set(customer_ids)),
+        (c for c in config.customers if wanted is None or c.id in wanted),
         key=lambda c: c.id,
     )
     mapped_skus = {s.sku for s in config.skus}
     drafts = {c.id: _Draft(c) for c in selected}
+    by_company = agreements_by_company(actual.agreements.values())
     unmapped: list[tuple[str, str, int]] = []
 
     for draft in drafts.values():
@@ -251,8 +263,13 @@ def plan(
                     f"uses ZeroTek SKU {sku} ({users} users), which is not mapped"
                 )
         if usage.known_customers is not None and c.id not in usage.known_customers:
-            draft.warnings.append(f"ZeroTek does not know customer '{c.id}'")
-        agreement, error = resolve_agreement(c, actual)
+            # No usage because ZeroTek has never heard of the id (a typo, a migrated
+            # tenant) is not "every user left": cancelling their licences would be wrong.
+            draft.unknown = True
+            draft.warnings.append(
+                f"ZeroTek does not know customer '{c.id}': left untouched (check the id)"
+            )
+        agreement, error = resolve_agreement(c, actual.companies, actual.agreements, by_company)
         if error is None and agreement is not None:
             error = agreement_problem(agreement, period)
         if error:
@@ -273,6 +290,8 @@ def plan(
         changes, errors, warnings, managed = _plan_agreement(
             config, usage, actual, period, agreement, group
         )
+        if all(d.unknown for d in group):
+            changes = []
         for i, draft in enumerate(group):
             mine = i == 0
             extra = (

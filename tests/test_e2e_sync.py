@@ -229,3 +229,20 @@ def test_bad_as_of_is_one_line(sandbox, config_dir):
     assert (
         result.output.strip() == "error: --as-of: '24/11/2026' is not a date, expected YYYY-MM-DD"
     )
+
+
+def test_identifiers_match_case_insensitively_like_connectwise(sandbox, config_dir):
+    """A mapping spelling `acme` / `zt-okta-sso` must still find ACME's additions of
+    ZT-OKTA-SSO: otherwise they look unmanaged and a duplicate would be added."""
+    for name in ("skus.yaml", "customers.yaml"):
+        path = config_dir / "mappings" / name
+        text = path.read_text()
+        text = text.replace("product: ZT-OKTA-SSO", "product: zt-okta-sso")
+        text = text.replace("company: ACME", "company: acme")
+        path.write_text(text)
+    result = run(config_dir, "apply", "--yes", *AS_OF)
+    assert result.exit_code == 0, result.output
+    assert "update zt-okta-sso (OKTA-SSO) #9001 quantity 40 → 42" in result.output
+    for agreement, want in EXPECTED.items():
+        assert _sorted(active(sandbox, agreement)) == _sorted(want), agreement
+    assert run(config_dir, "plan", *AS_OF, "--detailed-exitcode").exit_code == 0

@@ -185,7 +185,10 @@ def test_warnings_for_unmapped_skus_and_customers() -> None:
     p = plan(cfg, u, state())
     assert p.unmapped_skus == (("zt-1", "OKTA-PAM", 3),)
     assert "uses ZeroTek SKU OKTA-PAM (3 users), which is not mapped" in p.customers[0].warnings
-    assert "ZeroTek does not know customer 'zt-2'" in p.customers[1].warnings
+    assert (
+        "ZeroTek does not know customer 'zt-2': left untouched (check the id)"
+        in p.customers[1].warnings
+    )
     assert p.warnings == (
         "ZeroTek customer 'zt-99' (Unmapped Startup) has usage but no mapping: OKTA-SSO 5",
     )
@@ -238,3 +241,16 @@ def test_removal_policy_is_carried_on_the_plan() -> None:
     cfg = config(customer(), settings=Settings(removal=Removal.ZERO))
     p = plan(cfg, usage({"zt-1": {}}), state(addition(1, "ZT-OKTA-SSO", 3)))
     assert p.removal is Removal.ZERO and p.changes[0].action is Action.REMOVE
+
+
+def test_customer_unknown_to_zerotek_is_left_untouched_not_emptied() -> None:
+    cfg = config(customer("zt-1"), customer("zt-2", agreement=1002))
+    agreements = (Agreement(1001, "A", 250, "Active"), Agreement(1002, "B", 250, "Active"))
+    actual = state(
+        addition(1, "ZT-OKTA-SSO", 5),
+        addition(2, "ZT-OKTA-SSO", 9, agreement=1002),
+        agreements=agreements,
+    )
+    p = plan(cfg, usage({"zt-1": {}}, known={"zt-1": "One"}), actual)
+    assert actions(p) == [("remove", "ZT-OKTA-SSO", 5, 0)]  # known, no usage: removed
+    assert p.customers[1].changes == () and not p.customers[1].errors

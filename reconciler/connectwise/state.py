@@ -8,12 +8,13 @@ parsed defensively: a malformed item is one error naming the endpoint and field.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.errors import ReconcileError
@@ -26,6 +27,7 @@ from reconciler.model import (
     Config,
     CustomerMap,
 )
+from reconciler.planner import agreements_by_company, resolve_agreement
 
 COMPANIES = "/company/companies"
 AGREEMENTS = "/finance/agreements"
@@ -39,6 +41,8 @@ ADDITION_FIELDS = (
     "id,product,quantity,unitPrice,unitCost,billCustomer,effectiveDate,cancelledDate,"
     "description,_info"
 )
+
+_T = TypeVar("_T", Company, CatalogItem)
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]*(?:Z|[+-]\d{2}:?\d{2})?)?\Z")
 
@@ -56,8 +60,18 @@ async def read_state(
         client.get_chunked(COMPANIES, "identifier", identifiers, fields=COMPANY_FIELDS),
         client.get_chunked(CATALOG, "identifier", products, fields=CATALOG_FIELDS),
     )
-    companies = {c.identifier: c for c in (_company(r) for r in company_rows)}
-    catalog = {i.identifier: i for i in (_catalog_item(r) for r in catalog_rows)}
+    # ConnectWise compares identifiers case-insensitively; the mappings may spell them
+    # differently. Everything downstream compares exactly, so adopt the mapping's spelling
+    # here, once: otherwise `acme` vs `ACME` reads as "company not found" and, worse, an
+    # addition of `ZT-OKTA-SSO` mapped as `zt-okta-sso` would look unmanaged and be duplicated.
+    company_names = _spellings(identifiers)
+    product_names = _spellings(products)
+    companies = {
+        c.identifier: c for c in (_canonical(_company(r), company_names) for r in company_rows)
+    }
+    catalog = {
+        i.identifier: i for i in (_canonical(_catalog_item(r), product_names) for r in catalog_rows)
+    }
 
     company_ids = sorted({c.id for c in companies.values()})
     agreement_rows = await client.get_chunked(
@@ -65,11 +79,13 @@ async def read_state(
     )
     agreements = {a.id: a for a in (_agreement(r, AGREEMENTS) for r in agreement_rows)}
 
-    by_company: dict[int, list[Agreement]] = {}
-    for agreement in agreements.values():
-        by_company.setdefault(agreement.company_id, []).append(agreement)
+    by_company = agreements_by_company(agreements.values())
     resolved = sorted(
-        {a for c in customers if (a := resolve_agreement(c, companies, by_company)) is not None}
+        {
+            a.id
+            for c in customers
+            if (a := resolve_agreement(c, companies, agreements, by_company)[0]) is not None
+        }
     )
     # Agreements named by id but not among their company's: fetched only so the planner
     # can say whose they are. Concurrent with the additions, which never need them.
@@ -89,31 +105,25 @@ async def read_state(
     )
 
 
-def resolve_agreement(
-    customer: CustomerMap,
-    companies: Mapping[str, Company],
-    by_company: Mapping[int, Sequence[Agreement]],
-) -> int | None:
-    """The id of the customer's agreement when it is unambiguous and of its company."""
-    company = companies.get(customer.company)
-    if company is None:
-        return None
-    own = by_company.get(company.id, ())
-    if isinstance(customer.agreement, int):
-        return customer.agreement if any(a.id == customer.agreement for a in own) else None
-    named = [a.id for a in own if a.name == customer.agreement]
-    return named[0] if len(named) == 1 else None
-
-
 async def read_additions(
     client: ConnectWiseClient, agreement_id: int, *, managed: Collection[str] = ()
 ) -> tuple[Addition, ...]:
-    """All additions of one agreement. `managed`: catalog identifiers whose quantity must
-    be a whole number (other products may legitimately bill fractions, e.g. hours)."""
+    """All additions of one agreement. `managed`: the mapped catalog identifiers; their
+    additions take the mapping's spelling and must hold whole quantities (other products
+    may legitimately bill fractions, e.g. hours)."""
     path = additions_path(agreement_id)
     rows = await client.get_all(path, fields=ADDITION_FIELDS)
-    wanted = frozenset(managed)
-    return tuple(_addition(r, agreement_id, path, wanted) for r in rows)
+    spellings = _spellings(managed)
+    return tuple(_addition(r, agreement_id, path, spellings) for r in rows)
+
+
+def _spellings(identifiers: Iterable[str]) -> dict[str, str]:
+    return {i.casefold(): i for i in identifiers}
+
+
+def _canonical(item: _T, spellings: Mapping[str, str]) -> _T:
+    name = spellings.get(item.identifier.casefold(), item.identifier)
+    return item if name == item.identifier else dataclasses.replace(item, identifier=name)
 
 
 # --- defensive payload parsing -------------------------------------------------------------
@@ -245,16 +255,17 @@ def _catalog_item(row: dict[str, Any]) -> CatalogItem:
 
 
 def _addition(
-    row: dict[str, Any], agreement_id: int, endpoint: str, managed: frozenset[str]
+    row: dict[str, Any], agreement_id: int, endpoint: str, managed: Mapping[str, str]
 ) -> Addition:
     item = _Item(row, endpoint)
     product = item.text("product/identifier")
+    product = managed.get(product.casefold(), product)
     return Addition(
         id=item.integer("id"),
         agreement_id=agreement_id,
         product_id=item.integer("product/id"),
         product_identifier=product,
-        quantity=item.quantity("quantity", whole=product in managed),
+        quantity=item.quantity("quantity", whole=product.casefold() in managed),
         unit_price=item.decimal("unitPrice"),
         unit_cost=item.decimal("unitCost"),
         bill_customer=item.string("billCustomer", required=False),
