@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import sys
 from enum import StrEnum
@@ -73,6 +74,19 @@ def _is_tty(stream: object) -> bool:
     return bool(isatty and isatty())
 
 
+def _busy(message: str) -> contextlib.AbstractContextManager[object]:
+    """A spinner on a terminal while ConnectWise and ZeroTek are read (thousands of
+    requests at scale); nothing in logs and pipes."""
+    if not _is_tty(sys.stderr):
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
+
+
+READING = "Reading ConnectWise and ZeroTek…"
+
+
 def run_plan(
     config_dir: Path,
     customers: list[str] | None,
@@ -90,7 +104,8 @@ def run_plan(
         async with engine.connectwise(config) as cw:
             return await engine.make_plan(config, window, customers, cw)
 
-    planned = asyncio.run(go())
+    with _busy(READING):
+        planned = asyncio.run(go())
     if out is not None:
         atomic_write(out, planfile.dumps(planned.plan, planned.state))
     typer.echo(render.render(planned.plan, fmt.value, color=_is_tty(sys.stdout)), nl=False)
@@ -155,13 +170,13 @@ def run_apply(
 
     async def go() -> ApplyResult:
         async with engine.connectwise(config) as cw:
-            if saved is not None:
-                plan, state = saved
-                await engine.check_fresh(config, plan, state, cw)
-            else:
-                plan = (
-                    await engine.make_plan(config, _period(config, period, as_of), customers, cw)
-                ).plan
+            with _busy(READING):
+                if saved is not None:
+                    plan, state = saved
+                    await engine.check_fresh(config, plan, state, cw)
+                else:
+                    window = _period(config, period, as_of)
+                    plan = (await engine.make_plan(config, window, customers, cw)).plan
             typer.echo(render.text(plan, color=_is_tty(sys.stdout)), nl=False)
             try:
                 engine.check_safe(plan, force=force)
