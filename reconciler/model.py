@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
 
@@ -99,11 +100,21 @@ class Config:
     customers: tuple[CustomerMap, ...]
     digest: str  # sha256 over the mapping files' bytes: a saved plan is stale when it moves
 
+    # Indexes built on first use (cached_property writes the instance dict directly, so it
+    # works on a frozen dataclass): lookups per customer must stay O(1) at thousands.
+    @cached_property
+    def _skus_by_name(self) -> dict[str, SkuMap]:
+        return {s.sku: s for s in self.skus}
+
+    @cached_property
+    def _customers_by_id(self) -> dict[str, CustomerMap]:
+        return {c.id: c for c in self.customers}
+
     def sku(self, sku: str) -> SkuMap | None:
-        return next((s for s in self.skus if s.sku == sku), None)
+        return self._skus_by_name.get(sku)
 
     def customer(self, customer_id: str) -> CustomerMap | None:
-        return next((c for c in self.customers if c.id == customer_id), None)
+        return self._customers_by_id.get(customer_id)
 
 
 # --- period --------------------------------------------------------------------------------
