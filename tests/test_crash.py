@@ -1,0 +1,88 @@
+"""Crash recovery: `reconcile apply --yes` SIGKILLed right after the k-th write commits
+(its response never arrives), then run again: converges, no duplicate additions, and the
+run log keeps the killed attempt as "incomplete" next to the successful one.
+
+The CLI runs as a real subprocess against the sandbox in this process; the sandbox's
+`on_write` hook fires inside the request that committed the write, before it answers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from generated_world import AS_OF, as_desired, duplicates, live, make_world, unmanaged
+
+from reconciler.runlog import list_runs
+from reconciler.sandbox import Sandbox
+
+
+def reconcile(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "reconciler", "--config-dir", str(root), *args]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def apply_args() -> list[str]:
+    return ["apply", "--yes", "--no-email", "--as-of", AS_OF.isoformat()]
+
+
+@pytest.mark.parametrize("kill_at", [1, 25])
+def test_killed_apply_is_recorded_and_a_rerun_converges(tmp_path: Path, kill_at: int) -> None:
+    world = make_world(tmp_path / "config", 50, seed=7, max_concurrency=4)
+    root = world.root
+    with Sandbox(world.fixture, latency_ms=2) as sb:
+        env = {**os.environ, **sb.env()}
+        start = live(sb, world)
+        desired = as_desired(world)
+        needed_adds = sum(
+            1 for a, products in desired.items() for p in products if p not in start[a]
+        )
+        assert needed_adds and start != desired
+        ids_before = {r["id"] for r in sb.all_additions()}
+        untouched = unmanaged(sb, world)
+
+        launched = threading.Event()
+        child: list[subprocess.Popen[str]] = []
+
+        def kill_after(count: int) -> None:
+            if count == kill_at:
+                launched.wait(10)
+                os.kill(child[0].pid, signal.SIGKILL)
+
+        sb.on_write = kill_after
+        child.append(reconcile(root, env, *apply_args()))
+        launched.set()
+        _, err = child[0].communicate(timeout=60)
+        assert child[0].returncode == -signal.SIGKILL, err
+
+        partial = live(sb, world)
+        assert sb.stats.writes >= kill_at
+        assert partial != desired, "the kill must land before the apply finished"
+        runs = list_runs(root)
+        assert [r.outcome for r in runs] == ["incomplete"]
+        assert runs[0].finished is None
+
+        sb.on_write = None
+        rerun = reconcile(root, env, *apply_args())
+        out, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err
+
+        assert live(sb, world) == desired
+        assert duplicates(sb, world) == []
+        new_ids = {r["id"] for r in sb.all_additions()} - ids_before
+        assert len(new_ids) == needed_adds  # across the kill, each add was created once
+        assert unmanaged(sb, world) == untouched
+        assert [r.outcome for r in list_runs(root)] == ["success", "incomplete"]
+
+        writes = sb.stats.writes
+        check = reconcile(root, env, "plan", "--detailed-exitcode", "--as-of", AS_OF.isoformat())
+        out, err = check.communicate(timeout=60)
+        assert check.returncode == 0, out + err  # 0 with --detailed-exitcode: no changes
+        assert sb.stats.writes == writes
