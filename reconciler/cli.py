@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -14,9 +14,23 @@ from reconciler import __version__
 from reconciler.errors import ConfigError, ReconcileError
 
 
+def _usage_exit_1(exc: Exception) -> None:
+    """Usage errors exit 1, not click's 2: for `plan --detailed-exitcode` 2 means "changes
+    present", and a CI script must never read a mistyped option as that."""
+    if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "show"):
+        exc.exit_code = 1  # type: ignore[attr-defined]
+
+
 class _Group(TyperGroup):
     """Turns library errors into clean stderr lines + exit 1, for the console script and
     for CliRunner alike (so tests see exactly what users see)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except Exception as exc:
+            _usage_exit_1(exc)
+            raise
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
@@ -31,6 +45,9 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            _usage_exit_1(exc)
+            raise
 
 
 app = typer.Typer(

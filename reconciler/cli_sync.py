@@ -158,6 +158,13 @@ def run_apply(
 ) -> int:
     config = load_config(config_dir)
     trigger_name = detect_trigger(trigger)
+    if plan_file is not None and (
+        customers or as_of or period is not PeriodKind.LAST_BILLING_PERIOD
+    ):
+        raise ReconcileError(
+            "a saved plan is applied exactly as planned: --customer, --period and --as-of "
+            "go to `reconcile plan`, not to `reconcile apply PLANFILE`"
+        )
     saved: tuple[Plan, dict] | None = planfile.load(plan_file) if plan_file else None
     if saved is None:
         engine.select_customers(config, customers)

@@ -246,3 +246,19 @@ def test_identifiers_match_case_insensitively_like_connectwise(sandbox, config_d
     for agreement, want in EXPECTED.items():
         assert _sorted(active(sandbox, agreement)) == _sorted(want), agreement
     assert run(config_dir, "plan", *AS_OF, "--detailed-exitcode").exit_code == 0
+
+
+def test_usage_errors_exit_1_never_2(config_dir):
+    """2 means "changes present" under --detailed-exitcode: a typo must not look like it."""
+    bad_option = run(config_dir, "plan", "--period", "bogus", "--detailed-exitcode")
+    assert bad_option.exit_code == 1 and "Invalid value for '--period'" in bad_option.output
+    assert CliRunner().invoke(app, ["no-such-command"]).exit_code == 1
+
+
+def test_saved_plan_cannot_be_narrowed_at_apply_time(sandbox, config_dir, tmp_path):
+    plan_file = tmp_path / "plan.json"
+    run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
+    result = run(config_dir, "apply", str(plan_file), "--customer", "zt-0001")
+    assert result.exit_code == 1
+    assert "a saved plan is applied exactly as planned" in result.output
+    assert sandbox.stats.writes == 0
