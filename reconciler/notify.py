@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import ipaddress
 import os
 import smtplib
 import socket
@@ -20,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
+from reconciler.config import is_loopback_host
 from reconciler.errors import ReconcileError
 from reconciler.model import ApplyResult, Config, Period, PeriodKind, Plan, Settings, Usage
 from reconciler.runlog import outcome_of, redact, result_customers, totals_json
@@ -65,7 +65,7 @@ def smtp_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | No
     tls = env.get("SMTP_TLS", "").strip().lower() or "starttls"
     if tls not in TLS_MODES:
         raise ReconcileError(f"SMTP_TLS must be starttls, ssl or none, got {tls!r}")
-    if tls == "none" and not is_loopback(host):
+    if tls == "none" and not is_loopback_host(host):
         raise ReconcileError(
             f"SMTP_TLS=none would send mail and credentials in clear to {host}: "
             "allowed only to a loopback host; use starttls or ssl"
@@ -85,15 +85,6 @@ def smtp_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | No
         username=env.get("SMTP_USERNAME", "").strip() or None,
         password=env.get("SMTP_PASSWORD") or None,
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # --- delivery ------------------------------------------------------------------------------
