@@ -41,7 +41,7 @@ class _Group(TyperGroup):
             raise typer.Exit(1) from None
         except ReconcileError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130) from None

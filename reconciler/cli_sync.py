@@ -14,6 +14,7 @@ import typer
 
 from reconciler import engine, planfile, render
 from reconciler.config import load_config
+from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.engine import Refused
 from reconciler.errors import ReconcileError
 from reconciler.model import ApplyResult, Config, CustomerResult, Period, PeriodKind, Plan
@@ -118,14 +119,18 @@ def run_plan(
     return 0
 
 
+class Declined(Refused):
+    """Nobody said yes: not a failed sync, so nothing is recorded or e-mailed."""
+
+
 def _confirm(yes: bool) -> None:
     if yes:
         return
     if not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
-        raise Refused("no terminal to confirm on and no --yes: nothing was applied")
+        raise Declined("no terminal to confirm on and no --yes: nothing was applied")
     answer = typer.prompt("Apply these changes to ConnectWise? Only 'yes' will be accepted")
     if answer.strip().lower() != "yes":
-        raise Refused("apply cancelled: nothing was applied")
+        raise Declined("apply cancelled: nothing was applied")
 
 
 def _report(result: ApplyResult) -> None:
@@ -165,68 +170,85 @@ def run_apply(
             "a saved plan is applied exactly as planned: --customer, --period and --as-of "
             "go to `reconcile plan`, not to `reconcile apply PLANFILE`"
         )
-    saved: tuple[Plan, dict] | None = planfile.load(plan_file) if plan_file else None
+    saved = planfile.load(plan_file) if plan_file else None
     if saved is None:
         engine.select_customers(config, customers)
-    try:
-        engine.check_enabled(config)  # before any request: deactivated means hands off
-    except Refused as exc:
-        typer.echo(f"error: {exc}", err=True)
-        return exc.code
+    engine.check_enabled(config)  # before any request: deactivated means hands off
     smtp = None if no_email else smtp_from_env()
+    window = saved[0].period if saved else _period(config, period, as_of)
+
+    def record_failure(plan: Plan | None, message: str) -> None:
+        """A sync that did not happen (API down, stale or unsafe plan) is still a sync
+        outcome: log it and e-mail it, or a failed scheduled run would go unnoticed."""
+        handle = start_run(
+            config.config_dir,
+            plan,
+            trigger=trigger_name,
+            started=dt.datetime.now(dt.UTC),
+            period=window,
+        )
+        emails = notify_failure(
+            config.settings, message, window, handle.run_id, send=not no_email, smtp=smtp
+        )
+        handle.fail(message, emails=emails)
 
     async def go() -> ApplyResult:
-        async with engine.connectwise(config) as cw:
-            with _busy(READING):
-                if saved is not None:
-                    plan, state = saved
-                    await engine.check_fresh(config, plan, state, cw)
-                else:
-                    window = _period(config, period, as_of)
-                    plan = (await engine.make_plan(config, window, customers, cw)).plan
-            typer.echo(render.text(plan, color=_is_tty(sys.stdout)), nl=False)
+        plan: Plan | None = None
+        try:
+            cw = engine.connectwise(config)
+        except ReconcileError as exc:
+            record_failure(None, str(exc))
+            raise
+        async with cw:
             try:
+                with _busy(READING):
+                    if saved is not None:
+                        plan = saved[0]
+                        await engine.check_fresh(config, plan, saved[1], cw)
+                    else:
+                        plan = (await engine.make_plan(config, window, customers, cw)).plan
+                typer.echo(render.text(plan, color=_is_tty(sys.stdout)), nl=False)
                 engine.check_safe(plan, force=force)
-            except Refused as exc:
-                _record_refusal(config, plan, trigger_name, str(exc), smtp, no_email)
+                if saved is None:
+                    _confirm(yes)
+            except ReconcileError as exc:
+                if not isinstance(exc, Declined):
+                    record_failure(plan, str(exc))
                 raise
-            if saved is None:
-                _confirm(yes)
-            handle = start_run(
-                config.config_dir, plan, trigger=trigger_name, started=dt.datetime.now(dt.UTC)
-            )
-            progress = _Progress(sum(1 for cp in plan.customers if cp.changes))
-            try:
-                result = await engine.apply(config, plan, cw, on_customer=progress.step)
-            except BaseException as exc:
-                progress.close()
-                message = f"apply interrupted: {exc or type(exc).__name__}"
-                emails = notify_failure(
-                    config.settings,
-                    message,
-                    plan.period,
-                    handle.run_id,
-                    send=not no_email,
-                    smtp=smtp,
-                )
-                handle.fail(message, emails=emails)
-                raise
-            progress.close()
-            emails = notify_after_sync(
-                config.settings, result, handle.run_id, send=not no_email, smtp=smtp
-            )
-            path = handle.finish(result, emails=emails)
-            _report(result)
-            for e in emails:
-                typer.echo(f"e-mail {e.kind}: {e.detail}", err=True)
-            typer.echo(f"Run recorded: {path}")
-            return result
+            return await _apply_recorded(config, plan, cw)
 
-    try:
-        result = asyncio.run(go())
-    except Refused as exc:
-        typer.echo(f"error: {exc}", err=True)
-        return exc.code
+    async def _apply_recorded(config: Config, plan: Plan, cw: ConnectWiseClient) -> ApplyResult:
+        handle = start_run(
+            config.config_dir, plan, trigger=trigger_name, started=dt.datetime.now(dt.UTC)
+        )
+        progress = _Progress(sum(1 for cp in plan.customers if cp.changes))
+        try:
+            result = await engine.apply(config, plan, cw, on_customer=progress.step)
+        except BaseException as exc:
+            message = f"apply interrupted: {exc or type(exc).__name__}"
+            emails = notify_failure(
+                config.settings,
+                message,
+                plan.period,
+                handle.run_id,
+                send=not no_email,
+                smtp=smtp,
+            )
+            handle.fail(message, emails=emails)
+            raise
+        finally:
+            progress.close()
+        emails = notify_after_sync(
+            config.settings, result, handle.run_id, send=not no_email, smtp=smtp
+        )
+        path = handle.finish(result, emails=emails)
+        _report(result)
+        for e in emails:
+            typer.echo(f"e-mail {e.kind}: {e.detail}", err=True)
+        typer.echo(f"Run recorded: {path}")
+        return result
+
+    result = asyncio.run(go())
     writes = result.writes
     failed = sum(1 for c in result.customers if not c.ok)
     typer.echo(
@@ -234,17 +256,6 @@ def run_apply(
         f"{len(result.customers) - failed} customers ok, {failed} with errors."
     )
     return 1 if failed else 0
-
-
-def _record_refusal(
-    config: Config, plan: Plan, trigger: str, message: str, smtp, no_email: bool
-) -> None:
-    """An unsafe plan is a sync that did not happen: log it and tell people."""
-    handle = start_run(config.config_dir, plan, trigger=trigger, started=dt.datetime.now(dt.UTC))
-    emails = notify_failure(
-        config.settings, message, plan.period, handle.run_id, send=not no_email, smtp=smtp
-    )
-    handle.fail(message, emails=emails)
 
 
 class _Progress:

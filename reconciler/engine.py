@@ -24,11 +24,11 @@ EXIT_UNSAFE = 3
 
 
 class Refused(ReconcileError):
-    """apply will not run; `code` is the exit status (1, or 3 for an unsafe plan)."""
+    """apply will not run; exit status 1, or 3 for an unsafe plan."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.code = code
+        self.exit_code = exit_code
 
 
 def select_customers(config: Config, ids: Sequence[str] | None) -> list[CustomerMap]:

@@ -20,7 +20,9 @@ class Problem:
 
 
 class ReconcileError(Exception):
-    """Base of every error the CLI reports as `error: <message>` with exit 1."""
+    """Base of every error the CLI reports as `error: <message>` with `exit_code`."""
+
+    exit_code = 1
 
 
 class ConfigError(ReconcileError):

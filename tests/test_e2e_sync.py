@@ -262,3 +262,31 @@ def test_saved_plan_cannot_be_narrowed_at_apply_time(sandbox, config_dir, tmp_pa
     assert result.exit_code == 1
     assert "a saved plan is applied exactly as planned" in result.output
     assert sandbox.stats.writes == 0
+
+
+def _runs(config_dir: Path) -> list[dict]:
+    from reconciler import runlog
+
+    return [runlog.load_run(config_dir, r.run_id) for r in runlog.list_runs(config_dir)]
+
+
+def test_failed_attempts_are_recorded_as_failed_runs(sandbox, config_dir, monkeypatch):
+    set_setting(config_dir, "min_existing", "1")
+    set_setting(config_dir, "max_quantity_change_percent", "1")
+    assert run(config_dir, "apply", "--yes", *AS_OF).exit_code == 3
+    (unsafe,) = _runs(config_dir)
+    assert unsafe["outcome"] == "failed" and "unsafe plan refused" in unsafe["error"]
+    assert unsafe["emails"][0]["detail"] == "not sent: SMTP not configured"
+
+    wrong = sandbox.cw_url.replace("v4_6_release", "v2019_1")  # a wrong codebase: 404
+    monkeypatch.setenv("CW_API_URL", wrong)
+    down = run(config_dir, "apply", "--yes", "--force", *AS_OF)
+    assert down.exit_code == 1 and "check credentials and API URL" in down.output
+    latest = _runs(config_dir)[0]
+    assert latest["outcome"] == "failed" and "check credentials and API URL" in latest["error"]
+    assert sandbox.stats.writes == 0
+
+
+def test_declined_confirmation_records_nothing(sandbox, config_dir):
+    assert run(config_dir, "apply", *AS_OF).exit_code == 1
+    assert _runs(config_dir) == []
