@@ -42,6 +42,12 @@ def cw_datetime(day: dt.date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
+def _not_started(change: Change, plan: Plan) -> bool:
+    """An addition dated after the as-of day (raised to a future billStartDate) cannot be
+    cancelled before it starts (ConnectWise: 400); quantity 0 also counts as removed."""
+    return change.effective_date is not None and change.effective_date > plan.period.as_of
+
+
 class _Applier:
     def __init__(self, plan: Plan, config: Config, cw: ConnectWiseClient) -> None:
         self.plan = plan
@@ -132,13 +138,13 @@ class _Applier:
                 return await self._add(change)
             if change.action is Action.UPDATE:
                 return await self._patch(change, "quantity", change.after)
-            if self.plan.removal is Removal.CANCEL:
-                # Dated the as-of day, never later, so the next plan already sees it as gone.
-                as_of = cw_datetime(self.plan.period.as_of)
-                return await self._patch(change, "cancelledDate", as_of)
-            if self.plan.removal is Removal.ZERO:
+            if self.plan.removal is Removal.DELETE:
+                return await self._delete(change)
+            if self.plan.removal is Removal.ZERO or _not_started(change, self.plan):
                 return await self._patch(change, "quantity", 0)
-            return await self._delete(change)
+            # Dated the as-of day, never later, so the next plan already sees it as gone.
+            as_of = cw_datetime(self.plan.period.as_of)
+            return await self._patch(change, "cancelledDate", as_of)
         except ApiError as exc:
             return ChangeResult(change, False, error=str(exc))
 

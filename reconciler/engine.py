@@ -32,7 +32,11 @@ class Refused(ReconcileError):
 
 
 def select_customers(config: Config, ids: Sequence[str] | None) -> list[CustomerMap]:
-    """The customers to plan; an unknown `--customer` is an error before any request."""
+    """The customers to plan; an unknown `--customer` is an error before any request.
+
+    Selecting a customer with `shared_agreement: true` selects every shared customer of its
+    company too: the agreement's quantity is their sum, and planning one share alone would
+    cut the others' licences."""
     if not ids:
         return list(config.customers)
     unknown = [i for i in ids if config.customer(i) is None]
@@ -44,7 +48,14 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
             f"(known: {known}{more})"
         )
     wanted = set(ids)
-    return [c for c in config.customers if c.id in wanted]
+    shared = {
+        c.company.casefold() for c in config.customers if c.id in wanted and c.shared_agreement
+    }
+    return [
+        c
+        for c in config.customers
+        if c.id in wanted or (c.shared_agreement and c.company.casefold() in shared)
+    ]
 
 
 def connectwise(config: Config) -> ConnectWiseClient:
@@ -71,11 +82,12 @@ async def make_plan(
     cw: ConnectWiseClient,
 ) -> Planned:
     customers = select_customers(config, customer_ids)
+    ids = [c.id for c in customers] if customer_ids else None
     actual, usage = await asyncio.gather(
         read_state(cw, config, customers),
-        fetch_usage(config, period, list(customer_ids) if customer_ids else None),
+        fetch_usage(config, period, ids),
     )
-    plan = planner.plan(config, usage, actual, list(customer_ids) if customer_ids else None)
+    plan = planner.plan(config, usage, actual, ids)
     state = planfile.snapshot(plan, actual, _products(config))
     return Planned(replace(plan, state_fingerprint=planfile.fingerprint(state)), state)
 

@@ -121,14 +121,16 @@ def _products_of(config: Config, excluded: Iterable[str]) -> dict[str, list[str]
 def _unit_price(
     config: Config, product: str, actual: ActualState, current: Addition | None
 ) -> Decimal:
+    """The price a change bills at. An existing addition keeps its own unitPrice (only its
+    quantity is patched); a new one takes the mapping's override, else the catalog's."""
+    if current is not None and current.unit_price is not None:
+        return current.unit_price
     for sku in config.skus:
         if sku.product == product and sku.unit_price is not None:
             return sku.unit_price
     item = actual.catalog.get(product)
     if item is not None and item.price is not None:
         return item.price
-    if current is not None and current.unit_price is not None:
-        return current.unit_price
     return Decimal(0)
 
 
@@ -153,9 +155,15 @@ def _plan_agreement(
                 continue
             desired[sku_to_product[sku]] += users
 
+    # Live = active on the as-of date with a quantity: a quantity-0 addition counts as
+    # removed (DESIGN 11), so it is neither ours to update nor a duplicate.
     active: dict[str, list[Addition]] = defaultdict(list)
     for addition in actual.additions.get(agreement.id, ()):
-        if addition.product_identifier in all_products and addition.active_on(period.as_of):
+        if (
+            addition.product_identifier in all_products
+            and addition.active_on(period.as_of)
+            and addition.quantity > 0
+        ):
             active[addition.product_identifier].append(addition)
 
     errors: list[str] = []
@@ -172,8 +180,8 @@ def _plan_agreement(
                     f"(quantity {addition.quantity}) left untouched"
                 )
             continue
-        managed_count += sum(1 for a in current if a.quantity > 0)
-        managed_quantity += sum(a.quantity for a in current if a.quantity > 0)
+        managed_count += len(current)
+        managed_quantity += sum(a.quantity for a in current)
         if len(current) > 1:
             ids = ", ".join(f"#{a.id}" for a in sorted(current, key=lambda a: a.id))
             errors.append(
@@ -231,6 +239,9 @@ def _plan_agreement(
                 before=before,
                 after=after,
                 unit_price=price,
+                # a removal needs it: an addition that has not started yet cannot be
+                # cancelled before its effectiveDate (apply zeroes it instead)
+                effective_date=addition.effective_date,
             )
         changes.append(change)
     return changes, errors, warnings, (managed_count, managed_quantity)
@@ -290,20 +301,23 @@ def plan(
         changes, errors, warnings, managed = _plan_agreement(
             config, usage, actual, period, agreement, group
         )
-        if all(d.unknown for d in group):
-            changes = []
+        if any(d.unknown for d in group):
+            changes = []  # a share of the quantity is unknown: leave the agreement alone
+        conflict: list[str] = []
+        if len(group) > 1 and not all(d.customer.shared_agreement for d in group):
+            ids = ", ".join(d.customer.id for d in group)
+            conflict = [
+                f"customers {ids} all map to agreement {agreement_id}; set "
+                "shared_agreement: true on each of them if they really share it"
+            ]
         for i, draft in enumerate(group):
             mine = i == 0
-            extra = (
-                []
-                if mine
-                else [f"shares agreement {agreement_id} with {lead}; changes shown there"]
-            )
+            shared_note = [f"shares agreement {agreement_id} with {lead}; changes shown there"]
             planned[draft.customer.id] = _customer_plan(
                 draft,
-                changes=changes if mine and not errors else [],
-                errors=errors if mine else [],
-                warnings=(warnings if mine else []) + extra,
+                changes=changes if mine and not (errors or conflict) else [],
+                errors=(errors if mine else []) + conflict,
+                warnings=(warnings if mine else []) + ([] if mine or conflict else shared_note),
                 managed=managed if mine else (0, 0),
             )
     for cid, draft in drafts.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import typer
@@ -20,7 +21,7 @@ def money(value: Decimal) -> str:
     return f"{sign}{abs(value):,.2f}"
 
 
-def describe_change(c: Change, removal: str = "cancel") -> str:
+def describe_change(c: Change, removal: str = "cancel", as_of: dt.date | None = None) -> str:
     if c.action is Action.ADD:
         what = f"add {c.product} ({c.sku}) quantity {c.after}"
         if c.effective_date:
@@ -29,6 +30,9 @@ def describe_change(c: Change, removal: str = "cancel") -> str:
         what = f"update {c.product} ({c.sku}) #{c.addition_id} quantity {c.before} → {c.after}"
     else:
         how = {"cancel": "cancel", "zero": "set quantity 0", "delete": "delete"}[removal]
+        starts = c.effective_date
+        if removal == "cancel" and starts and as_of and starts > as_of:
+            how = f"set quantity 0: it starts {starts.isoformat()}, after today"
         what = f"remove {c.product} ({c.sku}) #{c.addition_id} quantity {c.before} ({how})"
     return f"{what}  [{money(c.revenue_delta)}/month @ {c.unit_price:.2f}]"
 
@@ -70,7 +74,8 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
         out.append("")
         out.append(style(_heading(cp), bold=True))
         for c in cp.changes:
-            line = f"  {_SIGN[c.action]} {describe_change(c, plan.removal.value)}"
+            what = describe_change(c, plan.removal.value, plan.period.as_of)
+            line = f"  {_SIGN[c.action]} {what}"
             out.append(style(line, fg=_COLOUR[c.action]))
         for e in cp.errors:
             out.append(style(f"  ! error: {e} (customer left untouched)", fg="red", bold=True))

@@ -290,3 +290,52 @@ def test_failed_attempts_are_recorded_as_failed_runs(sandbox, config_dir, monkey
 def test_declined_confirmation_records_nothing(sandbox, config_dir):
     assert run(config_dir, "apply", *AS_OF).exit_code == 1
     assert _runs(config_dir) == []
+
+
+def test_an_addition_that_has_not_started_is_zeroed_not_cancelled(sandbox, config_dir):
+    """Globex's additions start at its billStartDate 2026-12-01; ConnectWise refuses a
+    cancelledDate before that, so a removal on 2026-11-25 sets quantity 0 instead."""
+    assert run(config_dir, "apply", "--yes", *AS_OF).exit_code == 0
+    sandbox.set_users("zt-0006", "OKTA-SSO", 0)
+    later = ["--as-of", "2026-11-25", "--customer", "zt-0006"]
+    shown = run(config_dir, "plan", *later)
+    assert "(set quantity 0: it starts 2026-12-01, after today)" in shown.output
+    result = run(config_dir, "apply", "--yes", *later)
+    assert result.exit_code == 0, result.output
+    (sso,) = [a for a in sandbox.additions(1006) if a["product"]["identifier"] == "ZT-OKTA-SSO"]
+    assert (sso["quantity"], sso["cancelledDate"]) == (0, None)
+    assert run(config_dir, "plan", *later, "--detailed-exitcode").exit_code == 0
+
+
+def test_customer_option_on_a_shared_agreement_plans_every_share(sandbox, config_dir):
+    """zt-0007 and a new zt-0008 share Initech's agreement: `--customer zt-0007` must not
+    set the agreement to zt-0007's users alone."""
+    customers = config_dir / "mappings" / "customers.yaml"
+    text = customers.read_text().replace(
+        "agreement: Initech Identity", "agreement: Initech Identity\n  shared_agreement: true"
+    )
+    text += (
+        "\n- id: zt-0008\n  name: Initech Labs\n  company: INITECH\n"
+        "  agreement: 1007\n  shared_agreement: true\n"
+    )
+    customers.write_text(text)
+    sandbox.zt_customers["zt-0008"] = {"id": "zt-0008", "name": "Initech Labs", "status": "active"}
+    sandbox.set_users("zt-0008", "OKTA-WF", 3)
+    result = run(config_dir, "apply", "--yes", "--customer", "zt-0007", *AS_OF)
+    assert result.exit_code == 0, result.output
+    assert "update ZT-OKTA-WF (OKTA-WF) #9010 quantity 3 → 7" in result.output  # 4 + 3
+    assert _sorted(active(sandbox, 1007)) == {"ZT-OKTA-SSO": [4], "ZT-OKTA-WF": [7]}
+
+
+def test_customer_unknown_to_zerotek_warns_and_the_others_proceed(sandbox, config_dir):
+    customers = config_dir / "mappings" / "customers.yaml"
+    customers.write_text(
+        customers.read_text()
+        + "\n- id: zt-0404\n  name: Typo Inc\n  company: SMITHSONS\n  agreement: 1022\n"
+    )
+    result = run(config_dir, "plan", "--customer", "zt-0404", "--customer", "zt-0001", *AS_OF)
+    assert result.exit_code == 0, result.output
+    assert (
+        "ZeroTek does not know customer 'zt-0404': left untouched (check the id)" in result.output
+    )
+    assert "update ZT-OKTA-SSO (OKTA-SSO) #9001 quantity 40 → 42" in result.output

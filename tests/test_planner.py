@@ -64,7 +64,11 @@ def test_quantity_zero_counts_as_removed() -> None:
     actual = state(addition(1, "ZT-OKTA-SSO", 0))
     assert plan(config(customer()), usage({"zt-1": {}}), actual).changes == ()
     p = plan(config(customer()), usage({"zt-1": {"OKTA-SSO": 3}}), actual)
-    assert actions(p) == [("update", "ZT-OKTA-SSO", 0, 3)]
+    assert actions(p) == [("add", "ZT-OKTA-SSO", 0, 3)]  # like a SKU back after a cancel
+    # a zeroed addition beside a live one is history, not an ambiguous duplicate
+    both = state(addition(1, "ZT-OKTA-SSO", 0), addition(2, "ZT-OKTA-SSO", 3))
+    p = plan(config(customer()), usage({"zt-1": {"OKTA-SSO": 5}}), both)
+    assert actions(p) == [("update", "ZT-OKTA-SSO", 3, 5)] and not p.has_errors
 
 
 def test_add_missing_false_warns_instead() -> None:
@@ -254,3 +258,33 @@ def test_customer_unknown_to_zerotek_is_left_untouched_not_emptied() -> None:
     p = plan(cfg, usage({"zt-1": {}}, known={"zt-1": "One"}), actual)
     assert actions(p) == [("remove", "ZT-OKTA-SSO", 5, 0)]  # known, no usage: removed
     assert p.customers[1].changes == () and not p.customers[1].errors
+
+
+def test_existing_additions_bill_at_their_own_price() -> None:
+    own = dataclasses.replace(addition(1, "ZT-OKTA-SSO", 10), unit_price=Decimal("5.00"))
+    p = plan(config(customer()), usage({"zt-1": {"OKTA-SSO": 12}}), state(own))
+    assert (p.changes[0].unit_price, p.changes[0].revenue_delta) == (
+        Decimal("5.00"),
+        Decimal("10.00"),
+    )
+
+
+def test_one_agreement_mapped_twice_without_shared_flag_is_an_error() -> None:
+    cfg = config(customer("zt-1", agreement="Acme MS"), customer("zt-2", agreement=1001))
+    p = plan(cfg, usage({"zt-1": {"OKTA-SSO": 3}, "zt-2": {"OKTA-SSO": 4}}), state())
+    message = (
+        "customers zt-1, zt-2 all map to agreement 1001; set shared_agreement: true on "
+        "each of them if they really share it"
+    )
+    assert [cp.errors for cp in p.customers] == [(message,), (message,)]
+    assert p.changes == ()
+
+
+def test_unknown_member_of_a_shared_agreement_freezes_it() -> None:
+    cfg = config(customer("zt-1", shared_agreement=True), customer("zt-9", shared_agreement=True))
+    p = plan(
+        cfg,
+        usage({"zt-1": {"OKTA-SSO": 12}}, known={"zt-1": "One"}),
+        state(addition(1, "ZT-OKTA-SSO", 19)),
+    )
+    assert p.changes == ()

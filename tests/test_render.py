@@ -21,12 +21,12 @@ def test_text_is_terraform_like_and_plain_without_a_tty() -> None:
     )
     assert "  ~ update ZT-OKTA-SSO (OKTA-SSO) #1 quantity 40 → 42  [+8.00/month @ 4.00]" in lines
     assert (
-        "  - remove ZT-OKTA-MFA (OKTA-MFA) #2 quantity 5 (cancel)  [-15.00/month @ 3.00]" in lines
+        "  - remove ZT-OKTA-MFA (OKTA-MFA) #2 quantity 5 (cancel)  [-20.00/month @ 4.00]" in lines
     )
     assert "  ! error: ConnectWise company 'GHOST' not found (customer left untouched)" in lines
     assert lines[-1] == (
         "Plan: 1 to add, 1 to update, 1 to remove across 1 of 2 customers; "
-        "revenue +6.00/month; 1 customer with errors"
+        "revenue +1.00/month; 1 customer with errors"
     )
     assert "\x1b[" in render.text(_plan(), color=True)
 
@@ -42,7 +42,7 @@ def test_no_changes_says_so() -> None:
 def test_markdown_has_marker_table_and_details() -> None:
     md = render.markdown(_plan(safety=Safety(min_existing=1, max_removal_percent=10)))
     assert md.startswith("<!-- reconcile:plan -->\n")
-    assert "| ➕ add | 1 |" in md and "| 💲 revenue change / month | +6.00 |" in md
+    assert "| ➕ add | 1 |" in md and "| 💲 revenue change / month | +1.00 |" in md
     assert "<details><summary><b>zt-1</b>" in md and "</details>" in md
     assert "> **Unsafe plan**" in md
     assert "| update | `ZT-OKTA-SSO` | OKTA-SSO | 40 | 42 | 4.00 | +8.00 |" in md

@@ -86,14 +86,17 @@ def test_bulk_usage_over_cursor_pages_for_both_windows(
 def test_few_customers_use_the_per_customer_call(sb: Sandbox, config: Config) -> None:
     got = usage(config, sb, LAST, ["zt-0001", "zt-0006", "zt-0098", "zt-0001"])
     assert got.users == {k: EXPECTED_LAST[k] for k in ("zt-0001", "zt-0006")}
-    assert got.known_customers is None
+    assert set(got.known_customers or {}) == {"zt-0001", "zt-0006", "zt-0098"}
     assert sb.stats["GET zt-customer-usage"] == 3
     assert sb.stats["GET zt-usage"] == 0
 
 
-def test_unknown_customer_is_named(sb: Sandbox, config: Config) -> None:
-    with pytest.raises(ReconcileError, match="ZeroTek does not know customer 'zt-0404'"):
-        usage(config, sb, LAST, ["zt-0404"])
+def test_unknown_customer_is_left_out_of_the_known_ones(sb: Sandbox, config: Config) -> None:
+    """A ZeroTek 404 (with its error body) for one customer does not stop the others: the
+    planner warns about it and leaves it untouched, as in a full sync."""
+    got = usage(config, sb, LAST, ["zt-0404", "zt-0001"])
+    assert got.known_customers == {"zt-0001": "zt-0001"}
+    assert got.users == {"zt-0001": EXPECTED_LAST["zt-0001"]}
 
 
 def test_faults_are_retried_to_the_same_answer(sb: Sandbox, config: Config) -> None:

@@ -119,7 +119,8 @@ class ZeroTekClient(HttpApi):
 
     async def customer_usage(
         self, customer_id: str, start: dt.date, end: dt.date
-    ) -> dict[str, int]:
+    ) -> dict[str, int] | None:
+        """One customer's usage; None when ZeroTek says it does not know the customer."""
         path = f"{CUSTOMERS}/{quote(customer_id, safe='')}/usage"
         window: dict[str, str | int] = {"start": start.isoformat(), "end": end.isoformat()}
         try:
@@ -129,10 +130,7 @@ class ZeroTekClient(HttpApi):
             # unknown. A bare 404 stays a "check the URL" error.
             if exc.status != 404 or exc.code is None:
                 raise
-            raise ReconcileError(
-                f"ZeroTek does not know customer {customer_id!r} "
-                f"(404 {exc.code}: {exc.message} on GET {path})"
-            ) from None
+            return None
         if body.get("customer_id") not in (None, customer_id):
             raise _malformed(path, "customer_id", f"is {body.get('customer_id')!r}")
         rows = body.get("skus")
@@ -153,8 +151,9 @@ class ZeroTekClient(HttpApi):
 async def fetch_zerotek_usage(
     client: ZeroTekClient, period: Period, customer_ids: Sequence[str] | None = None
 ) -> Usage:
-    """Full sync: bulk usage + the directory. A few customers: one call each, no directory
-    (so the planner does not warn about customers it was not asked about)."""
+    """Full sync: bulk usage + the directory. A few customers: one call each; those ZeroTek
+    answers 404 for are left out of `known_customers`, so the planner warns about them and
+    leaves them untouched while the others proceed (as in a full sync)."""
     if customer_ids is None:
         users, known = await asyncio.gather(
             client.usage(period.start, period.end), client.customers()
@@ -164,10 +163,11 @@ async def fetch_zerotek_usage(
     results = await asyncio.gather(
         *(client.customer_usage(c, period.start, period.end) for c in ids)
     )
+    answered = dict(zip(ids, results, strict=True))
     return Usage(
         period=period,
-        users={c: skus for c, skus in zip(ids, results, strict=True) if skus},
-        known_customers=None,
+        users={c: skus for c, skus in answered.items() if skus},
+        known_customers={c: c for c, skus in answered.items() if skus is not None},
     )
 
 
