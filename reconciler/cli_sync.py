@@ -113,6 +113,10 @@ def run_plan(
     if out is not None:
         typer.echo(f"Saved plan to {out}; apply exactly it with: reconcile apply {out}", err=True)
     if planned.plan.has_errors:
+        # The plan (stdout) shows them in place; stderr carries them for scripts and CI.
+        for cp in planned.plan.customers:
+            for e in cp.errors:
+                typer.echo(f"error: {cp.customer_id}: {e}", err=True)
         return 1
     if detailed_exitcode and planned.plan.changes:
         return 2
@@ -135,8 +139,6 @@ def _confirm(yes: bool) -> None:
 
 def _report(result: ApplyResult) -> None:
     for cr in result.customers:
-        if cr.errors and cr.plan.errors and not cr.results:
-            continue  # planning errors were already shown with the plan
         for r in cr.results:
             note = f" ({r.note})" if r.note else ""
             mark = "ok" if r.ok else f"FAILED: {r.error}"
@@ -145,8 +147,7 @@ def _report(result: ApplyResult) -> None:
                 f"{r.change.before} → {r.change.after}: {mark}{note}"
             )
         for e in cr.errors:
-            if e not in cr.plan.errors:
-                typer.echo(f"  {cr.plan.customer_id}: error: {e}", err=True)
+            typer.echo(f"error: {cr.plan.customer_id}: {e}", err=True)
 
 
 def run_apply(

@@ -198,16 +198,16 @@ def _check_skus(doc: Document | None) -> list[Problem]:
             else:
                 skus[sku] = where
         if isinstance(product, str) and isinstance(sku, str):
-            # ConnectWise identifiers are case-insensitive; two SKUs on one product would
-            # fight over the same addition's quantity.
+            # Several SKUs may bill one product (their users are summed), but spelled two
+            # ways it would be two products here and one in ConnectWise (which ignores case).
             where = doc.location((index, "product"))
-            first = products.setdefault(product.casefold(), (sku, where))
-            if first[1] != where and first[0] != sku:
+            first = products.setdefault(product.casefold(), (product, where))
+            if first[0] != product:
                 problems.append(
                     Problem(
                         where,
-                        f"product '{product}' is already mapped from SKU '{first[0]}' "
-                        f"(at {first[1]}); each catalog product can bill one SKU only",
+                        f"product '{product}' is spelled '{first[0]}' at {first[1]}; "
+                        "ConnectWise ignores case, so spell one product the same way everywhere",
                     )
                 )
     return problems

@@ -269,6 +269,10 @@ def _problems(error: ValidationError, doc: Document) -> list[Problem]:
             )
         ]
 
+    if kind == "minItems" and isinstance(value, list) and not value:
+        what = schema.get("title", "this list")
+        return [Problem(where, f"{prefix}empty list, expected at least one entry in {what}")]
+
     if kind == "uniqueItems" and isinstance(value, list):
         seen: dict[str, int] = {}
         out = []

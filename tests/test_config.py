@@ -194,11 +194,14 @@ def test_duplicate_sku(tmp_path: Path) -> None:
     ]
 
 
-def test_one_product_for_two_skus(tmp_path: Path) -> None:
+def test_one_product_for_two_skus_must_be_spelled_alike(tmp_path: Path) -> None:
+    base(tmp_path, skus=SKUS + "- sku: OKTA-X\n  product: ZT-OKTA-SSO\n")
+    assert problems(tmp_path) == []  # two SKUs may bill one product: their users are summed
     base(tmp_path, skus=SKUS + "- sku: OKTA-X\n  product: zt-okta-sso\n")
     assert problems(tmp_path) == [
-        "mappings/skus.yaml:6:12: product 'zt-okta-sso' is already mapped from SKU 'OKTA-SSO' "
-        "(at mappings/skus.yaml:2:12); each catalog product can bill one SKU only"
+        "mappings/skus.yaml:6:12: product 'zt-okta-sso' is spelled 'ZT-OKTA-SSO' at "
+        "mappings/skus.yaml:2:12; ConnectWise ignores case, so spell one product the same "
+        "way everywhere"
     ]
 
 
@@ -305,3 +308,11 @@ def test_load_settings_only_ignores_broken_mappings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         config.load_settings_only(tmp_path)
     assert str(info.value).startswith("mappings/settings.yaml:1:10: enabled: expected true or")
+
+
+def test_an_empty_list_is_an_error_with_its_path(tmp_path: Path) -> None:
+    base(tmp_path, customers="[]\n")
+    assert problems(tmp_path) == [
+        "mappings/customers.yaml:1:1: empty list, expected at least one entry in "
+        "mappings/customers.yaml (or mappings/customers/*.yaml)"
+    ]

@@ -474,3 +474,42 @@ def test_missing_credentials_name_the_variables_never_values() -> None:
     )
     creds = CWCredentials("co", "pub-secret-11", "priv-secret-99", "client-7")
     assert "secret" not in repr(creds)
+
+
+def test_a_server_that_ignores_page_is_an_error_not_an_endless_read() -> None:
+    """A real (if broken) server on loopback: every page is the same 1000 items."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    served = []
+
+    class Stuck(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            body = json.dumps([{"id": i} for i in range(1000)]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    creds = CWCredentials("co", "pub", "privatekey", "client")
+    try:
+
+        async def go() -> None:
+            url = f"http://127.0.0.1:{server.server_port}/v4_6_release/apis/3.0"
+            async with ConnectWiseClient(url, creds) as client:
+                await client.get_all(COMPANIES)
+
+        with pytest.raises(Exception, match="same items for page 2 as for page 1"):
+            run(go())
+        assert len(served) == 2
+    finally:
+        server.shutdown()
+        server.server_close()

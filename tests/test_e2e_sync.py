@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -339,3 +340,19 @@ def test_customer_unknown_to_zerotek_warns_and_the_others_proceed(sandbox, confi
         "ZeroTek does not know customer 'zt-0404': left untouched (check the id)" in result.output
     )
     assert "update ZT-OKTA-SSO (OKTA-SSO) #9001 quantity 40 → 42" in result.output
+
+
+def test_per_customer_errors_also_go_to_stderr(sandbox, config_dir):
+    sandbox.update_agreement(1003, agreementStatus="Cancelled", cancelledFlag=True)
+    # click < 8.2 mixes stderr into output unless told not to; newer runners keep it apart
+    separate = "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
+    runner = CliRunner(mix_stderr=False) if separate else CliRunner()
+    base = ["--config-dir", str(config_dir)]
+    for command in (["plan", "--format", "json"], ["apply", "--yes"]):
+        result = runner.invoke(app, [*base, *command, *AS_OF])
+        assert result.exit_code == 1
+        assert (
+            "error: zt-0003: agreement 1003 ('Big Quote - Identity') is cancelled" in result.stderr
+        )
+    plan_json = runner.invoke(app, [*base, "plan", "--format", "json", *AS_OF])
+    assert json.loads(plan_json.stdout)["summary"]["customers_with_errors"] == 1

@@ -288,3 +288,23 @@ def test_unknown_member_of_a_shared_agreement_freezes_it() -> None:
         state(addition(1, "ZT-OKTA-SSO", 19)),
     )
     assert p.changes == ()
+
+
+def test_two_skus_on_one_product_sum_their_users() -> None:
+    from reconciler.model import SkuMap
+
+    skus = (SkuMap("OKTA-SSO", "ZT-OKTA-SSO"), SkuMap("OKTA-SSO-OLD", "ZT-OKTA-SSO"))
+    cfg = config(customer(), skus=skus)
+    p = plan(
+        cfg,
+        usage({"zt-1": {"OKTA-SSO": 3, "OKTA-SSO-OLD": 2}}),
+        state(addition(1, "ZT-OKTA-SSO", 4)),
+    )
+    assert actions(p) == [("update", "ZT-OKTA-SSO", 4, 5)]
+    excluded = config(customer(exclude_skus=("OKTA-SSO-OLD",)), skus=skus)
+    p = plan(
+        excluded,
+        usage({"zt-1": {"OKTA-SSO": 3, "OKTA-SSO-OLD": 2}}),
+        state(addition(1, "ZT-OKTA-SSO", 4)),
+    )
+    assert actions(p) == [("update", "ZT-OKTA-SSO", 4, 3)]

@@ -107,6 +107,7 @@ class ConnectWiseClient(HttpApi):
         A `Link: rel="next"` also keeps us going: a server that caps pageSize below what
         we asked would otherwise look finished after its first page."""
         items: list[dict[str, Any]] = []
+        previous: list[Any] = []
         page = 1
         while True:
             params: dict[str, str | int] = {"page": page, "pageSize": self.page_size}
@@ -120,6 +121,14 @@ class ConnectWiseClient(HttpApi):
                 raise ReconcileError(
                     f"ConnectWise returned something other than a list of objects on GET {path}"
                 )
+            ids = [item.get("id") for item in batch]
+            if page > 1 and ids and ids == previous:
+                # A server that ignores `page` would otherwise be read forever.
+                raise ReconcileError(
+                    f"ConnectWise returned the same items for page {page} as for page "
+                    f"{page - 1} on GET {path}: it ignores the `page` parameter"
+                )
+            previous = ids
             items.extend(batch)
             more = len(batch) >= self.page_size or "next" in response.links
             if not batch or not more:
