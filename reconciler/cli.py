@@ -451,38 +451,10 @@ def sandbox_command(
 ) -> None:
     """Run the loopback ConnectWise + ZeroTek simulators (the example data) in the foreground
     and print the environment that points the CLI at them. Ctrl-C stops them."""
-    import shlex
-    import signal
-    import threading
+    from reconciler.sandbox.foreground import serve_until_stopped
 
-    from reconciler.sandbox import Sandbox
-
-    log = None if quiet else (lambda line: typer.echo(line, err=True))
-    sandbox = Sandbox(latency_ms=latency_ms, fault_rate=fault_rate, seed=seed, port=port, log=log)
-    try:
-        sandbox.start()
-    except OSError as exc:
-        raise ReconcileError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-    for name, value in sandbox.env().items():
-        typer.echo(f"export {name}={shlex.quote(value)}")
-    typer.echo(
-        f"Sandbox listening on {sandbox.base_url} (demo credentials, not secrets). Point the "
-        "CLI at it from another terminal: eval the export lines above, then run "
-        "`reconcile --config-dir DIR plan` with DIR holding the example mappings "
-        "(`reconcile init DIR`). Ctrl-C stops the sandbox.",
-        err=True,
-    )
-    stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sandbox.stop()
-        typer.echo("Sandbox stopped.", err=True)
+    serve_until_stopped(port=port, latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
+                        quiet=quiet)  # fmt: skip
 
 
 @app.command()
