@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from example_usage import CURRENT_USAGE as EXPECTED_CURRENT
+from example_usage import LAST_USAGE as EXPECTED_LAST
 
 from reconciler.config import load_config
 from reconciler.errors import ReconcileError
@@ -25,28 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 D = dt.date
 LAST = Period(PeriodKind.LAST_BILLING_PERIOD, D(2026, 10, 16), D(2026, 11, 15), D(2026, 11, 24))
 CURRENT = Period(PeriodKind.CURRENT, D(2026, 11, 16), D(2026, 11, 24), D(2026, 11, 24))
-
-# The example data (prompts/example-data.md; the sandbox fixture's documented counts).
-EXPECTED_LAST = {
-    "zt-0001": {"OKTA-SSO": 42, "OKTA-MFA": 42},
-    "zt-0002": {"OKTA-SSO": 12},
-    "zt-0003": {"OKTA-SSO": 18, "OKTA-MFA": 18, "OKTA-LCM": 6},
-    "zt-0004": {"OKTA-SSO": 27},
-    "zt-0005": {"OKTA-SSO": 60, "OKTA-UD": 60, "OKTA-MFA": 15},
-    "zt-0006": {"OKTA-SSO": 9, "OKTA-WF": 2, "OKTA-PAM": 3},
-    "zt-0007": {"OKTA-WF": 4, "OKTA-SSO": 4},
-    "zt-0099": {"OKTA-SSO": 5},
-}
-EXPECTED_CURRENT = {
-    "zt-0001": {"OKTA-SSO": 43, "OKTA-MFA": 41},
-    "zt-0002": {"OKTA-SSO": 12},
-    "zt-0003": {"OKTA-SSO": 19, "OKTA-MFA": 17, "OKTA-LCM": 7},
-    "zt-0004": {"OKTA-SSO": 26},
-    "zt-0005": {"OKTA-SSO": 60, "OKTA-UD": 60, "OKTA-MFA": 16},
-    "zt-0006": {"OKTA-SSO": 10, "OKTA-WF": 2, "OKTA-PAM": 3},
-    "zt-0007": {"OKTA-WF": 4, "OKTA-SSO": 3},
-    "zt-0099": {"OKTA-SSO": 6},
-}
 
 
 @pytest.fixture
