@@ -106,11 +106,6 @@ def config_dir_of(ctx: typer.Context, local: Path | None) -> Path:
     return Path(env) if env else Path.cwd()
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 @app.command()
 def status(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     """Setup state: credentials (live, read-only check of ConnectWise and ZeroTek), mappings
