@@ -249,6 +249,16 @@ def plan(
         bool,
         typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes (0: none)."),
     ] = False,
+    if_due: Annotated[
+        bool,
+        typer.Option(
+            "--if-due",
+            help="For the daily schedule: plan the last billing period only when it is due "
+            "(its sync day up to 6 days after, in billing.timezone, and no successful "
+            "scheduled run for it in runs/); otherwise say why on one line, write no plan "
+            "file and exit 0.",
+        ),
+    ] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Show what a sync would change. Read-only: never writes to ConnectWise.
@@ -256,7 +266,14 @@ def plan(
     Exit 0 (also with changes, unless --detailed-exitcode: then 2), 1 on any error.
     """
     code = cli_sync.run_plan(
-        config_dir_of(ctx, config_dir), customer, period, as_of, out, fmt, detailed_exitcode
+        config_dir_of(ctx, config_dir),
+        customer,
+        period,
+        as_of,
+        out,
+        fmt,
+        detailed_exitcode,
+        if_due=if_due,
     )
     raise typer.Exit(code)
 

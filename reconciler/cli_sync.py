@@ -12,14 +12,14 @@ from typing import Annotated
 
 import typer
 
-from reconciler import engine, planfile, render
+from reconciler import engine, planfile, render, schedule
 from reconciler.config import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.engine import Refused
 from reconciler.errors import ReconcileError
 from reconciler.model import ApplyResult, Config, CustomerResult, Period, PeriodKind, Plan
 from reconciler.notify import notify_after_sync, notify_failure, smtp_from_env
-from reconciler.periods import period_for
+from reconciler.periods import period_for, today_in
 from reconciler.runlog import atomic_write, detect_trigger, start_run
 
 
@@ -96,9 +96,28 @@ def run_plan(
     out: Path | None,
     fmt: Format,
     detailed_exitcode: bool,
+    if_due: bool = False,
 ) -> int:
     config = load_config(config_dir)
     engine.select_customers(config, customers)  # unknown ids fail before any request
+    if if_due:
+        if period is not PeriodKind.LAST_BILLING_PERIOD:
+            raise ReconcileError(
+                "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
+            )
+        decision = schedule.decide(
+            parse_as_of(as_of) or today_in(config.settings.timezone),
+            config.settings.sync_day,
+            schedule.scheduled_successes(config.config_dir),
+        )
+        if not decision.due:
+            # The workflow applies only when a plan file exists: a leftover one must not be
+            # mistaken for today's.
+            if out is not None:
+                out.unlink(missing_ok=True)
+            typer.echo(decision.reason)
+            return 0
+        typer.echo(decision.reason, err=True)
     window = _period(config, period, as_of)
 
     async def go() -> engine.Planned:

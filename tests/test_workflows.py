@@ -223,9 +223,16 @@ def test_validate_fails_with_annotations_on_a_broken_mapping(clone: Path) -> Non
     assert f"::error file=mappings/customers.yaml,line={line}," in step.stdout
 
 
-def _sync(clone: Path, sandbox: Sandbox, event: str, **inputs: Any) -> JobResult:
+# The daily schedule plans only within a week of the sync day (15th): 5 days after it.
+DUE_AS_OF = "2026-11-20"
+
+
+def _sync(
+    clone: Path, sandbox: Sandbox, event: str, as_of: str | None = None, **inputs: Any
+) -> JobResult:
+    today = as_of or (DUE_AS_OF if event == "schedule" else AS_OF)
     ctx = Contexts(
-        github=_github(), inputs=inputs, secrets=sandbox.env(), vars={"RECONCILE_AS_OF": AS_OF}
+        github=_github(), inputs=inputs, secrets=sandbox.env(), vars={"RECONCILE_AS_OF": today}
     )
     return _run("sync.yml", "sync", clone, ctx, event)
 
@@ -252,10 +259,32 @@ def test_scheduled_sync_applies_and_commits_the_run_log(
     assert "runs/INDEX.md" in files
     (run_json,) = [f for f in files if f.endswith(".json")]
     run = json.loads(_git(origin, "show", f"{BRANCH}:{run_json}"))
-    assert run["trigger"] == "scheduled" and run["period"]["as_of"] == AS_OF
+    assert run["trigger"] == "scheduled" and run["period"]["as_of"] == DUE_AS_OF
     twin = _git(origin, "show", f"{BRANCH}:{run_json[: -len('.json')]}.md")
     assert twin.strip() and twin.strip() in result.summary  # the run's Markdown in the summary
     assert "Push rejected" not in result.stdout
+
+    # The next day's scheduled run finds the period billed in runs/: no plan, no apply.
+    writes, log = sandbox.stats.writes, _origin_log(origin)
+    (clone / "plan.json").unlink()
+    again = _sync(clone, sandbox, "schedule", as_of="2026-11-21")
+    assert not again.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in again.steps]
+    assert "already has a successful scheduled sync" in again.summary
+    assert not again.step("Apply").ran and not again.step("Commit the run log").ran
+    assert not (clone / "plan.json").exists()
+    assert sandbox.stats.writes == writes and _origin_log(origin) == log
+
+
+def test_the_daily_schedule_does_nothing_outside_the_due_week(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    before = _origin_log(origin)
+    result = _sync(clone, sandbox, "schedule", as_of="2026-11-24")  # 9 days after the 15th
+    assert not result.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in result.steps]
+    assert "not due: today is 2026-11-24, 9 days after the sync day 2026-11-15" in result.summary
+    assert not result.step("Apply").ran and not result.step("Commit the run log").ran
+    assert not (clone / "plan.json").exists()
+    assert sandbox.stats.total == 0 and _origin_log(origin) == before
 
 
 def test_sync_rebases_and_retries_when_the_branch_moved(

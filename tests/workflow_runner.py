@@ -244,6 +244,8 @@ def run_job(
             _record(ctx, step, "success", {})
             continue
         output, env_file, summary = (files / f"{index}.{k}" for k in ("out", "env", "summary"))
+        for stale in (output, env_file, summary):  # each step gets fresh files, as on GitHub
+            stale.unlink(missing_ok=True)
         env = {**base_env, **extra_env}
         for scope in (workflow.get("env"), job.get("env"), step.get("env")):
             ctx.env = dict(env)
