@@ -486,3 +486,8 @@ def demo(
     from reconciler.demo import run_demo
 
     raise typer.Exit(run_demo(keep_dir))
+
+
+# --- discover / report (bodies in cli_insight; registered on `app` when imported) -----------
+
+from reconciler import cli_insight  # noqa: E402, F401

@@ -87,6 +87,22 @@ class ZeroTekClient(HttpApi):
             seen.add(cursor)
         raise _malformed(path, "next_cursor", f"still set after {MAX_PAGES} pages")
 
+    async def customer_directory(self) -> dict[str, tuple[str, str | None]]:
+        """ZeroTek's customer directory with status: id -> (name, status or None).
+        `discover` proposes mappings only for customers that are not inactive."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for row in await self._pages(CUSTOMERS, {}):
+            if not isinstance(row, dict):
+                raise _malformed(CUSTOMERS, "data item", "is not an object")
+            ident, name, status = row.get("id"), row.get("name"), row.get("status")
+            if not isinstance(ident, str) or not ident:
+                raise _malformed(CUSTOMERS, "id", f"is {ident!r}, expected a string")
+            out[ident] = (
+                name if isinstance(name, str) else ident,
+                status if isinstance(status, str) else None,
+            )
+        return out
+
     async def customers(self) -> dict[str, str]:
         """ZeroTek's customer directory: id -> name."""
         out: dict[str, str] = {}

@@ -1,0 +1,70 @@
+"""`discover` and `report`: onboarding proposals and revenue assurance (DESIGN 12.8).
+
+Parsing and rendering only; `insight`, `discover`, `report` do the work. Both commands are
+read-only towards ConnectWise and ZeroTek.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from reconciler import cli_sync
+from reconciler.cli import ConfigDirOption, app, config_dir_of
+from reconciler.config import load_config
+from reconciler.discover import DEFAULT_MIN_CONFIDENCE
+
+
+class DiscoverFormat(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
+
+
+@app.command()
+def discover(
+    ctx: typer.Context,
+    fmt: Annotated[
+        DiscoverFormat,
+        typer.Option("--format", help="yaml: ready to paste, commented; json: for scripts."),
+    ] = DiscoverFormat.YAML,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Append the proposals at or above --min-confidence to the mapping files "
+            "(existing text is kept byte for byte), then validate.",
+        ),
+    ] = False,
+    min_confidence: Annotated[
+        float,
+        typer.Option("--min-confidence", min=0, max=1, help="Threshold for --write."),
+    ] = DEFAULT_MIN_CONFIDENCE,
+    as_of: cli_sync.AsOfOption = None,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Propose mappings for unmapped ZeroTek customers (company + agreement) and SKUs in use
+    (catalog product), each with a confidence and the reason. Read-only towards both APIs;
+    never changes an existing mapping."""
+    from reconciler import discover_output, insight
+
+    root = config_dir_of(ctx, config_dir)
+    config = load_config(root)
+    day = cli_sync.parse_as_of(as_of)
+    with cli_sync._busy(cli_sync.READING):
+        found = asyncio.run(insight.run_discover(config, day))
+    if fmt is DiscoverFormat.JSON:
+        typer.echo(discover_output.render_json(found, min_confidence), nl=False)
+    else:
+        typer.echo(discover_output.render_yaml(found, min_confidence), nl=False)
+    if write:
+        today = found.window[1].isoformat()
+        written = discover_output.write_proposals(root, found, min_confidence, today)
+        if not written:
+            typer.echo(f"nothing at confidence >= {min_confidence:.2f}: no file changed", err=True)
+        for rel, count in written.items():
+            typer.echo(f"appended {count} mapping(s) to {rel}", err=True)
+        if written:
+            typer.echo("mappings valid; review with `git diff` and `reconcile plan`", err=True)

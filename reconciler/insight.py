@@ -1,0 +1,30 @@
+"""Reads for `discover` and `report`: both systems, read-only, concurrently.
+
+`discover` needs what the mappings do not name yet (ConnectWise's whole directory,
+ZeroTek's directory with status); `report` needs exactly what `plan` reads plus the catalog
+prices of unmapped SKUs. Neither ever writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from reconciler import engine
+from reconciler.connectwise.directory import read_directory
+from reconciler.discover import Discovery, discover
+from reconciler.model import Config, PeriodKind
+from reconciler.periods import period_for
+from reconciler.usage import zerotek_client
+
+
+async def run_discover(config: Config, as_of: dt.date | None) -> Discovery:
+    """Usage over the last complete billing period and since (what a customer is using
+    now, plus who stopped just before), and both directories."""
+    last = period_for(PeriodKind.LAST_BILLING_PERIOD, config.settings, as_of)
+    today = as_of or last.as_of
+    async with engine.connectwise(config) as cw, zerotek_client(config) as zt:
+        directory, people, usage = await asyncio.gather(
+            read_directory(cw), zt.customer_directory(), zt.usage(last.start, today)
+        )
+    return discover(config, people, usage, directory, today, (last.start, today))
