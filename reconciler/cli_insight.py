@@ -16,6 +16,7 @@ from reconciler import cli_sync
 from reconciler.cli import ConfigDirOption, app, config_dir_of
 from reconciler.config import load_config
 from reconciler.discover import DEFAULT_MIN_CONFIDENCE
+from reconciler.model import PeriodKind
 
 
 class DiscoverFormat(StrEnum):
@@ -68,3 +69,37 @@ def discover(
             typer.echo(f"appended {count} mapping(s) to {rel}", err=True)
         if written:
             typer.echo("mappings valid; review with `git diff` and `reconcile plan`", err=True)
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    period: cli_sync.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: cli_sync.AsOfOption = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            help="text; markdown (with a chart of the largest discrepancies); csv (one row "
+            "per customer x product discrepancy); json (schemas/report.schema.json).",
+        ),
+    ] = ReportFormat.TEXT,
+    config_dir: ConfigDirOption = None,
+) -> None:
+    """Revenue assurance: per customer and product, ZeroTek users vs the quantity
+    ConnectWise bills; under- and over-billed licences and money per month, usage of
+    unmapped customers and SKUs valued at the catalog price, margins, totals. Read-only."""
+    from reconciler import insight, report_render
+
+    config = load_config(config_dir_of(ctx, config_dir))
+    window = cli_sync._period(config, period, as_of)
+    with cli_sync._busy(cli_sync.READING):
+        found = asyncio.run(insight.run_report(config, window))
+    typer.echo(report_render.render(found, fmt.value), nl=False)

@@ -12,10 +12,12 @@ import datetime as dt
 
 from reconciler import engine
 from reconciler.connectwise.directory import read_directory
+from reconciler.connectwise.state import CATALOG, CATALOG_FIELDS, _catalog_item, read_state
 from reconciler.discover import Discovery, discover
-from reconciler.model import Config, PeriodKind
+from reconciler.model import Config, Period, PeriodKind
 from reconciler.periods import period_for
-from reconciler.usage import zerotek_client
+from reconciler.report import Report, build_report
+from reconciler.usage import fetch_usage, zerotek_client
 
 
 async def run_discover(config: Config, as_of: dt.date | None) -> Discovery:
@@ -28,3 +30,17 @@ async def run_discover(config: Config, as_of: dt.date | None) -> Discovery:
             read_directory(cw), zt.customer_directory(), zt.usage(last.start, today)
         )
     return discover(config, people, usage, directory, today, (last.start, today))
+
+
+async def run_report(config: Config, period: Period) -> Report:
+    """What `plan` reads (mapped companies, agreements, additions; ZeroTek's bulk usage
+    and directory) plus the whole catalog (ceil(n/1000) pages) to price unmapped SKUs."""
+    async with engine.connectwise(config) as cw:
+        actual, usage, catalog_rows = await asyncio.gather(
+            read_state(cw, config, config.customers),
+            fetch_usage(config, period),
+            cw.get_all(CATALOG, fields=CATALOG_FIELDS),
+        )
+    catalog = tuple(_catalog_item(r) for r in catalog_rows)
+    currency = getattr(config.settings, "currency", None) or "USD"
+    return build_report(config, usage, actual, catalog, currency)
