@@ -139,7 +139,7 @@ class HttpApi:
         self._secrets = tuple(s for s in secrets if len(s) >= 4)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
-        self._http = httpx.AsyncClient(
+        self._http = _Client(
             headers=headers,
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(
@@ -297,6 +297,27 @@ class HttpApi:
             raise ReconcileError(
                 f"{self.service} returned a body that is not JSON on {method} {path}"
             ) from None
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that stays empty: both APIs authenticate every request with headers and set no
+    cookies, so there is nothing to keep; and a cookie a server (or proxy) did set is never
+    replayed to it. It also spares parsing every response for Set-Cookie."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _Client(httpx.AsyncClient):
+    _no_cookies = _NoCookies()
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("this client keeps no cookies")
 
 
 def _describe(exc: httpx.TransportError) -> str:

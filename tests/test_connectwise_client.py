@@ -445,6 +445,46 @@ def test_concurrency_is_bounded() -> None:
     assert elapsed < 3.0
 
 
+def test_cookies_a_server_sets_are_never_sent_back() -> None:
+    """Both APIs authenticate each request by header; a session cookie from a server or a
+    proxy in front of it must not ride along on later requests (nor cost a parse each)."""
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie"))
+            body = b"[]"
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=abc; Path=/")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+
+        async def go() -> None:
+            async with ConnectWiseClient(url, CREDS) as cw:
+                await cw.get_all(COMPANIES)
+                await cw.get_all(COMPANIES)
+                assert not cw._http.cookies
+
+        run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [None, None]
+
+
 # --- environment -----------------------------------------------------------------------------
 
 
