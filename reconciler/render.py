@@ -164,7 +164,7 @@ def markdown(plan: Plan) -> str:
 
 
 def json_text(plan: Plan) -> str:
-    return planfile.dumps(plan)
+    return planfile.dumps(plan, pretty=True)  # on a terminal or in a PR: people read it
 
 
 def render(plan: Plan, fmt: str, *, color: bool = False) -> str:

@@ -89,3 +89,65 @@ def test_plan_without_state_is_refused(tmp_path) -> None:
     f.write_text(planfile.dumps(p))
     with pytest.raises(ReconcileError, match="has no state snapshot"):
         planfile.load(f)
+
+
+def _saved(tmp_path, edit):
+    p, actual = _sample()
+    data = json.loads(planfile.dumps(p, planfile.snapshot(p, actual, {"ZT-OKTA-SSO"})))
+    edit(data)
+    f = tmp_path / "plan.json"
+    f.write_text(json.dumps(data))
+    return f
+
+
+def _set(path, value):
+    def edit(data):
+        *parents, last = path
+        for key in parents:
+            data = data[key]
+        if value is KeyError:
+            del data[last]
+        else:
+            data[last] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set(("customers", 0, "changes", 0, "after"), "5"), "customers/0/changes/0/after: "
+         "expected an integer, got '5'"),
+        (_set(("customers", 0, "changes", 0, "after"), -1), "customers/0/changes/0/after: "
+         "expected an integer >= 0, got -1"),
+        (_set(("customers", 0, "changes", 0, "before"), True), "customers/0/changes/0/before: "
+         "expected an integer, got true"),
+        (_set(("customers", 0, "changes", 0, "unit_price"), 1.5), "customers/0/changes/0/"
+         "unit_price: expected a decimal number in a string, got 1.5"),
+        (_set(("customers", 0, "changes", 0, "unit_price"), "NaN"), "customers/0/changes/0/"
+         "unit_price: expected a finite decimal number, got 'NaN'"),
+        (_set(("customers", 0, "changes", 0, "action"), "steal"), "customers/0/changes/0/"
+         "action: expected add, update or remove"),
+        (_set(("customers", 0, "changes", 0, "effective_date"), "2026-13-01"),
+         "customers/0/changes/0/effective_date: expected a date (YYYY-MM-DD), got '2026-13-01'"),
+        (_set(("customers", 0, "changes", 0, "sku"), KeyError),
+         "customers/0/changes/0: missing 'sku'"),
+        (_set(("customers", 0, "changes", 0, "quantity"), 3), "customers/0/changes/0/quantity: "
+         "unknown key"),
+        (_set(("customers", 1, "agreement"), None), "customers/1/agreement: expected an object"),
+        (_set(("customers", 1, "errors"), ["ok", 3]), "customers/1/errors/1: expected a string"),
+        (_set(("customers", 0, "changes"), {}), "customers/0/changes: expected a list, got an "
+         "object"),
+        (_set(("customers", 1), []), "customers/1: expected an object, got a list"),
+        (_set(("customers",), {}), "at customers: expected a list, got an object"),
+        (_set(("period", "start"), "yesterday"), "at period/start: 'yesterday' does not match"),
+    ],
+)  # fmt: skip
+def test_saved_plan_structure_is_checked_field_by_field(tmp_path, edit, message) -> None:
+    """Every customer and change is read with its type checked: one line, naming the path."""
+    with pytest.raises(ReconcileError) as err:
+        planfile.load(_saved(tmp_path, edit))
+    text = str(err.value).replace(str(tmp_path) + "/", "")
+    assert text.startswith("plan.json: not a valid plan file at ")
+    assert message in text
+    assert "\n" not in text
