@@ -191,6 +191,7 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     fresh = run(config_dir, "apply", str(plan_file))
     assert fresh.exit_code == 0, fresh.output
     assert sandbox.stats.writes == 11
+    assert [r["outcome"] for r in _runs(config_dir)] == ["success", "failed", "failed"]
 
 
 def test_unsafe_plan_exit_3_then_force(sandbox, config_dir):
@@ -268,7 +269,10 @@ def test_saved_plan_cannot_be_narrowed_at_apply_time(sandbox, config_dir, tmp_pa
 def _runs(config_dir: Path) -> list[dict]:
     from reconciler import runlog
 
-    return [runlog.load_run(config_dir, r.run_id) for r in runlog.list_runs(config_dir)]
+    records = [runlog.load_run(config_dir, r.run_id) for r in runlog.list_runs(config_dir)]
+    for record in records:  # the program no longer checks its own records; the tests do
+        jsonschema.validate(record, load_schema("run.schema.json"))
+    return records
 
 
 def test_failed_attempts_are_recorded_as_failed_runs(sandbox, config_dir, monkeypatch):
