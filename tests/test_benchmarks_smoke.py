@@ -1,0 +1,34 @@
+"""The benchmark scripts still run, at a tiny size (seconds, not the minutes of a real
+benchmark; their figures at this size mean nothing and are not checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expect"),
+    [
+        ("planner_cpu.py", ["--customers", "50", "--repeat", "1"], ""),
+        ("validate_scale.py", ["--customers", "50"], ""),
+        ("plan_scale.py", ["--customers", "30", "--latency-ms", "0", "--skip-sequential"],
+         "duplicate active additions"),
+        ("sync_scale.py", ["--customers", "30", "--history", "2", "--latency-ms", "0"],
+         "run-log part of apply"),
+    ],
+)  # fmt: skip
+def test_benchmark_runs_at_a_tiny_size(script: str, args: list[str], expect: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert expect in done.stdout
