@@ -185,19 +185,60 @@ def init(
             show_default=False,
         ),
     ] = None,
+    pin_source: Annotated[
+        str | None,
+        typer.Option(
+            "--pin",
+            metavar="SOURCE",
+            help="The exact reconciler the workflows install: git+https://HOST/OWNER/REPO@"
+            "<40-hex commit>, or https://.../FILE.whl#sha256=<hash>. Default: the source this "
+            "copy was installed from, when pip recorded one.",
+            show_default=False,
+        ),
+    ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
-    """Scaffold a config directory: commented settings, SKU and customer mappings that
-    validate as they are (edit them for your MSP), plus the GitHub workflows."""
-    from reconciler import scaffold
+    """Scaffold a config repository: commented settings, SKU and customer mappings that
+    validate as they are (edit them for your MSP), their schemas (editors validate as you
+    type), the GitHub workflows installing a pinned reconciler, dependabot, .gitignore."""
+    from reconciler import pin, scaffold
 
     target = directory if directory is not None else config_dir_of(ctx, config_dir)
-    for written in scaffold.init(target):
+    source = pin.parse_pin(pin_source) if pin_source is not None else pin.installed_pin()
+    for written in scaffold.init(target, source):
         typer.echo(f"created {target / written}")
+    if source is not None:
+        typer.echo(f"workflows install the reconciler from {source.url}")
+    else:
+        typer.echo(
+            "warning: no exact reconciler source to pin (this copy was not installed from a git "
+            "commit or a hashed wheel): the workflows' install step fails until you replace its "
+            f"marked line, or re-run init with --pin {pin.PIN_HELP}",
+            err=True,
+        )
     typer.echo(
         "next: edit the files (each key is explained in its comments), "
         "then run `reconcile validate`"
     )
+
+
+@app.command("schema")
+def schema_command(
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="settings, skus, customers (the mapping files), plan (`plan --format json`, "
+            "saved plans) or run (the records under runs/).",
+        ),
+    ],
+) -> None:
+    """Print a JSON Schema (draft 2020-12), e.g. for an editor or another tool."""
+    from reconciler.resources import SCHEMA_NAMES, schema_path
+
+    if name not in SCHEMA_NAMES:
+        raise ReconcileError(f"unknown schema {name!r}; expected one of {', '.join(SCHEMA_NAMES)}")
+    typer.echo(schema_path(name).read_text(encoding="utf-8"), nl=False)
 
 
 def _set_enabled(ctx: typer.Context, config_dir: Path | None, enabled: bool) -> None:

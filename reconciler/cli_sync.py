@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,11 +17,20 @@ from reconciler import engine, planfile, render, schedule
 from reconciler.config import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.engine import Refused
-from reconciler.errors import ReconcileError
-from reconciler.model import ApplyResult, Config, CustomerResult, Period, PeriodKind, Plan
+from reconciler.errors import Problem, ReconcileError
+from reconciler.model import (
+    ApplyResult,
+    Config,
+    CustomerResult,
+    Location,
+    Period,
+    PeriodKind,
+    Plan,
+)
 from reconciler.notify import notify_after_sync, notify_failure, smtp_from_env
 from reconciler.periods import period_for, today_in
 from reconciler.runlog import atomic_write, detect_trigger, start_run
+from reconciler.schema import annotation_file, github_annotation
 
 
 class Format(StrEnum):
@@ -136,10 +146,27 @@ def run_plan(
         for cp in planned.plan.customers:
             for e in cp.errors:
                 typer.echo(f"error: {cp.customer_id}: {e}", err=True)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            for line in customer_annotations(config, planned.plan):
+                typer.echo(line, err=True)
         return 1
     if detailed_exitcode and planned.plan.changes:
         return 2
     return 0
+
+
+def customer_annotations(config: Config, plan: Plan) -> list[str]:
+    """One `::error` per customer error, at that customer's entry in its mapping file, so a
+    pull request shows it on the line that names the customer."""
+    lines = []
+    for cp in plan.customers:
+        where = getattr(config.customer(cp.customer_id), "location", None)
+        for e in cp.errors:
+            problem = Problem(
+                where or Location("mappings/customers.yaml"), f"{cp.customer_id}: {e}"
+            )
+            lines.append(github_annotation(problem, annotation_file(config.config_dir, problem)))
+    return lines
 
 
 class Declined(Refused):

@@ -52,6 +52,19 @@ def workflows_dir() -> Path:
     return _resource_dir(".github/workflows", "reconciler._example.workflows")
 
 
+def github_dir() -> Path:
+    """.github (dependabot.yml) in git, reconciler._example.github in the wheel."""
+    return _resource_dir(".github", "reconciler._example.github")
+
+
+def requirements_dir() -> Path:
+    """requirements/ (locked.txt: every runtime dependency at an exact version and hash)."""
+    return _resource_dir("requirements", "reconciler._requirements")
+
+
+SCHEMA_NAMES = ("settings", "skus", "customers", "plan", "run")
+
+
 def schema_path(name: str) -> Path:
     """`settings`, `settings.schema.json` -> the schema file's path."""
     filename = name if name.endswith(".json") else f"{name}.schema.json"

@@ -7,6 +7,7 @@ replaced and every other byte is kept.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -14,42 +15,106 @@ from pathlib import Path
 
 import yaml
 
-from reconciler import yamlsource
+from reconciler import pin, yamlsource
 from reconciler.config import SETTINGS_FILE
 from reconciler.errors import ConfigError, Problem, ReconcileError
 from reconciler.model import Location
-from reconciler.resources import example_dir, workflows_dir
+from reconciler.resources import (
+    SCHEMA_NAMES,
+    example_dir,
+    github_dir,
+    requirements_dir,
+    schemas_dir,
+    workflows_dir,
+)
 
 MAPPING_FILES = ("settings.yaml", "skus.yaml", "customers.yaml")
 # tests.yml is the reconciler's own CI, not something a config repository runs.
 WORKFLOW_FILES = ("validate.yml", "sync.yml", "unmapped.yml")
+LOCK_FILE = ".reconcile.lock"
+
+# What a run leaves in the config directory that must never be committed.
+GITIGNORE = f"""\
+# Written by `reconcile init`. Files a run leaves behind that do not belong in git:
+# saved plans (`reconcile plan --out`) and their Markdown, and the lock a writing
+# command holds on this directory. runs/ IS committed: it is the sync log.
+plan.json
+plan.md
+*.plan.json
+{LOCK_FILE}
+__pycache__/
+.venv/
+"""
+
+
+def _vscode_settings() -> str:
+    """Editors validate the mapping files against the schemas (the YAML extension reads
+    `yaml.schemas`; the modeline at the top of each file does the same for other editors)."""
+    schemas = {
+        "./schemas/settings.schema.json": ["mappings/settings.yaml"],
+        "./schemas/skus.schema.json": ["mappings/skus.yaml"],
+        "./schemas/customers.schema.json": ["mappings/customers.yaml", "mappings/customers/*.yaml"],
+    }
+    return json.dumps({"yaml.schemas": schemas}, indent=2) + "\n"
 
 
 @dataclass(frozen=True)
 class ScaffoldFile:
-    source: Path  # a file shipped with the package
     target: str  # path relative to the config directory
+    source: Path | None = None  # a file shipped with the package
+    text: str | None = None  # or generated content
+
+    def content(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode("utf-8")
+        assert self.source is not None
+        return self.source.read_bytes()
 
 
-def scaffold_files() -> list[ScaffoldFile]:
-    """Everything `init` writes. Extend this list (e.g. with workflows) to scaffold more."""
-    examples = example_dir()
-    workflows = workflows_dir()
-    return [ScaffoldFile(examples / name, f"mappings/{name}") for name in MAPPING_FILES] + [
-        ScaffoldFile(workflows / name, f".github/workflows/{name}") for name in WORKFLOW_FILES
+def pinned_workflow(text: str, install: str) -> str:
+    """A shipped workflow with its install-from-this-checkout line replaced by `install`."""
+    if pin.CHECKOUT_INSTALL not in text:
+        raise ReconcileError("package data: a workflow has no install line to pin; reinstall")
+    return text.replace(pin.CHECKOUT_INSTALL, install)
+
+
+def scaffold_files(source: pin.Pin | None = None) -> list[ScaffoldFile]:
+    """Everything `init` writes: mappings, schemas, workflows installing `source` (a failing
+    install step saying what to do when there is none), dependabot, lock file, .gitignore."""
+    examples, workflows, schemas = example_dir(), workflows_dir(), schemas_dir()
+    install = source.install_command() if source is not None else pin.unpinned_command()
+    files = [ScaffoldFile(f"mappings/{name}", examples / name) for name in MAPPING_FILES]
+    files += [
+        ScaffoldFile(f"schemas/{name}.schema.json", schemas / f"{name}.schema.json")
+        for name in SCHEMA_NAMES
     ]
+    for name in WORKFLOW_FILES:
+        path = workflows / name
+        text = (
+            pinned_workflow(path.read_text(encoding="utf-8"), install) if path.is_file() else None
+        )
+        files.append(ScaffoldFile(f".github/workflows/{name}", path, text))
+    files += [
+        ScaffoldFile(".github/dependabot.yml", github_dir() / "dependabot.yml"),
+        ScaffoldFile("requirements/locked.txt", requirements_dir() / "locked.txt"),
+        ScaffoldFile(".vscode/settings.json", text=_vscode_settings()),
+        ScaffoldFile(".gitignore", text=GITIGNORE),
+    ]
+    return files
 
 
-def init(target_dir: Path) -> list[str]:
+def init(target_dir: Path, source: pin.Pin | None = None) -> list[str]:
     """Write the scaffold into `target_dir`; refuse (writing nothing) if any file exists."""
-    files = scaffold_files()
+    files = scaffold_files(source)
     existing = [f.target for f in files if (target_dir / f.target).exists()]
     if existing:
         raise ReconcileError(
             f"refusing to overwrite existing files in {target_dir}: {', '.join(existing)} "
             "(move them away or pick another directory)"
         )
-    missing = [str(f.source) for f in files if not f.source.is_file()]
+    missing = [
+        str(f.source) for f in files if f.text is None and not (f.source or Path()).is_file()
+    ]
     if missing:
         raise ReconcileError(f"package data missing: {', '.join(missing)}; reinstall")
     for f in files:
@@ -57,7 +122,7 @@ def init(target_dir: Path) -> list[str]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Exclusive create: a file appearing since the check above is still never clobbered.
         with dest.open("xb") as out:
-            out.write(f.source.read_bytes())
+            out.write(f.content())
     return [f.target for f in files]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import json
 import os
 import shutil
 import subprocess
@@ -10,12 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import reconciler
 from reconciler import scaffold
+from reconciler.cli import app
 from reconciler.config import load_config, validate_config
 from reconciler.errors import ConfigError, ReconcileError
-from reconciler.resources import example_dir
+from reconciler.resources import example_dir, schema_path
 
 SETTINGS = "mappings/settings.yaml"
 
@@ -46,7 +50,43 @@ def test_init_writes_the_example_and_it_validates(tmp_path: Path) -> None:
 def test_scaffold_files_is_the_single_list_init_uses(tmp_path: Path) -> None:
     files = scaffold.scaffold_files()
     assert [f.target for f in files] == scaffold.init(tmp_path)
-    assert all(f.source.is_file() for f in files)
+    assert all(f.text is not None or (f.source and f.source.is_file()) for f in files)
+
+
+def test_init_gives_editors_the_schemas_and_git_an_ignore_list(tmp_path: Path) -> None:
+    written = scaffold.init(tmp_path)
+    for name in ("settings", "skus", "customers", "plan", "run"):
+        target = f"schemas/{name}.schema.json"
+        assert target in written
+        assert (tmp_path / target).read_bytes() == schema_path(name).read_bytes()
+    # Each mapping file names its schema in a yaml-language-server modeline, relative to
+    # itself, and the schema is there; .vscode/settings.json covers customers/*.yaml too.
+    for name in ("settings", "skus", "customers"):
+        first = (tmp_path / f"mappings/{name}.yaml").read_text(encoding="utf-8").splitlines()[0]
+        assert first == f"# yaml-language-server: $schema=../schemas/{name}.schema.json"
+        assert (tmp_path / "mappings" / first.split("=", 1)[1]).resolve().is_file()
+    vscode = json.loads((tmp_path / ".vscode/settings.json").read_text(encoding="utf-8"))
+    for schema, globs in vscode["yaml.schemas"].items():
+        assert (tmp_path / schema).is_file()
+        assert all(fnmatch.fnmatch("mappings/customers/emea.yaml", g) or
+                   (tmp_path / g).is_file() for g in globs)  # fmt: skip
+    assert "mappings/customers/*.yaml" in vscode["yaml.schemas"]["./schemas/customers.schema.json"]
+    ignored = (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert {"plan.json", "plan.md", scaffold.LOCK_FILE} <= set(ignored)
+    assert not any(line.startswith("runs") for line in ignored)  # the sync log is committed
+    assert (tmp_path / ".github/dependabot.yml").is_file()
+
+
+def test_schema_ids_are_urns_and_every_schema_is_printable() -> None:
+    runner = CliRunner()
+    for name in ("settings", "skus", "customers", "plan", "run"):
+        schema = json.loads(schema_path(name).read_text(encoding="utf-8"))
+        assert schema["$id"] == f"urn:zerotek-cw-reconciler:schema:{name}"
+        result = runner.invoke(app, ["schema", name])
+        assert result.exit_code == 0
+        assert result.stdout == schema_path(name).read_text(encoding="utf-8")
+    bad = runner.invoke(app, ["schema", "../pyproject"])
+    assert bad.exit_code == 1 and "unknown schema '../pyproject'" in bad.stderr
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:
@@ -164,6 +204,9 @@ def test_init_from_an_installed_layout(tmp_path: Path) -> None:
     shutil.copytree(root / "mappings", site / "reconciler/_example")
     if (root / ".github/workflows").is_dir():  # init scaffolds the workflows too
         shutil.copytree(root / ".github/workflows", site / "reconciler/_example/workflows")
+    (site / "reconciler/_example/github").mkdir()
+    shutil.copy(root / ".github/dependabot.yml", site / "reconciler/_example/github")
+    shutil.copytree(root / "requirements", site / "reconciler/_requirements")
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1"}
