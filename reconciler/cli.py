@@ -150,11 +150,12 @@ def validate(
     """Check mappings/ against the schemas and each other (offline). Exit 0 valid, 1 not."""
     import json
 
-    from reconciler import config, schema
+    from reconciler import config, progress, schema
 
     root = config_dir_of(ctx, config_dir)
     try:
-        loaded = config.load_config(root)
+        with progress.on_tty() as update:
+            loaded = config.load_config(root, update)
         problems = []
     except ConfigError as exc:
         problems = exc.problems

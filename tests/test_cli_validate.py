@@ -343,3 +343,118 @@ def test_validate_never_touches_the_network(tmp_path: Path, monkeypatch) -> None
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     shutil.copytree(example_dir(), tmp_path / "mappings")
     assert invoke("validate", "--config-dir", str(tmp_path)).exit_code == 0
+
+
+# --- every problem at once, one line per distinct problem (issue 17) -------------------------
+
+
+def test_a_duplicate_key_does_not_hide_the_other_problems(tmp_path: Path) -> None:
+    customers = (
+        "- id: zt-0001\n"
+        "  name: Acme\n"
+        "  name: Acme again\n"  # duplicate key
+        "  company: ACME\n"
+        "  agreement: 7\n"
+        "  colour: red\n"  # unknown key
+        "- id: zt 0002\n"  # space in the id, and company/agreement missing
+        "  name: Globex\n"
+    )
+    make(tmp_path, {"mappings/customers.yaml": customers.encode()})
+    result = invoke("validate", "--config-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "mappings/customers.yaml:3:3: duplicate key 'name' (first defined at "
+        "mappings/customers.yaml:2:3)",
+        "mappings/customers.yaml:6:3: unknown key 'colour', expected one of: id, name, company, "
+        "agreement, exclude_skus, shared_agreement",
+        "mappings/customers.yaml:7:3: missing required key 'agreement'",
+        "mappings/customers.yaml:7:3: missing required key 'company'",
+        "mappings/customers.yaml:7:7: id: expected a value without spaces, got string 'zt 0002'",
+        "mappings invalid: 5 problem(s)",
+    ]
+
+
+def test_an_alias_bomb_is_one_line_and_the_rest_is_still_checked(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    make(tmp_path, {"mappings/skus.yaml": ("\n".join(lines) + "\n").encode()})
+    result = invoke("validate", "--config-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "mappings/skus.yaml:1:1: expected a list, got a mapping",
+        "mappings/skus.yaml:2:8: aliases (*name) are not supported; write the value out "
+        "in full (72 in this file, the first here)",
+        "mappings invalid: 2 problem(s)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nan", "expected an integer, got string 'nan'; NaN (not a number) cannot be used here"),
+        (".inf", "expected an integer, got string '.inf'; infinity cannot be used here"),
+        ("1e999", "expected an integer, got string '1e999'; the number is too large"),
+        ("1e308", "expected an integer, got number 1e+308"),
+        ("15.0", "expected an integer, got number 15.0"),
+        ("'15'", "expected an integer, got string '15'; write the number without quotes"),
+    ],
+)
+def test_numbers_that_are_not_numbers_say_so(tmp_path: Path, value: str, message: str) -> None:
+    make(tmp_path, {"mappings/settings.yaml": _sub(SETTINGS, "sync_day: 15", f"sync_day: {value}")})
+    result = invoke("validate", "--config-dir", str(tmp_path))
+    assert result.exit_code == 1
+    (line, _summary) = result.stderr.splitlines()
+    assert line.startswith(f"mappings/settings.yaml:7:13: billing.sync_day: {message}")
+    assert "without quotes" not in line or value.startswith("'")
+
+
+def test_a_float_agreement_id_is_refused(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {"mappings/customers.yaml": _sub(CUSTOMERS, "agreement: 1006", "agreement: 1e308")},
+    )
+    result = invoke("validate", "--config-dir", str(tmp_path))
+    assert result.stderr.splitlines()[0] == (
+        "mappings/customers.yaml:8:14: agreement: expected an integer or a string, "
+        "got number 1e+308"
+    )
+
+
+def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from validate_scale import generate
+
+    generate(tmp_path / "big", 3000, 1)
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "validate",
+        "--config-dir",
+        str(tmp_path / "big"),
+    ]
+    leader, follower = pty.openpty()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower) as proc:
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+    os.close(leader)
+    assert proc.returncode == 0 and stdout == b"mappings valid: 5 SKUs, 3000 customers\n"
+    assert b"reading mappings/customers.yaml" in drawn
+    assert b"checking mappings/customers.yaml" in drawn
+    piped = subprocess.run(command, capture_output=True, check=True)
+    assert piped.stderr == b""  # not a terminal (CI logs): no bar

@@ -119,3 +119,22 @@ def test_fetch_usage_from_csv_source_filters_customers(tmp_path: Path) -> None:
     assert usage.known_customers is None
     only = asyncio.run(fetch_usage(config, period, ["c2"]))
     assert only.users == {"c2": {"SSO": 2}}
+
+
+def test_a_quoted_line_break_stays_in_the_field_and_lines_stay_counted(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(
+        b"customer_id,sku,user,assigned_on,unassigned_on\r\n"
+        b'c1,SSO,"a\r\nb",2026-01-01,\r\n'  # one record over two physical lines
+        b'c1,SSO,"c\nd",2026-01-01,\n'
+        b"c1,SSO,zed,bad,\r\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        read_assignments(path)
+    # the bad row is on physical line 6, after two records that took two lines each
+    assert [str(p) for p in err.value.problems] == [
+        f"{path}:6:12: 'bad' is not a date; expected YYYY-MM-DD"
+    ]
+    path.write_bytes(path.read_bytes().replace(b"bad", b"2026-01-02"))
+    assert [r.user for r in read_assignments(path)] == ["a\r\nb", "c\nd", "zed"]
+    assert [r.location.line for r in read_assignments(path)] == [2, 4, 6]

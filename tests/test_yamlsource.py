@@ -85,11 +85,11 @@ def test_document_values_and_quoting(loader: type) -> None:
 
 def test_locations_of_every_node_and_key(loader: type) -> None:
     doc = parse("- sku: A\n  product: P\n- sku: B\n  tags: [x, y]\n", "mappings/skus.yaml", "x")
-    assert doc.locations[()] == Location("mappings/skus.yaml", 1, 1)
-    assert doc.locations[(0,)] == Location("mappings/skus.yaml", 1, 3)
-    assert doc.locations[(0, "product")] == Location("mappings/skus.yaml", 2, 12)
-    assert doc.locations[(1, "tags", 1)] == Location("mappings/skus.yaml", 4, 13)
-    assert doc.key_locations[(1, "tags")] == Location("mappings/skus.yaml", 4, 3)
+    assert doc.location(()) == Location("mappings/skus.yaml", 1, 1)
+    assert doc.location((0,)) == Location("mappings/skus.yaml", 1, 3)
+    assert doc.location((0, "product")) == Location("mappings/skus.yaml", 2, 12)
+    assert doc.location((1, "tags", 1)) == Location("mappings/skus.yaml", 4, 13)
+    assert doc.key_location((1, "tags")) == Location("mappings/skus.yaml", 4, 3)
     # a path that does not exist falls back to its nearest ancestor
     assert doc.location((1, "missing", 3)) == Location("mappings/skus.yaml", 3, 3)
 
@@ -151,17 +151,43 @@ def test_control_character_is_a_located_problem(loader: type) -> None:
 
 
 def test_aliases_are_refused_where_they_are_used(loader: type) -> None:
-    assert problems_of("a: &x [1, 2]\nb: *x\nc:\n  - *x\n") == [
+    assert problems_of("a: &x [1, 2]\nb: *x\n") == [
         "f.yaml:2:4: aliases (*name) are not supported; write the value out in full",
-        "f.yaml:4:5: aliases (*name) are not supported; write the value out in full",
+    ]
+    # Several uses are one mistake: one line, at the first use, with the count.
+    assert problems_of("a: &x [1, 2]\nb: *x\nc:\n  - *x\n") == [
+        "f.yaml:2:4: aliases (*name) are not supported; write the value out in full "
+        "(2 in this file, the first here)",
     ]
 
 
-def test_billion_laughs_is_refused_quickly(loader: type) -> None:
+def test_billion_laughs_is_one_line(loader: type) -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
-    problems = problems_of("\n".join(lines) + "\n")
-    assert len(problems) == 80 and "aliases (*name) are not supported" in problems[0]
+    assert problems_of("\n".join(lines) + "\n") == [
+        "f.yaml:2:10: aliases (*name) are not supported; write the value out in full "
+        "(80 in this file, the first here)"
+    ]
+
+
+def test_alias_as_key_and_in_a_repeated_key_are_still_reported(loader: type) -> None:
+    assert problems_of("a: &x 1\n*x : 2\nb: 1\nb: [*x]\n") == [
+        "f.yaml:2:1: aliases (*name) are not supported; write the value out in full "
+        "(2 in this file, the first here)",
+        "f.yaml:4:1: duplicate key 'b' (first defined at f.yaml:3:1)",
+    ]
+
+
+def test_reading_goes_on_after_structural_problems(loader: type) -> None:
+    doc = yamlsource.read("a: 1\na: 2\nb: *x\nc: !foo [1]\nd: '7'\n", "f.yaml", "x")
+    assert doc.data == {"a": 1, "b": None, "c": None, "d": "7"}  # the first `a` stands
+    assert [str(p) for p in doc.problems] == [
+        "f.yaml:2:1: duplicate key 'a' (first defined at f.yaml:1:1)",
+        "f.yaml:3:4: aliases (*name) are not supported; write the value out in full",
+        "f.yaml:4:4: unsupported YAML tag '!foo'; remove it",
+    ]
+    assert doc.unknown == {("b",), ("c",)}
+    assert doc.quoted == {("d",)}
 
 
 def test_application_tags_and_merge_keys_are_refused(loader: type) -> None:
@@ -180,7 +206,7 @@ def test_non_scalar_keys_are_refused(loader: type) -> None:
 
 def test_byte_order_mark_does_not_shift_columns(loader: type) -> None:
     doc = parse("\ufeffa: 1\nb: 2\n", "f.yaml", "x")
-    assert doc.locations[("a",)] == Location("f.yaml", 1, 4)
+    assert doc.location(("a",)) == Location("f.yaml", 1, 4)
     assert doc.data == {"a": 1, "b": 2}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from reconciler.model import Location
 
 COLUMNS = ("customer_id", "sku", "user", "assigned_on", "unassigned_on")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,18 @@ def read_assignments(path: Path | str) -> list[Assignment]:
     path = Path(path)
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # newline="": the csv module handles line ends itself, so a quoted "a\nb" keeps its
+        # line break (split into lines first, it became "ab").
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise ConfigError([Problem(Location(name), "usage CSV file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError([Problem(Location(name), f"cannot read usage CSV: {reason}")]) from None
-    lines = text.splitlines()
+    lines = _LINE_END.split(text)  # physical lines, numbered as csv's line_num counts them
     problems: list[Problem] = []
-    reader = csv.reader(lines)
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
@@ -68,6 +73,7 @@ def read_assignments(path: Path | str) -> list[Assignment]:
     index = {col: header.index(col) for col in COLUMNS}
     rows: list[Assignment] = []
     while True:
+        first_line = reader.line_num + 1  # a quoted field may carry the record over lines
         try:
             fields = next(reader)
         except StopIteration:
@@ -77,7 +83,7 @@ def read_assignments(path: Path | str) -> list[Assignment]:
             continue
         if not any(f.strip() for f in fields):
             continue  # blank lines are harmless
-        line = reader.line_num
+        line = first_line
         if len(fields) != len(COLUMNS):
             problems.append(
                 Problem(
