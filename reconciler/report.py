@@ -17,6 +17,7 @@ price (what the customer is actually charged); a missing one at the mapping's
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -107,20 +108,69 @@ class Report:
         return self.unbilled - self.totals(Kind.OVER).amount
 
 
-def _cost(config: Config, product: str, catalog: dict[str, CatalogItem]) -> Decimal | None:
-    for s in config.skus:
-        if s.product == product and s.unit_cost is not None:
-            return s.unit_cost
-    item = catalog.get(product.casefold())
-    return item.cost if item is not None else None
+class Pricer:
+    """Catalog product, price and cost per month for a SKU or product: the mapping's
+    `unit_price`/`unit_cost`, else the catalog's. An unmapped SKU gets the product
+    `discover` is certain of (same identifier, or the existing mappings' pattern), else
+    none: a fuzzy guess would invent revenue."""
+
+    def __init__(self, config: Config, catalog: Iterable[CatalogItem]) -> None:
+        self.config = config
+        self.items = tuple(catalog)
+        self.catalog = {i.identifier.casefold(): i for i in self.items}
+
+    def product_for_sku(self, sku: str) -> str | None:
+        mapped = self.config.sku(sku)
+        if mapped is not None:
+            return mapped.product
+        guess = propose_sku(sku, 0, 0, self.config, self.items)
+        if guess.product is not None and guess.confidence >= CERTAIN:
+            return guess.product.identifier
+        return None
+
+    def price(self, product: str) -> Decimal | None:
+        for s in self.config.skus:
+            if s.product == product and s.unit_price is not None:
+                return s.unit_price
+        item = self.catalog.get(product.casefold())
+        return item.price if item is not None else None
+
+    def cost(self, product: str) -> Decimal | None:
+        for s in self.config.skus:
+            if s.product == product and s.unit_cost is not None:
+                return s.unit_cost
+        item = self.catalog.get(product.casefold())
+        return item.cost if item is not None else None
+
+    def row(self, kind: Kind, cid: str, name: str, sku: str, users: int) -> Row:
+        """A usage row billed nowhere (unmapped customer or SKU), valued."""
+        product = self.product_for_sku(sku)
+        mapped = self.config.customer(cid)
+        return Row(
+            kind=kind,
+            customer_id=cid,
+            customer_name=name,
+            company=mapped.company if mapped else None,
+            agreement_id=None,
+            sku=sku,
+            product=product,
+            zerotek_users=users,
+            billed=0,
+            unit_price=self.price(product) if product else None,
+            unit_cost=self.cost(product) if product else None,
+        )
 
 
-def _list_price(config: Config, product: str, catalog: dict[str, CatalogItem]) -> Decimal | None:
-    for s in config.skus:
-        if s.product == product and s.unit_price is not None:
-            return s.unit_price
-    item = catalog.get(product.casefold())
-    return item.price if item is not None else None
+def unmapped_customer_rows(config: Config, usage: Usage, pricer: Pricer) -> list[Row]:
+    """ZeroTek customers with usage and no mapping: unbilled revenue, valued."""
+    mapped = {c.id for c in config.customers}
+    names = usage.known_customers or {}
+    return [
+        pricer.row(Kind.UNMAPPED_CUSTOMER, cid, names.get(cid, cid), sku, n)
+        for cid in sorted(set(usage.users) - mapped)
+        for sku, n in sorted(usage.users[cid].items())
+        if n > 0
+    ]
 
 
 def build_report(
@@ -134,8 +184,7 @@ def build_report(
     # The report answers "what are we not billing", also when the sync is update-only.
     settings = dataclasses.replace(config.settings, add_missing=True)
     plan = planner.plan(dataclasses.replace(config, settings=settings), usage, actual)
-    catalog = {i.identifier.casefold(): i for i in (*full_catalog, *actual.catalog.values())}
-    names = usage.known_customers or {}
+    pricer = Pricer(config, (*full_catalog, *actual.catalog.values()))
     rows: list[Row] = []
     billed = users = 0
     for cp in plan.customers:
@@ -158,45 +207,15 @@ def build_report(
                     unit_cost=(
                         c.unit_cost
                         if c.action is Action.ADD and c.unit_cost is not None
-                        else _cost(config, c.product, catalog)
+                        else pricer.cost(c.product)
                     ),
                 )
             )
 
-    def sku_product(sku: str) -> str | None:
-        mapped = config.sku(sku)
-        if mapped is not None:
-            return mapped.product
-        guess = propose_sku(sku, 0, 0, config, full_catalog)
-        if guess.product is not None and guess.confidence >= CERTAIN:
-            return guess.product.identifier
-        return None
-
-    def valued(kind: Kind, cid: str, name: str, sku: str, n: int) -> Row:
-        product = sku_product(sku)
-        mapped = config.customer(cid)
-        return Row(
-            kind=kind,
-            customer_id=cid,
-            customer_name=name,
-            company=mapped.company if mapped else None,
-            agreement_id=None,
-            sku=sku,
-            product=product,
-            zerotek_users=n,
-            billed=0,
-            unit_price=_list_price(config, product, catalog) if product else None,
-            unit_cost=_cost(config, product, catalog) if product else None,
-        )
-
-    mapped_ids = {c.id for c in config.customers}
-    for cid in sorted(set(usage.users) - mapped_ids):
-        for sku, n in sorted(usage.users[cid].items()):
-            if n > 0:
-                rows.append(valued(Kind.UNMAPPED_CUSTOMER, cid, names.get(cid, cid), sku, n))
+    rows += unmapped_customer_rows(config, usage, pricer)
     for cid, sku, n in plan.unmapped_skus:
         mapped = config.customer(cid)
-        rows.append(valued(Kind.UNMAPPED_SKU, cid, mapped.name if mapped else cid, sku, n))
+        rows.append(pricer.row(Kind.UNMAPPED_SKU, cid, mapped.name if mapped else cid, sku, n))
 
     errors = tuple((cp.customer_id, e) for cp in plan.customers for e in cp.errors)
     order = {k: i for i, k in enumerate(Kind)}
