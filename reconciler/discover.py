@@ -21,7 +21,6 @@ from reconciler.matching import (
     AgreementChoice,
     choose_agreement,
     fold,
-    normalise,
     score_names,
     tokens,
 )
@@ -93,27 +92,58 @@ def _taken(config: Config, directory: Directory) -> dict[int, str]:
 
 
 class _CompanyIndex:
-    """Company names and identifiers, normalised once, for fast shortlisting."""
+    """Company names and identifiers, normalised once, for fast shortlisting.
+
+    Two keys per text, both compared with rapidfuzz's plain `ratio` (its fastest scorer,
+    over thousands of keys per customer): the words sorted (word order does not matter)
+    and the words joined (spacing does not matter). Only the shortlist is scored in full."""
 
     def __init__(self, companies: tuple[Company, ...]) -> None:
         self.companies = companies
-        self.keys: list[str] = []
+        self.sorted_keys: list[str] = []
+        self.joined_keys: list[str] = []
         self.owner: list[int] = []
+        self.exact: dict[str, list[int]] = defaultdict(list)  # either key -> positions
         for i, c in enumerate(companies):
             for text in (c.name, c.identifier):
-                key = normalise(text)
-                if key:
-                    self.keys.append(key)
+                words = tokens(text)
+                if words:
+                    pos = len(self.owner)
+                    self.sorted_keys.append(" ".join(sorted(words)))
+                    self.joined_keys.append("".join(words))
                     self.owner.append(i)
+                    self.exact["s:" + self.sorted_keys[-1]].append(pos)
+                    self.exact["j:" + self.joined_keys[-1]].append(pos)
 
     def scores(self, name: str) -> dict[int, tuple[float, str, str]]:
         """company index -> (score, how, the text it matched), over a shortlist."""
-        key = normalise(name)
+        words = tokens(name)
+        q_sorted, q_joined = " ".join(sorted(words)), "".join(words)
+        # Same words (any order or spacing) score >= 0.96, anything else at most 0.93: the
+        # exact keys alone decide the best match and any tie, without a fuzzy scan.
+        exact = self.exact.get("s:" + q_sorted, []) + self.exact.get("j:" + q_joined, [])
+        if exact:
+            return self._score(name, exact)
+        # Far below WEAK nothing is proposed anyway: the cutoff lets rapidfuzz skip early.
+        cutoff = WEAK * 100 - 15
         hits = process.extract(
-            key, self.keys, scorer=fuzz.token_sort_ratio, limit=SHORTLIST * 2
-        ) + process.extract(key, self.keys, scorer=fuzz.ratio, limit=SHORTLIST)
+            q_sorted,
+            self.sorted_keys,
+            scorer=fuzz.ratio,
+            limit=SHORTLIST * 2,
+            score_cutoff=cutoff,
+        ) + process.extract(
+            "".join(words),
+            self.joined_keys,
+            scorer=fuzz.ratio,
+            limit=SHORTLIST,
+            score_cutoff=cutoff,
+        )
+        return self._score(name, [pos for _, _, pos in hits])
+
+    def _score(self, name: str, positions: list[int]) -> dict[int, tuple[float, str, str]]:
         best: dict[int, tuple[float, str, str]] = {}
-        for _, _, pos in hits:
+        for pos in positions:
             i = self.owner[pos]
             if i in best:
                 continue
@@ -152,7 +182,7 @@ def propose_customer(
                 f"no ConnectWise company looks like it (closest: {top.name!r}, "
                 f"{ranked[0][1][0]:.2f})"
             )
-        return none("no ConnectWise companies to match against")
+        return none("no ConnectWise company looks like it")
     first, (score, how, matched) = ranked[0]
     tied = [i for i, (s, _, _) in ranked if s >= score - TIE_MARGIN]
     if len(tied) > 1:

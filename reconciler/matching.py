@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 
@@ -86,6 +87,7 @@ _LETTERS = str.maketrans(
 )
 
 
+@lru_cache(maxsize=200_000)
 def fold(text: str) -> str:
     """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -93,6 +95,7 @@ def fold(text: str) -> str:
     return stripped.casefold().translate(_LETTERS)
 
 
+@lru_cache(maxsize=200_000)  # company names are scored against many customers
 def tokens(name: str) -> tuple[str, ...]:
     """The words that identify a company: folded, `&`/`+` read as "and", punctuation
     dropped, abbreviations expanded, stop words and trailing legal forms removed."""
