@@ -301,6 +301,16 @@ def plan(
             "file and exit 0.",
         ),
     ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            metavar="DIR",
+            help="A config directory with the base branch's mappings: label every change "
+            "change/drift/dropped and lead the Markdown with what this pull request does.",
+            show_default=False,
+        ),
+    ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Show what a sync would change. Read-only: never writes to ConnectWise.
@@ -316,6 +326,7 @@ def plan(
         fmt,
         detailed_exitcode,
         if_due=if_due,
+        baseline_dir=baseline,
     )
     raise typer.Exit(code)
 

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +15,11 @@ from typing import Annotated
 import typer
 
 from reconciler import engine, planfile, render, schedule
+from reconciler.baseline import compare
 from reconciler.config import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.engine import Refused
-from reconciler.errors import Problem, ReconcileError
+from reconciler.errors import ConfigError, Problem, ReconcileError
 from reconciler.model import (
     ApplyResult,
     Config,
@@ -107,6 +109,7 @@ def run_plan(
     fmt: Format,
     detailed_exitcode: bool,
     if_due: bool = False,
+    baseline_dir: Path | None = None,
 ) -> int:
     config = load_config(config_dir)
     engine.select_customers(config, customers)  # unknown ids fail before any request
@@ -129,16 +132,33 @@ def run_plan(
             return 0
         typer.echo(decision.reason, err=True)
     window = _period(config, period, as_of)
+    baseline, note = _load_baseline(baseline_dir)
 
-    async def go() -> engine.Planned:
+    async def go() -> tuple[engine.Planned, Plan | None]:
         async with engine.connectwise(config) as cw:
-            return await engine.make_plan(config, window, customers, cw)
+            if baseline is None:
+                return await engine.make_plan(config, window, customers, cw), None
+            return await engine.make_plans_with_baseline(config, baseline, window, customers, cw)
 
     with _busy(READING):
-        planned = asyncio.run(go())
+        planned, base_plan = asyncio.run(go())
     if out is not None:
         atomic_write(out, planfile.dumps(planned.plan, planned.state))
-    typer.echo(render.render(planned.plan, fmt.value, color=_is_tty(sys.stdout)), nl=False)
+    if baseline_dir is not None:
+        # No loadable base (a first pull request, or one that repairs broken mappings):
+        # compared with an empty plan, every change is this pull request's.
+        empty = replace(planned.plan, customers=())
+        cmp = compare(planned.plan, base_plan if base_plan is not None else empty)
+        text = {
+            Format.MARKDOWN: lambda: render.markdown_compared(cmp, note),
+            Format.JSON: lambda: render.json_compared(cmp, note),
+            Format.TEXT: lambda: render.text(planned.plan, color=_is_tty(sys.stdout)),
+        }[fmt]()
+    else:
+        text = render.render(planned.plan, fmt.value, color=_is_tty(sys.stdout))
+    typer.echo(text, nl=False)
+    if note:
+        typer.echo(f"warning: {note}", err=True)
     if out is not None:
         typer.echo(f"Saved plan to {out}; apply exactly it with: reconcile apply {out}", err=True)
     if planned.plan.has_errors:
@@ -153,6 +173,22 @@ def run_plan(
     if detailed_exitcode and planned.plan.changes:
         return 2
     return 0
+
+
+def _load_baseline(directory: Path | None) -> tuple[Config | None, str | None]:
+    """The base branch's config, or None and why it could not be used."""
+    if directory is None:
+        return None, None
+    if not (directory / "mappings").is_dir():
+        return None, f"--baseline {directory}: no mappings/ there; every change is shown as new"
+    try:
+        return load_config(directory), None
+    except ConfigError as exc:
+        first = exc.problems[0] if exc.problems else "unknown problem"
+        return None, (
+            f"--baseline {directory}: the base branch's mappings do not load ({first}); "
+            "every change is shown as this pull request's"
+        )
 
 
 def customer_annotations(config: Config, plan: Plan) -> list[str]:

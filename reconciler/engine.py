@@ -92,6 +92,37 @@ async def make_plan(
     return Planned(replace(plan, state_fingerprint=planfile.fingerprint(state)), state)
 
 
+async def make_plans_with_baseline(
+    config: Config,
+    baseline: Config,
+    period: Period,
+    customer_ids: Sequence[str] | None,
+    cw: ConnectWiseClient,
+) -> tuple[Planned, Plan]:
+    """The head plan and the base branch's plan from ONE read of ConnectWise and ZeroTek
+    (12.7): the union of both configs' customers and products is read once, each plan is
+    derived from it, so a difference between them can only come from the mappings."""
+    head_customers = select_customers(config, customer_ids)
+    ids = [c.id for c in head_customers] if customer_ids else None
+    base_customers = [c for c in baseline.customers if ids is None or c.id in set(ids)]
+    # Both variants of a customer whose mapping changed: companies and agreements of each.
+    union = list({(c.id, c): c for c in [*head_customers, *base_customers]}.values())
+    reading = replace(config, skus=tuple(dict.fromkeys((*config.skus, *baseline.skus))))
+    actual, usage = await asyncio.gather(
+        read_state(cw, reading, union),
+        fetch_usage(config, period, sorted({c.id for c in union}) if ids else None),
+    )
+    head = planner.plan(config, usage, actual, ids)
+    base = planner.plan(baseline, usage, actual, [c.id for c in base_customers] if ids else None)
+    # The snapshot a saved plan carries must be what `apply` will read with the head config
+    # alone: the catalog the head maps, not the union.
+    products = _products(config)
+    own = replace(actual, catalog={k: v for k, v in actual.catalog.items() if k in products})
+    state = planfile.snapshot(head, own, products)
+    planned = Planned(replace(head, state_fingerprint=planfile.fingerprint(state)), state)
+    return planned, base
+
+
 async def check_fresh(
     config: Config, plan: Plan, saved_state: dict[str, Any], cw: ConnectWiseClient
 ) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import replace
 from decimal import Decimal
 
 import typer
 
 from reconciler import planfile
+from reconciler.baseline import Comparison, CustomerComparison, Labelled
 from reconciler.model import Action, Change, CustomerPlan, Plan
 
 PLAN_MARKER = "<!-- reconcile:plan -->"
@@ -108,8 +111,7 @@ def markdown(plan: Plan) -> str:
         PLAN_MARKER,
         "### reconcile plan",
         "",
-        f"Period **{plan.period.kind.value}** {plan.period.start}..{plan.period.end} "
-        f"(as of {plan.period.as_of}) · removal policy `{plan.removal.value}`",
+        _period_line(plan),
         "",
         "| | count |",
         "|---|---:|",
@@ -161,6 +163,115 @@ def markdown(plan: Plan) -> str:
         out.append("")
     out.append(summary_line(plan))
     return "\n".join(out) + "\n"
+
+
+def _period_line(plan: Plan) -> str:
+    return (
+        f"Period **{plan.period.kind.value}** {plan.period.start}..{plan.period.end} "
+        f"(as of {plan.period.as_of}) · removal policy `{plan.removal.value}`"
+    )
+
+
+def _compared_rows(rows: tuple[tuple[CustomerComparison, tuple[Labelled, ...]], ...]) -> list[str]:
+    out = [
+        "| customer | | product | SKU | before | after | unit price | revenue/month |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for cc, labelled in rows:
+        cp = cc.customer
+        who = f"**{_md(cp.customer_id)}** {_md(cp.name)}"
+        for x in labelled:
+            c = x.change
+            # A dropped line is a change the base branch's next sync would make and this
+            # one no longer does: its effect on the invoice is the opposite of the change.
+            action = f"no longer {c.action.value}" if x.cause == "dropped" else c.action.value
+            out.append(
+                f"| {who} | {action} | `{_md(c.product)}` | {_md(c.sku)} | {c.before} | "
+                f"{c.after} | {c.unit_price:.2f} | {money(x.revenue_delta)} |"
+            )
+    out.append("")
+    return out
+
+
+def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
+    """The pull-request comment with a baseline (12.7): what THIS pull request does to the
+    invoices first, with its own monthly delta, then the drift the next sync corrects anyway."""
+    plan = cmp.head
+    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), ""]
+    if plan.unsafe:
+        out.append("> [!CAUTION]")
+        out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
+        out.extend(f"> - {_md(r)}" for r in plan.unsafe_reasons)
+        out.append("")
+    out += ["#### This pull request", ""]
+    if note:
+        out += ["> [!NOTE]", f"> {_md(note)}", ""]
+    own = cmp.of("change", "dropped")
+    if not own:
+        out += ["Merging it changes nothing in ConnectWise by itself.", ""]
+    else:
+        count = sum(len(found) for _, found in own)
+        out += [
+            f"Monthly revenue change of merging it: **{money(cmp.pull_request_delta)}** "
+            f"({count} change(s) for {len(own)} customer(s)).",
+            "",
+            *_compared_rows(own),
+        ]
+    out += ["#### Drift", ""]
+    drift = cmp.of("drift")
+    if not drift:
+        out += ["None: apart from this pull request, ConnectWise matches ZeroTek usage.", ""]
+    else:
+        count = sum(len(found) for _, found in drift)
+        out += [
+            f"The next sync makes these with or without this pull request: "
+            f"**{money(cmp.delta('drift'))}**/month ({count} change(s) for "
+            f"{len(drift)} customer(s)).",
+            "",
+            "<details><summary>Drift by customer</summary>",
+            "",
+            *_compared_rows(drift),
+            "</details>",
+            "",
+        ]
+    flagged = [cp for cp in plan.customers if cp.errors or cp.warnings]
+    if flagged:
+        out += ["#### Errors and warnings", ""]
+        for cp in flagged:
+            out.extend(f"- ❌ **{_md(cp.customer_id)}** {_md(e)}" for e in cp.errors)
+            out.extend(f"- ⚠️ **{_md(cp.customer_id)}** {_md(w)}" for w in cp.warnings)
+        out.append("")
+    if plan.warnings:
+        out += ["**Warnings**", ""]
+        out.extend(f"- ⚠️ {_md(w)}" for w in plan.warnings)
+        out.append("")
+    out.append(summary_line(plan))
+    return "\n".join(out) + "\n"
+
+
+def json_compared(cmp: Comparison, note: str | None = None) -> str:
+    """`plan --format json --baseline`: the head plan, every change with its `cause`, the
+    dropped ones listed in their customer, and the totals of the comparison."""
+    data = planfile.plan_to_dict(cmp.head)
+    entries = {c["id"]: c for c in data["customers"]}
+    for cc in cmp.customers:
+        entry = entries.get(cc.customer.customer_id)
+        if entry is None:  # mapped only on the base branch: all its changes are dropped
+            only = replace(cmp.baseline, customers=(cc.customer,))
+            entry = planfile.plan_to_dict(only)["customers"][0]
+            data["customers"].append(entry)
+        entry["changes"] = [
+            {**planfile.change_to_dict(x.change), "cause": x.cause} for x in cc.labelled
+        ]
+    counts = {cause: sum(len(cc.of(cause)) for cc in cmp.customers)
+              for cause in ("change", "drift", "dropped")}  # fmt: skip
+    data["baseline"] = {
+        "pull_request_revenue_delta": planfile._money(cmp.pull_request_delta),
+        "drift_revenue_delta": planfile._money(cmp.delta("drift")),
+        **counts,
+        "note": note,
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def json_text(plan: Plan) -> str:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from fake_github import FakeGitHub
 from workflow_runner import Contexts, JobResult, load_workflow, run_job, runner_env
 
 from reconciler import pin, scaffold
-from reconciler.render import PLAN_MARKER
+from reconciler.render import PLAN_MARKER, money
 from reconciler.resources import workflows_dir
 from reconciler.sandbox import Sandbox, default_fixture
 
@@ -193,9 +194,15 @@ def _job_if(workflow: str, job: str, ctx: Contexts) -> bool:
     return ctx.condition(load_workflow(WORKFLOWS / workflow)["jobs"][job].get("if"))
 
 
+def _checkout_base(clone: Path, origin: Path) -> None:
+    """What validate.yml's second checkout does: the base branch's files under .base/."""
+    _git(clone, "clone", "--quiet", str(origin), ".base")
+
+
 def test_validate_passes_on_the_example_and_upserts_one_plan_comment(
-    clone: Path, sandbox: Sandbox
+    clone: Path, origin: Path, sandbox: Sandbox
 ) -> None:
+    _checkout_base(clone, origin)
     result = _run("validate.yml", "validate", clone, Contexts(github=_pr_event()), "pull_request")
     assert not result.failed, result.steps
     assert "mappings valid" in result.step("Validate the mappings").stdout
@@ -212,6 +219,8 @@ def test_validate_passes_on_the_example_and_upserts_one_plan_comment(
         ours = gh.comments[7][1]
         assert ours["body"] == (clone / "plan.md").read_text(encoding="utf-8")
         assert ours["body"].startswith(PLAN_MARKER) and f"as of {AS_OF}" in ours["body"]
+        # The same mappings as the base branch: everything the plan shows is drift.
+        assert "Merging it changes nothing in ConnectWise by itself." in ours["body"]
         assert gh.comments[7][0]["body"] == "a reviewer's comment"
         assert (clone / "plan.md").read_text(encoding="utf-8") in plan.summary
         assert sandbox.stats.writes == 0  # planning is read-only
@@ -410,3 +419,63 @@ def test_a_customer_plan_error_is_annotated_at_that_customer_in_the_mapping(
     assert annotations[0].startswith(f"::error file=mappings/customers.yaml,line={line},col=")
     assert "::zt-0004: " in annotations[0] and "No Such Agreement" in annotations[0]
     assert gh.comments[7][0]["body"].startswith(PLAN_MARKER)  # the others are still planned
+
+
+def test_the_plan_comment_separates_this_pull_request_from_drift(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    """A pull request adds a customer and excludes a SKU for another, while a third
+    customer has drift: "This pull request" holds exactly the first two, with their delta."""
+    _checkout_base(clone, origin)
+    customers = clone / "mappings" / "customers.yaml"
+    text = customers.read_text(encoding="utf-8")
+    changed = (
+        text.replace(  # O'Brien's Universal Directory becomes part of a bundle
+            "  agreement: 1002                       # by ConnectWise agreement id\n",
+            "  agreement: 1002                       # by ConnectWise agreement id\n"
+            "  exclude_skus: [OKTA-UD]\n",
+        )
+        + "\n- id: zt-0099\n  name: Unmapped Startup\n  company: SMITHSONS\n  agreement: 1022\n"
+    )
+    assert changed.count("exclude_skus: [OKTA-UD]") == 2
+    customers.write_text(changed, encoding="utf-8")
+    env = {**os.environ, **sandbox.env()}
+
+    def plan_json(*args: str) -> dict[str, Any]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "reconciler", "plan", "--as-of", AS_OF, "--format", "json",
+             *args], cwd=clone, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    ctx = Contexts(github=_pr_event(), secrets=sandbox.env(), vars={"RECONCILE_AS_OF": AS_OF})
+    gh = FakeGitHub(repo=REPO).start()
+    try:
+        plan = _run("validate.yml", "plan", clone, ctx, "pull_request", GITHUB_API_URL=gh.url)
+        assert not plan.failed, [(s.name, s.stderr[-800:]) for s in plan.steps]
+    finally:
+        gh.stop()
+    body = gh.comments[7][0]["body"]
+    assert body.index("#### This pull request") < body.index("#### Drift")
+    mine, drift = body.split("#### This pull request", 1)[1].split("#### Drift", 1)
+    drift = drift.split("####")[0]  # warnings follow in their own section
+    assert set(re.findall(r"\*\*(zt-\d+)\*\*", mine)) == {"zt-0099", "zt-0002"}
+    assert "**zt-0001**" in drift and "zt-0099" not in drift and "zt-0002" not in drift
+    # Its delta, independently: what the head plan bills minus what the base plan bills.
+    head = plan_json()
+    base = plan_json("--config-dir", ".base")
+    own = Decimal(head["summary"]["revenue_delta"]) - Decimal(base["summary"]["revenue_delta"])
+    assert own > 0
+    assert f"Monthly revenue change of merging it: **{money(own)}**" in mine
+    # The JSON labels agree: zt-0099's add is the pull request's, O'Brien's removal dropped.
+    labelled = plan_json("--baseline", ".base")
+    causes = {(c["id"], ch["action"], ch["sku"], ch["cause"]) for c in labelled["customers"]
+              for ch in c["changes"]}  # fmt: skip
+    assert {x for x in causes if x[3] != "drift"} == {
+        ("zt-0099", "add", "OKTA-SSO", "change"),
+        ("zt-0002", "remove", "OKTA-UD", "dropped"),
+    }
+    assert ("zt-0001", "update", "OKTA-SSO", "drift") in causes
+    assert labelled["baseline"]["pull_request_revenue_delta"] == f"{own:.2f}"
+    assert sandbox.stats.writes == 0
