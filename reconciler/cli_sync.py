@@ -205,6 +205,21 @@ def customer_annotations(config: Config, plan: Plan) -> list[str]:
     return lines
 
 
+def _note_forced(plan: Plan, force: bool) -> Plan:
+    """An unsafe plan applied with --force says so in its run record (and e-mail), with
+    who forced it when GitHub Actions ran it (the `force` input of sync.yml)."""
+    if not (force and plan.unsafe):
+        return plan
+    who = os.environ.get("GITHUB_ACTOR", "").strip() if os.environ.get("GITHUB_ACTIONS") else ""
+    note = (
+        "applied with --force although the plan is unsafe ("
+        + "; ".join(plan.unsafe_reasons)
+        + ")"
+        + (f", forced by {who}" if who else "")
+    )
+    return replace(plan, warnings=(*plan.warnings, note))
+
+
 class Declined(Refused):
     """Nobody said yes: not a failed sync, so nothing is recorded or e-mailed."""
 
@@ -292,6 +307,7 @@ def run_apply(
                         plan = (await engine.make_plan(config, window, customers, cw)).plan
                 typer.echo(render.text(plan, color=_is_tty(sys.stdout)), nl=False)
                 engine.check_safe(plan, force=force)
+                plan = _note_forced(plan, force)
                 if saved is None:
                     _confirm(yes)
             except ReconcileError as exc:

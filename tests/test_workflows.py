@@ -4,6 +4,7 @@ against the sandbox, with the runner's files simulated (see workflow_runner.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,16 @@ from typing import Any
 import pytest
 import yaml
 from fake_github import FakeGitHub
-from workflow_runner import Contexts, JobResult, load_workflow, run_job, runner_env
+from workflow_runner import (
+    Cancel,
+    Contexts,
+    JobResult,
+    StepResult,
+    load_workflow,
+    run_job,
+    runner_env,
+    skipped_job,
+)
 
 from reconciler import pin, scaffold
 from reconciler.render import PLAN_MARKER, money
@@ -160,8 +171,9 @@ def _is_install(name: str) -> bool:
 
 
 def _run(
-    workflow: str, job: str, workdir: Path, ctx: Contexts, event: str, **env: str
-) -> JobResult:
+    workflow: str, job: str, workdir: Path, ctx: Contexts, event: str, *,
+    artifacts: Path | None = None, cancel: Cancel | None = None, **env: str,
+) -> JobResult:  # fmt: skip
     base = runner_env(
         workdir.parent / "home",
         GITHUB_EVENT_NAME=event,
@@ -174,7 +186,10 @@ def _run(
     )
     (workdir.parent / "home").mkdir(exist_ok=True)
     ctx.github = {"event_name": event, **ctx.github}
-    return run_job(load_workflow(WORKFLOWS / workflow), job, ctx, workdir, base, skip=_is_install)
+    return run_job(
+        load_workflow(WORKFLOWS / workflow), job, ctx, workdir, base, skip=_is_install,
+        artifacts=artifacts, cancel=cancel,
+    )  # fmt: skip
 
 
 def _github(**extra: Any) -> dict[str, Any]:
@@ -254,14 +269,71 @@ def test_validate_fails_with_annotations_on_a_broken_mapping(clone: Path) -> Non
 DUE_AS_OF = "2026-11-20"
 
 
+@dataclass
+class SyncRun:
+    """sync.yml's two jobs as GitHub runs them: `plan` in the checkout, then (when its `if:`
+    holds) `apply` on a fresh runner: a new checkout of the same commit, the plan arriving
+    only through the artifact store."""
+
+    plan: JobResult
+    apply: JobResult
+    apply_dir: Path
+    artifacts: Path
+
+    @property
+    def failed(self) -> bool:
+        return self.plan.failed or self.apply.failed
+
+    @property
+    def summary(self) -> str:
+        return self.plan.summary + self.apply.summary
+
+    @property
+    def stdout(self) -> str:
+        return self.plan.stdout + self.apply.stdout
+
+    @property
+    def steps(self) -> list[StepResult]:
+        return self.plan.steps + self.apply.steps
+
+    def step(self, name: str) -> StepResult:
+        for job in (self.apply, self.plan):
+            try:
+                return job.step(name)
+            except KeyError:
+                pass
+        raise KeyError(name)
+
+
 def _sync(
-    clone: Path, sandbox: Sandbox, event: str, as_of: str | None = None, **inputs: Any
-) -> JobResult:
+    clone: Path, sandbox: Sandbox, event: str, as_of: str | None = None, *,
+    cancel: Cancel | None = None, **inputs: Any,
+) -> SyncRun:  # fmt: skip
     today = as_of or (DUE_AS_OF if event == "schedule" else AS_OF)
-    ctx = Contexts(
-        github=_github(), inputs=inputs, secrets=sandbox.env(), vars={"RECONCILE_AS_OF": today}
-    )
-    return _run("sync.yml", "sync", clone, ctx, event)
+
+    def context() -> Contexts:
+        return Contexts(github=_github(), inputs=inputs, secrets=sandbox.env(),
+                        vars={"RECONCILE_AS_OF": today})  # fmt: skip
+
+    runner = clone.parent / f"runner-{len(list(clone.parent.glob('runner-*')))}"
+    artifacts, apply_dir = runner / "artifacts", runner / "apply" / "work"
+    artifacts.mkdir(parents=True)
+    plan = _run("sync.yml", "plan", clone, context(), event, artifacts=artifacts)
+    ctx = context()
+    ctx.github = {"event_name": event, **ctx.github}
+    ctx.needs = {"plan": {"outputs": plan.outputs, "result": "failure" if plan.failed else
+                          "success"}}  # fmt: skip
+    ctx.job_failed = plan.failed
+    workflow = load_workflow(WORKFLOWS / "sync.yml")
+    if not ctx.condition(workflow["jobs"]["apply"].get("if")):
+        return SyncRun(plan, skipped_job(workflow, "apply"), apply_dir, artifacts)
+    # actions/checkout with ref: github.sha on a new machine: the commit the plan job had.
+    sha = _git(clone, "rev-parse", "HEAD").strip()
+    origin = _git(clone, "remote", "get-url", "origin").strip()
+    _git(clone.parent, "clone", "--quiet", origin, str(apply_dir))
+    _git(apply_dir, "checkout", "--quiet", "--detach", sha)
+    apply = _run("sync.yml", "apply", apply_dir, ctx, event, artifacts=artifacts, cancel=cancel)
+    return SyncRun(plan, apply, apply_dir, artifacts)
 
 
 def _origin_log(origin: Path) -> list[str]:
@@ -294,8 +366,11 @@ def test_scheduled_sync_applies_and_commits_the_run_log(
     # The next day's scheduled run finds the period billed in runs/: no plan, no apply.
     writes, log = sandbox.stats.writes, _origin_log(origin)
     (clone / "plan.json").unlink()
+    _git(clone, "pull", "--quiet")  # tomorrow's checkout: the branch with the run log on it
     again = _sync(clone, sandbox, "schedule", as_of="2026-11-21")
-    assert not again.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in again.steps]
+    assert not again.failed, [
+        (s.name, s.code, s.stdout[-500:], s.stderr[-500:]) for s in again.steps if s.ran
+    ]
     assert "already has a successful scheduled sync" in again.summary
     assert not again.step("Apply").ran and not again.step("Commit the run log").ran
     assert not (clone / "plan.json").exists()
@@ -479,3 +554,111 @@ def test_the_plan_comment_separates_this_pull_request_from_drift(
     assert ("zt-0001", "update", "OKTA-SSO", "drift") in causes
     assert labelled["baseline"]["pull_request_revenue_delta"] == f"{own:.2f}"
     assert sandbox.stats.writes == 0
+
+
+# --- the two-job sync: plan -> artifact -> approved apply ------------------------------------
+
+
+def test_the_apply_job_applies_the_artifacts_plan_byte_for_byte(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    result = _sync(clone, sandbox, "workflow_dispatch", customer="", period="last-billing-period",
+                   dry_run=False, as_of="", force=False)  # fmt: skip
+    assert not result.failed, [(s.name, s.code, s.stderr[-500:]) for s in result.steps if s.ran]
+    planned = (clone / "plan.json").read_bytes()
+    # The plan job held no write secret's step: its secrets are the read-only ones.
+    assert result.plan.outputs["planned"] == "true"
+    assert result.plan.outputs["plan-sha256"] == hashlib.sha256(planned).hexdigest()
+    assert (result.artifacts / "sync-plan-4242" / "plan.json").read_bytes() == planned
+    assert (result.apply_dir / "plan.json").read_bytes() == planned
+    assert result.step("Check the plan is the one planned").code == 0
+    # What was written is exactly what the plan said, change for change.
+    plan = json.loads(planned)
+    expected = sorted((c["id"], ch["action"], ch["product"], ch["after"])
+                      for c in plan["customers"] for ch in c["changes"])  # fmt: skip
+    assert expected and sandbox.stats.writes == len(expected)
+    (run_file,) = (result.apply_dir / "runs").rglob("*-manual.json")
+    run = json.loads(run_file.read_text(encoding="utf-8"))
+    written = sorted((c["id"], ch["action"], ch["product"], ch["after"])
+                     for c in run["customers"] for ch in c["changes"])  # fmt: skip
+    assert written == expected and run["outcome"] == "success"
+    assert _origin_log(origin)[0] == "github-actions[bot]|Sync run log (workflow_dispatch)"
+    assert (result.artifacts / "sync-run-4242" / run_file.relative_to(result.apply_dir)).is_file()
+
+
+def test_the_apply_job_refuses_a_plan_artifact_that_is_not_the_one_planned(
+    clone: Path, sandbox: Sandbox
+) -> None:
+    # Swap the artifact between the jobs (a compromised store, a re-run picking up another
+    # run's plan): the hash the plan job published no longer matches.
+    ctx_inputs = {"customer": "", "period": "last-billing-period", "dry_run": False,
+                  "as_of": "", "force": False}  # fmt: skip
+    plan = _run("sync.yml", "plan", clone, Contexts(github=_github(), inputs=ctx_inputs,
+                secrets=sandbox.env(), vars={"RECONCILE_AS_OF": AS_OF}), "workflow_dispatch",
+                artifacts=clone.parent / "store")  # fmt: skip
+    stored = clone.parent / "store" / "sync-plan-4242" / "plan.json"
+    data = json.loads(stored.read_text(encoding="utf-8"))
+    data["customers"][0]["name"] = "edited after planning"
+    stored.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    apply_dir = clone.parent / "apply" / "work"
+    _git(clone.parent, "clone", "--quiet", _git(clone, "remote", "get-url", "origin").strip(),
+         str(apply_dir))  # fmt: skip
+    ctx = Contexts(github=_github(), inputs=ctx_inputs, secrets=sandbox.env(),
+                   vars={"RECONCILE_AS_OF": AS_OF},
+                   needs={"plan": {"outputs": plan.outputs, "result": "success"}})  # fmt: skip
+    apply = _run("sync.yml", "apply", apply_dir, ctx, "workflow_dispatch",
+                 artifacts=clone.parent / "store")  # fmt: skip
+    assert apply.failed
+    assert apply.step("Check the plan is the one planned").code == 1
+    assert not apply.step("Apply").ran and sandbox.stats.writes == 0
+
+
+def test_a_cancelled_apply_job_still_uploads_the_run_log(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    sandbox.latency_ms = 150  # a slow ConnectWise: the job is cancelled mid-apply
+    before = _origin_log(origin)
+    result = _sync(
+        clone, sandbox, "workflow_dispatch", customer="", period="last-billing-period",
+        dry_run=False, as_of="", force=False,
+        cancel=Cancel("Apply", lambda: sandbox.stats.writes >= 1),
+    )  # fmt: skip
+    assert result.apply.cancelled and result.step("Apply").ran
+    planned = _planned_changes(clone / "plan.json")
+    assert 1 <= sandbox.stats.writes < planned  # really stopped part-way
+    assert not result.step("Commit the run log").ran  # nothing pushed from a cancelled job
+    assert _origin_log(origin) == before
+    upload = [s for s in result.apply.steps if s.name.startswith("actions/upload-artifact")]
+    assert len(upload) == 1 and upload[0].selected
+    (run_file,) = (result.artifacts / "sync-run-4242" / "runs").rglob("*-manual.json")
+    run = json.loads(run_file.read_text(encoding="utf-8"))
+    assert run["outcome"] != "success"  # recorded as not finished, with what it wrote
+    assert (result.artifacts / "sync-run-4242" / "plan.json").is_file()
+
+
+def test_an_unsafe_plan_is_applied_only_when_forced_and_the_run_says_so(
+    clone: Path, origin: Path, sandbox: Sandbox
+) -> None:
+    settings = clone / "mappings" / "settings.yaml"
+    text = settings.read_text(encoding="utf-8")
+    strict = text.replace("max_quantity_change_percent: 50", "max_quantity_change_percent: 1")
+    strict = strict.replace("min_existing: 10 ", "min_existing: 0  ")
+    assert strict.count("max_quantity_change_percent: 1 ") == 1 and "min_existing: 0 " in strict
+    settings.write_text(strict, encoding="utf-8")
+    _git(clone, "commit", "--quiet", "-am", "tighter safety limits")
+    _git(clone, "push", "--quiet", "origin", BRANCH)
+    inputs = {"customer": "", "period": "last-billing-period", "dry_run": False, "as_of": ""}
+
+    refused = _sync(clone, sandbox, "workflow_dispatch", **inputs, force=False)
+    assert refused.failed and refused.step("Apply").code == 3
+    assert sandbox.stats.writes == 0
+
+    _git(clone, "pull", "--quiet")  # the refusal's run log was committed
+    forced = _sync(clone, sandbox, "workflow_dispatch", **inputs, force=True)
+    assert not forced.failed, [(s.name, s.code, s.stderr[-500:]) for s in forced.steps if s.ran]
+    assert sandbox.stats.writes == _planned_changes(clone / "plan.json") > 0
+    runs = sorted((forced.apply_dir / "runs").rglob("*-manual.json"))
+    last = json.loads(runs[-1].read_text(encoding="utf-8"))
+    assert last["outcome"] == "success"
+    assert any(w.startswith("applied with --force although the plan is unsafe")
+               for w in last["warnings"])  # fmt: skip

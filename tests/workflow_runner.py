@@ -4,16 +4,24 @@ Enough of the runner for our own workflows: `${{ }}` expressions over the contex
 provides (github, inputs, secrets, vars, steps), step and job `if:` with the implicit
 `success()`, env merged workflow -> job -> step, `bash --noprofile --norc -eo pipefail` (what
 `shell: bash` means), and the files GitHub provides (GITHUB_OUTPUT, GITHUB_ENV,
-GITHUB_STEP_SUMMARY). `uses:` steps are recorded, not run. An expression naming a context
-this runner does not know is an error, so a typo in a workflow fails the test.
+GITHUB_STEP_SUMMARY). `uses:` steps are recorded, not run, except upload-artifact and
+download-artifact, which copy files to and from a directory standing in for the run's
+artifact store (so a two-job workflow passes its plan between jobs as on GitHub). A step can
+be cancelled while it runs, as GitHub cancels a job: SIGINT to its process group (SIGTERM
+7.5 s later), then only steps whose `if:` holds with cancelled() true still run. An
+expression naming a context this runner does not know is an error, so a typo in a workflow
+fails the test.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +112,7 @@ class Contexts:
     env: dict[str, str] = field(default_factory=dict)
     needs: dict[str, Any] = field(default_factory=dict)
     job_failed: bool = False
+    job_cancelled: bool = False
 
     def lookup(self, dotted: str) -> Any:
         head, *rest = dotted.split(".")
@@ -116,10 +125,10 @@ class Contexts:
 
     def evaluate(self, expression: str) -> Any:
         functions: dict[str, Callable[[], _Value]] = {
-            "success": lambda: _Value(not self.job_failed),
-            "failure": lambda: _Value(self.job_failed),
+            "success": lambda: _Value(not self.job_failed and not self.job_cancelled),
+            "failure": lambda: _Value(self.job_failed and not self.job_cancelled),
             "always": lambda: _Value(True),
-            "cancelled": lambda: _Value(False),
+            "cancelled": lambda: _Value(self.job_cancelled),
         }
         python: list[str] = []
         values: list[Any] = []
@@ -172,6 +181,7 @@ class StepResult:
     stdout: str = ""
     stderr: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
+    selected: bool = False  # its `if:` held (a `uses:` step then counts as having run)
 
 
 @dataclass
@@ -179,6 +189,8 @@ class JobResult:
     steps: list[StepResult]
     summary: str
     failed: bool
+    cancelled: bool = False
+    outputs: dict[str, str] = field(default_factory=dict)  # the job's `outputs:`
 
     def step(self, name: str) -> StepResult:
         for s in self.steps:
@@ -215,6 +227,67 @@ def _step_name(step: Mapping[str, Any], index: int) -> str:
     return str(step.get("name") or step.get("uses") or step.get("id") or f"step {index}")
 
 
+@dataclass
+class Cancel:
+    """Cancel the job while step `step` runs, once `when()` is true (polled every 20 ms)."""
+
+    step: str
+    when: Callable[[], bool]
+
+
+def _transfer_artifact(
+    step: Mapping[str, Any], ctx: Contexts, workdir: Path, artifacts: Path
+) -> None:
+    uses, given = str(step["uses"]), step.get("with") or {}
+    name = ctx.interpolate(str(given.get("name", "artifact")))
+    store = artifacts / name
+    if uses.startswith("actions/upload-artifact@"):
+        for pattern in ctx.interpolate(str(given.get("path", ""))).split():
+            source = workdir / pattern
+            target = store / pattern
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            elif source.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+    elif uses.startswith("actions/download-artifact@"):
+        if not store.is_dir():
+            raise FileNotFoundError(f"artifact {name!r} was never uploaded")
+        dest = workdir / ctx.interpolate(str(given.get("path", ".")))
+        shutil.copytree(store, dest, dirs_exist_ok=True)
+
+
+def _run_script(
+    script: Path, cwd: Path, env: dict[str, str], timeout: float, cancel: Cancel | None
+) -> tuple[int, str, str, bool]:
+    """(exit code, stdout, stderr, cancelled)."""
+    proc = subprocess.Popen(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    if cancel is None:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err, False
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not cancel.when():
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError(f"{script} still running after {timeout} s")
+        time.sleep(0.02)
+    cancelled = proc.poll() is None
+    if cancelled:  # what the runner does on cancel: SIGINT, then SIGTERM after 7.5 s
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=7.5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err, True
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err, False
+
+
 def run_job(
     workflow: Mapping[str, Any],
     job_id: str,
@@ -224,6 +297,8 @@ def run_job(
     *,
     skip: Callable[[str], bool] = lambda name: False,
     timeout: float = 120,
+    artifacts: Path | None = None,
+    cancel: Cancel | None = None,
 ) -> JobResult:
     """Run `job_id`'s steps in `workdir`; steps whose name `skip` accepts count as passed."""
     job = workflow["jobs"][job_id]
@@ -231,7 +306,7 @@ def run_job(
     files.mkdir(exist_ok=True)
     summary_parts: list[str] = []
     results: list[StepResult] = []
-    ctx.steps, ctx.job_failed = {}, False
+    ctx.steps, ctx.job_failed, ctx.job_cancelled = {}, False, False
     extra_env: dict[str, str] = {}
     for index, step in enumerate(job.get("steps", [])):
         name = _step_name(step, index)
@@ -240,11 +315,13 @@ def run_job(
             _record(ctx, step, "skipped", {})
             continue
         if "uses" in step or skip(name):
-            results.append(StepResult(name, ran=False))
+            if "uses" in step and artifacts is not None:
+                _transfer_artifact(step, ctx, workdir, artifacts)
+            results.append(StepResult(name, ran=False, selected=True))
             _record(ctx, step, "success", {})
             continue
         output, env_file, summary = (files / f"{index}.{k}" for k in ("out", "env", "summary"))
-        for stale in (output, env_file, summary):  # each step gets fresh files, as on GitHub
+        for stale in (output, env_file, summary):  # a job run twice starts with empty files
             stale.unlink(missing_ok=True)
         env = {**base_env, **extra_env}
         for scope in (workflow.get("env"), job.get("env"), step.get("env")):
@@ -255,20 +332,32 @@ def run_job(
         script = files / f"{index}.sh"
         script.write_text(ctx.interpolate(step["run"]), encoding="utf-8")
         cwd = workdir / step.get("working-directory", "")
-        proc = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+        this_cancel = cancel if cancel is not None and cancel.step == name else None
+        code, out, err, cancelled = _run_script(script, cwd, env, timeout, this_cancel)
         outputs = _parse_file_commands(output)
         extra_env.update(_parse_file_commands(env_file))
         if summary.exists():
             summary_parts.append(summary.read_text(encoding="utf-8"))
-        results.append(StepResult(name, True, proc.returncode, proc.stdout, proc.stderr, outputs))
-        ok = proc.returncode == 0 or step.get("continue-on-error") == "true"
-        _record(ctx, step, "success" if proc.returncode == 0 else "failure", outputs)
-        if not ok:
+        results.append(StepResult(name, True, code, out, err, outputs, selected=True))
+        ok = code == 0 or step.get("continue-on-error") == "true"
+        _record(ctx, step, "cancelled" if cancelled else "success" if code == 0 else "failure",
+                outputs)  # fmt: skip
+        if cancelled:
+            ctx.job_cancelled = True
+        elif not ok:
             ctx.job_failed = True
-    return JobResult(results, "".join(summary_parts), ctx.job_failed)
+    outputs = {k: ctx.interpolate(v) for k, v in (job.get("outputs") or {}).items()}
+    return JobResult(
+        results, "".join(summary_parts), ctx.job_failed or ctx.job_cancelled, ctx.job_cancelled,
+        outputs,
+    )  # fmt: skip
+
+
+def skipped_job(workflow: Mapping[str, Any], job_id: str) -> JobResult:
+    """A job whose `if:` was false: every step listed, none run."""
+    steps = workflow["jobs"][job_id].get("steps", [])
+    return JobResult([StepResult(_step_name(s, i), ran=False) for i, s in enumerate(steps)],
+                     "", failed=False)  # fmt: skip
 
 
 def _record(ctx: Contexts, step: Mapping[str, Any], outcome: str, outputs: dict[str, str]) -> None:
