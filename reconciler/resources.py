@@ -62,7 +62,8 @@ def requirements_dir() -> Path:
     return _resource_dir("requirements", "reconciler._requirements")
 
 
-SCHEMA_NAMES = ("settings", "skus", "customers", "plan", "run")
+# Every schema in schemas/ (a test keeps this list and the directory in step).
+SCHEMA_NAMES = ("settings", "skus", "customers", "plan", "run", "discover", "report")
 
 
 def schema_path(name: str) -> Path:

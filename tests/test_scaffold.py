@@ -19,7 +19,7 @@ from reconciler import scaffold
 from reconciler.cli import app
 from reconciler.config import load_config, validate_config
 from reconciler.errors import ConfigError, ReconcileError
-from reconciler.resources import example_dir, schema_path
+from reconciler.resources import SCHEMA_NAMES, example_dir, schema_path, schemas_dir
 
 SETTINGS = "mappings/settings.yaml"
 
@@ -55,7 +55,7 @@ def test_scaffold_files_is_the_single_list_init_uses(tmp_path: Path) -> None:
 
 def test_init_gives_editors_the_schemas_and_git_an_ignore_list(tmp_path: Path) -> None:
     written = scaffold.init(tmp_path)
-    for name in ("settings", "skus", "customers", "plan", "run"):
+    for name in SCHEMA_NAMES:
         target = f"schemas/{name}.schema.json"
         assert target in written
         assert (tmp_path / target).read_bytes() == schema_path(name).read_bytes()
@@ -79,7 +79,9 @@ def test_init_gives_editors_the_schemas_and_git_an_ignore_list(tmp_path: Path) -
 
 def test_schema_ids_are_urns_and_every_schema_is_printable() -> None:
     runner = CliRunner()
-    for name in ("settings", "skus", "customers", "plan", "run"):
+    shipped = {p.name.removesuffix(".schema.json") for p in schemas_dir().glob("*.json")}
+    assert set(SCHEMA_NAMES) == shipped
+    for name in SCHEMA_NAMES:
         schema = json.loads(schema_path(name).read_text(encoding="utf-8"))
         assert schema["$id"] == f"urn:zerotek-cw-reconciler:schema:{name}"
         result = runner.invoke(app, ["schema", name])
