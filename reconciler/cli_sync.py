@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler import engine, planfile, render, schedule
+from reconciler import chat, engine, planfile, render, schedule
 from reconciler.baseline import compare
 from reconciler.config import load_config
 from reconciler.connectwise.client import ConnectWiseClient
@@ -118,11 +118,10 @@ def run_plan(
             raise ReconcileError(
                 "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
             )
-        decision = schedule.decide(
-            parse_as_of(as_of) or today_in(config.settings.timezone),
-            config.settings.sync_day,
-            schedule.scheduled_successes(config.config_dir),
-        )
+        today = parse_as_of(as_of) or today_in(config.settings.timezone)
+        billed = schedule.scheduled_successes(config.config_dir)
+        decision = schedule.decide(today, config.settings.sync_day, billed)
+        _chat_if_missed(decision, today, billed)
         if not decision.due:
             # The workflow applies only when a plan file exists: a leftover one must not be
             # mistaken for today's.
@@ -173,6 +172,30 @@ def run_plan(
     if detailed_exitcode and planned.plan.changes:
         return 2
     return 0
+
+
+def _chat_if_missed(
+    decision: schedule.Decision, today: dt.date, billed: set[schedule.Window]
+) -> None:
+    """A chat message when the sync day passed without a successful scheduled sync: each
+    catch-up day, and once on the first day after the catch-up week."""
+    period = decision.period
+    if (period.start, period.end) in billed:
+        return
+    late = (today - period.end).days
+    if decision.due and late >= 1:
+        event = chat.missed_sync_event(period, today.isoformat(), late, catching_up=True)
+    elif not decision.due and late == schedule.CATCH_UP_DAYS + 1:
+        event = chat.missed_sync_event(period, today.isoformat(), late, catching_up=False)
+    else:
+        return
+    _chat(event)
+
+
+def _chat(event: chat.ChatEvent) -> None:
+    outcome = chat.send(event, os.environ)
+    if outcome is not None:
+        typer.echo(str(outcome), err=True)
 
 
 def _load_baseline(directory: Path | None) -> tuple[Config | None, str | None]:
@@ -289,6 +312,7 @@ def run_apply(
             config.settings, message, window, handle.run_id, send=not no_email, smtp=smtp
         )
         handle.fail(message, emails=emails)
+        _chat(chat.sync_failed_event(message, window, handle.run_id))
 
     async def go() -> ApplyResult:
         plan: Plan | None = None
@@ -334,6 +358,7 @@ def run_apply(
                 smtp=smtp,
             )
             handle.fail(message, emails=emails)
+            _chat(chat.sync_failed_event(message, plan.period, handle.run_id))
             raise
         finally:
             progress.close()
@@ -344,6 +369,7 @@ def run_apply(
         _report(result)
         for e in emails:
             typer.echo(f"e-mail {e.kind}: {e.detail}", err=True)
+        _chat(chat.sync_outcome_event(result, handle.run_id))
         typer.echo(f"Run recorded: {path}")
         return result
 
