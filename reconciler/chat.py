@@ -136,8 +136,7 @@ def sync_outcome_event(result: ApplyResult, run_id: str) -> ChatEvent:
     period = result.plan.period
     verdict = f"FAILED for {len(failed)} customer(s)" if failed else "succeeded"
     title = (
-        f"ConnectWise sync {verdict}: {result.writes} write(s), "
-        f"period {period.start}..{period.end}"
+        f"ConnectWise sync {verdict}: {result.writes} write(s), period {period.start}..{period.end}"
     )
     lines = tuple(
         f"{c.plan.customer_id} {c.plan.name}: {'; '.join(c.errors) or 'a write failed'}"
