@@ -31,6 +31,7 @@ from reconciler.model import (
     Plan,
     Removal,
 )
+from reconciler.money import json_number
 
 MAX_POST_ATTEMPTS = 6
 # Before re-reading after an unknown POST outcome: a server that timed out on us may still
@@ -64,12 +65,11 @@ class _Applier:
             "billCustomer": "Billable",
             "effectiveDate": cw_datetime(change.effective_date),
         }
-        # Prices only when the mapping owns them; otherwise ConnectWise takes the catalog's.
-        mapping = self.config.sku(change.sku)
-        if mapping is not None and mapping.unit_price is not None:
-            body["unitPrice"] = float(mapping.unit_price)
+        # Exactly the terms the plan shows (DESIGN 12.2: one decision per product, made by
+        # the planner): the figure reviewed is the figure billed, whichever SKU it came from.
+        body["unitPrice"] = json_number(change.unit_price)
         if change.unit_cost is not None:
-            body["unitCost"] = float(change.unit_cost)
+            body["unitCost"] = json_number(change.unit_cost)
         if change.description:
             body["description"] = change.description
         return body
@@ -145,7 +145,7 @@ class _Applier:
             # Dated the as-of day, never later, so the next plan already sees it as gone.
             as_of = cw_datetime(self.plan.period.as_of)
             return await self._patch(change, "cancelledDate", as_of)
-        except ApiError as exc:
+        except (ApiError, ValueError) as exc:  # ValueError: a price JSON cannot carry exactly
             return ChangeResult(change, False, error=str(exc))
 
     async def verify(self, cp: CustomerPlan) -> list[str]:

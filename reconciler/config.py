@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from reconciler import schema, yamlsource
 from reconciler.errors import ConfigError, Problem
+from reconciler.money import PRICE_PLACES, places
 from reconciler.model import (
     Config,
     CustomerMap,
@@ -201,20 +202,89 @@ def _check_urls(doc: Document | None) -> list[Problem]:
     return problems
 
 
+_TERMS = ("unit_price", "unit_cost", "description")
+
+
+def _check_money(doc: Document, index: int, item: dict[str, Any]) -> list[Problem]:
+    """At most 4 decimal places: the schema bounds the range, JSON Schema's multipleOf
+    cannot test decimals exactly (it divides floats)."""
+    problems = []
+    for key in ("unit_price", "unit_cost"):
+        value = item.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            amount = _money(value)
+            if amount is not None and amount.is_finite() and places(amount) > PRICE_PLACES:
+                problems.append(
+                    Problem(
+                        doc.location((index, key)),
+                        f"{key}: expected at most {PRICE_PLACES} decimal places, got {value}",
+                    )
+                )
+    return problems
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_terms(doc: Document) -> list[Problem]:
+    """SKUs billed as one product must agree on its price, cost and description: the
+    addition is one line on the invoice, so there is one decision per product."""
+    problems = []
+    first: dict[tuple[str, str], tuple[Any, Location, str]] = {}
+    for index, item in _items(doc):
+        product = item.get("product")
+        if not isinstance(product, str):
+            continue
+        for key in _TERMS:
+            value = item.get(key)
+            money_key = key != "description"
+            if (
+                value is None
+                or isinstance(value, bool)
+                or not isinstance(value, (int | float) if money_key else str)
+            ):
+                continue  # wrong types are schema errors
+            where = doc.location((index, key))
+            comparable = _money(value) if money_key else value
+            shown = str(value) if money_key else repr(value)
+            seen = first.setdefault((product.casefold(), key), (comparable, where, shown))
+            if seen[1] != where and seen[0] != comparable:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{key}: {_short(shown)} here but {_short(seen[2])} at {seen[1]}; "
+                        f"SKUs mapped to product '{product}' bill as one addition and must "
+                        f"agree on its {key}",
+                    )
+                )
+    return problems
+
+
 def _check_skus(doc: Document | None) -> list[Problem]:
     if doc is None:
         return []
-    problems = []
-    skus: dict[str, Location] = {}
+    problems = _check_terms(doc)
+    skus: dict[str, tuple[str, Location]] = {}
     products: dict[str, tuple[str, Location]] = {}
     for index, item in _items(doc):
+        problems += _check_money(doc, index, item)
         sku, product = item.get("sku"), item.get("product")
         if isinstance(sku, str):
             where = doc.location((index, "sku"))
-            if sku in skus:
-                problems.append(Problem(where, f"duplicate SKU '{sku}' (first at {skus[sku]})"))
+            seen = skus.get(sku.casefold())
+            if seen is None:
+                skus[sku.casefold()] = (sku, where)
+            elif seen[0] == sku:
+                problems.append(Problem(where, f"duplicate SKU '{sku}' (first at {seen[1]})"))
             else:
-                skus[sku] = where
+                problems.append(
+                    Problem(
+                        where,
+                        f"SKU '{sku}' differs only in case from '{seen[0]}' at {seen[1]}; "
+                        "SKUs compare case-insensitively: list each SKU once",
+                    )
+                )
         if isinstance(product, str) and isinstance(sku, str):
             # Several SKUs may bill one product (their users are summed), but spelled two
             # ways it would be two products here and one in ConnectWise (which ignores case).
@@ -231,8 +301,45 @@ def _check_skus(doc: Document | None) -> list[Problem]:
     return problems
 
 
-def _check_customers(docs: list[Document], known_skus: set[str] | None) -> list[Problem]:
+def _check_companies(docs: list[Document]) -> list[Problem]:
+    """One spelling per company identifier (ConnectWise ignores case, so `ACME` and `acme`
+    are one company: spelled two ways, a shared agreement would be planned in halves), and
+    an agreement id under one company only. Locations are worked out only when reported."""
     problems = []
+    spellings: dict[str, tuple[str, Document, int]] = {}
+    owners: dict[int, tuple[str, Document, int]] = {}
+    for doc in docs:
+        for index, item in _items(doc):
+            company, agreement = item.get("company"), item.get("agreement")
+            if not isinstance(company, str):
+                continue
+            seen = spellings.setdefault(company.casefold(), (company, doc, index))
+            if seen[0] != company:
+                problems.append(
+                    Problem(
+                        doc.location((index, "company")),
+                        f"company '{company}' differs only in case from '{seen[0]}' at "
+                        f"{seen[1].location((seen[2], 'company'))}; ConnectWise ignores case, "
+                        "so spell one company the same way everywhere",
+                    )
+                )
+            if isinstance(agreement, int) and not isinstance(agreement, bool):
+                owner = owners.setdefault(agreement, (company, doc, index))
+                if owner[0].casefold() != company.casefold():
+                    problems.append(
+                        Problem(
+                            doc.location((index, "agreement")),
+                            f"agreement {agreement} is mapped under company '{company}' here "
+                            f"and under company '{owner[0]}' at "
+                            f"{owner[1].location((owner[2], 'agreement'))}; an agreement "
+                            "belongs to one company",
+                        )
+                    )
+    return problems
+
+
+def _check_customers(docs: list[Document], known_skus: dict[str, str] | None) -> list[Problem]:
+    problems = _check_companies(docs)
     # (document, index) rather than a Location: locations are only worked out for the few
     # entries that are reported (100,000 customers, ~0 problems).
     ids: dict[str, tuple[Document, int]] = {}
@@ -251,8 +358,8 @@ def _check_customers(docs: list[Document], known_skus: set[str] | None) -> list[
             excludes = item.get("exclude_skus")
             if known_skus is not None and isinstance(excludes, list):
                 for j, sku in enumerate(excludes):
-                    if isinstance(sku, str) and sku not in known_skus:
-                        near = schema.suggest(sku, known_skus)
+                    if isinstance(sku, str) and sku.casefold() not in known_skus:
+                        near = schema.suggest(sku, set(known_skus.values()))
                         hint = f"; did you mean '{near}'?" if near else ""
                         problems.append(
                             Problem(
@@ -304,6 +411,7 @@ def _settings(data: dict[str, Any]) -> Settings:
         usage_source=usage.get("source", d.usage_source),
         usage_path=usage.get("path", d.usage_path),
         sync_day=billing.get("sync_day", d.sync_day),
+        currency=billing.get("currency", d.currency),
         timezone=billing.get("timezone", d.timezone),
         add_missing=billing.get("add_missing", d.add_missing),
         removal=Removal(billing.get("removal", d.removal.value)),
@@ -370,7 +478,11 @@ def digest(raw: dict[str, bytes]) -> str:
 def _problems(files: _Files) -> list[Problem]:
     known = None
     if files.skus is not None and isinstance(files.skus.data, list):
-        known = {item["sku"] for _, item in _items(files.skus) if isinstance(item.get("sku"), str)}
+        known = {
+            item["sku"].casefold(): item["sku"]
+            for _, item in _items(files.skus)
+            if isinstance(item.get("sku"), str)
+        }
     return sorted(
         set(
             files.problems

@@ -42,6 +42,16 @@ class SkuMap:
 
 
 @dataclass(frozen=True)
+class ProductTerms:
+    """The one decision per catalog product that new additions are billed with, resolved
+    once from skus.yaml (SKUs sharing a product must agree; None: not set by any)."""
+
+    unit_price: Decimal | None = None
+    unit_cost: Decimal | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class CustomerMap:
     id: str  # ZeroTek customer id
     name: str
@@ -86,6 +96,7 @@ class Settings:
     usage_path: str = "usage/assignments.csv"
     sync_day: int = 15
     timezone: str = "UTC"
+    currency: str = "USD"  # ISO 4217, named on every money figure
     add_missing: bool = True
     removal: Removal = Removal.CANCEL
     safety: Safety = Safety()
@@ -104,14 +115,30 @@ class Config:
     # works on a frozen dataclass): lookups per customer must stay O(1) at thousands.
     @cached_property
     def _skus_by_name(self) -> dict[str, SkuMap]:
-        return {s.sku: s for s in self.skus}
+        # SKUs compare case-insensitively (validate rejects two spellings of one SKU)
+        return {s.sku.casefold(): s for s in self.skus}
+
+    @cached_property
+    def _terms(self) -> dict[str, ProductTerms]:
+        found: dict[str, dict[str, object]] = {}
+        for s in self.skus:
+            terms = found.setdefault(s.product.casefold(), {})
+            for key in ("unit_price", "unit_cost", "description"):
+                value = getattr(s, key)
+                if value is not None:
+                    terms.setdefault(key, value)  # validate makes every setter agree
+        return {p: ProductTerms(**t) for p, t in found.items()}  # type: ignore[arg-type]
 
     @cached_property
     def _customers_by_id(self) -> dict[str, CustomerMap]:
         return {c.id: c for c in self.customers}
 
     def sku(self, sku: str) -> SkuMap | None:
-        return self._skus_by_name.get(sku)
+        return self._skus_by_name.get(sku.casefold())
+
+    def terms(self, product: str) -> ProductTerms:
+        """Price, cost and description for new additions of `product`, from skus.yaml."""
+        return self._terms.get(product.casefold(), ProductTerms())
 
     def customer(self, customer_id: str) -> CustomerMap | None:
         return self._customers_by_id.get(customer_id)
@@ -197,6 +224,9 @@ class Addition:
     cancelled_date: dt.date | None = None
     description: str | None = None
     last_updated: str | None = None
+    # Why a managed addition's data cannot be trusted (e.g. "quantity -5"): an error for
+    # its customer, never silently read as absent (DESIGN 12.3). None for sound data.
+    problem: str | None = None
 
     def active_on(self, day: dt.date) -> bool:
         return self.cancelled_date is None or self.cancelled_date > day
@@ -271,6 +301,10 @@ class Plan:
     config_digest: str = ""
     state_fingerprint: str = ""
     removal: Removal = Removal.CANCEL
+    currency: str = "USD"
+    # Users ZeroTek reported for the planned customers (every SKU); None when not known
+    # (a plan read back from a file). 0 with managed additions trips the wipe guard.
+    reported_users: int | None = field(default=None, compare=False)
 
     @property
     def unsafe(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 from deepdiff import DeepDiff
 
+from reconciler import money
 from reconciler.errors import ReconcileError
 from reconciler.jsonshape import Obj, ShapeError
 from reconciler.model import (
@@ -41,7 +42,7 @@ def _date(value: dt.date | None) -> str | None:
 
 
 def _money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
+    return None if value is None else money.plain(value)
 
 
 def change_to_dict(c: Change) -> dict[str, Any]:
@@ -74,6 +75,7 @@ def plan_to_dict(plan: Plan, state: dict[str, Any] | None = None) -> dict[str, A
         },
         "config_digest": plan.config_digest,
         "state_fingerprint": plan.state_fingerprint,
+        "currency": plan.currency,
         "removal": plan.removal.value,
         "safe": not plan.unsafe,
         "unsafe_reasons": list(plan.unsafe_reasons),
@@ -196,6 +198,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         config_digest=top.text("config_digest"),
         state_fingerprint=top.text("state_fingerprint"),
         removal=removal,
+        currency=top.text("currency"),
     )
 
 

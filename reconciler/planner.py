@@ -17,6 +17,7 @@ from reconciler.model import (
     ActualState,
     Addition,
     Agreement,
+    CatalogItem,
     Change,
     Company,
     Config,
@@ -54,6 +55,12 @@ def agreements_by_company(agreements: Iterable[Agreement]) -> dict[int, list[Agr
     return index
 
 
+def companies_by_key(companies: Iterable[Company]) -> dict[str, Company]:
+    """Index for `resolve_agreement`: company identifiers compare case-insensitively, as in
+    ConnectWise (`acme` and `ACME` are one company)."""
+    return {c.identifier.casefold(): c for c in companies}
+
+
 def resolve_agreement(
     customer: CustomerMap,
     companies: Mapping[str, Company],
@@ -61,8 +68,9 @@ def resolve_agreement(
     by_company: Mapping[int, Sequence[Agreement]],
 ) -> tuple[Agreement | None, str | None]:
     """The customer's agreement, or why it cannot be used. A name resolves only among the
-    customer's company's agreements (`by_company` from `agreements_by_company`)."""
-    company = companies.get(customer.company)
+    customer's company's agreements (`by_company` from `agreements_by_company`);
+    `companies` is keyed by casefolded identifier (`companies_by_key`)."""
+    company = companies.get(customer.company.casefold())
     if company is None:
         return None, f"ConnectWise company '{customer.company}' not found"
     if isinstance(customer.agreement, int):
@@ -110,28 +118,31 @@ def agreement_problem(agreement: Agreement, period: Period) -> str | None:
 
 def _products_of(config: Config, excluded: Iterable[str]) -> dict[str, list[str]]:
     """Managed catalog product -> the SKUs that map to it, minus excluded SKUs."""
-    skip = set(excluded)
+    skip = {s.casefold() for s in excluded}
     products: dict[str, list[str]] = defaultdict(list)
     for sku in config.skus:
-        if sku.sku not in skip:
+        if sku.sku.casefold() not in skip:
             products[sku.product].append(sku.sku)
     return products
+
+
+def _new_price(config: Config, product: str, item: CatalogItem | None) -> Decimal | None:
+    """The one price new additions of `product` are billed at: the mapping's (SKUs sharing
+    a product agree on it), else the catalog's. The plan carries it and apply sends it."""
+    price = config.terms(product).unit_price
+    if price is None and item is not None:
+        price = item.price
+    return price
 
 
 def _unit_price(
     config: Config, product: str, actual: ActualState, current: Addition | None
 ) -> Decimal:
-    """The price a change bills at. An existing addition keeps its own unitPrice (only its
-    quantity is patched); a new one takes the mapping's override, else the catalog's."""
+    """The price an existing addition bills at: its own unitPrice (only its quantity is
+    patched), else what a new one would get."""
     if current is not None and current.unit_price is not None:
         return current.unit_price
-    for sku in config.skus:
-        if sku.product == product and sku.unit_price is not None:
-            return sku.unit_price
-    item = actual.catalog.get(product)
-    if item is not None and item.price is not None:
-        return item.price
-    return Decimal(0)
+    return _new_price(config, product, actual.catalog.get(product)) or Decimal(0)
 
 
 def _plan_agreement(
@@ -146,27 +157,38 @@ def _plan_agreement(
     all_products = {s.product for s in config.skus}
     managed: dict[str, list[str]] = defaultdict(list)
     desired: dict[str, int] = defaultdict(int)
-    sku_to_product = {s.sku: s.product for s in config.skus}
+    sku_to_product = {s.sku.casefold(): s.product for s in config.skus}
     for draft in drafts:
         for product, skus in _products_of(config, draft.customer.exclude_skus).items():
             managed[product].extend(skus)
+        excluded = {s.casefold() for s in draft.customer.exclude_skus}
         for sku, users in usage.users.get(draft.customer.id, {}).items():
-            if sku in draft.customer.exclude_skus or sku not in sku_to_product:
+            key = sku.casefold()
+            if key in excluded or key not in sku_to_product:
                 continue
-            desired[sku_to_product[sku]] += users
+            desired[sku_to_product[key]] += users
 
     # Live = active on the as-of date with a quantity: a quantity-0 addition counts as
-    # removed (DESIGN 11), so it is neither ours to update nor a duplicate.
+    # removed (DESIGN 11), so it is neither ours to update nor a duplicate. A negative or
+    # fractional quantity is live too: it is billed, so it is never "absent" (12.3).
+    errors: list[str] = []
     active: dict[str, list[Addition]] = defaultdict(list)
     for addition in actual.additions.get(agreement.id, ()):
         if (
             addition.product_identifier in all_products
             and addition.active_on(period.as_of)
-            and addition.quantity > 0
+            and (addition.quantity != 0 or addition.problem)
         ):
+            if addition.problem and addition.product_identifier in managed:
+                errors.append(
+                    f"addition #{addition.id} of {addition.product_identifier} on agreement "
+                    f"{agreement.id} has {addition.problem}; expected a whole number of "
+                    "licences, 0 or more: fix it in ConnectWise, the reconciler never guesses"
+                )
             active[addition.product_identifier].append(addition)
+    if errors:
+        return [], errors, [], (0, 0)
 
-    errors: list[str] = []
     warnings: list[str] = []
     changes: list[Change] = []
     managed_count = managed_quantity = 0
@@ -200,8 +222,6 @@ def _plan_agreement(
             why = "not found" if item is None else "inactive"
             errors.append(f"catalog product '{product}' (SKU {sku}) is {why} in ConnectWise")
             continue
-        price = _unit_price(config, product, actual, addition)
-        mapping = next(s for s in config.skus if s.product == product)
         if addition is None:
             if not config.settings.add_missing:
                 warnings.append(
@@ -209,6 +229,14 @@ def _plan_agreement(
                 )
                 continue
             assert item is not None
+            terms = config.terms(product)
+            price = _new_price(config, product, item)
+            if price is None:
+                errors.append(
+                    f"no unit price for {product}: the catalog item has none and skus.yaml "
+                    "sets no unit_price"
+                )
+                continue
             effective = period.as_of
             if agreement.bill_start_date and agreement.bill_start_date > effective:
                 effective = agreement.bill_start_date  # ConnectWise answers 400 otherwise
@@ -224,8 +252,8 @@ def _plan_agreement(
                 after=after,
                 unit_price=price,
                 effective_date=effective,
-                unit_cost=mapping.unit_cost,
-                description=mapping.description,
+                unit_cost=terms.unit_cost if terms.unit_cost is not None else item.cost,
+                description=terms.description,
             )
         else:
             change = Change(
@@ -238,13 +266,39 @@ def _plan_agreement(
                 addition_id=addition.id,
                 before=before,
                 after=after,
-                unit_price=price,
+                unit_price=_unit_price(config, product, actual, addition),
                 # a removal needs it: an addition that has not started yet cannot be
                 # cancelled before its effectiveDate (apply zeroes it instead)
                 effective_date=addition.effective_date,
             )
         changes.append(change)
     return changes, errors, warnings, (managed_count, managed_quantity)
+
+
+def _units(drafts: Iterable[_Draft]) -> list[list[_Draft]]:
+    """Customers that must be planned together: those resolved to one agreement, and every
+    `shared_agreement` customer of one company (a share whose agreement did not resolve may
+    still be a share of that agreement: planning the others alone would cut its licences)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        parent[find(a)] = find(b)
+
+    for draft in drafts:
+        find(draft.customer.id)
+        if draft.agreement is not None:
+            union(draft.customer.id, f"agreement:{draft.agreement.id}")
+        if draft.customer.shared_agreement:
+            union(draft.customer.id, f"company:{draft.customer.company.casefold()}")
+    groups: dict[str, list[_Draft]] = defaultdict(list)
+    for draft in drafts:
+        groups[find(draft.customer.id)].append(draft)
+    return [sorted(g, key=lambda d: d.customer.id) for g in groups.values()]
 
 
 def plan(
@@ -260,15 +314,18 @@ def plan(
         (c for c in config.customers if wanted is None or c.id in wanted),
         key=lambda c: c.id,
     )
-    mapped_skus = {s.sku for s in config.skus}
+    mapped_skus = {s.sku.casefold() for s in config.skus}
     drafts = {c.id: _Draft(c) for c in selected}
+    companies = companies_by_key(actual.companies.values())
     by_company = agreements_by_company(actual.agreements.values())
     unmapped: list[tuple[str, str, int]] = []
+    reported_users = 0
 
     for draft in drafts.values():
         c = draft.customer
         for sku, users in sorted(usage.users.get(c.id, {}).items()):
-            if sku not in mapped_skus and users > 0:
+            reported_users += max(users, 0)
+            if sku.casefold() not in mapped_skus and users > 0:
                 unmapped.append((c.id, sku, users))
                 draft.warnings.append(
                     f"uses ZeroTek SKU {sku} ({users} users), which is not mapped"
@@ -280,7 +337,7 @@ def plan(
             draft.warnings.append(
                 f"ZeroTek does not know customer '{c.id}': left untouched (check the id)"
             )
-        agreement, error = resolve_agreement(c, actual.companies, actual.agreements, by_company)
+        agreement, error = resolve_agreement(c, companies, actual.agreements, by_company)
         if error is None and agreement is not None:
             error = agreement_problem(agreement, period)
         if error:
@@ -288,41 +345,9 @@ def plan(
         else:
             draft.agreement = agreement
 
-    groups: dict[int, list[_Draft]] = defaultdict(list)
-    for draft in drafts.values():
-        if draft.agreement is not None:
-            groups[draft.agreement.id].append(draft)
-
     planned: dict[str, CustomerPlan] = {}
-    for agreement_id in sorted(groups):
-        group = groups[agreement_id]
-        agreement, lead = group[0].agreement, group[0].customer.id
-        assert agreement is not None
-        changes, errors, warnings, managed = _plan_agreement(
-            config, usage, actual, period, agreement, group
-        )
-        if any(d.unknown for d in group):
-            changes = []  # a share of the quantity is unknown: leave the agreement alone
-        conflict: list[str] = []
-        if len(group) > 1 and not all(d.customer.shared_agreement for d in group):
-            ids = ", ".join(d.customer.id for d in group)
-            conflict = [
-                f"customers {ids} all map to agreement {agreement_id}; set "
-                "shared_agreement: true on each of them if they really share it"
-            ]
-        for i, draft in enumerate(group):
-            mine = i == 0
-            shared_note = [f"shares agreement {agreement_id} with {lead}; changes shown there"]
-            planned[draft.customer.id] = _customer_plan(
-                draft,
-                changes=changes if mine and not (errors or conflict) else [],
-                errors=(errors if mine else []) + conflict,
-                warnings=(warnings if mine else []) + ([] if mine or conflict else shared_note),
-                managed=managed if mine else (0, 0),
-            )
-    for cid, draft in drafts.items():
-        if cid not in planned:
-            planned[cid] = _customer_plan(draft, changes=[], errors=[], warnings=[], managed=(0, 0))
+    for unit in _units(drafts.values()):
+        _plan_unit(config, usage, actual, period, unit, planned)
 
     warnings: list[str] = []
     if customer_ids is None:
@@ -344,8 +369,85 @@ def plan(
         unmapped_skus=tuple(sorted(unmapped)),
         config_digest=config.digest,
         removal=config.settings.removal,
+        currency=config.settings.currency,
+        reported_users=reported_users,
     )
     return replace(result, unsafe_reasons=unsafe_reasons(result, config.settings.safety))
+
+
+def _plan_unit(
+    config: Config,
+    usage: Usage,
+    actual: ActualState,
+    period: Period,
+    unit: list[_Draft],
+    planned: dict[str, CustomerPlan],
+) -> None:
+    """Plan one unit (see `_units`): all of its changes, or none of them when any of its
+    customers has an error — each of them then reports it (DESIGN 12.3)."""
+    by_agreement: dict[int, list[_Draft]] = defaultdict(list)
+    for draft in unit:
+        if draft.agreement is not None:
+            by_agreement[draft.agreement.id].append(draft)
+    results: dict[str, tuple[list[Change], list[str], list[str], tuple[int, int]]] = {}
+    for agreement_id in sorted(by_agreement):
+        group = by_agreement[agreement_id]
+        agreement, lead = group[0].agreement, group[0].customer.id
+        assert agreement is not None
+        changes, errors, warnings, managed = _plan_agreement(
+            config, usage, actual, period, agreement, group
+        )
+        if any(d.unknown for d in group):
+            changes = []  # a share of the quantity is unknown: leave the agreement alone
+        if len(group) > 1 and not all(d.customer.shared_agreement for d in group):
+            ids = ", ".join(d.customer.id for d in group)
+            errors = [
+                *errors,
+                f"customers {ids} all map to agreement {agreement_id}; set "
+                "shared_agreement: true on each of them if they really share it",
+            ]
+        for i, draft in enumerate(group):
+            mine = i == 0
+            note = (
+                []
+                if mine
+                else [f"shares agreement {agreement_id} with {lead}; changes shown there"]
+            )
+            results[draft.customer.id] = (
+                changes if mine else [],
+                errors,  # an agreement's error is every sharer's error
+                (warnings if mine else []) + note,
+                managed if mine else (0, 0),
+            )
+    empty: tuple[list[Change], list[str], list[str], tuple[int, int]] = ([], [], [], (0, 0))
+    failing = {
+        d.customer.id: (d.errors + results.get(d.customer.id, empty)[1])[0]
+        for d in unit
+        if d.errors or results.get(d.customer.id, empty)[1]
+    }
+    blocked: list[str] = []
+    if failing and len(unit) > 1:
+        blocked = [
+            f"shares its agreement with {cid}, which has an error ({why}): nothing on the "
+            "shared agreement is changed"
+            for cid, why in sorted(failing.items())
+        ]
+    for draft in unit:
+        changes, errors, warnings, managed = results.get(draft.customer.id, empty)
+        own = draft.errors + errors
+        if blocked:
+            changes = []
+            if not own:
+                own = [
+                    b
+                    for b, cid in zip(blocked, sorted(failing), strict=True)
+                    if cid != draft.customer.id
+                ]
+        elif errors:
+            changes = []
+        planned[draft.customer.id] = _customer_plan(
+            draft, changes=changes, errors=own, warnings=warnings, managed=managed
+        )
 
 
 def _customer_plan(
@@ -366,7 +468,7 @@ def _customer_plan(
         agreement_name=a.name if a else None,
         agreement_end_date=a.end_date if a and not a.no_ending_date else None,
         changes=tuple(sorted(changes, key=lambda ch: (ch.product, ch.sku))),
-        errors=tuple(draft.errors + errors),
+        errors=tuple(dict.fromkeys(errors)),
         warnings=tuple(sorted(draft.warnings + warnings)),
         managed=managed[0],
         managed_quantity=managed[1],

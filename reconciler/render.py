@@ -12,6 +12,7 @@ import typer
 from reconciler import planfile
 from reconciler.baseline import Comparison, CustomerComparison, Labelled
 from reconciler.model import Action, Change, CustomerPlan, Plan
+from reconciler.money import display
 
 PLAN_MARKER = "<!-- reconcile:plan -->"
 
@@ -19,12 +20,14 @@ _SIGN = {Action.ADD: "+", Action.UPDATE: "~", Action.REMOVE: "-"}
 _COLOUR = {Action.ADD: "green", Action.UPDATE: "yellow", Action.REMOVE: "red"}
 
 
-def money(value: Decimal) -> str:
-    sign = "+" if value > 0 else "-" if value < 0 else ""
-    return f"{sign}{abs(value):,.2f}"
+def money(value: Decimal, currency: str | None = None) -> str:
+    """A signed delta, exact (see reconciler.money), with the currency named."""
+    return display(value, signed=True, currency=currency)
 
 
-def describe_change(c: Change, removal: str = "cancel", as_of: dt.date | None = None) -> str:
+def describe_change(
+    c: Change, removal: str = "cancel", as_of: dt.date | None = None, currency: str = "USD"
+) -> str:
     if c.action is Action.ADD:
         what = f"add {c.product} ({c.sku}) quantity {c.after}"
         if c.effective_date:
@@ -37,7 +40,8 @@ def describe_change(c: Change, removal: str = "cancel", as_of: dt.date | None = 
         if removal == "cancel" and starts and as_of and starts > as_of:
             how = f"set quantity 0: it starts {starts.isoformat()}, after today"
         what = f"remove {c.product} ({c.sku}) #{c.addition_id} quantity {c.before} ({how})"
-    return f"{what}  [{money(c.revenue_delta)}/month @ {c.unit_price:.2f}]"
+    price = display(c.unit_price, currency=currency)
+    return f"{what}  [{money(c.revenue_delta, currency)}/month @ {price}]"
 
 
 def summary_line(plan: Plan) -> str:
@@ -46,7 +50,7 @@ def summary_line(plan: Plan) -> str:
         f"Plan: {plan.count(Action.ADD)} to add, {plan.count(Action.UPDATE)} to update, "
         f"{plan.count(Action.REMOVE)} to remove across "
         f"{sum(1 for cp in plan.customers if cp.changes)} of {len(plan.customers)} customers; "
-        f"revenue {money(plan.revenue_delta)}/month"
+        f"revenue {money(plan.revenue_delta, plan.currency)}/month"
     )
     if errors:
         line += f"; {errors} customer{'s' if errors != 1 else ''} with errors"
@@ -77,7 +81,7 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
         out.append("")
         out.append(style(_heading(cp), bold=True))
         for c in cp.changes:
-            what = describe_change(c, plan.removal.value, plan.period.as_of)
+            what = describe_change(c, plan.removal.value, plan.period.as_of, plan.currency)
             line = f"  {_SIGN[c.action]} {what}"
             out.append(style(line, fg=_COLOUR[c.action]))
         for e in cp.errors:
@@ -119,7 +123,7 @@ def markdown(plan: Plan) -> str:
         f"| 🔄 update | {plan.count(Action.UPDATE)} |",
         f"| ➖ remove | {plan.count(Action.REMOVE)} |",
         f"| ❌ customers with errors | {sum(1 for cp in plan.customers if cp.errors)} |",
-        f"| 💲 revenue change / month | {money(plan.revenue_delta)} |",
+        f"| 💲 revenue change / month | {money(plan.revenue_delta, plan.currency)} |",
         "",
     ]
     if plan.unsafe:
@@ -136,19 +140,24 @@ def markdown(plan: Plan) -> str:
         flag = "❌ " if cp.errors else ""
         out.append(
             f"<details><summary>{flag}<b>{_md(cp.customer_id)}</b> {_md(cp.name)} — "
-            f"{len(cp.changes)} change(s), {money(cp.revenue_delta)}/month</summary>"
+            f"{len(cp.changes)} change(s), {money(cp.revenue_delta, plan.currency)}/month</summary>"
         )
         out.append("")
         agreement = _md(cp.agreement_name or "")
         out.append(f"Company `{_md(cp.company)}`, agreement {cp.agreement_id} {agreement}")
         out.append("")
         if cp.changes:
-            out.append("| | product | SKU | before | after | unit price | revenue/month |")
-            out.append("|---|---|---|---:|---:|---:|---:|")
+            cur = plan.currency
+            out.append(
+                f"| | product | SKU | before | after | effective | unit price ({cur}) "
+                f"| revenue/month ({cur}) |"
+            )
+            out.append("|---|---|---|---:|---:|---|---:|---:|")
             for c in cp.changes:
                 out.append(
                     f"| {c.action.value} | `{_md(c.product)}` | {_md(c.sku)} | {c.before} | "
-                    f"{c.after} | {c.unit_price:.2f} | {money(c.revenue_delta)} |"
+                    f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                    f"{money(c.revenue_delta)} |"
                 )
             out.append("")
         out.extend(f"- ❌ {_md(e)}" for e in cp.errors)
@@ -165,6 +174,14 @@ def markdown(plan: Plan) -> str:
     return "\n".join(out) + "\n"
 
 
+def _effective(c: Change) -> str:
+    """When the change bills from: an add's effectiveDate (the as-of day, or the
+    agreement's later billStartDate); updates and removals act on the existing addition."""
+    if c.action is Action.ADD and c.effective_date is not None:
+        return c.effective_date.isoformat()
+    return ""
+
+
 def _period_line(plan: Plan) -> str:
     return (
         f"Period **{plan.period.kind.value}** {plan.period.start}..{plan.period.end} "
@@ -172,10 +189,13 @@ def _period_line(plan: Plan) -> str:
     )
 
 
-def _compared_rows(rows: tuple[tuple[CustomerComparison, tuple[Labelled, ...]], ...]) -> list[str]:
+def _compared_rows(
+    rows: tuple[tuple[CustomerComparison, tuple[Labelled, ...]], ...], currency: str
+) -> list[str]:
     out = [
-        "| customer | | product | SKU | before | after | unit price | revenue/month |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| customer | | product | SKU | before | after | effective | "
+        f"unit price ({currency}) | revenue/month ({currency}) |",
+        "|---|---|---|---|---:|---:|---|---:|---:|",
     ]
     for cc, labelled in rows:
         cp = cc.customer
@@ -187,7 +207,8 @@ def _compared_rows(rows: tuple[tuple[CustomerComparison, tuple[Labelled, ...]], 
             action = f"no longer {c.action.value}" if x.cause == "dropped" else c.action.value
             out.append(
                 f"| {who} | {action} | `{_md(c.product)}` | {_md(c.sku)} | {c.before} | "
-                f"{c.after} | {c.unit_price:.2f} | {money(x.revenue_delta)} |"
+                f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                f"{money(x.revenue_delta)} |"
             )
     out.append("")
     return out
@@ -212,10 +233,11 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
     else:
         count = sum(len(found) for _, found in own)
         out += [
-            f"Monthly revenue change of merging it: **{money(cmp.pull_request_delta)}** "
+            f"Monthly revenue change of merging it: "
+            f"**{money(cmp.pull_request_delta, plan.currency)}** "
             f"({count} change(s) for {len(own)} customer(s)).",
             "",
-            *_compared_rows(own),
+            *_compared_rows(own, plan.currency),
         ]
     out += ["#### Drift", ""]
     drift = cmp.of("drift")
@@ -225,12 +247,12 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
         count = sum(len(found) for _, found in drift)
         out += [
             f"The next sync makes these with or without this pull request: "
-            f"**{money(cmp.delta('drift'))}**/month ({count} change(s) for "
+            f"**{money(cmp.delta('drift'), plan.currency)}**/month ({count} change(s) for "
             f"{len(drift)} customer(s)).",
             "",
             "<details><summary>Drift by customer</summary>",
             "",
-            *_compared_rows(drift),
+            *_compared_rows(drift, plan.currency),
             "</details>",
             "",
         ]

@@ -20,9 +20,18 @@ def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
       percentage of the managed additions' total quantity before the plan.
     """
     managed = sum(cp.managed for cp in plan.customers)
-    if managed < safety.min_existing or managed == 0:
-        return ()
     reasons: list[str] = []
+    if plan.reported_users == 0 and managed > 0:
+        # Wipe guard (DESIGN 12.3), whatever the thresholds: ZeroTek answering "nobody uses
+        # anything" for every planned customer is far likelier an outage or an emptied
+        # tenant than every user leaving at once, and small setups sit below min_existing.
+        reasons.append(
+            f"ZeroTek reported zero users for every SKU of every planned customer, yet "
+            f"{managed} managed addition{'s' if managed != 1 else ''} exist: this would "
+            "remove them all"
+        )
+    if managed < safety.min_existing or managed == 0:
+        return tuple(reasons)
     removals = plan.count(Action.REMOVE)
     removal_pct = 100 * removals / managed
     if removal_pct > safety.max_removal_percent:

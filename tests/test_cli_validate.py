@@ -223,8 +223,8 @@ def test_every_problem_in_one_run_github_and_json(tmp_path: Path, monkeypatch) -
         "(first at mappings/customers.yaml%3A1%3A7)".replace("%3A", ":"),
         f"::error file={prefix}/settings.yaml,line=7,col=13::billing.sync_day: expected an "
         "integer from 1 to 28, got 0",
-        f"::error file={prefix}/skus.yaml,line=5,col=15::unit_price: expected a number >= 0, "
-        "got -3",
+        f"::error file={prefix}/skus.yaml,line=5,col=15::unit_price: expected a number from 0 "
+        "to 1000000, got -3",
     ]
     data = json.loads(raw.stdout)
     assert data["valid"] is False

@@ -220,11 +220,11 @@ def test_exclude_skus_not_checked_when_skus_file_is_broken(tmp_path: Path) -> No
 
 
 def test_two_customers_on_one_agreement(tmp_path: Path) -> None:
-    extra = "- id: zt-0003\n  name: Acme 2\n  company: acme\n  agreement: Acme Managed Services\n"
+    extra = "- id: zt-0003\n  name: Acme 2\n  company: ACME\n  agreement: Acme Managed Services\n"
     base(tmp_path, customers=CUSTOMERS + extra)
     assert problems(tmp_path) == [
         "mappings/customers.yaml:12:14: customer 'zt-0003' bills into the same agreement as "
-        "customer 'zt-0001' (at mappings/customers.yaml:4:14): company acme, agreement "
+        "customer 'zt-0001' (at mappings/customers.yaml:4:14): company ACME, agreement "
         "'Acme Managed Services'; set shared_agreement: true on both if intended"
     ]
 
@@ -242,13 +242,85 @@ def test_shared_agreement_needs_both_flags(tmp_path: Path) -> None:
     assert [c.shared_agreement for c in load_config(tmp_path).customers] == [True, True]
 
 
-def test_same_agreement_id_on_different_companies_is_fine(tmp_path: Path) -> None:
+def test_same_agreement_id_under_two_companies_is_an_error(tmp_path: Path) -> None:
+    # Found: it passed validate and was caught only at apply (DESIGN 12.3).
     base(
         tmp_path,
         customers="- {id: a, name: A, company: X, agreement: 5}\n"
-        "- {id: b, name: B, company: Y, agreement: 5}\n",
+        "- {id: b, name: B, company: Y, agreement: 5}\n"
+        "- {id: c, name: C, company: x, agreement: 6}\n"
+        "- {id: d, name: D, company: Z, agreement: Five}\n"
+        "- {id: e, name: E, company: W, agreement: Five}\n",
     )
+    assert problems(tmp_path) == [
+        "mappings/customers.yaml:2:43: agreement 5 is mapped under company 'Y' here and under "
+        "company 'X' at mappings/customers.yaml:1:43; an agreement belongs to one company",
+        "mappings/customers.yaml:3:29: company 'x' differs only in case from 'X' at "
+        "mappings/customers.yaml:1:29; ConnectWise ignores case, so spell one company the "
+        "same way everywhere",
+    ]  # agreement *names* are per company: 'Five' under Z and under W are two agreements
+
+
+def test_company_spelled_in_two_cases_is_an_error(tmp_path: Path) -> None:
+    # Found: shared customers under `ACME` and `acme` under-billed their shared agreement.
+    base(
+        tmp_path,
+        customers="- {id: a, name: A, company: ACME, agreement: 5, shared_agreement: true}\n"
+        "- {id: b, name: B, company: acme, agreement: 5, shared_agreement: true}\n",
+    )
+    assert problems(tmp_path) == [
+        "mappings/customers.yaml:2:29: company 'acme' differs only in case from 'ACME' at "
+        "mappings/customers.yaml:1:29; ConnectWise ignores case, so spell one company the "
+        "same way everywhere"
+    ]
+
+
+def test_skus_differing_only_in_case_are_an_error(tmp_path: Path) -> None:
+    # Found: both validated, and one of them never matched.
+    base(tmp_path, skus="- {sku: OKTA-SSO, product: P}\n- {sku: okta-sso, product: P}\n")
+    assert problems(tmp_path) == [
+        "mappings/skus.yaml:2:9: SKU 'okta-sso' differs only in case from 'OKTA-SSO' at "
+        "mappings/skus.yaml:1:9; SKUs compare case-insensitively: list each SKU once"
+    ]
+
+
+def test_skus_sharing_a_product_must_agree_on_its_terms(tmp_path: Path) -> None:
+    skus = (
+        "- {sku: A, product: P, unit_price: 6.5, unit_cost: 2, description: Okta}\n"
+        "- {sku: B, product: P, unit_price: 6.50, unit_cost: 3}\n"  # same price, other cost
+        "- {sku: C, product: P}\n"  # sets nothing: agrees with everything
+        "- {sku: D, product: p, description: okta}\n"  # one product (case), other text
+        "- {sku: E, product: Q, unit_price: 1}\n"
+    )
+    base(tmp_path, skus=skus)
+    assert problems(tmp_path) == [
+        "mappings/skus.yaml:2:53: unit_cost: 3 here but 2 at mappings/skus.yaml:1:52; SKUs "
+        "mapped to product 'P' bill as one addition and must agree on its unit_cost",
+        "mappings/skus.yaml:4:21: product 'p' is spelled 'P' at mappings/skus.yaml:1:21; "
+        "ConnectWise ignores case, so spell one product the same way everywhere",
+        "mappings/skus.yaml:4:37: description: 'okta' here but 'Okta' at "
+        "mappings/skus.yaml:1:68; SKUs mapped to product 'p' bill as one addition and must "
+        "agree on its description",
+    ]
+
+
+def test_catalog_identifiers_may_have_75_characters(tmp_path: Path) -> None:
+    # Found: capped at 60, while ConnectWise catalog identifiers allow 75.
+    base(tmp_path, skus="- {sku: A, product: " + "P" * 75 + "}\n")
     assert problems(tmp_path) == []
+    assert load_config(tmp_path).skus[0].product == "P" * 75
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("4.125", True), ("0.0001", True), ("1000000", True), ("4.12345", False),
+     ("1000000.01", False), ("99999999999999999999999", False), ("-0.01", False)],
+)  # fmt: skip
+def test_price_bounds_and_decimal_places(tmp_path: Path, value: str, ok: bool) -> None:
+    # Found: 99999999999999999999999 validated.
+    base(tmp_path, skus=f"- {{sku: A, product: P, unit_price: {value}}}\n")
+    found = problems(tmp_path)
+    assert (found == []) is ok, found
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 from plan_builders import addition, config, customer, state, usage
 
-from reconciler.model import Safety, Settings
+from reconciler.model import Action, Safety, Settings
 from reconciler.planner import plan
 
 
@@ -34,7 +34,29 @@ def test_removals_above_threshold_are_unsafe() -> None:
 
 def test_below_min_existing_thresholds_do_not_apply() -> None:
     s = Safety(max_removal_percent=30, max_quantity_change_percent=50, min_existing=10)
-    assert not _plan(9, 0, s).unsafe  # everything removed, but only 9 managed additions
+    assert not _plan(9, 1, s).unsafe  # 8 of 9 removed, but only 9 managed additions
+
+
+def test_wipe_guard_zero_users_everywhere_is_unsafe_whatever_the_thresholds() -> None:
+    # Found: ZeroTek answered 200 with zero users for everyone; 7 < min_existing, so the
+    # plan cancelling all 7 managed additions was "safe" and applied.
+    s = Safety(max_removal_percent=100, max_quantity_change_percent=100, min_existing=10)
+    p = _plan(7, 0, s)
+    assert p.count(Action.REMOVE) == 7 and p.unsafe
+    assert p.unsafe_reasons == (
+        "ZeroTek reported zero users for every SKU of every planned customer, yet 7 managed "
+        "additions exist: this would remove them all",
+    )
+    assert not _plan(7, 1, s).unsafe  # one customer with users: not a wipe
+    assert not _plan(0, 0, s).unsafe  # nothing managed: nothing to wipe
+
+
+def test_wipe_guard_counts_unmapped_skus_as_usage() -> None:
+    # Users on an unmapped SKU prove ZeroTek answered with real data.
+    customers = [customer("zt-1")]
+    actual = state(addition(1, "ZT-OKTA-SSO", 10))
+    p = plan(config(*customers), usage({"zt-1": {"OKTA-NEW": 3}}), actual)
+    assert p.count(Action.REMOVE) == 1 and not p.unsafe
 
 
 def test_quantity_change_threshold() -> None:

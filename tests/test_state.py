@@ -146,23 +146,34 @@ def test_malformed_payload_is_one_error_naming_endpoint_and_field(
 
 
 @pytest.mark.parametrize(
-    ("product", "quantity", "problem"),
+    ("quantity", "problem"),
     [
-        ("ZT-OKTA-SSO", "12", "quantity is '12', expected a number"),
-        ("ZT-OKTA-SSO", 2.5, "quantity is 2.5, expected a whole number of licences"),
+        ("12", "quantity '12'"),
+        (2.5, "quantity 2.5"),
+        (-5, "quantity -5"),
+        (None, "quantity missing"),
     ],
 )
-def test_malformed_quantity_on_a_managed_product(
-    sb: Sandbox, config: Config, product: str, quantity: object, problem: str
+def test_odd_quantity_on_a_managed_addition_is_its_problem_not_the_plans(
+    sb: Sandbox, config: Config, quantity: object, problem: str
 ) -> None:
-    addition = next(a for a in sb.additions(1004) if a["product"]["identifier"] == product)
+    # DESIGN 12.3: an error for that customer (the planner reports it), never a failed read
+    addition = next(a for a in sb.additions(1004) if a["product"]["identifier"] == "ZT-OKTA-SSO")
     sb.update_addition(addition["id"], quantity=quantity)
-    with pytest.raises(ReconcileError) as err:
-        read(sb, config)
-    assert str(err.value).startswith(
-        "ConnectWise returned a malformed item on GET /finance/agreements/1004/additions"
-    )
-    assert str(err.value).endswith(problem)
+    state, _ = read(sb, config)
+    (sso,) = state.additions[1004]
+    assert sso.problem == problem and sso.product_identifier == "ZT-OKTA-SSO"
+
+
+def test_unmanaged_additions_are_read_leniently(sb: Sandbox, config: Config) -> None:
+    # Found: an unmanaged addition with a null identifier or quantity stopped the whole plan.
+    sb.add_addition(1001, "MSP-HELPDESK", 3)
+    rows = [a for a in sb.additions(1001) if a["product"]["identifier"] == "MSP-HELPDESK"]
+    sb.update_addition(rows[0]["id"], quantity=None, unitPrice=None)
+    sb.update_addition(rows[1]["id"], product={"id": 999, "identifier": None})
+    state, _ = read(sb, config)
+    assert len(state.additions[1001]) == 5
+    assert all(a.problem is None for a in state.additions[1001])
 
 
 def test_fractional_quantity_on_a_product_we_do_not_manage_is_fine(

@@ -27,7 +27,7 @@ from reconciler.model import (
     Config,
     CustomerMap,
 )
-from reconciler.planner import agreements_by_company, resolve_agreement
+from reconciler.planner import agreements_by_company, companies_by_key, resolve_agreement
 
 COMPANIES = "/company/companies"
 AGREEMENTS = "/finance/agreements"
@@ -54,7 +54,7 @@ def additions_path(agreement_id: int) -> str:
 async def read_state(
     client: ConnectWiseClient, config: Config, customers: Sequence[CustomerMap]
 ) -> ActualState:
-    identifiers = sorted({c.company for c in customers})
+    identifiers = sorted({c.company.casefold(): c.company for c in customers}.values())
     products = sorted({s.product for s in config.skus})
     company_rows, catalog_rows = await asyncio.gather(
         client.get_chunked(COMPANIES, "identifier", identifiers, fields=COMPANY_FIELDS),
@@ -80,11 +80,12 @@ async def read_state(
     agreements = {a.id: a for a in (_agreement(r, AGREEMENTS) for r in agreement_rows)}
 
     by_company = agreements_by_company(agreements.values())
+    by_key = companies_by_key(companies.values())
     resolved = sorted(
         {
             a.id
             for c in customers
-            if (a := resolve_agreement(c, companies, agreements, by_company)[0]) is not None
+            if (a := resolve_agreement(c, by_key, agreements, by_company)[0]) is not None
         }
     )
     # Agreements named by id but not among their company's: fetched only so the planner
@@ -202,15 +203,45 @@ class _Item:
             raise self.fail(field, f"is {_show(value)}, expected a finite number")
         return number
 
-    def quantity(self, field: str, *, whole: bool) -> int:
-        value = self.get(field)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(field, f"is {_show(value)}, expected a number")
-        if not math.isfinite(value):
-            raise self.fail(field, f"is {_show(value)}, expected a finite number")
-        if whole and value != int(value):
-            raise self.fail(field, f"is {value}, expected a whole number of licences")
-        return round(value)
+
+def _managed_quantity(value: Any) -> tuple[int, str | None]:
+    """A managed addition's quantity, or why it is not a whole number of licences >= 0
+    (DESIGN 12.3: an error for that customer, not for the whole plan, and never "absent")."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0, f"quantity {_show(value)}"
+    if not math.isfinite(value) or value != int(value):
+        return 0, f"quantity {value}"
+    if value < 0:
+        return int(value), f"quantity {int(value)}"
+    return int(value), None
+
+
+def _unmanaged(item: _Item, agreement_id: int, product: Any) -> Addition:
+    """Someone else's addition: read only what can be read (DESIGN 12.3). A missing or null
+    identifier, quantity or price never stops a plan; it is never written to anyway."""
+
+    def lenient(read: Any, default: Any) -> Any:
+        try:
+            return read()
+        except ReconcileError:
+            return default
+
+    quantity = item.get("quantity")
+    number = quantity if isinstance(quantity, int | float) and not isinstance(quantity, bool) else 0
+    return Addition(
+        id=lenient(lambda: item.integer("id"), 0),
+        agreement_id=agreement_id,
+        product_id=lenient(lambda: item.integer("product/id"), 0),
+        product_identifier=product if isinstance(product, str) else "",
+        quantity=round(number) if math.isfinite(number) else 0,
+        unit_price=lenient(lambda: item.decimal("unitPrice"), None),
+        unit_cost=lenient(lambda: item.decimal("unitCost"), None),
+        bill_customer=lenient(lambda: item.string("billCustomer", required=False), None),
+        effective_date=lenient(lambda: item.date("effectiveDate"), None),
+        cancelled_date=lenient(lambda: item.date("cancelledDate"), None),
+        description=lenient(lambda: item.string("description", required=False), None),
+        last_updated=lenient(lambda: item.string("_info/lastUpdated", required=False), None),
+    )
 
 
 def _show(value: Any) -> str:
@@ -258,14 +289,18 @@ def _addition(
     row: dict[str, Any], agreement_id: int, endpoint: str, managed: Mapping[str, str]
 ) -> Addition:
     item = _Item(row, endpoint)
-    product = item.text("product/identifier")
-    product = managed.get(product.casefold(), product)
+    raw = item.get("product/identifier")
+    if not isinstance(raw, str) or raw.casefold() not in managed:
+        return _unmanaged(item, agreement_id, raw)
+    product = managed[raw.casefold()]
+    quantity, problem = _managed_quantity(item.get("quantity"))
     return Addition(
         id=item.integer("id"),
         agreement_id=agreement_id,
         product_id=item.integer("product/id"),
         product_identifier=product,
-        quantity=item.quantity("quantity", whole=product.casefold() in managed),
+        quantity=quantity,
+        problem=problem,
         unit_price=item.decimal("unitPrice"),
         unit_cost=item.decimal("unitCost"),
         bill_customer=item.string("billCustomer", required=False),

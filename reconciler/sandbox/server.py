@@ -147,6 +147,9 @@ class Sandbox(World):
         self.port = port
         self.latency_ms = latency_ms
         self.stats = Stats()
+        # Every write request as received (method, path, raw body), in arrival order: tests
+        # check what was really sent on the wire, e.g. the exact unitPrice of a POST.
+        self.write_requests: list[tuple[str, str, bytes]] = []
         self.on_write: Callable[[int], None] | None = None
         self.log = log
         self.max_url_length = 8192  # bytes of request target, like common proxies' limit
@@ -273,6 +276,9 @@ class Sandbox(World):
         is_zt = req.path == zerotek.PREFIX or req.path.startswith(zerotek.PREFIX + "/")
         kind = (zerotek if is_zt else connectwise).classify(req.method, req.path)
         self.stats._count(kind)
+        if req.method != "GET":
+            with self.lock:
+                self.write_requests.append((req.method, req.path, req.body))
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000)
         fault = self._faults.draw(req.method)
