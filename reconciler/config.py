@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from reconciler import schema, yamlsource
 from reconciler.errors import ConfigError, Problem
-from reconciler.money import PRICE_PLACES, places
 from reconciler.model import (
     Config,
     CustomerMap,
@@ -29,6 +28,7 @@ from reconciler.model import (
     Settings,
     SkuMap,
 )
+from reconciler.money import PRICE_PLACES, places
 from reconciler.yamlsource import Document
 
 MAPPINGS = "mappings"
