@@ -76,7 +76,7 @@ def test_markdown_leads_with_the_pull_request_then_drift() -> None:
     md = render.markdown_compared(compare(head, base), note=None)
     assert md.index("#### This pull request") < md.index("#### Drift")
     mine, drift = md.split("#### This pull request")[1].split("#### Drift")
-    assert "**+41.50**" in mine  # 6 x 4.00 + 7 x 2.50 no longer removed
+    assert "**+41.50 USD**" in mine  # 6 x 4.00 + 7 x 2.50 no longer removed
     assert "**c2**" in mine and "**c3**" in mine and "**c1**" not in mine
     assert "no longer remove" in mine
     assert "**c1**" in drift and "**c2**" not in drift and "+8.00" in drift

@@ -542,7 +542,7 @@ def test_the_plan_comment_separates_this_pull_request_from_drift(
     base = plan_json("--config-dir", ".base")
     own = Decimal(head["summary"]["revenue_delta"]) - Decimal(base["summary"]["revenue_delta"])
     assert own > 0
-    assert f"Monthly revenue change of merging it: **{money(own)}**" in mine
+    assert f"Monthly revenue change of merging it: **{money(own, 'USD')}**" in mine
     # The JSON labels agree: zt-0099's add is the pull request's, O'Brien's removal dropped.
     labelled = plan_json("--baseline", ".base")
     causes = {(c["id"], ch["action"], ch["sku"], ch["cause"]) for c in labelled["customers"]
