@@ -25,8 +25,9 @@ DIST_NAME = "zerotek-cw-reconciler"
 # The line in the shipped workflows that installs this checkout; `init` replaces it.
 CHECKOUT_INSTALL = "python -m pip install --no-deps --no-build-isolation ."
 LOCK_INSTALL = "python -m pip install --require-hashes --no-deps -r requirements/locked.txt"
-# No user-info (no credentials in a workflow), no quotes or spaces (the URL is shell-quoted).
-_URL_BODY = r"[A-Za-z0-9.-]+(?::\d+)?/[^\s@'\"#?\\]+"
+# No user-info (no credentials in a workflow), no quotes or spaces (the URL is shell-quoted),
+# and nothing GitHub or a shell could expand (`${{ }}`, `$VAR`, backticks).
+_URL_BODY = r"[A-Za-z0-9.-]+(?::\d+)?/[^\s@'\"#?\\${}`]+"
 _GIT = re.compile(rf"git\+https://{_URL_BODY}@(?P<rev>[0-9a-f]{{40}})")
 _WHEEL = re.compile(rf"https://{_URL_BODY}\.whl#sha256=(?P<hash>[0-9a-f]{{64}})")
 PIN_HELP = "git+https://HOST/OWNER/REPO@<full 40-hex commit> or https://.../FILE.whl#sha256=<hash>"

@@ -4,14 +4,17 @@ request's own delta. The pure comparison here; the end-to-end run is in test_wor
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from decimal import Decimal
 
 import jsonschema
 from plan_builders import PERIOD
+from typer.testing import CliRunner
 
 from reconciler import render
 from reconciler.baseline import compare
+from reconciler.cli import app
 from reconciler.model import Action, Change, CustomerPlan, Plan
 from reconciler.resources import load_schema
 
@@ -94,3 +97,21 @@ def test_json_carries_the_cause_of_every_change_and_matches_the_schema() -> None
         "change": 1, "drift": 1, "dropped": 2, "note": "a note",
     }  # fmt: skip
     assert data["summary"]["revenue_delta"] == "32.00"  # the head plan's own totals
+
+
+def test_both_plans_come_from_one_read_of_both_apis(sandbox, config_dir, tmp_path) -> None:
+    """--baseline costs no extra request: the same reads as a plain plan, shared."""
+    base = tmp_path / "base"
+    shutil.copytree(config_dir / "mappings", base / "mappings")
+    runner = CliRunner()
+    args = ["--config-dir", str(config_dir), "plan", "--as-of", "2026-11-24", "--format", "json"]
+    plain = runner.invoke(app, args)
+    assert plain.exit_code == 0, plain.output
+    alone = dict(sandbox.stats.requests)
+    sandbox.stats.requests.clear()
+    both = runner.invoke(app, [*args, "--baseline", str(base)])
+    assert both.exit_code == 0, both.output
+    assert dict(sandbox.stats.requests) == alone  # request for request, kind by kind
+    data = json.loads(both.stdout)
+    assert data["baseline"]["change"] == data["baseline"]["dropped"] == 0
+    assert data["baseline"]["drift"] == sum(len(c["changes"]) for c in data["customers"]) > 0

