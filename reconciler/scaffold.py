@@ -31,7 +31,8 @@ from reconciler.resources import (
 MAPPING_FILES = ("settings.yaml", "skus.yaml", "customers.yaml")
 # tests.yml is the reconciler's own CI, not something a config repository runs.
 WORKFLOW_FILES = ("validate.yml", "sync.yml", "unmapped.yml")
-LOCK_FILE = ".reconcile.lock"
+# The sync engine's lock (DESIGN 12.5) lives in .reconcile/ under the config directory.
+LOCK_DIR = ".reconcile/"
 
 # What a run leaves in the config directory that must never be committed.
 GITIGNORE = f"""\
@@ -41,7 +42,7 @@ GITIGNORE = f"""\
 plan.json
 plan.md
 *.plan.json
-{LOCK_FILE}
+{LOCK_DIR}
 __pycache__/
 .venv/
 """

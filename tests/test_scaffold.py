@@ -72,7 +72,7 @@ def test_init_gives_editors_the_schemas_and_git_an_ignore_list(tmp_path: Path) -
                    (tmp_path / g).is_file() for g in globs)  # fmt: skip
     assert "mappings/customers/*.yaml" in vscode["yaml.schemas"]["./schemas/customers.schema.json"]
     ignored = (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()
-    assert {"plan.json", "plan.md", scaffold.LOCK_FILE} <= set(ignored)
+    assert {"plan.json", "plan.md", scaffold.LOCK_DIR} <= set(ignored)
     assert not any(line.startswith("runs") for line in ignored)  # the sync log is committed
     assert (tmp_path / ".github/dependabot.yml").is_file()
 
