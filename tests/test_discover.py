@@ -222,3 +222,17 @@ def test_hostile_names_cannot_escape_the_yaml(monkeypatch, tmp_path):
     assert all(c["id"] != "injected" for c in customers)
     written = {c.id: c for c in load_config(root).customers}
     assert written["zt-0666"].name == evil
+
+
+def test_write_with_split_customer_files_adds_its_own_file(world):
+    _, root, expected = world
+    mappings = root / "mappings"
+    (mappings / "customers").mkdir()
+    (mappings / "customers.yaml").rename(mappings / "customers" / "team-a.yaml")
+    team_a = (mappings / "customers" / "team-a.yaml").read_bytes()
+    result = run(root, "discover", "--write", *AS_OF)
+    assert result.exit_code == 0, result.output
+    assert "mappings/customers/discovered.yaml" in result.stderr
+    assert (mappings / "customers" / "team-a.yaml").read_bytes() == team_a
+    ids = {c.id for c in load_config(root).customers}
+    assert "zt-0101" in ids and "zt-0001" in ids
