@@ -225,7 +225,7 @@ def test_hostile_names_cannot_escape_the_yaml(monkeypatch, tmp_path):
 
 
 def test_write_with_split_customer_files_adds_its_own_file(world):
-    _, root, expected = world
+    _, root, _ = world
     mappings = root / "mappings"
     (mappings / "customers").mkdir()
     (mappings / "customers.yaml").rename(mappings / "customers" / "team-a.yaml")
