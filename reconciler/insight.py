@@ -42,5 +42,5 @@ async def run_report(config: Config, period: Period) -> Report:
             cw.get_all(CATALOG, fields=CATALOG_FIELDS),
         )
     catalog = tuple(_catalog_item(r) for r in catalog_rows)
-    currency = getattr(config.settings, "currency", None) or "USD"
+    currency = config.settings.currency
     return build_report(config, usage, actual, catalog, currency)
