@@ -14,6 +14,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from reconciler.money import display, plain
 from reconciler.report import Kind, Report, Row, Totals
 from reconciler.runview import md
 
@@ -26,24 +27,13 @@ TITLES = {
 CHART_BARS = 10
 
 
-def number(value: Decimal) -> str:
-    """All decimals of an exact figure, at least two (never rounded for display)."""
-    if value == value.quantize(Decimal("0.01")):
-        return f"{value:,.2f}"
-    return f"{value.normalize():,f}"
-
-
 def money(value: Decimal | None, currency: str) -> str:
-    return "not priced" if value is None else f"{number(value)} {currency}"
+    return "not priced" if value is None else display(value, currency=currency)
 
 
 def _plain(value: Decimal | None) -> str | None:
     """Money in JSON/CSV: an exact decimal string (no float rounding), at least 2 places."""
-    if value is None:
-        return None
-    text = format(value.normalize(), "f")
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
+    return None if value is None else plain(value)
 
 
 def _where(r: Row) -> str:

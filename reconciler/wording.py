@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from urllib.parse import quote
 
+from reconciler.money import display
+
 PERIOD_NAMES = {
     "last-billing-period": "last billing period",
     "current": "current period to date",
@@ -44,20 +46,9 @@ def period_words(kind: str, start: dt.date, end: dt.date) -> str:
     return f"{PERIOD_NAMES.get(kind, kind)}, {date_range(start, end)}"
 
 
-def number(value: Decimal | str | int) -> str:
-    """All decimals of an exact figure, at least two, thousands separated."""
-    d = Decimal(value)
-    if d == d.quantize(Decimal("0.01")):
-        return f"{d:,.2f}"
-    return f"{d.normalize():,f}"
-
-
 def amount(value: Decimal | str | int, currency: str, *, signed: bool = False) -> str:
-    """ "1,234.50 USD"; signed: "+8.00 USD" / "-14.00 USD" (a delta)."""
-    d = Decimal(value)
-    text = number(abs(d)) if signed else number(d)
-    sign = ("+" if d > 0 else "-" if d < 0 else "") if signed else ""
-    return f"{sign}{text} {currency}"
+    """ "1,234.50 USD"; signed: "+8.00 USD" / "-14.00 USD" (a delta). Exact (money.py)."""
+    return display(Decimal(value), signed=signed, currency=currency)
 
 
 def run_links(run_path: str, environ: Mapping[str, str]) -> dict[str, str]:
