@@ -164,6 +164,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from reconciler import engine
+    from reconciler.apply import apply_plan
+    from reconciler.clients import Clients
     from reconciler.config import load_config
     from reconciler.model import PeriodKind
     from reconciler.periods import period_for
@@ -177,18 +179,21 @@ def main() -> int:
             config = load_config(root)
             period = period_for(PeriodKind.LAST_BILLING_PERIOD, config.settings, AS_OF)
             rss_base = rss_now()
+            clients = Clients()
 
             def plan_with(cfg: Any) -> Any:
                 async def go() -> Any:
-                    async with engine.connectwise(cfg) as cw:
-                        return await engine.make_plan(cfg, period, None, cw)
+                    async with clients.connectwise(cfg) as cw:
+                        return await engine.make_plan(cfg, period, None, cw, clients)
 
                 return asyncio.run(go())
 
             def apply(plan: Any) -> Any:
                 async def go() -> Any:
-                    async with engine.connectwise(config) as cw:
-                        return await engine.apply(config, plan, cw)
+                    async with clients.connectwise(config) as cw:
+                        return await apply_plan(
+                            plan, config, cw, max_concurrency=config.settings.max_concurrency
+                        )
 
                 return asyncio.run(go())
 

@@ -162,7 +162,7 @@ def seed_history(config_dir: Path, plan_file: Path, runs: int) -> float:
     try:
         handle = runlog.start_run(config_dir, plan, trigger="scheduled", started=when(runs))
         finished = when(runs) + dt.timedelta(minutes=3)
-        handle.finish(ApplyResult(plan, result_customers, when(runs), finished), finished=finished)
+        handle.finish(ApplyResult(plan, result_customers, when(runs), finished))
     finally:
         runlog.rebuild_index = rebuild  # type: ignore[assignment]
     source = handle.run_id

@@ -6,19 +6,28 @@ Billing data is never guessed at:
   resolved by re-reading that agreement's additions before any retry, so no fault can
   create a duplicate addition;
 - customers run concurrently (bounded), each customer's changes in order, so the re-read
-  after an unknown outcome sees a settled agreement.
+  after an unknown outcome sees a settled agreement;
+- just before the first write to an agreement its additions are re-read: if they are not
+  what the plan was made against, that customer is skipped as stale;
+- every write's outcome goes to the journal (the run record) as soon as it is known; a
+  write whose outcome cannot be settled, even by re-reading, is recorded as unknown;
+- `stop()` true (SIGINT/SIGTERM) means no new write starts; writes in flight finish;
+- any exception while writing one customer is that customer's error, never the others'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
 
+from reconciler import planfile
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import additions_path, read_additions
-from reconciler.http import ApiError, OutcomeUnknown
+from reconciler.errors import ReconcileError
+from reconciler.http import ApiError, OutcomeUnknown, one_line
 from reconciler.model import (
     Action,
     Addition,
@@ -39,6 +48,26 @@ MAX_POST_ATTEMPTS = 6
 SETTLE_SECONDS = 0.25
 
 
+class Journal(Protocol):
+    """Where apply reports outcomes as they become known (runlog.RunHandle)."""
+
+    def change(self, result: ChangeResult) -> None: ...
+
+    def customer(self, result: CustomerResult) -> None: ...
+
+
+class _NoJournal:
+    def change(self, result: ChangeResult) -> None:
+        pass
+
+    def customer(self, result: CustomerResult) -> None:
+        pass
+
+
+def _never() -> bool:
+    return False
+
+
 def cw_datetime(day: dt.date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
@@ -49,13 +78,35 @@ def _not_started(change: Change, plan: Plan) -> bool:
     return change.effective_date is not None and change.effective_date > plan.period.as_of
 
 
+def _live(additions: tuple[Addition, ...], product: str, as_of: dt.date) -> list[int]:
+    """The live managed quantities of `product`: what an add created, or an update set."""
+    return [
+        a.quantity
+        for a in additions
+        if a.product_identifier == product and a.active_on(as_of) and a.quantity > 0
+    ]
+
+
 class _Applier:
-    def __init__(self, plan: Plan, config: Config, cw: ConnectWiseClient) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        config: Config,
+        cw: ConnectWiseClient,
+        *,
+        expected: Mapping[str, Any] | None,
+        journal: Journal,
+        stop: Callable[[], bool],
+    ) -> None:
         self.plan = plan
         self.config = config
         self.cw = cw
         self.products = {s.product for s in config.skus}
         self.writes = 0
+        self.expected = expected  # the plan's state snapshot (planfile.snapshot)
+        self.journal = journal
+        self.stop = stop
+        self._fresh: dict[int, asyncio.Task[str | None]] = {}
 
     def _post_body(self, change: Change) -> dict[str, Any]:
         assert change.effective_date is not None
@@ -78,13 +129,25 @@ class _Applier:
         """After an unknown outcome: the addition our POST created, if it did."""
         current = await read_additions(self.cw, change.agreement_id, managed=self.products)
         for addition in current:
-            if (
-                addition.product_identifier == change.product
-                and addition.active_on(self.plan.period.as_of)
-                and addition.quantity > 0
-            ):
+            if _live((addition,), change.product, self.plan.period.as_of):
                 return addition
         return None
+
+    async def _settle_add(self, change: Change, why: str) -> ChangeResult | None:
+        """After a POST whose answer is unusable: the committed addition's result, None when
+        the re-read shows it was not written, or an unknown result when even the re-read
+        fails (then nothing is re-sent: a duplicate is worse than a missing line)."""
+        await asyncio.sleep(SETTLE_SECONDS)
+        try:
+            found = await self._committed_add(change)
+        except ReconcileError as exc:
+            error = f"outcome unknown: {why}; re-reading the agreement failed too: {exc}"
+            return ChangeResult(change, False, error=error, unknown=True)
+        if found is None:
+            return None
+        self.writes += 1
+        note = f"{why}; found committed on re-read, not re-sent"
+        return ChangeResult(change, True, addition_id=found.id, note=note)
 
     async def _add(self, change: Change) -> ChangeResult:
         path = additions_path(change.agreement_id)
@@ -95,13 +158,21 @@ class _Applier:
                 created = await self.cw.post(path, body)
             except OutcomeUnknown as exc:
                 last = exc
-                await asyncio.sleep(SETTLE_SECONDS)
-                found = await self._committed_add(change)
-                if found is not None:
-                    self.writes += 1
-                    note = "response lost; found committed on re-read, not re-sent"
-                    return ChangeResult(change, True, addition_id=found.id, note=note)
+                settled = await self._settle_add(change, "response lost")
+                if settled is not None:
+                    return settled
                 continue
+            except ApiError:
+                raise
+            except ReconcileError as exc:
+                # A 2xx that is not the API's answer (a proxy's HTML page): committed or
+                # not, only a re-read can tell; never re-sent on a guess.
+                why = f"unusable answer ({exc})"
+                settled = await self._settle_add(change, why)
+                if settled is not None:
+                    return settled
+                error = f"{exc}; a re-read shows it was not written"
+                return ChangeResult(change, False, error=error)
             self.writes += 1
             new_id = created.get("id")
             return ChangeResult(
@@ -145,46 +216,108 @@ class _Applier:
             # Dated the as-of day, never later, so the next plan already sees it as gone.
             as_of = cw_datetime(self.plan.period.as_of)
             return await self._patch(change, "cancelledDate", as_of)
-        except (ApiError, ValueError) as exc:  # ValueError: a price JSON cannot carry exactly
+        except ApiError as exc:
+            # Idempotent writes (PATCH, DELETE) failing without a verdict may still have
+            # landed: recorded as unknown, and settled by the verification re-read.
+            sent = change.action is not Action.ADD and (exc.status is None or exc.status >= 500)
+            return ChangeResult(change, False, error=str(exc), unknown=sent)
+        except ValueError as exc:  # a price JSON cannot carry exactly: never sent
             return ChangeResult(change, False, error=str(exc))
+        except ReconcileError as exc:  # a 2xx with an unusable body
+            unknown = change.action is not Action.ADD
+            return ChangeResult(change, False, error=str(exc), unknown=unknown)
 
-    async def verify(self, cp: CustomerPlan) -> list[str]:
-        """Re-read the agreement: every changed product must now hold its planned quantity."""
+    async def verify(
+        self, cp: CustomerPlan, results: list[ChangeResult]
+    ) -> tuple[list[ChangeResult], list[str]]:
+        """Re-read the agreement: every changed product must now hold its planned quantity.
+        Writes whose outcome was unknown are settled here, by what the re-read shows."""
         assert cp.agreement_id is not None
         current = await read_additions(self.cw, cp.agreement_id, managed=self.products)
-        problems = []
-        for c in cp.changes:
-            live = [
-                a.quantity
-                for a in current
-                if a.product_identifier == c.product
-                and a.active_on(self.plan.period.as_of)
-                and a.quantity > 0
-            ]
+        as_of = self.plan.period.as_of
+        problems, settled = [], []
+        for r in results:
+            c = r.change
+            live = _live(current, c.product, as_of)
             want = [c.after] if c.after > 0 else []
+            if r.unknown:
+                done = live == want
+                self.writes += int(done)
+                verdict = "written" if done else "not written"
+                r = replace(r, ok=done, unknown=False, note=f"settled by re-read: {verdict}")
+            settled.append(r)
             if live != want:
                 found = ", ".join(map(str, live)) or "none"
                 problems.append(
                     f"verification: {c.product} expected quantity {c.after or 'none'}, "
                     f"found {found}"
                 )
-        return problems
+        return settled, problems
+
+    async def fresh(self, agreement_id: int) -> str | None:
+        """Once per agreement, before its first write: None when its managed additions are
+        still what the plan was made against, else why the customer is skipped."""
+        task = self._fresh.get(agreement_id)
+        if task is None:
+            task = asyncio.ensure_future(self._reread(agreement_id))
+            self._fresh[agreement_id] = task
+        return await task
+
+    async def _reread(self, agreement_id: int) -> str | None:
+        saved = (self.expected or {}).get("agreements", {}).get(str(agreement_id))
+        if saved is None:
+            return None
+        current = await read_additions(self.cw, agreement_id, managed=self.products)
+        now = planfile.additions_snapshot(current, self.products, self.plan.period.as_of)
+        if now == saved["additions"]:
+            return None
+        drift = "; ".join(planfile.describe_drift(saved["additions"], now, limit=3))
+        return (
+            f"stale: agreement #{agreement_id}'s additions changed since the plan was made "
+            f"({drift}); skipped, nothing written. Run `reconcile plan` again"
+        )
 
     async def customer(self, cp: CustomerPlan) -> CustomerResult:
         if cp.errors:
             return CustomerResult(cp, (), cp.errors, False)
         if not cp.changes:
             return CustomerResult(cp, (), (), True)
-        results = [await self.change(c) for c in cp.changes]
+        results: list[ChangeResult] = []
         try:
-            problems = await self.verify(cp)
-        except ApiError as exc:
-            problems = [f"verification failed: {exc}"]
-        failed = [
-            f"{r.change.action.value} {r.change.product}: {r.error}" for r in results if not r.ok
-        ]
-        errors = tuple(failed + problems)
-        return CustomerResult(cp, tuple(results), errors, verified=not problems)
+            return await self._write(cp, results)
+        except Exception as exc:  # isolation: one customer's fault is its own
+            what = one_line(str(exc)) or type(exc).__name__
+            errors = [*_failures(results), f"stopped by an unexpected error: {what}"]
+            return CustomerResult(cp, tuple(results), tuple(errors), verified=False)
+
+    async def _write(self, cp: CustomerPlan, results: list[ChangeResult]) -> CustomerResult:
+        assert cp.agreement_id is not None
+        if self.stop():
+            return CustomerResult(cp, (), (INTERRUPTED_BEFORE,), False)
+        stale = await self.fresh(cp.agreement_id)
+        if stale is not None:
+            return CustomerResult(cp, (), (stale,), False)
+        for c in cp.changes:
+            if self.stop():
+                left = len(cp.changes) - len(results)
+                errors = [*_failures(results), f"interrupted: {left} change(s) not started"]
+                return CustomerResult(cp, tuple(results), tuple(errors), False)
+            result = await self.change(c)
+            results.append(result)
+            self.journal.change(result)
+        try:
+            settled, problems = await self.verify(cp, results)
+        except ReconcileError as exc:
+            settled, problems = results, [f"verification failed: {exc}"]
+        errors = tuple(_failures(settled) + problems)
+        return CustomerResult(cp, tuple(settled), errors, verified=not problems)
+
+
+INTERRUPTED_BEFORE = "interrupted before this customer's first write: nothing written"
+
+
+def _failures(results: list[ChangeResult]) -> list[str]:
+    return [f"{r.change.action.value} {r.change.product}: {r.error}" for r in results if not r.ok]
 
 
 async def apply_plan(
@@ -194,15 +327,25 @@ async def apply_plan(
     *,
     max_concurrency: int = 8,
     on_customer: Callable[[CustomerResult], None] | None = None,
+    expected: Mapping[str, Any] | None = None,
+    journal: Journal | None = None,
+    stop: Callable[[], bool] = _never,
 ) -> ApplyResult:
-    """Apply every customer's changes; customers with planning errors are left untouched."""
+    """Apply every customer's changes; customers with planning errors are left untouched.
+
+    `expected`: the plan's state snapshot, for the just-in-time re-read (None: no check);
+    `journal`: told each outcome as soon as it is known; `stop`: true once no new write may
+    start (a stop signal)."""
     started = dt.datetime.now(dt.UTC)
-    applier = _Applier(plan, config, cw)
+    sink = journal if journal is not None else _NoJournal()
+    applier = _Applier(plan, config, cw, expected=expected, journal=sink, stop=stop)
     slots = asyncio.Semaphore(max_concurrency)
 
     async def one(cp: CustomerPlan) -> CustomerResult:
         async with slots:
             result = await applier.customer(cp)
+        if cp.changes or cp.errors:
+            sink.customer(result)
         if on_customer is not None:
             on_customer(result)
         return result

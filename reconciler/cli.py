@@ -120,6 +120,13 @@ def status(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
         raise typer.Exit(1)
 
 
+def lock_command() -> str:
+    """How the config-directory lock names this process: the command line, arguments only."""
+    import sys
+
+    return " ".join(["reconcile", *sys.argv[1:]])[:200]
+
+
 def main() -> None:
     """Console entry point (`reconcile`, `python -m reconciler`)."""
     app(prog_name="reconcile")
@@ -359,12 +366,24 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout",
+            metavar="SECONDS",
+            min=0,
+            help="Wait up to this long for another apply on this config directory to end "
+            "(default: refuse at once).",
+        ),
+    ] = 0,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Make ConnectWise match ZeroTek usage: plan, show, confirm, apply, verify, record, e-mail.
 
-    Exit 0 on success, 1 on any error (customers without errors are still applied),
-    3 when the plan is unsafe and --force was not given.
+    Exit 0 on success, 1 on any error (customers without errors are still applied; also
+    when another apply holds the config directory's lock), 3 when the plan is unsafe and
+    --force was not given, 130/143 when interrupted by SIGINT/SIGTERM (what was written
+    is recorded).
     """
     code = cli_sync.run_apply(
         config_dir_of(ctx, config_dir),
@@ -376,6 +395,8 @@ def apply(
         force=force,
         no_email=no_email,
         trigger=trigger,
+        lock_timeout=lock_timeout,
+        command=lock_command(),
     )
     raise typer.Exit(code)
 
@@ -411,20 +432,20 @@ def activity(
     one run's details. Reads runs/ in the config directory; runs/INDEX.md is the same list."""
     import json
 
-    from reconciler import runlog, runview
+    from reconciler import engine, runview
 
     root = config_dir_of(ctx, config_dir)
     if run_id is not None:
-        run = runlog.load_run(root, run_id)
+        run = engine.load_run(root, run_id)
         as_json = fmt is ActivityFormat.JSON
-        typer.echo(json.dumps(run, indent=2, ensure_ascii=False) if as_json else
+        typer.echo(json.dumps(run.to_json(), indent=2, ensure_ascii=False) if as_json else
                    runview.render_run_text(run))  # fmt: skip
         return
-    runs = runlog.list_runs(root, limit)
+    runs = engine.list_runs(root, limit)
     if fmt is ActivityFormat.JSON:
         typer.echo(json.dumps({"runs": [r.as_json() for r in runs]}, indent=2))
     elif not runs:
-        typer.echo(f"No runs yet under {runlog.runs_dir(root)}")
+        typer.echo(f"No runs yet under {engine.runs_dir(root)}")
     else:
         typer.echo(runview.render_runs_text(runs))
 
@@ -441,25 +462,20 @@ def check_unmapped(
     """Daily: list mapped customers whose current-period usage includes a ZeroTek SKU with
     no mapping (customer, SKU, users) and e-mail administrators + billing while any remain.
     Silent when none. Exit 0 either way; 1 on errors (including a failed e-mail)."""
-    import asyncio
-
-    from reconciler import notify
+    from reconciler import render
     from reconciler.config import load_config
+    from reconciler.engine import SyncEngine
 
-    config = load_config(config_dir_of(ctx, config_dir))
-    smtp = None if no_email else notify.smtp_from_env()  # bad SMTP_* fails before any request
-    period, rows = asyncio.run(notify.find_unmapped(config, cli_sync.parse_as_of(as_of)))
-    if not rows:
+    engine = SyncEngine(load_config(config_dir_of(ctx, config_dir)))
+    found = engine.check_unmapped(cli_sync.parse_as_of(as_of), send_email=not no_email)
+    if not found.rows:
         typer.echo("No unmapped SKUs in use.")
         return
-    typer.echo(f"Customers using unmapped ZeroTek SKUs ({period}):")
-    typer.echo(notify.unmapped_text(rows))
-    outcome = notify.send_unmapped(
-        config.settings, rows, send=not no_email, smtp=smtp, period=period
-    )
-    if outcome is not None:
-        typer.echo(f"e-mail {outcome.kind}: {outcome.detail}", err=True)
-        if outcome.failed:
+    typer.echo(f"Customers using unmapped ZeroTek SKUs ({found.period}):")
+    typer.echo(render.unmapped_text(found.rows))
+    if found.email is not None:
+        typer.echo(f"e-mail {found.email.kind}: {found.email.detail}", err=True)
+        if found.email_failed:
             raise typer.Exit(1)
 
 

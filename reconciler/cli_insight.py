@@ -16,7 +16,9 @@ from reconciler import cli_sync
 from reconciler.cli import ConfigDirOption, app, config_dir_of
 from reconciler.config import load_config
 from reconciler.discover import DEFAULT_MIN_CONFIDENCE
+from reconciler.engine import READING
 from reconciler.model import PeriodKind
+from reconciler.periods import period_for
 
 
 class DiscoverFormat(StrEnum):
@@ -54,7 +56,7 @@ def discover(
     root = config_dir_of(ctx, config_dir)
     config = load_config(root)
     day = cli_sync.parse_as_of(as_of)
-    with cli_sync._busy(cli_sync.READING):
+    with cli_sync._busy(READING):
         found = asyncio.run(insight.run_discover(config, day))
     if fmt is DiscoverFormat.JSON:
         typer.echo(discover_output.render_json(found, min_confidence), nl=False)
@@ -99,7 +101,7 @@ def report(
     from reconciler import insight, report_render
 
     config = load_config(config_dir_of(ctx, config_dir))
-    window = cli_sync._period(config, period, as_of)
-    with cli_sync._busy(cli_sync.READING):
+    window = period_for(period, config.settings, cli_sync.parse_as_of(as_of))
+    with cli_sync._busy(READING):
         found = asyncio.run(insight.run_report(config, window))
     typer.echo(report_render.render(found, fmt.value), nl=False)

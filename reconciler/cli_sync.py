@@ -1,37 +1,35 @@
-"""`plan` and `apply`: the sync commands. Parsing and rendering only; engine does the work."""
+"""`plan` and `apply`: the sync commands. Parsing, showing and prompting only: the engine
+(SyncEngine) does the work, including the run record and the e-mails."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from reconciler import chat, engine, planfile, render, schedule
+from reconciler import chat, render, schedule
 from reconciler.baseline import compare
+from reconciler.clients import Clients
 from reconciler.config import load_config
-from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.engine import Refused
-from reconciler.errors import ConfigError, Problem, ReconcileError
-from reconciler.model import (
-    ApplyResult,
-    Config,
-    CustomerResult,
-    Location,
-    Period,
-    PeriodKind,
-    Plan,
+from reconciler.engine import (
+    ApplyRequest,
+    Declined,
+    PlanRequest,
+    SyncEngine,
+    SyncOutcome,
+    Ui,
 )
-from reconciler.notify import notify_after_sync, notify_failure, smtp_from_env
-from reconciler.periods import period_for, today_in
-from reconciler.runlog import atomic_write, detect_trigger, start_run
+from reconciler.errors import ConfigError, Problem, ReconcileError
+from reconciler.model import Config, CustomerResult, Location, PeriodKind, Plan
+from reconciler.periods import today_in
 from reconciler.schema import annotation_file, github_annotation
 
 
@@ -78,10 +76,6 @@ def parse_as_of(value: str | None) -> dt.date | None:
         raise ReconcileError(f"--as-of: {value!r} is not a date, expected YYYY-MM-DD") from None
 
 
-def _period(config: Config, kind: PeriodKind, as_of: str | None) -> Period:
-    return period_for(kind, config.settings, parse_as_of(as_of))
-
-
 def _is_tty(stream: object) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
@@ -97,9 +91,6 @@ def _busy(message: str) -> contextlib.AbstractContextManager[object]:
     return Console(stderr=True).status(message)
 
 
-READING = "Reading ConnectWise and ZeroTek…"
-
-
 def run_plan(
     config_dir: Path,
     customers: list[str] | None,
@@ -110,9 +101,11 @@ def run_plan(
     detailed_exitcode: bool,
     if_due: bool = False,
     baseline_dir: Path | None = None,
+    clients: Clients | None = None,
 ) -> int:
     config = load_config(config_dir)
-    engine.select_customers(config, customers)  # unknown ids fail before any request
+    engine = SyncEngine(config, clients, ui=Ui(busy=_busy, notice=_notice))
+    engine.check_customers(customers)  # unknown ids fail before any request
     if if_due:
         if period is not PeriodKind.LAST_BILLING_PERIOD:
             raise ReconcileError(
@@ -130,24 +123,13 @@ def run_plan(
             typer.echo(decision.reason)
             return 0
         typer.echo(decision.reason, err=True)
-    window = _period(config, period, as_of)
     baseline, note = _load_baseline(baseline_dir)
-
-    async def go() -> tuple[engine.Planned, Plan | None]:
-        async with engine.connectwise(config) as cw:
-            if baseline is None:
-                return await engine.make_plan(config, window, customers, cw), None
-            return await engine.make_plans_with_baseline(config, baseline, window, customers, cw)
-
-    with _busy(READING):
-        planned, base_plan = asyncio.run(go())
-    if out is not None:
-        atomic_write(out, planfile.dumps(planned.plan, planned.state))
+    planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, baseline))
     if baseline_dir is not None:
         # No loadable base (a first pull request, or one that repairs broken mappings):
         # compared with an empty plan, every change is this pull request's.
         empty = replace(planned.plan, customers=())
-        cmp = compare(planned.plan, base_plan if base_plan is not None else empty)
+        cmp = compare(planned.plan, planned.base if planned.base is not None else empty)
         text = {
             Format.MARKDOWN: lambda: render.markdown_compared(cmp, note),
             Format.JSON: lambda: render.json_compared(cmp, note),
@@ -174,6 +156,10 @@ def run_plan(
     return 0
 
 
+def _notice(line: str) -> None:
+    typer.echo(line, err=True)
+
+
 def _chat_if_missed(
     decision: schedule.Decision, today: dt.date, billed: set[schedule.Window]
 ) -> None:
@@ -193,6 +179,7 @@ def _chat_if_missed(
 
 
 def _chat(event: chat.ChatEvent) -> None:
+    """The schedule's missed-sync message (the sync outcome's own is the engine's)."""
     outcome = chat.send(event, os.environ)
     if outcome is not None:
         typer.echo(str(outcome), err=True)
@@ -228,46 +215,47 @@ def customer_annotations(config: Config, plan: Plan) -> list[str]:
     return lines
 
 
-def _note_forced(plan: Plan, force: bool) -> Plan:
-    """An unsafe plan applied with --force says so in its run record (and e-mail), with
-    who forced it when GitHub Actions ran it (the `force` input of sync.yml)."""
-    if not (force and plan.unsafe):
-        return plan
-    who = os.environ.get("GITHUB_ACTOR", "").strip() if os.environ.get("GITHUB_ACTIONS") else ""
-    note = (
-        "applied with --force although the plan is unsafe ("
-        + "; ".join(plan.unsafe_reasons)
-        + ")"
-        + (f", forced by {who}" if who else "")
-    )
-    return replace(plan, warnings=(*plan.warnings, note))
-
-
-class Declined(Refused):
-    """Nobody said yes: not a failed sync, so nothing is recorded or e-mailed."""
-
-
-def _confirm(yes: bool) -> None:
+def _confirm(yes: bool) -> Callable[[Plan], bool] | None:
     if yes:
-        return
-    if not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
-        raise Declined("no terminal to confirm on and no --yes: nothing was applied")
-    answer = typer.prompt("Apply these changes to ConnectWise? Only 'yes' will be accepted")
-    if answer.strip().lower() != "yes":
-        raise Declined("apply cancelled: nothing was applied")
+        return None
+
+    def ask(plan: Plan) -> bool:
+        if not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
+            raise Declined("no terminal to confirm on and no --yes: nothing was applied")
+        answer = typer.prompt("Apply these changes to ConnectWise? Only 'yes' will be accepted")
+        return answer.strip().lower() == "yes"
+
+    return ask
 
 
-def _report(result: ApplyResult) -> None:
-    for cr in result.customers:
+def _report(outcome: SyncOutcome) -> None:
+    for cr in outcome.result.customers:
         for r in cr.results:
             note = f" ({r.note})" if r.note else ""
-            mark = "ok" if r.ok else f"FAILED: {r.error}"
+            mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {r.error}"
             typer.echo(
                 f"  {cr.plan.customer_id}: {r.change.action.value} {r.change.product} "
                 f"{r.change.before} → {r.change.after}: {mark}{note}"
             )
         for e in cr.errors:
             typer.echo(f"error: {cr.plan.customer_id}: {e}", err=True)
+    for e in outcome.emails:
+        typer.echo(f"e-mail {e.kind}: {e.detail}", err=True)
+    typer.echo(f"Run recorded: {outcome.record_path}")
+    totals = outcome.record.totals
+    failed = sum(1 for c in outcome.result.customers if not c.ok)
+    if outcome.interrupted_by:
+        typer.echo(
+            f"Interrupted by {outcome.interrupted_by}: {totals.writes} "
+            f"write{'s' if totals.writes != 1 else ''} committed before it (recorded); "
+            "no write was started after it. Re-run to finish.",
+            err=True,
+        )
+        return
+    typer.echo(
+        f"Apply complete: {totals.writes} write{'s' if totals.writes != 1 else ''}, "
+        f"{len(outcome.result.customers) - failed} customers ok, {failed} with errors."
+    )
 
 
 def run_apply(
@@ -281,113 +269,48 @@ def run_apply(
     force: bool,
     no_email: bool,
     trigger: str | None,
+    lock_timeout: float = 0.0,
+    clients: Clients | None = None,
+    command: str = "reconcile apply",
 ) -> int:
-    config = load_config(config_dir)
-    trigger_name = detect_trigger(trigger)
-    if plan_file is not None and (
-        customers or as_of or period is not PeriodKind.LAST_BILLING_PERIOD
-    ):
-        raise ReconcileError(
-            "a saved plan is applied exactly as planned: --customer, --period and --as-of "
-            "go to `reconcile plan`, not to `reconcile apply PLANFILE`"
-        )
-    saved = planfile.load(plan_file) if plan_file else None
-    if saved is None:
-        engine.select_customers(config, customers)
-    engine.check_enabled(config)  # before any request: deactivated means hands off
-    smtp = None if no_email else smtp_from_env()
-    window = saved[0].period if saved else _period(config, period, as_of)
-
-    def record_failure(plan: Plan | None, message: str) -> None:
-        """A sync that did not happen (API down, stale or unsafe plan) is still a sync
-        outcome: log it and e-mail it, or a failed scheduled run would go unnoticed."""
-        handle = start_run(
-            config.config_dir,
-            plan,
-            trigger=trigger_name,
-            started=dt.datetime.now(dt.UTC),
-            period=window,
-        )
-        emails = notify_failure(
-            config.settings, message, window, handle.run_id, send=not no_email, smtp=smtp
-        )
-        handle.fail(message, emails=emails)
-        _chat(chat.sync_failed_event(message, window, handle.run_id))
-
-    async def go() -> ApplyResult:
-        plan: Plan | None = None
-        try:
-            cw = engine.connectwise(config)
-        except ReconcileError as exc:
-            record_failure(None, str(exc))
-            raise
-        async with cw:
-            try:
-                with _busy(READING):
-                    if saved is not None:
-                        plan = saved[0]
-                        await engine.check_fresh(config, plan, saved[1], cw)
-                    else:
-                        plan = (await engine.make_plan(config, window, customers, cw)).plan
-                typer.echo(render.text(plan, color=_is_tty(sys.stdout)), nl=False)
-                engine.check_safe(plan, force=force)
-                plan = _note_forced(plan, force)
-                if saved is None:
-                    _confirm(yes)
-            except ReconcileError as exc:
-                if not isinstance(exc, Declined):
-                    record_failure(plan, str(exc))
-                raise
-            return await _apply_recorded(config, plan, cw)
-
-    async def _apply_recorded(config: Config, plan: Plan, cw: ConnectWiseClient) -> ApplyResult:
-        handle = start_run(
-            config.config_dir, plan, trigger=trigger_name, started=dt.datetime.now(dt.UTC)
-        )
-        progress = _Progress(sum(1 for cp in plan.customers if cp.changes))
-        try:
-            result = await engine.apply(config, plan, cw, on_customer=progress.step)
-        except BaseException as exc:
-            message = f"apply interrupted: {exc or type(exc).__name__}"
-            emails = notify_failure(
-                config.settings,
-                message,
-                plan.period,
-                handle.run_id,
-                send=not no_email,
-                smtp=smtp,
-            )
-            handle.fail(message, emails=emails)
-            _chat(chat.sync_failed_event(message, plan.period, handle.run_id))
-            raise
-        finally:
-            progress.close()
-        emails = notify_after_sync(
-            config.settings, result, handle.run_id, send=not no_email, smtp=smtp
-        )
-        path = handle.finish(result, emails=emails)
-        _report(result)
-        for e in emails:
-            typer.echo(f"e-mail {e.kind}: {e.detail}", err=True)
-        _chat(chat.sync_outcome_event(result, handle.run_id))
-        typer.echo(f"Run recorded: {path}")
-        return result
-
-    result = asyncio.run(go())
-    writes = result.writes
-    failed = sum(1 for c in result.customers if not c.ok)
-    typer.echo(
-        f"Apply complete: {writes} write{'s' if writes != 1 else ''}, "
-        f"{len(result.customers) - failed} customers ok, {failed} with errors."
+    progress = _Progress()
+    ui = Ui(
+        busy=_busy,
+        notice=_notice,
+        show_plan=lambda plan: typer.echo(render.text(plan, color=_is_tty(sys.stdout)), nl=False),
+        confirm=_confirm(yes),
+        customer_done=progress.step,
+        applying=progress.applying,
     )
-    return 1 if failed else 0
+    engine = SyncEngine(load_config(config_dir), clients, ui=ui)
+    request = ApplyRequest(
+        plan_file=plan_file,
+        customers=customers,
+        period=period,
+        as_of=parse_as_of(as_of),
+        force=force,
+        send_email=not no_email,
+        trigger=trigger,
+        lock_timeout=lock_timeout,
+        command=command,
+    )
+    outcome = engine.apply(request)
+    _report(outcome)
+    return outcome.exit_code
 
 
 class _Progress:
     """A progress bar on a terminal (stderr); silent otherwise, so logs stay clean."""
 
-    def __init__(self, total: int) -> None:
-        self._bar = None
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def applying(self, total: int) -> None:
+        if total < 0:
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
+            return
         if total and _is_tty(sys.stderr):
             from rich.progress import Progress
 
@@ -398,7 +321,3 @@ class _Progress:
     def step(self, result: CustomerResult) -> None:
         if self._bar is not None and result.plan.changes:
             self._bar.advance(self._task)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -1,21 +1,22 @@
 """`reconcile demo`: the whole job end to end against the embedded sandbox, no accounts.
 
-It runs the same code paths a user's `plan` and `apply` run, against the loopback
-simulators, on a temporary copy of the example mappings.
+It runs the same code paths a user's `plan` and `apply` run (the commands' own functions,
+hence the engine), against the loopback simulators, on a temporary copy of the example
+mappings. The sandbox is injected as the engine's clients (`Clients(environ=...)`): the
+process environment is neither read for credentials nor changed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from reconciler import cli_sync, runlog, runview
+from reconciler import cli_sync, engine, runview
+from reconciler.clients import Clients
 from reconciler.model import PeriodKind
 from reconciler.resources import example_dir
 from reconciler.sandbox import Sandbox, default_fixture
@@ -23,21 +24,6 @@ from reconciler.sandbox import Sandbox, default_fixture
 # The sandbox's fixture is built around this day (its usage history ends here), so the
 # demo is the same on any date.
 DEMO_AS_OF = "2026-11-24"
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Point the clients at the sandbox and hide any real SMTP/API settings meanwhile."""
-    saved = dict(os.environ)
-    for name in list(os.environ):
-        if name.startswith(("CW_", "ZEROTEK_", "SMTP_")):
-            del os.environ[name]
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _step(title: str) -> None:
@@ -56,7 +42,7 @@ def run_demo(keep_dir: Path | None = None) -> int:
                 return 1
         shutil.copytree(example_dir(), root / "mappings")
         sandbox = stack.enter_context(Sandbox(default_fixture()))
-        stack.enter_context(_environment(sandbox.env()))
+        clients = Clients(environ=sandbox.env())  # sandbox URLs and demo keys; no SMTP
 
         typer.secho("reconcile demo", bold=True)
         typer.echo(
@@ -67,7 +53,8 @@ def run_demo(keep_dir: Path | None = None) -> int:
         )
         last = PeriodKind.LAST_BILLING_PERIOD
         _step("1. reconcile plan  (read-only: what would change)")
-        cli_sync.run_plan(root, None, last, DEMO_AS_OF, None, cli_sync.Format.TEXT, False)
+        text = cli_sync.Format.TEXT
+        cli_sync.run_plan(root, None, last, DEMO_AS_OF, None, text, False, clients=clients)
         _step("2. reconcile apply --yes  (write, verify, record the run)")
         code = cli_sync.run_apply(
             root,
@@ -79,12 +66,14 @@ def run_demo(keep_dir: Path | None = None) -> int:
             force=False,
             no_email=False,
             trigger="manual",
+            clients=clients,
+            command="reconcile demo",
         )
         writes = sandbox.stats.writes
         _step("3. reconcile plan  (again: converged, nothing to do)")
-        cli_sync.run_plan(root, None, last, DEMO_AS_OF, None, cli_sync.Format.TEXT, False)
+        cli_sync.run_plan(root, None, last, DEMO_AS_OF, None, text, False, clients=clients)
         _step("4. reconcile activity  (the sync log, runs/INDEX.md)")
-        typer.echo(runview.render_runs_text(runlog.list_runs(root, 5)))
+        typer.echo(runview.render_runs_text(engine.list_runs(root, 5)))
         typer.echo(
             f"\nConnectWise received {writes} writes; the additions of products that are not "
             "mapped (MSP-HELPDESK) and the excluded SKU were left alone.\n"

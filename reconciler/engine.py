@@ -1,26 +1,65 @@
-"""Wiring for `plan` and `apply`: config + clients + planner + apply + run log + e-mail.
+"""The sync engine: one object owns a sync from lock to e-mail (octoDNS's `Manager`, here).
 
-The CLI calls these and renders; the pure pieces (planner, safety, planfile snapshot) stay
-free of I/O, and the clients stay free of policy.
+Commands parse options, show and prompt; the engine does the work. Its clients are
+injected (`Clients`: the demo and the tests pass the sandbox's environment), and what a
+command shows is injected too (`Ui`), so the engine never prints.
+
+    engine = SyncEngine(config, Clients(), ui=Ui(...))
+    engine.plan(PlanRequest(...))      read-only: ConnectWise + ZeroTek -> Planned (no lock)
+    engine.apply(ApplyRequest(...))    -> SyncOutcome (see below)
+    engine.check_unmapped(as_of, ...)  -> Unmapped (rows + the e-mail's outcome)
+
+`apply`, in order, one method each:
+ 1. `_guard`: options, customers and `enabled` checked before any request;
+ 2. lock the config directory (`lock.config_lock`, `--lock-timeout`);
+ 3. `_read`: plan, or load a saved plan and verify it (`verify_saved_plan` — the one place
+    a saved plan is checked against the current config and ConnectWise);
+ 4. safety (`check_safe`), then `ui.confirm` (outside the event loop: Ctrl-C at the prompt
+    is an ordinary interrupt);
+ 5. `_execute`: the run record starts `incomplete`; `apply.apply_plan` writes customer by
+    customer with a just-in-time re-read per agreement, journals every write, stops
+    starting writes on SIGINT/SIGTERM, and verifies by re-reading;
+ 6. the run record is finished (`runlog`), INDEX.md rebuilt, under the lock;
+ 7. the e-mails are handed the finished record (`notify`), and their outcomes recorded.
+A failure in 3–4 is recorded and e-mailed as a failed (or interrupted) run, then raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
 
-from reconciler import planfile, planner
+from reconciler import chat, notify, planfile, planner, runlog
 from reconciler.apply import apply_plan
+from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import read_state
-from reconciler.env import cw_credentials_from_env, resolve_api_url
 from reconciler.errors import ReconcileError
-from reconciler.model import ApplyResult, Config, CustomerMap, CustomerResult, Period, Plan
+from reconciler.files import atomic_write
+from reconciler.interrupt import Interrupted, StopSignals
+from reconciler.lock import config_lock
+from reconciler.model import (
+    ApplyResult,
+    Config,
+    CustomerMap,
+    CustomerResult,
+    Period,
+    PeriodKind,
+    Plan,
+)
+from reconciler.periods import period_for
+from reconciler.record import EmailOutcome, RunRecord
 from reconciler.usage import fetch_usage
 
 EXIT_UNSAFE = 3
+READING = "Reading ConnectWise and ZeroTek…"
+T = TypeVar("T")
 
 
 class Refused(ReconcileError):
@@ -29,6 +68,92 @@ class Refused(ReconcileError):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Declined(Refused):
+    """Nobody said yes: not a failed sync, so nothing is recorded or e-mailed."""
+
+
+# --- what commands hand the engine, and get back ------------------------------------------
+
+
+def _quiet(message: str) -> contextlib.AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class Ui:
+    """What a command shows while the engine works; every hook is optional."""
+
+    busy: Callable[[str], contextlib.AbstractContextManager[object]] = _quiet
+    show_plan: Callable[[Plan], None] = lambda plan: None
+    # None: no confirmation (apply --yes, or a saved plan); else False declines.
+    confirm: Callable[[Plan], bool] | None = None
+    customer_done: Callable[[CustomerResult], None] = lambda result: None
+    # Called with the number of customers to write before the first write, and with -1
+    # when writing ends (progress bars start and stop here).
+    applying: Callable[[int], None] = lambda total: None
+    # One line for the user about a side channel (a chat message's outcome).
+    notice: Callable[[str], None] = lambda line: None
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    customers: Sequence[str] | None = None
+    period: PeriodKind = PeriodKind.LAST_BILLING_PERIOD
+    as_of: dt.date | None = None
+    out: Path | None = None  # also save the plan (with its state snapshot) here
+    baseline: Config | None = None  # also plan the base branch's mappings (12.7)
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    plan_file: Path | None = None  # apply exactly this saved plan
+    customers: Sequence[str] | None = None
+    period: PeriodKind = PeriodKind.LAST_BILLING_PERIOD
+    as_of: dt.date | None = None
+    force: bool = False
+    send_email: bool = True
+    trigger: str | None = None  # None: detected (GITHUB_EVENT_NAME=schedule -> scheduled)
+    lock_timeout: float = 0.0
+    command: str = "reconcile apply"  # how the lock names its holder
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: Plan
+    state: dict[str, Any]  # the snapshot a saved plan carries for staleness checks
+    base: Plan | None = None  # the baseline's plan, from the same read (plan --baseline)
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What one apply did. `record_path` is the run's JSON file under runs/."""
+
+    result: ApplyResult
+    record: RunRecord
+    record_path: Path
+    emails: tuple[EmailOutcome, ...]
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM"
+    exit_code: int = 0
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    period: Period
+    rows: list[tuple[str, str, str, int]] = field(default_factory=list)
+    email: EmailOutcome | None = None
+
+    @property
+    def email_failed(self) -> bool:
+        return self.email is not None and notify.delivery_failed(self.email)
+
+
+# --- pure checks ---------------------------------------------------------------------------
 
 
 def select_customers(config: Config, ids: Sequence[str] | None) -> list[CustomerMap]:
@@ -58,92 +183,6 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
     ]
 
 
-def connectwise(config: Config) -> ConnectWiseClient:
-    url = resolve_api_url(config.settings.cw_api_url, "CW_API_URL")
-    return ConnectWiseClient(
-        url, cw_credentials_from_env(), max_concurrency=config.settings.max_concurrency
-    )
-
-
-def _products(config: Config) -> set[str]:
-    return {s.product for s in config.skus}
-
-
-@dataclass(frozen=True)
-class Planned:
-    plan: Plan
-    state: dict[str, Any]  # the snapshot a saved plan carries for staleness checks
-
-
-async def make_plan(
-    config: Config,
-    period: Period,
-    customer_ids: Sequence[str] | None,
-    cw: ConnectWiseClient,
-) -> Planned:
-    customers = select_customers(config, customer_ids)
-    ids = [c.id for c in customers] if customer_ids else None
-    actual, usage = await asyncio.gather(
-        read_state(cw, config, customers),
-        fetch_usage(config, period, ids),
-    )
-    plan = planner.plan(config, usage, actual, ids)
-    state = planfile.snapshot(plan, actual, _products(config))
-    return Planned(replace(plan, state_fingerprint=planfile.fingerprint(state)), state)
-
-
-async def make_plans_with_baseline(
-    config: Config,
-    baseline: Config,
-    period: Period,
-    customer_ids: Sequence[str] | None,
-    cw: ConnectWiseClient,
-) -> tuple[Planned, Plan]:
-    """The head plan and the base branch's plan from ONE read of ConnectWise and ZeroTek
-    (12.7): the union of both configs' customers and products is read once, each plan is
-    derived from it, so a difference between them can only come from the mappings."""
-    head_customers = select_customers(config, customer_ids)
-    ids = [c.id for c in head_customers] if customer_ids else None
-    base_customers = [c for c in baseline.customers if ids is None or c.id in set(ids)]
-    # Both variants of a customer whose mapping changed: companies and agreements of each.
-    union = list({(c.id, c): c for c in [*head_customers, *base_customers]}.values())
-    reading = replace(config, skus=tuple(dict.fromkeys((*config.skus, *baseline.skus))))
-    actual, usage = await asyncio.gather(
-        read_state(cw, reading, union),
-        fetch_usage(config, period, sorted({c.id for c in union}) if ids else None),
-    )
-    head = planner.plan(config, usage, actual, ids)
-    base = planner.plan(baseline, usage, actual, [c.id for c in base_customers] if ids else None)
-    # The snapshot a saved plan carries must be what `apply` will read with the head config
-    # alone: the catalog the head maps, not the union.
-    products = _products(config)
-    own = replace(actual, catalog={k: v for k, v in actual.catalog.items() if k in products})
-    state = planfile.snapshot(head, own, products)
-    planned = Planned(replace(head, state_fingerprint=planfile.fingerprint(state)), state)
-    return planned, base
-
-
-async def check_fresh(
-    config: Config, plan: Plan, saved_state: dict[str, Any], cw: ConnectWiseClient
-) -> None:
-    """Refuse a saved plan whose config or ConnectWise state moved since it was made."""
-    if planfile.fingerprint(saved_state) != plan.state_fingerprint:
-        raise Refused("the plan file was edited after it was saved (fingerprint mismatch)")
-    if plan.config_digest != config.digest:
-        raise Refused(
-            "stale plan: the mappings changed since it was made; run `reconcile plan` again"
-        )
-    customers = [c for cp in plan.customers if (c := config.customer(cp.customer_id))]
-    actual = await read_state(cw, config, customers)
-    current = planfile.snapshot(plan, actual, _products(config))
-    if planfile.fingerprint(current) != plan.state_fingerprint:
-        drift = "\n".join(f"  {line}" for line in planfile.describe_drift(saved_state, current))
-        raise Refused(
-            "stale plan: ConnectWise changed since it was made; nothing was applied. "
-            f"Run `reconcile plan` again.\n{drift}"
-        )
-
-
 def check_enabled(config: Config) -> None:
     if not config.settings.enabled:
         raise Refused(
@@ -161,16 +200,334 @@ def check_safe(plan: Plan, *, force: bool) -> None:
         )
 
 
-async def apply(
+def _products(config: Config) -> set[str]:
+    return {s.product for s in config.skus}
+
+
+# --- reading ConnectWise and ZeroTek ---------------------------------------------------------
+
+
+async def make_plan(
     config: Config,
-    plan: Plan,
+    period: Period,
+    customer_ids: Sequence[str] | None,
     cw: ConnectWiseClient,
-    on_customer: Callable[[CustomerResult], None] | None = None,
-) -> ApplyResult:
-    return await apply_plan(
-        plan,
-        config,
-        cw,
-        max_concurrency=config.settings.max_concurrency,
-        on_customer=on_customer,
+    clients: Clients,
+) -> Planned:
+    """Read both systems (concurrently) and plan; the snapshot is what staleness is
+    judged against, in a saved plan and at the just-in-time re-read before each write."""
+    customers = select_customers(config, customer_ids)
+    ids = [c.id for c in customers] if customer_ids else None
+    actual, usage = await asyncio.gather(
+        read_state(cw, config, customers),
+        fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
+    plan = planner.plan(config, usage, actual, ids)
+    state = planfile.snapshot(plan, actual, _products(config))
+    return Planned(replace(plan, state_fingerprint=planfile.fingerprint(state)), state)
+
+
+async def make_plans_with_baseline(
+    config: Config,
+    baseline: Config,
+    period: Period,
+    customer_ids: Sequence[str] | None,
+    cw: ConnectWiseClient,
+    clients: Clients,
+) -> tuple[Planned, Plan]:
+    """The head plan and the base branch's plan from ONE read of ConnectWise and ZeroTek
+    (12.7): the union of both configs' customers and products is read once, each plan is
+    derived from it, so a difference between them can only come from the mappings."""
+    head_customers = select_customers(config, customer_ids)
+    ids = [c.id for c in head_customers] if customer_ids else None
+    base_customers = [c for c in baseline.customers if ids is None or c.id in set(ids)]
+    # Both variants of a customer whose mapping changed: companies and agreements of each.
+    union = list({(c.id, c): c for c in [*head_customers, *base_customers]}.values())
+    reading = replace(config, skus=tuple(dict.fromkeys((*config.skus, *baseline.skus))))
+    actual, usage = await asyncio.gather(
+        read_state(cw, reading, union),
+        fetch_usage(
+            config,
+            period,
+            sorted({c.id for c in union}) if ids else None,
+            zerotek=lambda: clients.zerotek(config),
+        ),
+    )
+    head = planner.plan(config, usage, actual, ids)
+    base = planner.plan(baseline, usage, actual, [c.id for c in base_customers] if ids else None)
+    # The snapshot a saved plan carries must be what `apply` will read with the head config
+    # alone: the catalog the head maps, not the union.
+    products = _products(config)
+    own = replace(actual, catalog={k: v for k, v in actual.catalog.items() if k in products})
+    state = planfile.snapshot(head, own, products)
+    planned = Planned(replace(head, state_fingerprint=planfile.fingerprint(state)), state)
+    return planned, base
+
+
+async def verify_saved_plan(
+    config: Config, plan: Plan, saved_state: dict[str, Any], cw: ConnectWiseClient
+) -> None:
+    """The one place a saved plan is checked before it is applied: refuse it (Refused,
+    nothing written) when it was edited, or the mappings or ConnectWise moved since."""
+    if planfile.fingerprint(saved_state) != plan.state_fingerprint:
+        raise Refused("the plan file was edited after it was saved (fingerprint mismatch)")
+    if plan.config_digest != config.digest:
+        raise Refused(
+            "stale plan: the mappings changed since it was made; run `reconcile plan` again"
+        )
+    customers = [c for cp in plan.customers if (c := config.customer(cp.customer_id))]
+    actual = await read_state(cw, config, customers)
+    current = planfile.snapshot(plan, actual, _products(config))
+    if planfile.fingerprint(current) != plan.state_fingerprint:
+        drift = "\n".join(f"  {line}" for line in planfile.describe_drift(saved_state, current))
+        raise Refused(
+            "stale plan: ConnectWise changed since it was made; nothing was applied. "
+            f"Run `reconcile plan` again.\n{drift}"
+        )
+
+
+# --- the orchestrator ----------------------------------------------------------------------
+
+
+class SyncEngine:
+    """One sync at a time for one config directory (see the module docstring)."""
+
+    def __init__(self, config: Config, clients: Clients | None = None, *, ui: Ui | None = None):
+        self.config = config
+        self.clients = clients or Clients()
+        self.ui = ui or Ui()
+
+    @staticmethod
+    def _run(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run(coro)
+
+    def check_customers(self, ids: Sequence[str] | None) -> None:
+        """An unknown `--customer` fails here, before any request."""
+        select_customers(self.config, ids)
+
+    def period(self, kind: PeriodKind, as_of: dt.date | None) -> Period:
+        return period_for(kind, self.config.settings, as_of)
+
+    # --- plan ------------------------------------------------------------------------------
+
+    def plan(self, req: PlanRequest) -> Planned:
+        """Read-only: never writes to ConnectWise, takes no lock."""
+        select_customers(self.config, req.customers)  # unknown ids fail before any request
+        window = self.period(req.period, req.as_of)
+
+        async def go() -> Planned:
+            async with self.clients.connectwise(self.config) as cw:
+                if req.baseline is None:
+                    return await make_plan(self.config, window, req.customers, cw, self.clients)
+                planned, base = await make_plans_with_baseline(
+                    self.config, req.baseline, window, req.customers, cw, self.clients
+                )
+                return replace(planned, base=base)
+
+        with self.ui.busy(READING):
+            planned = self._run(go())
+        if req.out is not None:
+            atomic_write(req.out, planfile.dumps(planned.plan, planned.state))
+        return planned
+
+    # --- apply -----------------------------------------------------------------------------
+
+    def apply(self, req: ApplyRequest) -> SyncOutcome:
+        """Lock, plan or verify, check safety, confirm, then the journaled apply, record and
+        e-mails. Raises (after recording a failed run) when the sync could not start."""
+        saved, window, trigger, smtp = self._guard(req)
+        with (
+            StopSignals() as signals,
+            config_lock(self.config.config_dir, req.command, req.lock_timeout),
+        ):
+            planned: Planned | None = None
+            try:
+                planned = self._run(self._read(req, saved, window))
+                self.ui.show_plan(planned.plan)
+                check_safe(planned.plan, force=req.force)
+                planned = replace(planned, plan=self._note_forced(planned.plan, req.force))
+            except (ReconcileError, Interrupted) as exc:
+                if not isinstance(exc, Declined):
+                    with signals.deferred():
+                        self._record_failure(planned, window, exc, trigger, req, smtp)
+                raise
+            if self.ui.confirm is not None and saved is None and not self.ui.confirm(planned.plan):
+                raise Declined("apply cancelled: nothing was applied")
+            return self._execute(planned, trigger, req, smtp, signals)
+
+    def _guard(
+        self, req: ApplyRequest
+    ) -> tuple[Planned | None, Period, str, notify.SmtpSettings | None]:
+        """Everything that can be refused without a request or the lock."""
+        trigger = runlog.detect_trigger(req.trigger, self.clients.environ)
+        if req.plan_file is not None and (
+            req.customers or req.as_of or req.period is not PeriodKind.LAST_BILLING_PERIOD
+        ):
+            raise ReconcileError(
+                "a saved plan is applied exactly as planned: --customer, --period and --as-of "
+                "go to `reconcile plan`, not to `reconcile apply PLANFILE`"
+            )
+        saved = None
+        if req.plan_file is not None:
+            plan, state = planfile.load(req.plan_file)
+            saved = Planned(plan, state)
+        else:
+            select_customers(self.config, req.customers)
+        check_enabled(self.config)  # deactivated means hands off, before any request
+        smtp = notify.smtp_from_env(self.clients.environ) if req.send_email else None
+        window = saved.plan.period if saved else self.period(req.period, req.as_of)
+        return saved, window, trigger, smtp
+
+    async def _read(self, req: ApplyRequest, saved: Planned | None, window: Period) -> Planned:
+        async with self.clients.connectwise(self.config) as cw:
+            with self.ui.busy(READING):
+                if saved is not None:
+                    await verify_saved_plan(self.config, saved.plan, saved.state, cw)
+                    return saved
+                return await make_plan(self.config, window, req.customers, cw, self.clients)
+
+    def _execute(
+        self,
+        planned: Planned,
+        trigger: str,
+        req: ApplyRequest,
+        smtp: notify.SmtpSettings | None,
+        signals: StopSignals,
+    ) -> SyncOutcome:
+        """Steps 5-7: the journaled apply, the finished record, the e-mails. Signals only
+        stop new writes from here on; the record and e-mails always get written."""
+        plan = planned.plan
+        with signals.deferred():
+            handle = runlog.start_run(
+                self.config.config_dir, plan, trigger=trigger, started=dt.datetime.now(dt.UTC)
+            )
+            self.ui.applying(sum(1 for cp in plan.customers if cp.changes))
+            try:
+                result = self._run(self._write(planned, handle, signals))
+            except BaseException as exc:
+                # A bug, not a sync outcome: still record what the journal knows, and say so.
+                handle.fail(f"apply stopped by an internal error: {type(exc).__name__}: {exc}")
+                raise
+            finally:
+                self.ui.applying(-1)
+            handle.finish(result, interrupted_by=signals.name or None)
+            emails = self._email(handle, plan, req, smtp)
+            self._chat(chat.sync_outcome_event(result, handle.run_id))
+        failed = any(not c.ok for c in result.customers)
+        code = signals.exit_code or (1 if failed else 0)
+        return SyncOutcome(result, handle.record, handle.path, emails, signals.name or None, code)
+
+    async def _write(
+        self, planned: Planned, handle: runlog.RunHandle, signals: StopSignals
+    ) -> ApplyResult:
+        async with self.clients.connectwise(self.config) as cw:
+            return await apply_plan(
+                planned.plan,
+                self.config,
+                cw,
+                max_concurrency=self.config.settings.max_concurrency,
+                on_customer=self.ui.customer_done,
+                expected=planned.state,
+                journal=handle,
+                stop=lambda: signals.requested,
+            )
+
+    def _email(
+        self,
+        handle: runlog.RunHandle,
+        plan: Plan | None,
+        req: ApplyRequest,
+        smtp: notify.SmtpSettings | None,
+    ) -> tuple[notify.EmailOutcome, ...]:
+        """Hand the finished record to the e-mails, then record how they went."""
+        emails = notify.notify_after_sync(
+            self.config.settings, handle.record, plan, send=req.send_email, smtp=smtp
+        )
+        handle.set_emails(emails)
+        return tuple(emails)
+
+    def _chat(self, event: chat.ChatEvent) -> None:
+        """The chat message (off unless RECONCILE_WEBHOOK_URL is set; never raises)."""
+        outcome = chat.send(event, self._environ())
+        if outcome is not None:
+            self.ui.notice(str(outcome))
+
+    def _environ(self) -> Mapping[str, str]:
+        return os.environ if self.clients.environ is None else self.clients.environ
+
+    def _note_forced(self, plan: Plan, force: bool) -> Plan:
+        """An unsafe plan applied with --force says so in its run record (and e-mail), with
+        who forced it when GitHub Actions ran it (the `force` input of sync.yml)."""
+        if not (force and plan.unsafe):
+            return plan
+        env = self._environ()
+        who = env.get("GITHUB_ACTOR", "").strip() if env.get("GITHUB_ACTIONS") else ""
+        note = (
+            "applied with --force although the plan is unsafe ("
+            + "; ".join(plan.unsafe_reasons)
+            + ")"
+            + (f", forced by {who}" if who else "")
+        )
+        return replace(plan, warnings=(*plan.warnings, note))
+
+    def _record_failure(
+        self,
+        planned: Planned | None,
+        window: Period,
+        exc: BaseException,
+        trigger: str,
+        req: ApplyRequest,
+        smtp: notify.SmtpSettings | None,
+    ) -> None:
+        """A sync that did not happen (API down, stale or unsafe plan, a signal before the
+        first write) is still a sync outcome: record it and e-mail it, or a failed scheduled
+        run would go unnoticed."""
+        handle = runlog.start_run(
+            self.config.config_dir,
+            planned.plan if planned else None,
+            trigger=trigger,
+            started=dt.datetime.now(dt.UTC),
+            period=window,
+        )
+        if isinstance(exc, Interrupted):
+            message = f"interrupted by {exc}: stopped before any write; nothing was written"
+            handle.fail(message, interrupted_by=str(exc))
+        else:
+            message = str(exc)
+            handle.fail(message)
+        self._email(handle, None, req, smtp)
+        self._chat(chat.sync_failed_event(message, window, handle.run_id))
+
+    # --- check-unmapped -------------------------------------------------------------------
+
+    def check_unmapped(self, as_of: dt.date | None, *, send_email: bool) -> Unmapped:
+        """Current-period usage (one bulk ZeroTek fetch) -> customers using unmapped SKUs,
+        and the daily e-mail while any remain."""
+        smtp = notify.smtp_from_env(self.clients.environ) if send_email else None
+        period = self.period(PeriodKind.CURRENT, as_of)
+
+        async def go() -> list[tuple[str, str, str, int]]:
+            zerotek = lambda: self.clients.zerotek(self.config)  # noqa: E731
+            usage = await fetch_usage(self.config, period, zerotek=zerotek)
+            return notify.unmapped_skus(self.config, usage)
+
+        rows = self._run(go())
+        email = notify.send_unmapped(
+            self.config.settings, rows, send=send_email, smtp=smtp, period=period
+        )
+        return Unmapped(period, rows, email)
+
+
+# --- the sync log, for the commands that show it ---------------------------------------------
+
+
+def list_runs(config_dir: Path, limit: int | None = None) -> list[runlog.RunSummary]:
+    return runlog.list_runs(config_dir, limit)
+
+
+def load_run(config_dir: Path, run_id: str) -> RunRecord:
+    return runlog.load_run(config_dir, run_id)
+
+
+def runs_dir(config_dir: Path) -> Path:
+    return runlog.runs_dir(config_dir)

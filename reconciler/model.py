@@ -336,6 +336,9 @@ class ChangeResult:
     error: str | None = None
     addition_id: int | None = None  # the addition written (new id for an add)
     note: str | None = None  # e.g. "found already committed after a lost response"
+    # Sent, but whether it was committed could not be settled even by re-reading (ok is
+    # then False: never counted as written).
+    unknown: bool = False
 
 
 @dataclass(frozen=True)

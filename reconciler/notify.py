@@ -21,9 +21,11 @@ from typing import Any
 
 from reconciler.config import is_loopback_host
 from reconciler.errors import ReconcileError
-from reconciler.model import ApplyResult, Config, Period, PeriodKind, Plan, Settings, Usage
-from reconciler.runlog import outcome_of, redact, result_customers, totals_json
-from reconciler.runview import agreement_text, money, price, quantities
+from reconciler.model import Config, Period, Plan, Settings, Usage
+from reconciler.record import EmailOutcome, RunRecord
+from reconciler.render import UNMAPPED_HEADER, text_table, unmapped_text
+from reconciler.runlog import redact
+from reconciler.runview import money, price
 
 TLS_MODES = {"starttls": 587, "ssl": 465, "none": 25}
 SMTP_TIMEOUT = 30.0
@@ -43,17 +45,9 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class EmailOutcome:
-    kind: str  # sync-outcome | agreement-ending | unmapped-sku
-    to: tuple[str, ...]
-    sent: bool
-    detail: str  # "sent" or "not sent: <why>"
-
-    @property
-    def failed(self) -> bool:
-        """Delivery was attempted and failed (not: switched off or nobody to tell)."""
-        return not self.sent and self.detail not in (NOT_CONFIGURED, NO_EMAIL, NO_RECIPIENTS)
+def delivery_failed(outcome: EmailOutcome) -> bool:
+    """Delivery was attempted and failed (not: switched off or nobody to tell)."""
+    return not outcome.sent and outcome.detail not in (NOT_CONFIGURED, NO_EMAIL, NO_RECIPIENTS)
 
 
 def smtp_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
@@ -192,51 +186,54 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return f'<table style="border-collapse: collapse">\n<tr>{head}</tr>\n{body}</table>'
 
 
-def _text_table(rows: Sequence[Sequence[object]], indent: str = "  ") -> list[str]:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))] if cells else []
-    return [
-        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    ]
-
-
 # --- sync outcome --------------------------------------------------------------------------
 
 
-def _sync_email(result: ApplyResult, run_id: str) -> tuple[str, str, str]:
-    customers = result_customers(result)
-    totals = totals_json(customers, None)
-    outcome, period = outcome_of(result), result.plan.period
-    failed = sum(1 for c in result.customers if not c.ok)
-    headline = {
+def _headline(run: RunRecord) -> str:
+    failed = sum(1 for c in run.customers if not c.ok)
+    written = run.totals.writes
+    return {
         "success": "Sync succeeded",
-        "partial": f"Sync failed for {failed} of {len(result.customers)} customers",
+        "partial": f"Sync failed for {failed} of {len(run.customers)} customers",
         "failed": "Sync failed",
-    }[outcome]
+        "interrupted": f"Sync interrupted ({run.interrupted_by}) after {written} "
+        f"write{'s' if written != 1 else ''}",
+        "incomplete": "Sync did not finish",
+    }.get(run.outcome, f"Sync {run.outcome}")
+
+
+def _sync_email(run: RunRecord) -> tuple[str, str, str]:
+    """The sync-outcome e-mail, from the run record: the figures it states are the ones
+    the journal recorded as committed, so an interrupted or failed run says exactly what
+    was written."""
+    totals, period, run_id = run.totals, run.period, run.run_id
+    headline = _headline(run)
     subject = f"[reconcile] {headline}: {period}"
     summary = [
-        f"{headline}: {period} (as of {period.as_of.isoformat()})",
+        f"{headline}: {period} (as of {period.as_of})",
         f"Run: {run_id}",
         "",
-        f"Customers: {totals['customers']}, {totals['customers_changed']} changed",
-        f"Quantities updated: {quantities(totals)}",
-        f"Revenue delta: {money(totals['revenue_delta'])} per month",
-        f"Errors: {totals['errors']}",
+        f"Customers: {totals.customers}, {totals.customers_changed} changed",
+        f"Quantities updated: {totals.quantities()}",
+        f"Revenue delta: {money(totals.revenue_delta)} per month",
+        f"Errors: {totals.errors}",
     ]
+    if totals.unknown:
+        summary.append(f"Writes with unknown outcome: {totals.unknown} (check ConnectWise)")
     updated = [
-        (c["name"], c["company"], agreement_text(c["agreement"]), ch["action"], ch["sku"],
-         f"{ch['before']} -> {ch['after']}", price(ch["unit_price"]),
-         money(ch["revenue_delta"]))
-        for c in customers for ch in c["changes"] if ch["ok"]
+        (c.name, c.company, c.agreement.text(), ch.action, ch.sku,
+         f"{ch.before} -> {ch.after}", price(ch.unit_price), money(ch.revenue_delta))
+        for c in run.customers for ch in c.changes if ch.committed
     ]  # fmt: skip
-    errors = [(c["name"], e) for c in customers for e in c["errors"]]
+    errors = [(c.name, e) for c in run.customers for e in c.errors]
     errors += [
-        (c["name"], f"{ch['action']} {ch['sku']} {ch['before']} -> {ch['after']}: {ch['error']}")
-        for c in customers
-        for ch in c["changes"]
-        if ch["ok"] is False and ch["error"] not in c["errors"]
+        (c.name, f"{ch.action} {ch.sku} {ch.before} -> {ch.after}: {ch.error}")
+        for c in run.customers
+        for ch in c.changes
+        if ch.ok in (False, "unknown") and ch.error not in c.errors
     ]
+    if run.error:
+        errors.insert(0, ("(the whole run)", run.error))
     header = (
         "Customer",
         "Company",
@@ -251,11 +248,12 @@ def _sync_email(result: ApplyResult, run_id: str) -> tuple[str, str, str]:
     parts = [f"<p><strong>{_e(summary[0])}</strong><br>{_e(summary[1])}</p>"]
     parts.append("<p>" + "<br>\n".join(_e(line) for line in summary[3:]) + "</p>")
     if updated:
-        text += ["Quantities updated:", *_text_table([header, *updated]), ""]
+        text += ["Quantities updated:", *text_table([header, *updated]), ""]
         parts += ["<h3>Quantities updated</h3>", _html_table(header, updated)]
     else:
-        text += ["No quantities were updated.", ""]
-        parts.append("<p>No quantities were updated.</p>")
+        nothing = "Nothing was written to ConnectWise by this attempt."
+        text += [nothing, ""]
+        parts.append(f"<p>{_e(nothing)}</p>")
     if errors:
         text += ["Errors:", *(f"  {name}: {msg}" for name, msg in errors), ""]
         parts += ["<h3>Errors</h3>", _html_table(("Customer", "Error"), errors)]
@@ -323,7 +321,7 @@ def _ending_email(
          a.end_date.isoformat(), str(a.days_left))
         for a in ending
     ]  # fmt: skip
-    text = [intro, "", *_text_table([header, *rows]), "", advice, f"Run: {run_id}"]
+    text = [intro, "", *text_table([header, *rows]), "", advice, f"Run: {run_id}"]
     parts = [
         f"<p>{_e(intro)}</p>",
         _html_table(header, rows),
@@ -334,47 +332,23 @@ def _ending_email(
 
 def notify_after_sync(
     settings: Settings,
-    result: ApplyResult,
-    run_id: str,
+    run: RunRecord,
+    plan: Plan | None,
     *,
     send: bool = True,
     smtp: SmtpSettings | None,
 ) -> list[EmailOutcome]:
-    """The sync-outcome e-mail, then the agreement-ending one when any agreement is ending."""
+    """The sync-outcome e-mail for a finished run record (success or not), then the
+    agreement-ending one when a plan was applied and an agreement is ending. Sends what it
+    is handed; it reads nothing from ConnectWise or ZeroTek."""
     recipients = settings.notifications.recipients
-    outcomes = [deliver(SYNC, recipients, *_sync_email(result, run_id), send=send, smtp=smtp)]
+    outcomes = [deliver(SYNC, recipients, *_sync_email(run), send=send, smtp=smtp)]
     days = settings.notifications.agreement_end_warning_days
-    ending = agreements_ending(result.plan, days)
-    if ending:
-        mail = _ending_email(ending, result.plan, days, run_id)
+    ending = agreements_ending(plan, days) if plan is not None else []
+    if ending and plan is not None:
+        mail = _ending_email(ending, plan, days, run.run_id)
         outcomes.append(deliver(ENDING, recipients, *mail, send=send, smtp=smtp))
     return outcomes
-
-
-def notify_failure(
-    settings: Settings,
-    message: str,
-    period: Period | None,
-    run_id: str,
-    *,
-    send: bool = True,
-    smtp: SmtpSettings | None,
-) -> list[EmailOutcome]:
-    """The sync-outcome e-mail for an attempt that failed before producing a result."""
-    subject = "[reconcile] Sync failed" + (f": {period}" if period else "")
-    lines = [
-        "Sync failed" + (f": {period} (as of {period.as_of.isoformat()})" if period else ""),
-        f"Run: {run_id}",
-        "",
-        f"Error: {message}",
-        "",
-        "Nothing was applied by this attempt.",
-    ]
-    parts = [f"<p><strong>{_e(lines[0])}</strong><br>{_e(lines[1])}</p>"]
-    parts += [f"<p>Error: {_e(message)}</p>", f"<p>{_e(lines[5])}</p>"]
-    text = "\n".join(lines) + "\n"
-    mail = (subject, text, _html_doc(subject, parts))
-    return [deliver(SYNC, settings.notifications.recipients, *mail, send=send, smtp=smtp)]
 
 
 # --- unmapped SKUs -------------------------------------------------------------------------
@@ -391,25 +365,6 @@ def unmapped_skus(config: Config, usage: Usage) -> list[tuple[str, str, str, int
         if users > 0 and sku not in mapped
     ]
     return sorted(rows, key=lambda r: (r[1].casefold(), r[0], r[2]))
-
-
-_UNMAPPED_HEADER = ("Customer", "Customer id", "SKU", "Users")
-
-
-def unmapped_text(rows: Sequence[tuple[str, str, str, int]]) -> str:
-    table = [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
-    return "\n".join(_text_table([_UNMAPPED_HEADER, *table]))
-
-
-async def find_unmapped(
-    config: Config, as_of: dt.date | None = None
-) -> tuple[Period, list[tuple[str, str, str, int]]]:
-    """Current-period usage (one bulk fetch, not a request per customer) -> unmapped rows."""
-    from reconciler.periods import period_for
-    from reconciler.usage import fetch_usage
-
-    period = period_for(PeriodKind.CURRENT, config.settings, as_of)
-    return period, unmapped_skus(config, await fetch_usage(config, period))
 
 
 def send_unmapped(
@@ -436,6 +391,6 @@ def send_unmapped(
     )
     table = [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
     text = [intro, "", unmapped_text(rows), "", advice]
-    parts = [f"<p>{_e(intro)}</p>", _html_table(_UNMAPPED_HEADER, table), f"<p>{_e(advice)}</p>"]
+    parts = [f"<p>{_e(intro)}</p>", _html_table(UNMAPPED_HEADER, table), f"<p>{_e(advice)}</p>"]
     mail = (subject, "\n".join(text) + "\n", _html_doc(subject, parts))
     return deliver(UNMAPPED, settings.notifications.recipients, *mail, send=send, smtp=smtp)

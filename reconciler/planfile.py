@@ -12,12 +12,12 @@ import datetime as dt
 import functools
 import hashlib
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-from deepdiff import DeepDiff
 
 from reconciler import money
 from reconciler.errors import ReconcileError
@@ -25,6 +25,7 @@ from reconciler.jsonshape import Obj, ShapeError
 from reconciler.model import (
     Action,
     ActualState,
+    Addition,
     Change,
     CustomerPlan,
     Period,
@@ -235,6 +236,22 @@ def load(path: Path) -> tuple[Plan, dict[str, Any]]:
 # --- the state snapshot and its fingerprint ------------------------------------------------
 
 
+def additions_snapshot(
+    additions: Iterable[Addition], products: set[str], as_of: dt.date
+) -> dict[str, Any]:
+    """An agreement's managed, live additions in the snapshot's form: what a plan was made
+    against, and what apply re-reads just before its first write to the agreement."""
+    return {
+        str(x.id): {
+            "product": x.product_identifier,
+            "quantity": x.quantity,
+            "cancelled_date": _date(x.cancelled_date),
+        }
+        for x in additions
+        if x.product_identifier in products and x.active_on(as_of)
+    }
+
+
 def snapshot(plan: Plan, actual: ActualState, products: set[str]) -> dict[str, Any]:
     """The part of ConnectWise a plan depends on, in a canonical, comparable form."""
     agreements: dict[str, Any] = {}
@@ -242,15 +259,9 @@ def snapshot(plan: Plan, actual: ActualState, products: set[str]) -> dict[str, A
         if cp.agreement_id is None or cp.errors:
             continue
         a = actual.agreements.get(cp.agreement_id)
-        additions = {
-            str(x.id): {
-                "product": x.product_identifier,
-                "quantity": x.quantity,
-                "cancelled_date": _date(x.cancelled_date),
-            }
-            for x in actual.additions.get(cp.agreement_id, ())
-            if x.product_identifier in products and x.active_on(plan.period.as_of)
-        }
+        additions = additions_snapshot(
+            actual.additions.get(cp.agreement_id, ()), products, plan.period.as_of
+        )
         agreements[str(cp.agreement_id)] = {
             "status": a.status if a else None,
             "cancelled": a.cancelled if a else None,
@@ -273,6 +284,8 @@ def fingerprint(state: dict[str, Any]) -> str:
 
 def describe_drift(saved: dict[str, Any], current: dict[str, Any], limit: int = 10) -> list[str]:
     """Human lines for what moved between two snapshots (deepdiff does the walking)."""
+    from deepdiff import DeepDiff  # only when something moved; a heavy import for every run
+
     diff = DeepDiff(saved, current, ignore_order=True, view="tree")
     lines: list[str] = []
     for kind, items in sorted(diff.items()):

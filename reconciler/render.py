@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
@@ -306,3 +307,24 @@ def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
     if fmt == "json":
         return json_text(plan)
     return text(plan, color=color)
+
+
+# --- plain tables (e-mails, check-unmapped) ---
+
+
+def text_table(rows: Sequence[Sequence[object]], indent: str = "  ") -> list[str]:
+    """Columns padded to their widest cell (e-mails, check-unmapped)."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))] if cells else []
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+
+
+UNMAPPED_HEADER = ("Customer", "Customer id", "SKU", "Users")
+
+
+def unmapped_text(rows: Sequence[tuple[str, str, str, int]]) -> str:
+    table = [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
+    return "\n".join(text_table([UNMAPPED_HEADER, *table]))

@@ -7,13 +7,14 @@ import html
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from reconciler.runlog import RunSummary
+from reconciler.record import Ok, RunRecord, RunSummary
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
-_RESULT = {True: "done", False: "FAILED", None: "not applied"}
+
+
+def result_text(ok: Ok) -> str:
+    return {True: "done", False: "FAILED", None: "not applied", "unknown": "UNKNOWN"}[ok]
 
 
 def money(value: str | Decimal) -> str:
@@ -38,18 +39,8 @@ def md(value: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
-def period_text(period: dict[str, str]) -> str:
-    return f"{period['kind']} {period['start']}..{period['end']}"
-
-
 def when(stamp: str | None) -> str:
     return stamp.replace("T", " ").rstrip("Z") if stamp else "-"
-
-
-def agreement_text(agreement: dict[str, Any]) -> str:
-    if agreement["id"] is None:
-        return "(unresolved)"
-    return f"{agreement['name']} (#{agreement['id']})"
 
 
 def _row(cells: Sequence[object]) -> str:
@@ -61,69 +52,67 @@ def _table(header: Sequence[str], align: str, rows: Sequence[Sequence[object]]) 
     return [_row(header), _row(seps), *(_row(r) for r in rows), ""]
 
 
-def quantities(totals: dict[str, Any]) -> str:
-    n = totals["adds"] + totals["updates"] + totals["removes"]
-    return (
-        f"{n} ({totals['adds']} added, {totals['updates']} updated, "
-        f"{totals['removes']} removed; net {totals['quantity_delta']:+d} users)"
-    )
+_STOPPED = {
+    "incomplete": "The run never finished: the process stopped mid-apply. Every write "
+    "settled before the stop is recorded below; re-run to converge.",
+    "interrupted": "The run was interrupted by a stop signal: no write started after it, "
+    "and the writes already sent finished and are recorded below.",
+}
 
 
-def render_run(run: dict[str, Any]) -> str:
-    totals, period = run["totals"], run["period"]
+def render_run(run: RunRecord) -> str:
+    totals, period = run.totals, run.period
     out = [
-        f"# Sync run {md(run['run_id'])}",
+        f"# Sync run {md(run.run_id)}",
         "",
         "[← Activity](../../INDEX.md)",
         "",
-        f"- **Outcome:** {md(run['outcome'])}",
-        f"- **Trigger:** {md(run['trigger'])}",
-        f"- **Period:** {md(period_text(period))} (as of {period['as_of']})",
-        f"- **Started:** {when(run['started'])} UTC",
-        f"- **Finished:** {when(run['finished'])}" + (" UTC" if run["finished"] else ""),
-        f"- **Customers:** {totals['customers']}, {totals['customers_changed']} changed",
-        f"- **Quantities updated:** {quantities(totals)}",
-        f"- **Revenue delta:** {money(totals['revenue_delta'])} per month",
-        f"- **Errors:** {totals['errors']}",
+        f"- **Outcome:** {md(run.outcome)}",
+        f"- **Trigger:** {md(run.trigger)}",
+        f"- **Period:** {md(period)} (as of {period.as_of})",
+        f"- **Started:** {when(run.started)} UTC",
+        f"- **Finished:** {when(run.finished)}" + (" UTC" if run.finished else ""),
+        f"- **Customers:** {totals.customers}, {totals.customers_changed} changed",
+        f"- **Quantities updated:** {totals.quantities()}",
+        f"- **Revenue delta:** {money(totals.revenue_delta)} per month",
+        f"- **Errors:** {totals.errors}",
         "",
     ]
-    if run["outcome"] == "incomplete":
-        out += ["> The run never finished: the process stopped mid-apply. Re-run to converge.", ""]
-    if run["error"]:
-        out += [f"> **Error:** {md(run['error'])}", ""]
+    if totals.unknown:
+        out.insert(-1, f"- **Writes with unknown outcome:** {totals.unknown}")
+    if run.outcome in _STOPPED:
+        out += [f"> {_STOPPED[run.outcome]}", ""]
+    if run.error:
+        out += [f"> **Error:** {md(run.error)}", ""]
     rows = [
         [
-            md(c["name"]),
-            md(agreement_text(c["agreement"])),
-            ch["action"],
-            md(ch["sku"]),
-            md(ch["product"]),
-            f"{ch['before']} → {ch['after']}",
-            price(ch["unit_price"]),
-            money(ch["revenue_delta"]),
-            _RESULT[ch["ok"]] + (f": {md(ch['error'])}" if ch["error"] else ""),
+            md(c.name),
+            md(c.agreement.text()),
+            ch.action,
+            md(ch.sku),
+            md(ch.product),
+            f"{ch.before} → {ch.after}",
+            price(ch.unit_price),
+            money(ch.revenue_delta),
+            result_text(ch.ok) + (f": {md(ch.error)}" if ch.error else ""),
         ]
-        for c in run["customers"]
-        for ch in c["changes"]
+        for c in run.customers
+        for ch in c.changes
     ]
     out += ["## Changes", ""]
     header = ["Customer", "Agreement", "Action", "SKU", "Product", "Quantity", "Unit price"]
     header += ["Revenue delta", "Result"]
     out += _table(header, "llllllrrl", rows) if rows else ["No changes.", ""]
-    errors = [
-        f"- **{md(c['name'])}** ({md(c['id'])}): {md(e)}"
-        for c in run["customers"]
-        for e in c["errors"]
-    ]
+    errors = [f"- **{md(c.name)}** ({md(c.id)}): {md(e)}" for c in run.customers for e in c.errors]
     if errors:
         out += ["## Errors", "", *errors, ""]
-    warnings = [f"- {md(w)}" for w in run["warnings"]] + [
-        f"- **{md(c['name'])}**: {md(w)}" for c in run["customers"] for w in c["warnings"]
+    warnings = [f"- {md(w)}" for w in run.warnings] + [
+        f"- **{md(c.name)}**: {md(w)}" for c in run.customers for w in c.warnings
     ]
     if warnings:
         out += ["## Warnings", "", *warnings, ""]
     out += ["## E-mails", ""]
-    mails = [[md(e["kind"]), md(", ".join(e["to"]) or "-"), md(e["detail"])] for e in run["emails"]]
+    mails = [[md(e.kind), md(", ".join(e.to) or "-"), md(e.detail)] for e in run.emails]
     out += _table(["E-mail", "To", "Result"], "lll", mails) if mails else ["None recorded.", ""]
     return "\n".join(out)
 
@@ -148,12 +137,13 @@ def _index_row(s: RunSummary) -> list[object]:
     link = f"[{md(s.run_id)}]({s.md_link})"
     if s.outcome == "unreadable":
         return ["?", "?", "?", "unreadable", "", "", "", "", md(s.path.name)]
-    unknown = s.outcome == "incomplete"  # what got written before the stop is not known
+    # Only a killed run's figures are in doubt (its in-flight writes were never settled).
+    unknown = s.outcome == "incomplete"
     return [
         when(s.started),
         s.trigger,
         md(s.period),
-        f"**{s.outcome}**" if s.outcome in ("failed", "partial", "incomplete") else s.outcome,
+        f"**{s.outcome}**" if s.outcome != "success" else s.outcome,
         "?" if unknown else s.customers_changed,
         "?" if unknown else s.quantities_updated,
         "?" if unknown else money(s.revenue_delta),
@@ -204,48 +194,47 @@ def render_runs_text(runs: Sequence[RunSummary]) -> str:
     )
 
 
-def render_run_text(run: dict[str, Any]) -> str:
-    totals, period = run["totals"], run["period"]
+def render_run_text(run: RunRecord) -> str:
+    totals, period = run.totals, run.period
     out = [
-        f"Run {run['run_id']}",
-        f"  outcome:    {run['outcome']}",
-        f"  trigger:    {run['trigger']}",
-        f"  period:     {period_text(period)} (as of {period['as_of']})",
-        f"  started:    {when(run['started'])} UTC",
-        f"  finished:   {when(run['finished'])}" + (" UTC" if run["finished"] else ""),
-        f"  customers:  {totals['customers']}, {totals['customers_changed']} changed",
-        f"  quantities: {quantities(totals)}",
-        f"  revenue:    {money(totals['revenue_delta'])} per month",
-        f"  errors:     {totals['errors']}",
+        f"Run {run.run_id}",
+        f"  outcome:    {run.outcome}",
+        f"  trigger:    {run.trigger}",
+        f"  period:     {period} (as of {period.as_of})",
+        f"  started:    {when(run.started)} UTC",
+        f"  finished:   {when(run.finished)}" + (" UTC" if run.finished else ""),
+        f"  customers:  {totals.customers}, {totals.customers_changed} changed",
+        f"  quantities: {totals.quantities()}",
+        f"  revenue:    {money(totals.revenue_delta)} per month",
+        f"  errors:     {totals.errors}",
     ]
-    if run["outcome"] == "incomplete":
-        out.append("  (never finished: the process stopped mid-apply; what it wrote is unknown)")
-    if run["error"]:
-        out.append(f"  error:      {run['error']}")
-    for c in run["customers"]:
-        if not (c["changes"] or c["errors"] or c["warnings"]):
+    if totals.unknown:
+        out.append(f"  unknown:    {totals.unknown} write(s) whose outcome could not be settled")
+    if run.outcome in _STOPPED:
+        out.append(f"  ({_STOPPED[run.outcome]})")
+    if run.error:
+        out.append(f"  error:      {run.error}")
+    for c in run.customers:
+        if not (c.changes or c.errors or c.warnings):
             continue
-        end = c["agreement"]["end_date"]
+        end = c.agreement.end_date
         out.append(
-            f"\n{c['name']} ({c['id']}) company {c['company']}, agreement "
-            f"{agreement_text(c['agreement'])}" + (f", ends {end}" if end else "")
+            f"\n{c.name} ({c.id}) company {c.company}, agreement "
+            f"{c.agreement.text()}" + (f", ends {end}" if end else "")
         )
-        for ch in c["changes"]:
-            result = _RESULT[ch["ok"]] + (f": {ch['error']}" if ch["error"] else "")
-            note = f" ({ch['note']})" if ch["note"] else ""
+        for ch in c.changes:
+            result = result_text(ch.ok) + (f": {ch.error}" if ch.error else "")
+            note = f" ({ch.note})" if ch.note else ""
             out.append(
-                f"  {ch['action']:<6} {ch['sku']} [{ch['product']}] {ch['before']} -> "
-                f"{ch['after']} @ {price(ch['unit_price'])} = {money(ch['revenue_delta'])}"
+                f"  {ch.action:<6} {ch.sku} [{ch.product}] {ch.before} -> "
+                f"{ch.after} @ {price(ch.unit_price)} = {money(ch.revenue_delta)}"
                 f"  {result}{note}"
             )
-        out += [f"  error: {e}" for e in c["errors"]]
-        out += [f"  warning: {w}" for w in c["warnings"]]
-    if run["warnings"]:
-        out += ["", *(f"warning: {w}" for w in run["warnings"])]
-    if run["emails"]:
+        out += [f"  error: {e}" for e in c.errors]
+        out += [f"  warning: {w}" for w in c.warnings]
+    if run.warnings:
+        out += ["", *(f"warning: {w}" for w in run.warnings)]
+    if run.emails:
         out.append("")
-        out += [
-            f"e-mail {e['kind']} to {', '.join(e['to']) or '-'}: {e['detail']}"
-            for e in run["emails"]
-        ]
+        out += [f"e-mail {e.kind} to {', '.join(e.to) or '-'}: {e.detail}" for e in run.emails]
     return "\n".join(out)

@@ -8,8 +8,6 @@ replaced and every other byte is kept.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import yaml
 from reconciler import pin, yamlsource
 from reconciler.config import SETTINGS_FILE
 from reconciler.errors import ConfigError, Problem, ReconcileError
+from reconciler.files import atomic_write
 from reconciler.model import Location
 from reconciler.resources import (
     SCHEMA_NAMES,
@@ -193,7 +192,8 @@ def set_enabled(config_dir: Path, enabled: bool) -> bool:
         if current is enabled:
             return False
         new = text[:start] + prefix + word + _realign(text[end:], len(word) - (end - start))
-    _write_atomic(path, (bom + new).encode("utf-8"))
+    # A crash mid-write must not leave a truncated settings.yaml behind.
+    atomic_write(path, (bom + new).encode("utf-8"), keep_mode=True)
     return True
 
 
@@ -205,17 +205,3 @@ def _realign(rest: str, delta: int) -> str:
     if delta > 0:
         return rest[min(delta, padding - 1) :] if padding > 1 else rest
     return " " * -delta + rest
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A crash mid-write must not leave a truncated settings.yaml behind.
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -12,6 +12,7 @@ from reconciler.errors import ConfigError
 from reconciler.model import Config, Period, PeriodKind, Settings
 from reconciler.usage import fetch_usage
 from reconciler.usage.csvfile import count_users, read_assignments
+from reconciler.usage.zerotek import ZeroTekClient
 
 HEADER = "customer_id,sku,user,assigned_on,unassigned_on\n"
 D = dt.date
@@ -107,6 +108,10 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
         read_assignments(tmp_path / "nope.csv")
 
 
+def _no_zerotek() -> ZeroTekClient:
+    raise AssertionError("a CSV usage source must not reach the ZeroTek API")
+
+
 def test_fetch_usage_from_csv_source_filters_customers(tmp_path: Path) -> None:
     (tmp_path / "usage").mkdir()
     (tmp_path / "usage" / "assignments.csv").write_text(
@@ -114,10 +119,10 @@ def test_fetch_usage_from_csv_source_filters_customers(tmp_path: Path) -> None:
     )
     config = Config(tmp_path, Settings(usage_source="csv"), (), (), "")
     period = Period(PeriodKind.CURRENT, D(2026, 11, 16), D(2026, 11, 24), D(2026, 11, 24))
-    usage = asyncio.run(fetch_usage(config, period))
+    usage = asyncio.run(fetch_usage(config, period, zerotek=_no_zerotek))
     assert usage.users == {"c1": {"SSO": 1}, "c2": {"SSO": 2}}
     assert usage.known_customers is None
-    only = asyncio.run(fetch_usage(config, period, ["c2"]))
+    only = asyncio.run(fetch_usage(config, period, ["c2"], zerotek=_no_zerotek))
     assert only.users == {"c2": {"SSO": 2}}
 
 

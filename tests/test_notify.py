@@ -36,13 +36,27 @@ from reconciler.model import (
     Config,
     CustomerPlan,
     CustomerResult,
+    Period,
     Settings,
     SkuMap,
     Usage,
 )
 from reconciler.model import CustomerMap as CM
+from reconciler.record import RunRecord
 
 PERIOD_TEXT = "last-billing-period 2026-10-16..2026-11-15"
+
+
+def sent(result: ApplyResult, run_id: str) -> RunRecord:
+    """The finished run record the engine hands the e-mail."""
+    return RunRecord.of_result(result, run_id)
+
+
+def failure(message: str, period: Period | None, run_id: str) -> RunRecord:
+    """The record of an attempt that failed before any write."""
+    record = RunRecord.start(run_id, "manual", STARTED, period or PERIOD, None)
+    record.end(STARTED, outcome="failed", error=message)
+    return record
 
 
 @pytest.fixture
@@ -106,7 +120,7 @@ def test_bad_smtp_settings_are_refused(env: dict[str, str], message: str) -> Non
 
 def test_success_email(smtp_server: SmtpServer) -> None:
     outcomes = notify.notify_after_sync(
-        SETTINGS, success_result(), "RUN-1", smtp=smtp_for(smtp_server)
+        SETTINGS, sent(success_result(), "RUN-1"), success_result().plan, smtp=smtp_for(smtp_server)
     )
     assert [(o.kind, o.sent, o.detail) for o in outcomes] == [
         ("sync-outcome", True, "sent"),
@@ -131,7 +145,9 @@ def test_success_email(smtp_server: SmtpServer) -> None:
 
 
 def test_partial_failure_email_lists_errors(smtp_server: SmtpServer) -> None:
-    notify.notify_after_sync(SETTINGS, partial_result(), "RUN-2", smtp=smtp_for(smtp_server))
+    notify.notify_after_sync(
+        SETTINGS, sent(partial_result(), "RUN-2"), partial_result().plan, smtp=smtp_for(smtp_server)
+    )
     sync = smtp_server.sink.received[0]
     assert sync.subject == f"[reconcile] Sync failed for 2 of 4 customers: {PERIOD_TEXT}"
     assert "Errors: 2" in sync.text
@@ -143,16 +159,21 @@ def test_partial_failure_email_lists_errors(smtp_server: SmtpServer) -> None:
 
 
 def test_total_failure_email(smtp_server: SmtpServer) -> None:
-    notify.notify_after_sync(SETTINGS, failed_result(), "RUN-3", smtp=smtp_for(smtp_server))
+    notify.notify_after_sync(
+        SETTINGS, sent(failed_result(), "RUN-3"), failed_result().plan, smtp=smtp_for(smtp_server)
+    )
     sync = smtp_server.sink.received[0]
     assert sync.subject == f"[reconcile] Sync failed: {PERIOD_TEXT}"
-    assert "No quantities were updated." in sync.text
+    assert "Nothing was written to ConnectWise by this attempt." in sync.text
     assert BETA_ERROR in sync.text and BETA_ERROR in sync.html
 
 
 def test_failure_before_a_result(smtp_server: SmtpServer) -> None:
-    (outcome,) = notify.notify_failure(
-        SETTINGS, "plan is stale: config changed", PERIOD, "RUN-4", smtp=smtp_for(smtp_server)
+    (outcome,) = notify.notify_after_sync(
+        SETTINGS,
+        failure("plan is stale: config changed", PERIOD, "RUN-4"),
+        None,
+        smtp=smtp_for(smtp_server),
     )
     assert outcome.sent
     (mail,) = smtp_server.sink.received
@@ -175,7 +196,9 @@ def ending_in(days: int | None, n: int = 1) -> CustomerPlan:
 )
 def test_agreement_ending_window(smtp_server: SmtpServer, days: int | None, listed: bool) -> None:
     result = ApplyResult(plan(ending_in(days)), (), STARTED, STARTED)
-    outcomes = notify.notify_after_sync(SETTINGS, result, "RUN-5", smtp=smtp_for(smtp_server))
+    outcomes = notify.notify_after_sync(
+        SETTINGS, sent(result, "RUN-5"), result.plan, smtp=smtp_for(smtp_server)
+    )
     subjects = [m.subject for m in smtp_server.sink.received]
     if listed:
         assert [o.kind for o in outcomes] == ["sync-outcome", "agreement-ending"]
@@ -193,7 +216,9 @@ def test_agreement_ending_window(smtp_server: SmtpServer, days: int | None, list
 
 def test_one_ending_email_for_all_agreements(smtp_server: SmtpServer) -> None:
     # Acme ends in 29 days (changed), Epsilon in 30 (unchanged), Delta never: one e-mail.
-    notify.notify_after_sync(SETTINGS, success_result(), "RUN-6", smtp=smtp_for(smtp_server))
+    notify.notify_after_sync(
+        SETTINGS, sent(success_result(), "RUN-6"), success_result().plan, smtp=smtp_for(smtp_server)
+    )
     ending = [m for m in smtp_server.sink.received if "within" in m.subject]
     assert len(ending) == 1
     mail = ending[0]
@@ -269,21 +294,32 @@ def test_unmapped_email_present_then_resolved(smtp_server: SmtpServer) -> None:
 def test_connection_refused_does_not_raise() -> None:
     env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_TLS": "none"}
     outcomes = notify.notify_after_sync(
-        SETTINGS, success_result(), "RUN-7", smtp=notify.smtp_from_env(env)
+        SETTINGS,
+        sent(success_result(), "RUN-7"),
+        success_result().plan,
+        smtp=notify.smtp_from_env(env),
     )
     assert [o.sent for o in outcomes] == [False, False]
     assert outcomes[0].detail.startswith("not sent: connection refused by 127.0.0.1:")
 
 
 def test_not_configured_and_no_email(smtp_server: SmtpServer) -> None:
-    (a, _) = notify.notify_after_sync(SETTINGS, success_result(), "R", smtp=None)
+    (a, _) = notify.notify_after_sync(
+        SETTINGS, sent(success_result(), "R"), success_result().plan, smtp=None
+    )
     assert (a.sent, a.detail) == (False, "not sent: SMTP not configured")
     (b, _) = notify.notify_after_sync(
-        SETTINGS, success_result(), "R", send=False, smtp=smtp_for(smtp_server)
+        SETTINGS,
+        sent(success_result(), "R"),
+        success_result().plan,
+        send=False,
+        smtp=smtp_for(smtp_server),
     )
     assert (b.sent, b.detail) == (False, "not sent: --no-email")
     nobody = Settings()
-    (c,) = notify.notify_failure(nobody, "x", None, "R", smtp=smtp_for(smtp_server))
+    (c,) = notify.notify_after_sync(
+        nobody, failure("x", None, "R"), None, smtp=smtp_for(smtp_server)
+    )
     assert not c.sent and "no recipients" in c.detail
     assert smtp_server.sink.received == []
 
@@ -291,14 +327,16 @@ def test_not_configured_and_no_email(smtp_server: SmtpServer) -> None:
 def test_starttls_is_required_when_asked(smtp_server: SmtpServer) -> None:
     # This server offers no STARTTLS: the mail must not go out in clear instead.
     smtp = notify.smtp_from_env(smtp_server.env(SMTP_TLS="starttls"))
-    (outcome, _) = notify.notify_after_sync(SETTINGS, success_result(), "R", smtp=smtp)
+    (outcome, _) = notify.notify_after_sync(
+        SETTINGS, sent(success_result(), "R"), success_result().plan, smtp=smtp
+    )
     assert not outcome.sent and "STARTTLS" in outcome.detail
     assert smtp_server.sink.received == []
 
 
 def test_ssl_against_a_plain_server_fails_cleanly(smtp_server: SmtpServer) -> None:
     smtp = notify.smtp_from_env(smtp_server.env(SMTP_TLS="ssl"))
-    (outcome,) = notify.notify_failure(SETTINGS, "x", PERIOD, "R", smtp=smtp)
+    (outcome,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=smtp)
     assert not outcome.sent and outcome.detail.startswith("not sent: ")
 
 
@@ -314,9 +352,9 @@ def test_login_and_refused_login() -> None:
     kwargs = {"authenticator": _authenticator(b"right-pw"), "auth_require_tls": False}
     with run_smtp(**kwargs) as server:
         good = smtp_for(server, SMTP_USERNAME="mailer", SMTP_PASSWORD="right-pw")
-        (sent,) = notify.notify_failure(SETTINGS, "x", PERIOD, "R", smtp=good)
+        (sent,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=good)
         bad = smtp_for(server, SMTP_USERNAME="mailer", SMTP_PASSWORD="wrong-pw")
-        (refused,) = notify.notify_failure(SETTINGS, "x", PERIOD, "R", smtp=bad)
+        (refused,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=bad)
         assert sent.sent and len(server.sink.received) == 1
         assert not refused.sent and "refused the SMTP login (535)" in refused.detail
 
@@ -351,12 +389,14 @@ def test_secrets_never_reach_run_files_or_emails(
                      *base.customers[2:])  # fmt: skip
         result = ApplyResult(base.plan, customers, base.started, base.finished)
         handle = runlog.start_run(tmp_path, result.plan, trigger="manual", started=STARTED)
-        emails = notify.notify_after_sync(SETTINGS, result, handle.run_id, smtp=smtp)
-        handle.finish(result, emails=emails)
+        handle.finish(result)
+        emails = notify.notify_after_sync(SETTINGS, handle.record, result.plan, smtp=smtp)
+        handle.set_emails(emails)
         failed = runlog.start_run(
             tmp_path, result.plan, trigger="manual", started=STARTED + dt.timedelta(hours=1)
         )
-        failed.fail(leaky, emails=notify.notify_failure(SETTINGS, leaky, PERIOD, "R", smtp=smtp))
+        failed.fail(leaky)
+        failed.set_emails(notify.notify_after_sync(SETTINGS, failed.record, None, smtp=smtp))
         received = list(server.sink.received)
 
     assert [o.sent for o in emails] == [True, True] and len(received) == 3

@@ -31,7 +31,7 @@ from runlog_samples import (
 
 from reconciler import runlog
 from reconciler.errors import ReconcileError
-from reconciler.notify import EmailOutcome
+from reconciler.record import EmailOutcome
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/run.schema.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA)
@@ -102,7 +102,8 @@ def test_finish_success_record(tmp_path: Path) -> None:
     result = success_result()
     handle = runlog.start_run(tmp_path, result.plan, trigger="scheduled", started=STARTED)
     mails = [EmailOutcome("sync-outcome", ("ops@msp.example",), False, "not sent: --no-email")]
-    path = handle.finish(result, emails=mails)
+    handle.finish(result)
+    path = handle.set_emails(mails)
 
     (record,) = validate_all(tmp_path)
     assert path.name == "20261124T101500Z-scheduled.json"
@@ -125,6 +126,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
         "quantity_delta": 12,
         "revenue_delta": str(expected_revenue),
         "errors": 0,
+        "unknown": 0,
     }
     acme = record["customers"][0]
     assert acme["agreement"] == {"id": 501, "name": "Okta licences", "end_date": "2026-12-23"}
@@ -271,8 +273,8 @@ def test_empty_index(tmp_path: Path) -> None:
 
 def test_load_run_by_id_and_prefix(tmp_path: Path) -> None:
     h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
-    assert runlog.load_run(tmp_path, h.run_id)["run_id"] == h.run_id
-    assert runlog.load_run(tmp_path, "20261124T10")["run_id"] == h.run_id
+    assert runlog.load_run(tmp_path, h.run_id).run_id == h.run_id
+    assert runlog.load_run(tmp_path, "20261124T10").run_id == h.run_id
     with pytest.raises(ReconcileError, match="no run 'nope'"):
         runlog.load_run(tmp_path, "nope")
     runlog.start_run(tmp_path, plan(ACME), trigger="scheduled", started=STARTED)

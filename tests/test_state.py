@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.clients import Clients
 from reconciler.config import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import read_additions, read_state
@@ -39,7 +40,7 @@ def read(
     sb: Sandbox, config: Config, customers: tuple[CustomerMap, ...] | None = None
 ) -> tuple[ActualState, int]:
     async def go() -> tuple[ActualState, int]:
-        async with ConnectWiseClient.from_config(config, sb.env()) as cw:
+        async with Clients(sb.env()).connectwise(config) as cw:
             state = await read_state(
                 cw, config, config.customers if customers is None else customers
             )

@@ -15,6 +15,7 @@ import respx
 from example_usage import CURRENT_USAGE as EXPECTED_CURRENT
 from example_usage import LAST_USAGE as EXPECTED_LAST
 
+from reconciler.clients import Clients
 from reconciler.config import load_config
 from reconciler.errors import ReconcileError
 from reconciler.http import ApiError
@@ -41,7 +42,9 @@ def config() -> Config:
 
 
 def usage(config: Config, sb: Sandbox, period: Period, ids: list[str] | None = None) -> Usage:
-    return asyncio.run(fetch_usage(config, period, ids, environ=sb.env()))
+    return asyncio.run(
+        fetch_usage(config, period, ids, zerotek=lambda: Clients(sb.env()).zerotek(config))
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,7 +99,7 @@ def test_faults_are_retried_to_the_same_answer(sb: Sandbox, config: Config) -> N
 def test_rejected_token_message_has_no_token(sb: Sandbox, config: Config) -> None:
     env = sb.env() | {"ZEROTEK_API_TOKEN": "zt_wrong_token_123"}
     with pytest.raises(ApiError) as err:
-        asyncio.run(fetch_usage(config, LAST, environ=env))
+        asyncio.run(fetch_usage(config, LAST, zerotek=lambda: Clients(env).zerotek(config)))
     assert str(err.value).startswith(
         "ZeroTek rejected the credentials (ZEROTEK_API_TOKEN): 401 unauthorized: "
     )
@@ -120,7 +123,7 @@ def test_error_body_becomes_one_line(sb: Sandbox) -> None:
 def test_missing_token_names_the_variable(sb: Sandbox, config: Config) -> None:
     env = {k: v for k, v in sb.env().items() if k != "ZEROTEK_API_TOKEN"}
     with pytest.raises(ReconcileError, match="set the environment variable ZEROTEK_API_TOKEN"):
-        asyncio.run(fetch_usage(config, LAST, environ=env))
+        asyncio.run(fetch_usage(config, LAST, zerotek=lambda: Clients(env).zerotek(config)))
 
 
 # --- hostile payloads ----------------------------------------------------------------------

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
 
 from reconciler.connectwise.conditions import Value, in_chunks
-from reconciler.env import CWCredentials, cw_credentials_from_env, resolve_api_url
+from reconciler.env import CWCredentials
 from reconciler.errors import ReconcileError
 from reconciler.http import ApiError, HttpApi, OutcomeUnknown, RequestStats
-from reconciler.model import Config
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
 
@@ -65,15 +64,6 @@ class ConnectWiseClient(HttpApi):
         )
         self.page_size = page_size
         self.max_url = max_url
-
-    @classmethod
-    def from_config(
-        cls, config: Config, environ: Mapping[str, str] | None = None, **options: Any
-    ) -> ConnectWiseClient:
-        """The client a run uses: URL and credentials from the environment/settings."""
-        url = resolve_api_url(config.settings.cw_api_url, "CW_API_URL", environ)
-        options.setdefault("max_concurrency", config.settings.max_concurrency)
-        return cls(url, cw_credentials_from_env(environ), **options)
 
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
         # {"code","message","errors":[{"code","message","resource","field"}]}: the nested

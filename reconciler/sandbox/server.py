@@ -151,6 +151,9 @@ class Sandbox(World):
         # check what was really sent on the wire, e.g. the exact unitPrice of a POST.
         self.write_requests: list[tuple[str, str, bytes]] = []
         self.on_write: Callable[[int], None] | None = None
+        # Replaces the answer to a request after it was processed (a proxy's login page in
+        # answer to a committed POST, say): called with the request and the real response.
+        self.on_response: Callable[[Request, Response], Response] | None = None
         self.log = log
         self.max_url_length = 8192  # bytes of request target, like common proxies' limit
         self._faults = Faults()
@@ -311,6 +314,8 @@ class Sandbox(World):
                 if fault == "lost_write":
                     self.stats._fault("lost_write")
                     resp = None
+            if resp is not None and self.on_response is not None:
+                resp = self.on_response(req, resp)
         if self.log is not None:
             query = f"?{'&'.join(f'{k}={v}' for k, v in req.query)}" if req.query else ""
             outcome = "dropped" if resp is None else str(resp.status)

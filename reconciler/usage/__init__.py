@@ -3,24 +3,14 @@ source (`usage.source`: the ZeroTek API, or an assignment-history CSV)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-from reconciler.env import resolve_api_url, zerotek_token_from_env
 from reconciler.errors import ReconcileError
 from reconciler.model import Config, Period, Usage
 from reconciler.usage.csvfile import count_users, read_assignments
 from reconciler.usage.zerotek import ZeroTekClient, fetch_zerotek_usage
 
-__all__ = ["fetch_usage", "zerotek_client"]
-
-
-def zerotek_client(config: Config, environ: Mapping[str, str] | None = None) -> ZeroTekClient:
-    url = resolve_api_url(config.settings.zerotek_api_url, "ZEROTEK_API_URL", environ)
-    return ZeroTekClient(
-        url,
-        zerotek_token_from_env(environ),
-        max_concurrency=config.settings.max_concurrency,
-    )
+__all__ = ["fetch_usage"]
 
 
 async def fetch_usage(
@@ -28,10 +18,11 @@ async def fetch_usage(
     period: Period,
     customer_ids: Sequence[str] | None = None,
     *,
-    environ: Mapping[str, str] | None = None,
+    zerotek: Callable[[], ZeroTekClient],
 ) -> Usage:
     """`customer_ids` None = full sync (bulk usage + ZeroTek's customer directory); given =
-    only those customers, and no directory."""
+    only those customers, and no directory. `zerotek` makes the client (see clients.py);
+    it is called only when the source is the ZeroTek API."""
     source = config.settings.usage_source
     if source == "csv":
         path = config.config_dir / config.settings.usage_path
@@ -41,6 +32,6 @@ async def fetch_usage(
             users = {c: skus for c, skus in users.items() if c in wanted}
         return Usage(period=period, users=users, known_customers=None)
     if source == "zerotek":
-        async with zerotek_client(config, environ) as client:
+        async with zerotek() as client:
             return await fetch_zerotek_usage(client, period, customer_ids)
     raise ReconcileError(f"unknown usage source {source!r}: expected zerotek or csv")
