@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reconciler import chat, notify, planfile, planner, runlog
+from reconciler import chat, notify, planfile, planner, runlog, verify
 from reconciler.apply import apply_plan
 from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
@@ -124,6 +124,7 @@ class Planned:
     plan: Plan
     state: dict[str, Any]  # the snapshot a saved plan carries for staleness checks
     base: Plan | None = None  # the baseline's plan, from the same read (plan --baseline)
+    data: dict[str, Any] | None = None  # a saved plan file's JSON, as read (verified in full)
 
 
 @dataclass(frozen=True)
@@ -265,25 +266,37 @@ async def make_plans_with_baseline(
 
 
 async def verify_saved_plan(
-    config: Config, plan: Plan, saved_state: dict[str, Any], cw: ConnectWiseClient
-) -> None:
-    """The one place a saved plan is checked before it is applied: refuse it (Refused,
-    nothing written) when it was edited, or the mappings or ConnectWise moved since."""
-    if planfile.fingerprint(saved_state) != plan.state_fingerprint:
-        raise Refused("the plan file was edited after it was saved (fingerprint mismatch)")
+    config: Config, saved: Planned, cw: ConnectWiseClient, clients: Clients
+) -> Planned:
+    """The one place a saved plan is checked before it is applied (DESIGN 12.4): it is
+    re-derived now (ZeroTek usage for its period, ConnectWise as it is, the current
+    mappings, its customer selection) and must be identical to the file, else Refused with
+    nothing written. The re-derived plan is what is applied: its safety verdict is
+    recomputed, never read from the file. The comparison is `verify.differences` (pure)."""
+    plan, saved_data = saved.plan, saved.data or {}
     if plan.config_digest != config.digest:
         raise Refused(
-            "stale plan: the mappings changed since it was made; run `reconcile plan` again"
+            "stale plan: the mappings changed since it was made; nothing was applied. "
+            "Run `reconcile plan` again"
         )
-    customers = [c for cp in plan.customers if (c := config.customer(cp.customer_id))]
-    actual = await read_state(cw, config, customers)
-    current = planfile.snapshot(plan, actual, _products(config))
-    if planfile.fingerprint(current) != plan.state_fingerprint:
-        drift = "\n".join(f"  {line}" for line in planfile.describe_drift(saved_state, current))
+    planned = await make_plan(config, plan.period, plan.selection, cw, clients)
+    derived = planfile.plan_to_dict(planned.plan, planned.state)
+    found = verify.differences(saved_data, derived)
+    if not found:
+        return planned
+    untouched = planfile.fingerprint(saved.state) == plan.state_fingerprint
+    if untouched and saved.state != planned.state:
+        drift = planfile.describe_drift(saved.state, planned.state)
         raise Refused(
             "stale plan: ConnectWise changed since it was made; nothing was applied. "
-            f"Run `reconcile plan` again.\n{drift}"
+            "Run `reconcile plan` again.\n" + "\n".join(f"  {line}" for line in drift)
         )
+    raise Refused(
+        "the saved plan differs from the plan re-derived now (ZeroTek usage for its period, "
+        "ConnectWise as it is, the current mappings): the file was edited or the usage "
+        "changed; nothing was applied. Run `reconcile plan` again.\n"
+        + "\n".join(f"  {line}" for line in found)
+    )
 
 
 # --- the orchestrator ----------------------------------------------------------------------
@@ -369,8 +382,8 @@ class SyncEngine:
             )
         saved = None
         if req.plan_file is not None:
-            plan, state = planfile.load(req.plan_file)
-            saved = Planned(plan, state)
+            plan, state, data = planfile.load_with_data(req.plan_file)
+            saved = Planned(plan, state, data=data)
         else:
             select_customers(self.config, req.customers)
         check_enabled(self.config)  # deactivated means hands off, before any request
@@ -382,8 +395,8 @@ class SyncEngine:
         async with self.clients.connectwise(self.config) as cw:
             with self.ui.busy(READING):
                 if saved is not None:
-                    await verify_saved_plan(self.config, saved.plan, saved.state, cw)
-                    return saved
+                    # never the file's own changes: the re-derived plan, found identical
+                    return await verify_saved_plan(self.config, saved, cw, self.clients)
                 return await make_plan(self.config, window, req.customers, cw, self.clients)
 
     def _execute(

@@ -305,6 +305,10 @@ class Plan:
     # Users ZeroTek reported for the planned customers (every SKU); None when not known
     # (a plan read back from a file). 0 with managed additions trips the wipe guard.
     reported_users: int | None = field(default=None, compare=False)
+    # The customer ids planned when not all of them (`--customer`, expanded to every share
+    # of a shared agreement); None = every mapped customer. A saved plan is re-derived for
+    # exactly this selection.
+    selection: tuple[str, ...] | None = None
 
     @property
     def unsafe(self) -> bool:

@@ -18,6 +18,7 @@ def plain(value: Decimal) -> str:
     6.5 -> '6.50', 4.125 -> '4.125', -266 -> '-266.00'. No exponent, no grouping."""
     if not value.is_finite():
         raise ValueError(f"not a finite amount: {value}")
+    value = value.normalize()  # 30.0150 -> 30.015: trailing zeros are not decimals
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
     if exponent > -2:

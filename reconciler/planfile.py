@@ -77,6 +77,7 @@ def plan_to_dict(plan: Plan, state: dict[str, Any] | None = None) -> dict[str, A
         "config_digest": plan.config_digest,
         "state_fingerprint": plan.state_fingerprint,
         "currency": plan.currency,
+        "selection": None if plan.selection is None else list(plan.selection),
         "removal": plan.removal.value,
         "safe": not plan.unsafe,
         "unsafe_reasons": list(plan.unsafe_reasons),
@@ -200,16 +201,28 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         state_fingerprint=top.text("state_fingerprint"),
         removal=removal,
         currency=top.text("currency"),
+        selection=(
+            top.texts("selection")
+            if isinstance(data, dict) and data.get("selection") is not None
+            else None
+        ),
     )
 
 
 def load(path: Path) -> tuple[Plan, dict[str, Any]]:
-    """Read a saved plan; any defect is one clear line naming the file.
+    """Read a saved plan: the plan and its state snapshot (see `load_with_data`)."""
+    plan, state, _ = load_with_data(path)
+    return plan, state
+
+
+def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
+    """Read a saved plan; any defect is one clear line naming the file. Returns the plan,
+    its state snapshot and the file's JSON as read (what `apply` verifies, DESIGN 12.4).
 
     The envelope (everything but the customers) is checked against plan.schema.json; the
     customers, thousands of them, are checked field by field as they are read, which is
     what a full schema pass over them would catch at a fraction of its cost. The state
-    snapshot is an object whose fingerprint the plan carries (see check_fresh)."""
+    snapshot is an object whose fingerprint the plan carries (see engine.verify_saved)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -228,7 +241,7 @@ def load(path: Path) -> tuple[Plan, dict[str, Any]]:
             f"{path}: has no state snapshot; save plans with `reconcile plan --out FILE`"
         )
     try:
-        return plan_from_dict(data), data["state"]
+        return plan_from_dict(data), data["state"], data
     except ShapeError as exc:
         raise ReconcileError(f"{path}: not a valid plan file at {exc}") from None
 

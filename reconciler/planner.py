@@ -371,6 +371,7 @@ def plan(
         removal=config.settings.removal,
         currency=config.settings.currency,
         reported_users=reported_users,
+        selection=None if customer_ids is None else tuple(sorted(set(customer_ids))),
     )
     return replace(result, unsafe_reasons=unsafe_reasons(result, config.settings.safety))
 

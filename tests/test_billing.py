@@ -275,3 +275,14 @@ def test_sku_map_terms_resolve_once_per_product():
         Decimal("2"),
         "Okta",
     )
+
+
+def test_one_formatter_exact_with_at_least_two_decimals():
+    from reconciler.money import display, json_number, plain
+
+    assert [plain(Decimal(v)) for v in ("4", "6.5", "4.125", "30.0150", "-266", "0", "-0.0")] == [
+        "4.00", "6.50", "4.125", "30.015", "-266.00", "0.00", "0.00"
+    ]  # fmt: skip
+    assert display(Decimal("16640"), signed=True, currency="USD") == "+16,640.00 USD"
+    assert display(Decimal("-1234.5678")) == "-1,234.5678"
+    assert json_number(Decimal("4.125")) == 4.125

@@ -1,0 +1,241 @@
+"""Saved plans are verified, not trusted (DESIGN 12.4): `apply PLANFILE` re-derives the plan
+(ZeroTek usage for the file's period, ConnectWise now, the current mappings) and refuses,
+with zero writes, anything that differs. CLI over the sandbox on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.resources import example_dir
+from reconciler.sandbox import Sandbox, default_fixture
+from reconciler.verify import differences
+
+AS_OF = ["--as-of", "2026-11-24"]
+
+
+def run(config_dir: Path, *args: str, env: dict[str, str] | None = None):
+    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args], env=env)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def save(config_dir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    out = config_dir / "plan.json"
+    result = run(config_dir, "plan", *AS_OF, "--out", str(out), *args, env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def apply_saved(config_dir: Path, data: dict[str, Any], *args: str, env=None):
+    out = config_dir / "plan.json"
+    out.write_text(json.dumps(data), encoding="utf-8")
+    return run(config_dir, "apply", str(out), "--yes", "--no-email", *args, env=env)
+
+
+def change(data: dict[str, Any], action: str, product: str) -> dict[str, Any]:
+    return next(
+        ch
+        for c in data["customers"]
+        for ch in c["changes"]
+        if ch["action"] == action and ch["product"] == product
+    )
+
+
+# --- the findings ----------------------------------------------------------------------------
+
+
+def test_an_edited_quantity_is_refused(sandbox, config_dir):
+    # Found: editing `after` 42 -> 4200 in plan.json was applied (+16,640.00/month).
+    data = save(config_dir)
+    target = next(
+        ch
+        for c in data["customers"]
+        for ch in c["changes"]
+        if ch["action"] == "update" and ch["after"] == 42
+    )
+    target["after"] = 4200
+    result = apply_saved(config_dir, data)
+    assert result.exit_code == 1
+    assert "the saved plan differs from the plan re-derived now" in result.output
+    assert "/after: 4200 in the file, 42 re-derived" in result.output
+    assert sandbox.stats.writes == 0
+
+
+def test_a_removal_redirected_to_an_unmanaged_addition_is_refused(sandbox, config_dir):
+    # Found: changing a removal's addition id to an unmanaged addition cancelled it.
+    data = save(config_dir)
+    removal = change(data, "remove", "ZT-OKTA-UD")
+    helpdesk = next(
+        a for a in sandbox.additions(1001) if a["product"]["identifier"] == "MSP-HELPDESK"
+    )
+    removal["addition_id"] = helpdesk["id"]
+    result = apply_saved(config_dir, data)
+    assert result.exit_code == 1 and sandbox.stats.writes == 0
+    assert f"/addition_id: {helpdesk['id']} in the file" in result.output
+    assert sandbox.addition(helpdesk["id"]) == helpdesk
+
+
+def _zero_users_everywhere(sb: Sandbox) -> None:
+    for cid, sku in {(a.customer_id, a.sku) for a in sb.assignments()}:
+        sb.set_users(cid, sku, 0)
+
+
+def test_flipping_safe_in_an_unsafe_plan_is_refused(sandbox, config_dir):
+    # Found: flipping "safe": true in an unsafe plan applied it without --force.
+    _zero_users_everywhere(sandbox)
+    data = save(config_dir)
+    assert data["safe"] is False and data["unsafe_reasons"]
+    flipped = {**data, "safe": True, "unsafe_reasons": []}
+    result = apply_saved(config_dir, flipped)
+    assert result.exit_code == 1 and sandbox.stats.writes == 0
+    assert "safe: True in the file, False re-derived" in result.output
+    # the verdict is recomputed: the untouched unsafe plan exits 3, --force applies it
+    assert apply_saved(config_dir, data).exit_code == 3 and sandbox.stats.writes == 0
+    forced = apply_saved(config_dir, data, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert sandbox.stats.writes > 0
+
+
+def test_usage_changed_since_the_plan_is_refused(sandbox, config_dir):
+    data = save(config_dir)
+    sandbox.set_users("zt-0007", "OKTA-SSO", 9)  # a late correction in ZeroTek's history
+    result = apply_saved(config_dir, data)
+    assert result.exit_code == 1 and sandbox.stats.writes == 0
+    assert "re-derived" in result.output
+
+
+def test_connectwise_changed_since_the_plan_is_refused_as_stale(sandbox, config_dir):
+    data = save(config_dir)
+    sso = next(a for a in sandbox.additions(1004) if a["product"]["identifier"] == "ZT-OKTA-SSO")
+    sandbox.update_addition(sso["id"], quantity=26)
+    result = apply_saved(config_dir, data)
+    assert result.exit_code == 1 and sandbox.stats.writes == 0
+    assert "stale plan: ConnectWise changed since it was made" in result.output
+
+
+def test_an_untouched_plan_applies_and_a_selection_is_re_derived_as_such(sandbox, config_dir):
+    data = save(config_dir, "--customer", "zt-0007")
+    assert data["selection"] == ["zt-0007"]
+    result = apply_saved(config_dir, data)
+    assert result.exit_code == 0, result.output
+    assert sandbox.stats.writes == sum(len(c["changes"]) for c in data["customers"])
+    full = save(config_dir)
+    assert full["selection"] is None
+    assert apply_saved(config_dir, full).exit_code == 0
+
+
+def test_revenue_rounded_to_cents_is_accepted_unit_prices_never(sandbox, config_dir):
+    skus = config_dir / "mappings" / "skus.yaml"
+    text = skus.read_text()
+    line = "  product: ZT-OKTA-LCM"
+    assert line in text
+    skus.write_text(text.replace(line, line + "\n  unit_price: 5.0025", 1))
+    data = save(config_dir)
+    lcm = change(data, "add", "ZT-OKTA-LCM")
+    assert (lcm["after"], lcm["unit_price"], lcm["revenue_delta"]) == (6, "5.0025", "30.015")
+    price_edit = json.loads(json.dumps(data))
+    change(price_edit, "add", "ZT-OKTA-LCM")["unit_price"] = "5.00"
+    refused = apply_saved(config_dir, price_edit)
+    assert refused.exit_code == 1 and sandbox.stats.writes == 0
+    assert "unit_price: '5.00' in the file, '5.0025' re-derived" in refused.output
+    rounded = json.loads(json.dumps(data))
+    change(rounded, "add", "ZT-OKTA-LCM")["revenue_delta"] = "30.02"  # another tool's cents
+    accepted = apply_saved(config_dir, rounded)
+    assert accepted.exit_code == 0, accepted.output
+
+
+def test_differences_is_exact_about_types_and_lengths():
+    assert differences({"a": [1, 2]}, {"a": [1, 2]}) == []
+    assert differences({"a": True}, {"a": 1}) == ["a: True in the file, 1 re-derived"]
+    assert differences({"a": 42.0}, {"a": 42}) == ["a: 42.0 in the file, 42 re-derived"]
+    assert differences({"a": [1]}, {"a": [1, 2]}) == ["a: 1 entries in the file, 2 re-derived"]
+    assert differences({"x": 1}, {}) == ["x: in the file, not in the re-derived plan"]
+    assert differences({"revenue_delta": "12.38"}, {"revenue_delta": "12.375"}) == []
+    assert differences({"revenue_delta": "12.39"}, {"revenue_delta": "12.375"}) != []
+    assert differences({"unit_price": "4.13"}, {"unit_price": "4.125"}) != []
+
+
+# --- property: tampering with any number or id is refused with zero writes -------------------
+
+
+@pytest.fixture(scope="module")
+def saved_world(tmp_path_factory) -> Iterator[tuple[Sandbox, Path, dict[str, Any]]]:
+    root = tmp_path_factory.mktemp("saved") / "config"
+    shutil.copytree(example_dir(), root / "mappings")
+    with Sandbox(default_fixture()) as sb:
+        yield sb, root, save(root, env=sb.env())
+
+
+_ID_KEYS = {"id", "sku", "product", "company", "customer_id", "config_digest",
+            "state_fingerprint", "kind", "start", "end", "as_of", "effective_date",
+            "cancelled_date", "bill_start_date", "end_date"}  # fmt: skip
+
+
+def _targets(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """Every number, money string and identifier in the plan JSON (state included)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _targets(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _targets(item, (*path, i))
+    elif (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str)
+        and path
+        and (
+            path[-1] in _ID_KEYS
+            or path[-1] in ("unit_price", "unit_cost", "revenue_delta")
+            or (len(path) >= 2 and path[-2] in ("additions", "agreements"))
+        )
+    ):
+        yield path, value
+
+
+def _tamper(value: Any, delta: int) -> Any:
+    if isinstance(value, int):
+        return value + delta
+    if isinstance(value, float):
+        return value + delta
+    try:
+        number = Decimal(value)
+    except ArithmeticError:
+        number = None
+    if number is not None and number.is_finite() and "-" not in value[1:]:
+        return str(number + delta)  # money: whole units, never a cent rounding
+    return value + "X" if delta > 0 else "X" + value
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(pick=st.integers(min_value=0), delta=st.sampled_from([-7, -1, 1, 2, 1000]))
+def test_property_any_tampered_number_or_id_is_refused(saved_world, pick, delta):
+    sb, root, data = saved_world
+    targets = list(_targets(data))
+    path, value = targets[pick % len(targets)]
+    tampered = json.loads(json.dumps(data))
+    node = tampered
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = _tamper(value, delta)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "plan.json"
+        out.write_text(json.dumps(tampered), encoding="utf-8")
+        writes = sb.stats.writes
+        result = run(root, "apply", str(out), "--yes", "--no-email", env=sb.env())
+    assert result.exit_code == 1, (path, value, result.output)
+    assert sb.stats.writes == writes, (path, value)
