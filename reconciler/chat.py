@@ -10,7 +10,6 @@ A chat message never fails a sync: every problem becomes a one-line outcome for 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,6 +19,7 @@ import httpx
 from reconciler.env import check_api_url
 from reconciler.errors import ReconcileError
 from reconciler.model import ApplyResult, Period
+from reconciler.untrusted import card_text, slack_text
 
 URL_VAR = "RECONCILE_WEBHOOK_URL"
 FORMAT_VAR = "RECONCILE_WEBHOOK_FORMAT"
@@ -48,34 +48,21 @@ class ChatOutcome:
         return f"chat notification {'sent' if self.sent else 'not sent'}: {self.detail}"
 
 
-def _slack_text(text: str) -> str:
-    # Slack's own escaping: no <!channel>, <@user> or <http://link|label> from data.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_TEAMS_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
-def _teams_text(text: str) -> str:
-    # Adaptive Card TextBlocks render a Markdown subset: data must not make links or emphasis.
-    return _TEAMS_MARKDOWN.sub(r"\\\1", text)
-
-
 def payload(event: ChatEvent, fmt: str) -> dict[str, Any]:
     lines = list(event.lines[:MAX_LINES])
     if len(event.lines) > MAX_LINES:
         lines.append(f"... and {len(event.lines) - MAX_LINES} more (see the run log)")
     if fmt == "slack":
-        body = "\n".join([f"*{_slack_text(event.title)}*", *map(_slack_text, lines)])
+        body = "\n".join([f"*{slack_text(event.title)}*", *map(slack_text, lines)])
         return {"text": body}
     if fmt == "teams":
         blocks: list[dict[str, Any]] = [
-            {"type": "TextBlock", "text": _teams_text(event.title), "weight": "Bolder",
+            {"type": "TextBlock", "text": card_text(event.title), "weight": "Bolder",
              "wrap": True, "color": "Good" if event.outcome == "success" else "Attention"},
-            *({"type": "TextBlock", "text": _teams_text(x), "wrap": True} for x in lines),
+            *({"type": "TextBlock", "text": card_text(x), "wrap": True} for x in lines),
         ]  # fmt: skip
         if event.facts:
-            facts = [{"title": k, "value": _teams_text(str(v))} for k, v in event.facts.items()]
+            facts = [{"title": k, "value": card_text(str(v))} for k, v in event.facts.items()]
             blocks.append({"type": "FactSet", "facts": facts})
         card = {
             "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

@@ -12,6 +12,12 @@ from typer.core import TyperGroup
 
 from reconciler import __version__
 from reconciler.errors import ConfigError, ReconcileError
+from reconciler.untrusted import guard_process_output, guarded_output, plain
+
+
+def _lines(message: object) -> str:
+    """An error message for the terminal: its own line breaks kept, data made visible."""
+    return "\n".join(plain(line) for line in str(message).splitlines())
 
 
 def _usage_exit_1(exc: Exception) -> None:
@@ -33,21 +39,24 @@ class _Group(TyperGroup):
             raise
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                typer.echo(str(problem), err=True)
-            raise typer.Exit(1) from None
-        except ReconcileError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            _usage_exit_1(exc)
-            raise
+        # Every byte a command prints passes the credential scrubber and, under GitHub
+        # Actions, the workflow-command guard (reconciler.untrusted).
+        with guarded_output():
+            try:
+                return super().invoke(ctx)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    typer.echo(_lines(problem), err=True)
+                raise typer.Exit(1) from None
+            except ReconcileError as exc:
+                typer.echo(f"error: {_lines(exc)}", err=True)
+                raise typer.Exit(exc.exit_code) from None
+            except KeyboardInterrupt:
+                typer.echo("Interrupted.", err=True)
+                raise typer.Exit(130) from None
+            except Exception as exc:
+                _usage_exit_1(exc)
+                raise
 
 
 app = typer.Typer(
@@ -129,6 +138,7 @@ def lock_command() -> str:
 
 def main() -> None:
     """Console entry point (`reconcile`, `python -m reconciler`)."""
+    guard_process_output()  # also what the interpreter prints (a traceback) is guarded
     app(prog_name="reconcile")
 
 
@@ -155,9 +165,8 @@ def validate(
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Check mappings/ against the schemas and each other (offline). Exit 0 valid, 1 not."""
-    import json
-
     from reconciler import config, progress, schema
+    from reconciler.untrusted import json_dumps, workflow_command
 
     root = config_dir_of(ctx, config_dir)
     try:
@@ -167,13 +176,15 @@ def validate(
     except ConfigError as exc:
         problems = exc.problems
     if format is ValidateFormat.JSON:
-        typer.echo(json.dumps(schema.problems_json(problems), indent=2, ensure_ascii=False))
+        typer.echo(json_dumps(schema.problems_json(problems), indent=2))
     elif format is ValidateFormat.GITHUB:
         for problem in problems:
-            typer.echo(schema.github_annotation(problem, schema.annotation_file(root, problem)))
+            # the annotations are meant: they pass the workflow-command guard
+            annotation = schema.github_annotation(problem, schema.annotation_file(root, problem))
+            workflow_command(annotation)
     else:
         for problem in problems:
-            typer.echo(str(problem), err=True)
+            typer.echo(_lines(problem), err=True)
     if problems:
         if format is not ValidateFormat.JSON:
             typer.echo(f"mappings invalid: {len(problems)} problem(s)", err=True)
@@ -430,20 +441,18 @@ def activity(
 ) -> None:
     """The sync log: past runs newest first (outcome, changes, revenue delta, errors), or
     one run's details. Reads runs/ in the config directory; runs/INDEX.md is the same list."""
-    import json
-
     from reconciler import engine, runview
+    from reconciler.untrusted import json_dumps
 
     root = config_dir_of(ctx, config_dir)
     if run_id is not None:
         run = engine.load_run(root, run_id)
         as_json = fmt is ActivityFormat.JSON
-        typer.echo(json.dumps(run.to_json(), indent=2, ensure_ascii=False) if as_json else
-                   runview.render_run_text(run))  # fmt: skip
+        typer.echo(json_dumps(run.to_json(), indent=2) if as_json else runview.render_run_text(run))
         return
     runs = engine.list_runs(root, limit)
     if fmt is ActivityFormat.JSON:
-        typer.echo(json.dumps({"runs": [r.as_json() for r in runs]}, indent=2))
+        typer.echo(json_dumps({"runs": [r.as_json() for r in runs]}, indent=2))
     elif not runs:
         typer.echo(f"No runs yet under {engine.runs_dir(root)}")
     else:
@@ -457,6 +466,16 @@ def check_unmapped(
         bool, typer.Option("--no-email", help="List only; send no e-mail.")
     ] = False,
     as_of: cli_sync.AsOfOption = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary",
+            metavar="FILE",
+            help="Also append the list as Markdown to FILE (the workflow passes "
+            "$GITHUB_STEP_SUMMARY).",
+            show_default=False,
+        ),
+    ] = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Daily: list mapped customers whose current-period usage includes a ZeroTek SKU with
@@ -465,16 +484,20 @@ def check_unmapped(
     from reconciler import render
     from reconciler.config import load_config
     from reconciler.engine import SyncEngine
+    from reconciler.scrub import scrub
 
     engine = SyncEngine(load_config(config_dir_of(ctx, config_dir)))
     found = engine.check_unmapped(cli_sync.parse_as_of(as_of), send_email=not no_email)
+    if summary is not None:
+        with summary.open("a", encoding="utf-8") as fh:
+            fh.write(scrub(render.unmapped_markdown(found.rows, found.period)))
     if not found.rows:
         typer.echo("No unmapped SKUs in use.")
         return
     typer.echo(f"Customers using unmapped ZeroTek SKUs ({found.period}):")
     typer.echo(render.unmapped_text(found.rows))
     if found.email is not None:
-        typer.echo(f"e-mail {found.email.kind}: {found.email.detail}", err=True)
+        typer.echo(f"e-mail {found.email.kind}: {plain(found.email.detail)}", err=True)
         if found.email_failed:
             raise typer.Exit(1)
 

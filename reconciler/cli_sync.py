@@ -31,6 +31,7 @@ from reconciler.errors import ConfigError, Problem, ReconcileError
 from reconciler.model import Config, CustomerResult, Location, PeriodKind, Plan
 from reconciler.periods import today_in
 from reconciler.schema import annotation_file, github_annotation
+from reconciler.untrusted import plain, workflow_command
 
 
 class Format(StrEnum):
@@ -139,17 +140,17 @@ def run_plan(
         text = render.render(planned.plan, fmt.value, color=_is_tty(sys.stdout))
     typer.echo(text, nl=False)
     if note:
-        typer.echo(f"warning: {note}", err=True)
+        typer.echo(f"warning: {plain(note)}", err=True)
     if out is not None:
         typer.echo(f"Saved plan to {out}; apply exactly it with: reconcile apply {out}", err=True)
     if planned.plan.has_errors:
         # The plan (stdout) shows them in place; stderr carries them for scripts and CI.
         for cp in planned.plan.customers:
             for e in cp.errors:
-                typer.echo(f"error: {cp.customer_id}: {e}", err=True)
+                typer.echo(f"error: {plain(cp.customer_id)}: {plain(e)}", err=True)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in customer_annotations(config, planned.plan):
-                typer.echo(line, err=True)
+                workflow_command(line, err=True)  # meant: passes the guard
         return 1
     if detailed_exitcode and planned.plan.changes:
         return 2
@@ -209,7 +210,7 @@ def customer_annotations(config: Config, plan: Plan) -> list[str]:
         where = getattr(config.customer(cp.customer_id), "location", None)
         for e in cp.errors:
             problem = Problem(
-                where or Location("mappings/customers.yaml"), f"{cp.customer_id}: {e}"
+                where or Location("mappings/customers.yaml"), plain(f"{cp.customer_id}: {e}")
             )
             lines.append(github_annotation(problem, annotation_file(config.config_dir, problem)))
     return lines
@@ -231,16 +232,16 @@ def _confirm(yes: bool) -> Callable[[Plan], bool] | None:
 def _report(outcome: SyncOutcome) -> None:
     for cr in outcome.result.customers:
         for r in cr.results:
-            note = f" ({r.note})" if r.note else ""
-            mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {r.error}"
+            note = f" ({plain(r.note)})" if r.note else ""
+            mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
             typer.echo(
-                f"  {cr.plan.customer_id}: {r.change.action.value} {r.change.product} "
-                f"{r.change.before} → {r.change.after}: {mark}{note}"
+                f"  {plain(cr.plan.customer_id)}: {r.change.action.value} "
+                f"{plain(r.change.product)} {r.change.before} → {r.change.after}: {mark}{note}"
             )
         for e in cr.errors:
-            typer.echo(f"error: {cr.plan.customer_id}: {e}", err=True)
+            typer.echo(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
     for e in outcome.emails:
-        typer.echo(f"e-mail {e.kind}: {e.detail}", err=True)
+        typer.echo(f"e-mail {e.kind}: {plain(e.detail)}", err=True)
     typer.echo(f"Run recorded: {outcome.record_path}")
     totals = outcome.record.totals
     failed = sum(1 for c in outcome.result.customers if not c.ok)

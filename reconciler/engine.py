@@ -40,6 +40,7 @@ from reconciler.apply import apply_plan
 from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import read_state
+from reconciler.env import API_CREDENTIAL_VARS
 from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
 from reconciler.interrupt import Interrupted, StopSignals
@@ -55,6 +56,7 @@ from reconciler.model import (
 )
 from reconciler.periods import period_for
 from reconciler.record import EmailOutcome, RunRecord
+from reconciler.scrub import check_credentials, scrub
 from reconciler.usage import fetch_usage
 
 EXIT_UNSAFE = 3
@@ -326,6 +328,7 @@ class SyncEngine:
     def plan(self, req: PlanRequest) -> Planned:
         """Read-only: never writes to ConnectWise, takes no lock."""
         select_customers(self.config, req.customers)  # unknown ids fail before any request
+        check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # no header could carry it
         window = self.period(req.period, req.as_of)
 
         async def go() -> Planned:
@@ -340,7 +343,7 @@ class SyncEngine:
         with self.ui.busy(READING):
             planned = self._run(go())
         if req.out is not None:
-            atomic_write(req.out, planfile.dumps(planned.plan, planned.state))
+            atomic_write(req.out, scrub(planfile.dumps(planned.plan, planned.state)))
         return planned
 
     # --- apply -----------------------------------------------------------------------------
@@ -392,6 +395,9 @@ class SyncEngine:
         return saved, window, trigger, smtp
 
     async def _read(self, req: ApplyRequest, saved: Planned | None, window: Period) -> Planned:
+        # Before any request, and inside apply's failure recording: a refused credential is
+        # a failed run, recorded and e-mailed (naming the variable, never the value).
+        check_credentials(API_CREDENTIAL_VARS, self.clients.environ)
         async with self.clients.connectwise(self.config) as cw:
             with self.ui.busy(READING):
                 if saved is not None:
@@ -516,6 +522,7 @@ class SyncEngine:
     def check_unmapped(self, as_of: dt.date | None, *, send_email: bool) -> Unmapped:
         """Current-period usage (one bulk ZeroTek fetch) -> customers using unmapped SKUs,
         and the daily e-mail while any remain."""
+        check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # before any request
         smtp = notify.smtp_from_env(self.clients.environ) if send_email else None
         period = self.period(PeriodKind.CURRENT, as_of)
 

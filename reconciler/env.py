@@ -13,9 +13,11 @@ from urllib.parse import urlsplit
 
 from reconciler.config import insecure_url_reason
 from reconciler.errors import ReconcileError
+from reconciler.scrub import CW_VARS, check_credentials
 
-CW_CREDENTIAL_VARS = ("CW_COMPANY_ID", "CW_PUBLIC_KEY", "CW_PRIVATE_KEY", "CW_CLIENT_ID")
+CW_CREDENTIAL_VARS = CW_VARS
 ZEROTEK_TOKEN_VAR = "ZEROTEK_API_TOKEN"
+API_CREDENTIAL_VARS = (*CW_VARS, ZEROTEK_TOKEN_VAR)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ def _missing(names: tuple[str, ...], env: Mapping[str, str]) -> list[str]:
 
 def cw_credentials_from_env(environ: Mapping[str, str] | None = None) -> CWCredentials:
     env = _environ(environ)
+    check_credentials(CW_CREDENTIAL_VARS, env)
     missing = _missing(CW_CREDENTIAL_VARS, env)
     if missing:
         raise ReconcileError(
@@ -52,6 +55,7 @@ def cw_credentials_from_env(environ: Mapping[str, str] | None = None) -> CWCrede
 
 def zerotek_token_from_env(environ: Mapping[str, str] | None = None) -> str:
     env = _environ(environ)
+    check_credentials((ZEROTEK_TOKEN_VAR,), env)
     if _missing((ZEROTEK_TOKEN_VAR,), env):
         raise ReconcileError(
             f"ZeroTek credentials missing: set the environment variable {ZEROTEK_TOKEN_VAR}"

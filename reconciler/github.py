@@ -25,6 +25,7 @@ import httpx
 from reconciler.env import check_api_url
 from reconciler.errors import ReconcileError
 from reconciler.render import PLAN_MARKER
+from reconciler.scrub import Scrubber, check_credentials
 
 DEFAULT_API_URL = "https://api.github.com"
 # GitHub rejects comment bodies above 65,536 characters with a 422; leave room for the note.
@@ -58,8 +59,10 @@ class GitHubClient:
             raise ReconcileError(f"--repo: {repo!r} is not OWNER/REPO")
         if not token.strip():
             raise ReconcileError("GITHUB_TOKEN is empty: pass ${{ github.token }} to this step")
+        check_credentials(("GITHUB_TOKEN",), {"GITHUB_TOKEN": token})
         self.repo = repo
         self._token = token.strip()
+        self._scrubber = Scrubber((token, self._token))
         self._retries = retries
         self._backoff = backoff
         self._http = httpx.Client(
@@ -86,7 +89,7 @@ class GitHubClient:
         self.close()
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "***")
+        return self._scrubber(text)
 
     def _request(self, method: str, url: str, json: Any = None) -> httpx.Response:
         # POST is never retried: a lost response to a committed POST would mean two comments.
@@ -111,9 +114,9 @@ class GitHubClient:
 
     def _message(self, response: httpx.Response) -> str:
         try:
-            message = str(response.json().get("message", ""))
+            message = self._scrub(str(response.json().get("message", "")))
         except (ValueError, AttributeError):
-            message = response.text[:200]
+            message = self._scrub(response.text)[:200]  # scrub first: a cut hides nothing
         hint = ""
         if response.status_code in (401, 403, 404):
             hint = " (does the job have `permissions: pull-requests: write` and GITHUB_TOKEN?)"
@@ -140,11 +143,11 @@ class GitHubClient:
 
     def create_comment(self, number: int, body: str) -> dict[str, Any]:
         url = f"/repos/{self.repo}/issues/{number}/comments"
-        return self._request("POST", url, json={"body": body}).json()
+        return self._request("POST", url, json={"body": self._scrub(body)}).json()
 
     def update_comment(self, comment_id: int, body: str) -> dict[str, Any]:
         url = f"/repos/{self.repo}/issues/comments/{comment_id}"
-        return self._request("PATCH", url, json={"body": body}).json()
+        return self._request("PATCH", url, json={"body": self._scrub(body)}).json()
 
 
 def is_plan_comment(comment: Mapping[str, Any], marker: str = PLAN_MARKER) -> bool:
@@ -203,6 +206,7 @@ def post_plan_comment(
     token = env.get("GITHUB_TOKEN", "")
     if not token.strip():
         raise ReconcileError("GITHUB_TOKEN is not set: pass ${{ github.token }} to this step")
+    check_credentials(("GITHUB_TOKEN",), env)
     api_url = env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
     with GitHubClient(repo, token, api_url) as client:
         return upsert_comment(client, pr, comment_body(text, run_url_from_env(env)))

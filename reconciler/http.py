@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler.errors import ReconcileError
+from reconciler.scrub import Scrubber
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class HttpApi:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.stats = RequestStats()
-        self._secrets = tuple(s for s in secrets if len(s) >= 4)
+        self._secrets = tuple(secrets)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
         self._http = _Client(
@@ -186,9 +187,9 @@ class HttpApi:
                 try:
                     response = await self._http.request(method, url, **kwargs)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                    failure = _describe(exc)  # nothing was sent: safe to retry any method
+                    failure = self.redact(_describe(exc))  # nothing sent: safe to retry any method
                 except httpx.TransportError as exc:
-                    failure, sent = _describe(exc), True
+                    failure, sent = self.redact(_describe(exc)), True
             if response is not None:
                 status = response.status_code
                 if status < 300:
@@ -244,9 +245,9 @@ class HttpApi:
     # --- errors -----------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """The one scrubber (every credential in the environment, in every escaped form)
+        plus this client's own credentials, which may not come from the environment."""
+        return Scrubber(self._secrets)(text)
 
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
         """(code, message, field) from a decoded error body; overridden per service."""
@@ -261,10 +262,11 @@ class HttpApi:
             code, message, fld = self.parse_error_body(response.json())
         if not message and not response.text.lstrip().startswith("<"):
             # plain text is worth showing; an HTML error page (edge proxies) is not
-            message = one_line(response.text) if response.text.strip() else None
-        message = self.redact(one_line(message)) if message else response.reason_phrase
-        code = self.redact(one_line(code, 80)) if code else None
-        fld = self.redact(one_line(fld, 80)) if fld else None
+            message = response.text if response.text.strip() else None
+        # Scrub before shortening: a cut could leave the start of a credential unmatched.
+        message = one_line(self.redact(message)) if message else response.reason_phrase
+        code = one_line(self.redact(code), 80) if code else None
+        fld = one_line(self.redact(fld), 80) if fld else None
         where = f"on {method} {path}"
         detail = f"{status}{' ' + code if code else ''}: {message}"
         if fld:

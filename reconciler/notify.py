@@ -8,7 +8,6 @@ log records ("not sent: <why>").
 from __future__ import annotations
 
 import datetime as dt
-import html
 import os
 import smtplib
 import socket
@@ -24,8 +23,11 @@ from reconciler.errors import ReconcileError
 from reconciler.model import Config, Period, Plan, Settings, Usage
 from reconciler.record import EmailOutcome, RunRecord
 from reconciler.render import UNMAPPED_HEADER, text_table, unmapped_text
-from reconciler.runlog import redact
 from reconciler.runview import money, price
+from reconciler.scrub import check_credentials, scrub
+from reconciler.untrusted import header as header_text
+from reconciler.untrusted import html as _e
+from reconciler.untrusted import plain
 
 TLS_MODES = {"starttls": 587, "ssl": 465, "none": 25}
 SMTP_TIMEOUT = 30.0
@@ -56,6 +58,7 @@ def smtp_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | No
     host = env.get("SMTP_HOST", "").strip()
     if not host:
         return None
+    check_credentials(("SMTP_PASSWORD",), env)
     tls = env.get("SMTP_TLS", "").strip().lower() or "starttls"
     if tls not in TLS_MODES:
         raise ReconcileError(f"SMTP_TLS must be starttls, ssl or none, got {tls!r}")
@@ -133,7 +136,7 @@ def deliver(
     to = tuple(dict.fromkeys(recipients))
 
     def outcome(sent: bool, detail: str) -> EmailOutcome:
-        return EmailOutcome(kind, to, sent, redact(detail))
+        return EmailOutcome(kind, to, sent, scrub(plain(detail)))
 
     if not send:
         return outcome(False, NO_EMAIL)
@@ -143,14 +146,15 @@ def deliver(
         return outcome(False, NOT_CONFIGURED)
     try:
         msg = EmailMessage()
-        msg["Subject"] = redact(subject)
-        msg["From"] = smtp.sender
-        msg["To"] = ", ".join(to)
+        # Headers hold only our own words and configured addresses, never names from data.
+        msg["Subject"] = header_text(scrub(subject))
+        msg["From"] = header_text(smtp.sender)
+        msg["To"] = header_text(", ".join(to))
         msg["Date"] = formatdate(localtime=False, usegmt=True)
         # An explicit domain: make_msgid would otherwise do a (possibly slow) FQDN lookup.
         msg["Message-ID"] = make_msgid(domain=smtp.sender.rpartition("@")[2] or "reconcile")
-        msg.set_content(redact(text))
-        msg.add_alternative(redact(html_body), subtype="html")
+        msg.set_content(scrub(text))
+        msg.add_alternative(scrub(html_body), subtype="html")
         refused = _transmit(smtp, msg)
     # Deliberately broad: mail is a side channel and must never fail the sync it reports on.
     except Exception as exc:
@@ -161,10 +165,6 @@ def deliver(
 
 
 # --- rendering helpers ---------------------------------------------------------------------
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value))
 
 
 def _html_doc(title: str, parts: Sequence[str]) -> str:
@@ -255,7 +255,7 @@ def _sync_email(run: RunRecord) -> tuple[str, str, str]:
         text += [nothing, ""]
         parts.append(f"<p>{_e(nothing)}</p>")
     if errors:
-        text += ["Errors:", *(f"  {name}: {msg}" for name, msg in errors), ""]
+        text += ["Errors:", *(f"  {plain(name)}: {plain(msg)}" for name, msg in errors), ""]
         parts += ["<h3>Errors</h3>", _html_table(("Customer", "Error"), errors)]
     text.append(f"Details: runs/INDEX.md, `reconcile activity {run_id}`")
     parts.append(f"<p>Details: runs/INDEX.md, <code>reconcile activity {_e(run_id)}</code></p>")

@@ -34,6 +34,7 @@ from reconciler.model import (
     Removal,
 )
 from reconciler.resources import load_schema
+from reconciler.untrusted import json_dumps
 
 FORMAT = "zerotek-cw-reconciler/plan@1"
 
@@ -125,8 +126,8 @@ def dumps(plan: Plan, state: dict[str, Any] | None = None, *, pretty: bool = Fal
     times slower and 3x the memory for a 10,000-customer plan file nobody reads by eye."""
     data = plan_to_dict(plan, state)
     if pretty:
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
+        return json_dumps(data, indent=2) + "\n"
+    return json_dumps(data, separators=(",", ":")) + "\n"
 
 
 @functools.cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -14,6 +13,10 @@ from reconciler import planfile
 from reconciler.baseline import Comparison, CustomerComparison, Labelled
 from reconciler.model import Action, Change, CustomerPlan, Plan
 from reconciler.money import display
+from reconciler.untrusted import html as h
+from reconciler.untrusted import json_dumps
+from reconciler.untrusted import markdown as md
+from reconciler.untrusted import plain as t
 
 PLAN_MARKER = "<!-- reconcile:plan -->"
 
@@ -30,17 +33,19 @@ def describe_change(
     c: Change, removal: str = "cancel", as_of: dt.date | None = None, currency: str = "USD"
 ) -> str:
     if c.action is Action.ADD:
-        what = f"add {c.product} ({c.sku}) quantity {c.after}"
+        what = f"add {t(c.product)} ({t(c.sku)}) quantity {c.after}"
         if c.effective_date:
             what += f", effective {c.effective_date.isoformat()}"
     elif c.action is Action.UPDATE:
-        what = f"update {c.product} ({c.sku}) #{c.addition_id} quantity {c.before} → {c.after}"
+        what = (
+            f"update {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} → {c.after}"
+        )
     else:
         how = {"cancel": "cancel", "zero": "set quantity 0", "delete": "delete"}[removal]
         starts = c.effective_date
         if removal == "cancel" and starts and as_of and starts > as_of:
             how = f"set quantity 0: it starts {starts.isoformat()}, after today"
-        what = f"remove {c.product} ({c.sku}) #{c.addition_id} quantity {c.before} ({how})"
+        what = f"remove {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} ({how})"
     price = display(c.unit_price, currency=currency)
     return f"{what}  [{money(c.revenue_delta, currency)}/month @ {price}]"
 
@@ -60,11 +65,11 @@ def summary_line(plan: Plan) -> str:
 
 def _heading(cp: CustomerPlan) -> str:
     agreement = (
-        f"agreement {cp.agreement_id} '{cp.agreement_name}'"
+        f"agreement {cp.agreement_id} '{t(cp.agreement_name)}'"
         if cp.agreement_id is not None
         else "agreement unresolved"
     )
-    return f"{cp.customer_id} {cp.name} → {cp.company}, {agreement}"
+    return f"{t(cp.customer_id)} {t(cp.name)} → {t(cp.company)}, {agreement}"
 
 
 def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
@@ -86,28 +91,24 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
             line = f"  {_SIGN[c.action]} {what}"
             out.append(style(line, fg=_COLOUR[c.action]))
         for e in cp.errors:
-            out.append(style(f"  ! error: {e} (customer left untouched)", fg="red", bold=True))
+            out.append(style(f"  ! error: {t(e)} (customer left untouched)", fg="red", bold=True))
         for w in cp.warnings:
-            out.append(style(f"  ? warning: {w}", fg="yellow"))
+            out.append(style(f"  ? warning: {t(w)}", fg="yellow"))
     if quiet:
         out.append("")
         out.append(f"{quiet} customer{'s' if quiet != 1 else ''} already up to date.")
     if plan.warnings:
         out.append("")
-        out.extend(style(f"? warning: {w}", fg="yellow") for w in plan.warnings)
+        out.extend(style(f"? warning: {t(w)}", fg="yellow") for w in plan.warnings)
     if plan.unsafe:
         out.append("")
         out.append(style("UNSAFE PLAN: apply refuses it without --force:", fg="red", bold=True))
-        out.extend(style(f"  - {r}", fg="red") for r in plan.unsafe_reasons)
+        out.extend(style(f"  - {t(r)}", fg="red") for r in plan.unsafe_reasons)
     out.append("")
     if not plan.changes:
         out.append(style("No changes. ConnectWise matches ZeroTek usage.", fg="green", bold=True))
     out.append(style(summary_line(plan), bold=True))
     return "\n".join(out) + "\n"
-
-
-def _md(s: object) -> str:
-    return str(s).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown(plan: Plan) -> str:
@@ -130,7 +131,7 @@ def markdown(plan: Plan) -> str:
     if plan.unsafe:
         out.append("> [!CAUTION]")
         out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
-        out.extend(f"> - {_md(r)}" for r in plan.unsafe_reasons)
+        out.extend(f"> - {md(r)}" for r in plan.unsafe_reasons)
         out.append("")
     if not plan.changes:
         out.append("**No changes.** ConnectWise matches ZeroTek usage.")
@@ -139,13 +140,14 @@ def markdown(plan: Plan) -> str:
         if not (cp.changes or cp.errors or cp.warnings):
             continue
         flag = "❌ " if cp.errors else ""
+        # <summary> starts an HTML block: raw HTML until a blank line, so HTML escaping here
         out.append(
-            f"<details><summary>{flag}<b>{_md(cp.customer_id)}</b> {_md(cp.name)} — "
+            f"<details><summary>{flag}<b>{h(cp.customer_id)}</b> {h(cp.name)} — "
             f"{len(cp.changes)} change(s), {money(cp.revenue_delta, plan.currency)}/month</summary>"
         )
         out.append("")
-        agreement = _md(cp.agreement_name or "")
-        out.append(f"Company `{_md(cp.company)}`, agreement {cp.agreement_id} {agreement}")
+        agreement = md(cp.agreement_name or "")
+        out.append(f"Company {md(cp.company)}, agreement {cp.agreement_id} {agreement}")
         out.append("")
         if cp.changes:
             cur = plan.currency
@@ -156,20 +158,20 @@ def markdown(plan: Plan) -> str:
             out.append("|---|---|---|---:|---:|---|---:|---:|")
             for c in cp.changes:
                 out.append(
-                    f"| {c.action.value} | `{_md(c.product)}` | {_md(c.sku)} | {c.before} | "
+                    f"| {c.action.value} | {md(c.product)} | {md(c.sku)} | {c.before} | "
                     f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
                     f"{money(c.revenue_delta)} |"
                 )
             out.append("")
-        out.extend(f"- ❌ {_md(e)}" for e in cp.errors)
-        out.extend(f"- ⚠️ {_md(w)}" for w in cp.warnings)
+        out.extend(f"- ❌ {md(e)}" for e in cp.errors)
+        out.extend(f"- ⚠️ {md(w)}" for w in cp.warnings)
         out.append("")
         out.append("</details>")
         out.append("")
     if plan.warnings:
         out.append("**Warnings**")
         out.append("")
-        out.extend(f"- ⚠️ {_md(w)}" for w in plan.warnings)
+        out.extend(f"- ⚠️ {md(w)}" for w in plan.warnings)
         out.append("")
     out.append(summary_line(plan))
     return "\n".join(out) + "\n"
@@ -200,14 +202,14 @@ def _compared_rows(
     ]
     for cc, labelled in rows:
         cp = cc.customer
-        who = f"**{_md(cp.customer_id)}** {_md(cp.name)}"
+        who = f"**{md(cp.customer_id)}** {md(cp.name)}"
         for x in labelled:
             c = x.change
             # A dropped line is a change the base branch's next sync would make and this
             # one no longer does: its effect on the invoice is the opposite of the change.
             action = f"no longer {c.action.value}" if x.cause == "dropped" else c.action.value
             out.append(
-                f"| {who} | {action} | `{_md(c.product)}` | {_md(c.sku)} | {c.before} | "
+                f"| {who} | {action} | {md(c.product)} | {md(c.sku)} | {c.before} | "
                 f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
                 f"{money(x.revenue_delta)} |"
             )
@@ -223,11 +225,11 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
     if plan.unsafe:
         out.append("> [!CAUTION]")
         out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
-        out.extend(f"> - {_md(r)}" for r in plan.unsafe_reasons)
+        out.extend(f"> - {md(r)}" for r in plan.unsafe_reasons)
         out.append("")
     out += ["#### This pull request", ""]
     if note:
-        out += ["> [!NOTE]", f"> {_md(note)}", ""]
+        out += ["> [!NOTE]", f"> {md(note)}", ""]
     own = cmp.of("change", "dropped")
     if not own:
         out += ["Merging it changes nothing in ConnectWise by itself.", ""]
@@ -261,12 +263,12 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
     if flagged:
         out += ["#### Errors and warnings", ""]
         for cp in flagged:
-            out.extend(f"- ❌ **{_md(cp.customer_id)}** {_md(e)}" for e in cp.errors)
-            out.extend(f"- ⚠️ **{_md(cp.customer_id)}** {_md(w)}" for w in cp.warnings)
+            out.extend(f"- ❌ **{md(cp.customer_id)}** {md(e)}" for e in cp.errors)
+            out.extend(f"- ⚠️ **{md(cp.customer_id)}** {md(w)}" for w in cp.warnings)
         out.append("")
     if plan.warnings:
         out += ["**Warnings**", ""]
-        out.extend(f"- ⚠️ {_md(w)}" for w in plan.warnings)
+        out.extend(f"- ⚠️ {md(w)}" for w in plan.warnings)
         out.append("")
     out.append(summary_line(plan))
     return "\n".join(out) + "\n"
@@ -294,7 +296,7 @@ def json_compared(cmp: Comparison, note: str | None = None) -> str:
         **counts,
         "note": note,
     }
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json_dumps(data, indent=2) + "\n"
 
 
 def json_text(plan: Plan) -> str:
@@ -314,7 +316,7 @@ def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
 
 def text_table(rows: Sequence[Sequence[object]], indent: str = "  ") -> list[str]:
     """Columns padded to their widest cell (e-mails, check-unmapped)."""
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[t(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))] if cells else []
     return [
         indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -328,3 +330,15 @@ UNMAPPED_HEADER = ("Customer", "Customer id", "SKU", "Users")
 def unmapped_text(rows: Sequence[tuple[str, str, str, int]]) -> str:
     table = [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
     return "\n".join(text_table([UNMAPPED_HEADER, *table]))
+
+
+def unmapped_markdown(rows: Sequence[tuple[str, str, str, int]], period: object) -> str:
+    """The list for a job summary: a Markdown table (names escaped), never a code fence a
+    name could close."""
+    out = ["## Unmapped SKUs", ""]
+    if not rows:
+        return "\n".join([*out, "No unmapped SKUs in use.", ""])
+    out += [f"Customers using ZeroTek SKUs that have no ConnectWise mapping ({period}):", ""]
+    out += ["| Customer | Customer id | SKU | Users |", "|---|---|---|---:|"]
+    out += [f"| {md(name)} | {md(c)} | {md(sku)} | {md(n)} |" for c, name, sku, n in rows]
+    return "\n".join([*out, ""])

@@ -18,27 +18,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
 from reconciler.model import ApplyResult, ChangeResult, CustomerResult, Period, Plan
 from reconciler.record import EmailOutcome, RunRecord, RunSummary
 from reconciler.runview import render_index, render_run
+from reconciler.scrub import scrub_tree
+from reconciler.untrusted import json_dumps
 
 TRIGGERS = ("scheduled", "manual")
 RUNS_DIR = "runs"
 INDEX_NAME = "INDEX.md"
-# Values of these variables are scrubbed from every string written to runs/ or an e-mail:
-# the records only hold plan/result data, but an upstream error message could echo anything.
-SECRET_ENV = (
-    "CW_PRIVATE_KEY",
-    "CW_PUBLIC_KEY",
-    "CW_CLIENT_ID",
-    "ZEROTEK_API_TOKEN",
-    "SMTP_PASSWORD",
-)
-_MIN_SECRET_LEN = 4  # shorter values would garble ordinary text and are not credentials
 _RUN_ID = re.compile(r"^(\d{4})(\d{2})\d{2}T\d{6}Z-(?:scheduled|manual)(?:-\d+)?$")
 _STALE_TEMP_SECONDS = 300
 
@@ -56,25 +47,6 @@ def detect_trigger(explicit: str | None, environ: Mapping[str, str] | None = Non
 
 
 # --- secrets -------------------------------------------------------------------------------
-
-
-def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    for name in SECRET_ENV:
-        value = env.get(name) or ""
-        if len(value) >= _MIN_SECRET_LEN and value in text:
-            text = text.replace(value, f"[{name} redacted]")
-    return text
-
-
-def _redact_tree(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: _redact_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_tree(v) for v in value]
-    return value
 
 
 def _sweep_temps(runs: Path, now: float) -> None:
@@ -188,11 +160,11 @@ class RunHandle:
         return self._write()
 
     def _write(self, *, index: bool = True) -> Path:
-        data = _redact_tree(self.record.to_json())
+        data = scrub_tree(self.record.to_json())
         # Compact: a 10,000-customer record indented costs the pure-Python encoder and 3x
         # the memory; people read the Markdown twin. (The tests hold every record written
         # to run.schema.json; checking it here, on every write, cost seconds per apply.)
-        compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        compact = json_dumps(data, separators=(",", ":"))
         atomic_write(self.path, compact + "\n")
         atomic_write(self.md_path, render_run(RunRecord.from_json(data)))
         if index:

@@ -3,26 +3,25 @@
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from urllib.parse import quote
 
 from reconciler.record import Ok, RunRecord, RunSummary
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+from reconciler.untrusted import markdown as md
+from reconciler.untrusted import plain as t
 
 
 def result_text(ok: Ok) -> str:
-    return {True: "done", False: "FAILED", None: "not applied", "unknown": "UNKNOWN"}[ok]
+    return {True: "done", False: "FAILED", None: "not applied", "unknown": "UNKNOWN"}.get(ok, "?")
 
 
 def money(value: str | Decimal) -> str:
     """Signed, thousands-separated; two decimals unless the exact value needs more."""
     try:
         d = Decimal(value)
-    except (InvalidOperation, TypeError):
-        return str(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return "?"  # a hand-edited run file; never echo its text unescaped
     if d == d.quantize(Decimal("0.01")):
         return f"{d:+,.2f}"
     return f"{d.normalize():+,f}"
@@ -30,13 +29,6 @@ def money(value: str | Decimal) -> str:
 
 def price(value: str | Decimal) -> str:
     return money(value).lstrip("+")
-
-
-def md(value: object) -> str:
-    """One Markdown table cell or inline text: nothing in a name can break the table or
-    inject HTML or links."""
-    text = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def when(stamp: str | None) -> str:
@@ -88,7 +80,7 @@ def render_run(run: RunRecord) -> str:
         [
             md(c.name),
             md(c.agreement.text()),
-            ch.action,
+            md(ch.action),
             md(ch.sku),
             md(ch.product),
             f"{ch.before} → {ch.after}",
@@ -133,21 +125,27 @@ def render_index(runs: Sequence[RunSummary]) -> str:
     return "\n".join(out + _table(header, "llllrrrrl", rows))
 
 
+def _count(value: object) -> str:
+    return str(value) if type(value) is int else md(value)
+
+
 def _index_row(s: RunSummary) -> list[object]:
-    link = f"[{md(s.run_id)}]({s.md_link})"
+    # Run files live in git: a hand-edited one may hold anything, so every field is data.
+    link = f"[{md(s.run_id)}]({quote(s.md_link)})"
     if s.outcome == "unreadable":
         return ["?", "?", "?", "unreadable", "", "", "", "", md(s.path.name)]
     # Only a killed run's figures are in doubt (its in-flight writes were never settled).
     unknown = s.outcome == "incomplete"
+    outcome = md(s.outcome)
     return [
-        when(s.started),
-        s.trigger,
+        md(when(s.started)),
+        md(s.trigger),
         md(s.period),
-        f"**{s.outcome}**" if s.outcome != "success" else s.outcome,
-        "?" if unknown else s.customers_changed,
-        "?" if unknown else s.quantities_updated,
+        f"**{outcome}**" if s.outcome != "success" else outcome,
+        "?" if unknown else _count(s.customers_changed),
+        "?" if unknown else _count(s.quantities_updated),
         "?" if unknown else money(s.revenue_delta),
-        s.errors,
+        _count(s.errors),
         link,
     ]
 
@@ -168,19 +166,22 @@ def render_runs_text(runs: Sequence[RunSummary]) -> str:
         "RUN",
     ]
     rows: list[Sequence[str]] = [header] + [
-        (
-            when(s.started),
-            s.trigger,
-            s.period,
-            s.outcome,
-            *(
-                ("?", "?", "?")
-                if s.outcome == "incomplete"
-                else (str(s.customers_changed), str(s.quantities_updated), money(s.revenue_delta))
-            ),
-            str(s.errors),
-            s.run_id,
-        )
+        [
+            t(cell)
+            for cell in (
+                when(s.started),
+                s.trigger,
+                s.period,
+                s.outcome,
+                *(
+                    ("?", "?", "?")
+                    if s.outcome == "incomplete"
+                    else (s.customers_changed, s.quantities_updated, money(s.revenue_delta))
+                ),
+                s.errors,
+                s.run_id,
+            )
+        ]
         for s in runs
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -197,10 +198,10 @@ def render_runs_text(runs: Sequence[RunSummary]) -> str:
 def render_run_text(run: RunRecord) -> str:
     totals, period = run.totals, run.period
     out = [
-        f"Run {run.run_id}",
-        f"  outcome:    {run.outcome}",
-        f"  trigger:    {run.trigger}",
-        f"  period:     {period} (as of {period.as_of})",
+        f"Run {t(run.run_id)}",
+        f"  outcome:    {t(run.outcome)}",
+        f"  trigger:    {t(run.trigger)}",
+        f"  period:     {t(period)} (as of {period.as_of})",
         f"  started:    {when(run.started)} UTC",
         f"  finished:   {when(run.finished)}" + (" UTC" if run.finished else ""),
         f"  customers:  {totals.customers}, {totals.customers_changed} changed",
@@ -213,28 +214,30 @@ def render_run_text(run: RunRecord) -> str:
     if run.outcome in _STOPPED:
         out.append(f"  ({_STOPPED[run.outcome]})")
     if run.error:
-        out.append(f"  error:      {run.error}")
+        out.append(f"  error:      {t(run.error)}")
     for c in run.customers:
         if not (c.changes or c.errors or c.warnings):
             continue
         end = c.agreement.end_date
         out.append(
-            f"\n{c.name} ({c.id}) company {c.company}, agreement "
-            f"{c.agreement.text()}" + (f", ends {end}" if end else "")
+            f"\n{t(c.name)} ({t(c.id)}) company {t(c.company)}, agreement "
+            f"{t(c.agreement.text())}" + (f", ends {end}" if end else "")
         )
         for ch in c.changes:
-            result = result_text(ch.ok) + (f": {ch.error}" if ch.error else "")
-            note = f" ({ch.note})" if ch.note else ""
+            result = result_text(ch.ok) + (f": {t(ch.error)}" if ch.error else "")
+            note = f" ({t(ch.note)})" if ch.note else ""
             out.append(
-                f"  {ch.action:<6} {ch.sku} [{ch.product}] {ch.before} -> "
+                f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
                 f"{ch.after} @ {price(ch.unit_price)} = {money(ch.revenue_delta)}"
                 f"  {result}{note}"
             )
-        out += [f"  error: {e}" for e in c.errors]
-        out += [f"  warning: {w}" for w in c.warnings]
+        out += [f"  error: {t(e)}" for e in c.errors]
+        out += [f"  warning: {t(w)}" for w in c.warnings]
     if run.warnings:
-        out += ["", *(f"warning: {w}" for w in run.warnings)]
+        out += ["", *(f"warning: {t(w)}" for w in run.warnings)]
     if run.emails:
         out.append("")
-        out += [f"e-mail {e.kind} to {', '.join(e.to) or '-'}: {e.detail}" for e in run.emails]
+        out += [
+            f"e-mail {t(e.kind)} to {t(', '.join(e.to) or '-')}: {t(e.detail)}" for e in run.emails
+        ]
     return "\n".join(out)

@@ -18,6 +18,7 @@ from reconciler.env import cw_credentials_from_env, resolve_api_url, zerotek_tok
 from reconciler.errors import ConfigError, ReconcileError
 from reconciler.http import ApiError, HttpApi
 from reconciler.model import Config, Settings
+from reconciler.untrusted import plain
 from reconciler.usage.zerotek import CUSTOMERS, ZeroTekClient
 
 CREDENTIALS = "procedure 1 (credentials)"
@@ -159,8 +160,8 @@ def render_status(report: StatusReport) -> str:
         lines.append(procedure[0].upper() + procedure[1:] + ":")
         for check in report.checks:
             if check.procedure == procedure:
-                lines.append(f"  {check.name}: {check.verdict}")
-                lines.extend(f"    {d}" for d in check.details)
+                lines.append(f"  {check.name}: {plain(check.verdict)}")
+                lines.extend(f"    {plain(d)}" for d in check.details)
     enabled = {True: "true", False: "false", None: "unknown"}[report.enabled]
     lines.append(f"Enabled: {enabled}")
     lines.append(f"Status: {report.state}")

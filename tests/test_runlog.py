@@ -151,7 +151,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
     ]  # fmt: skip
     md = handle.md_path.read_text()
     assert "OKTA-MFA" in md and "0 → 10" in md and "+15.00" in md and "+21.00" in md
-    assert "not sent: --no-email" in md
+    assert "not sent\\: --no-email" in md
 
 
 def test_finish_partial_and_failed_outcomes(tmp_path: Path) -> None:
@@ -176,7 +176,7 @@ def test_finish_partial_and_failed_outcomes(tmp_path: Path) -> None:
     assert failed["outcome"] == "failed"
     md = h1.md_path.read_text()
     assert "FAILED: ConnectWise 400" in md
-    assert "Beta \\| Ltd &lt;b&gt;" in md  # neither breaks the table nor injects HTML
+    assert "Beta \\| Ltd \\<b\\>" in md  # neither breaks the table nor injects HTML
 
 
 def test_fail_records_run_level_error(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ class ConnectWiseClient(HttpApi):
                 "clientId": creds.client_id,
                 "Accept": ACCEPT,
             },
-            secrets=(creds.private_key, creds.public_key, token),
+            secrets=(creds.private_key, creds.public_key, creds.client_id, creds.username, token),
             max_concurrency=max_concurrency,
             timeout=timeout,
             max_retries=max_retries,

@@ -1,0 +1,160 @@
+"""Credentials: checked before any request, scrubbed from everything we write (DESIGN 12.6).
+
+Every credential variable is listed once, here. `check_credentials` refuses a value that
+could not travel in an HTTP header or an SMTP login as given (CR, LF, NUL or any other
+control character, non-ASCII), naming the variable and never the value. `scrub` replaces
+every credential in a text — raw, as Python `repr` and JSON would escape it, URL-encoded,
+HTML- and Markdown-escaped, and the base64 of ConnectWise's Basic-auth pair — before the
+text reaches stdout, stderr, a run record, a plan file, an e-mail or a PR comment.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from reconciler.errors import ReconcileError
+
+CW_VARS = ("CW_COMPANY_ID", "CW_PUBLIC_KEY", "CW_PRIVATE_KEY", "CW_CLIENT_ID")
+# RECONCILE_WEBHOOK_URL: a chat webhook's URL is its credential (reconciler.chat).
+CREDENTIAL_VARS = (
+    *CW_VARS,
+    "ZEROTEK_API_TOKEN",
+    "SMTP_PASSWORD",
+    "GITHUB_TOKEN",
+    "RECONCILE_WEBHOOK_URL",
+)
+# Shorter values would garble ordinary text ("ab" everywhere) and are no real credential.
+MIN_SECRET_LEN = 4
+
+
+class CredentialError(ReconcileError):
+    """A credential variable holds a value we refuse to send."""
+
+
+def credential_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as given, in words that never quote it."""
+    if "\r" in value or "\n" in value:
+        return "contains a line break (CR or LF)"
+    if "\0" in value:
+        return "contains a NUL character"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "contains a control character"
+    if not value.isascii():
+        return "contains a non-ASCII character"
+    return None
+
+
+def check_credentials(
+    names: Iterable[str] = CREDENTIAL_VARS, environ: Mapping[str, str] | None = None
+) -> None:
+    """Refuse every set credential among `names` that could not be sent as it is. Called
+    before any request, so a bad value never reaches an HTTP library's error message."""
+    env = os.environ if environ is None else environ
+    bad = [(n, why) for n in names if (why := credential_problem(env.get(n) or ""))]
+    if bad:
+        raise CredentialError(
+            "; ".join(f"{name} {why}" for name, why in bad)
+            + ": refused before any request (the value is not shown; set it again without "
+            "line breaks, control or non-ASCII characters)"
+        )
+
+
+# --- the scrubber ----------------------------------------------------------------------------
+
+
+def _forms(value: str) -> set[str]:
+    """The shapes a value takes in the texts we write."""
+    from reconciler.untrusted import html as html_text
+    from reconciler.untrusted import markdown, plain
+
+    found = {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        html.escape(value),
+        html.escape(value, quote=False),
+        plain(value),
+        html_text(value),
+        markdown(value),
+    }
+    backslashed = value.replace("\\", "\\\\")
+    found |= {backslashed, backslashed.replace("'", "\\'")}  # repr's other quoting choices
+    found |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in found}
+    return {f for f in found if len(f) >= MIN_SECRET_LEN}
+
+
+def basic_auth_token(username: str, password: str) -> str:
+    return base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@lru_cache(maxsize=16)
+def _pattern(secrets: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], dict[str, str]] | None:
+    labels: dict[str, str] = {}
+    for label, value in secrets:
+        for form in _forms(value):
+            labels.setdefault(form, label)
+    if not labels:
+        return None
+    alternatives = sorted(labels, key=len, reverse=True)  # longest first: no partial leftovers
+    return re.compile("|".join(map(re.escape, alternatives))), labels
+
+
+def _env_secrets(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for name in CREDENTIAL_VARS:
+        raw = env.get(name) or ""
+        for value in {raw, raw.strip()}:
+            if len(value) >= MIN_SECRET_LEN:
+                found.append((f"[{name} redacted]", value))
+    company, public, private = (env.get(n, "").strip() for n in CW_VARS[:3])
+    if company and public and private:
+        token = basic_auth_token(f"{company}+{public}", private)
+        found += [("[CW_PRIVATE_KEY redacted]", token.rstrip("="))]
+    return found
+
+
+class Scrubber:
+    """Replaces every credential form in a text; built once per environment snapshot."""
+
+    def __init__(self, extra: Iterable[str] = (), environ: Mapping[str, str] | None = None):
+        env = os.environ if environ is None else environ
+        secrets = _env_secrets(env) + [("***", v) for v in extra if len(v) >= MIN_SECRET_LEN]
+        self._compiled = _pattern(tuple(secrets)) if secrets else None
+
+    def __call__(self, text: str) -> str:
+        if self._compiled is None:
+            return text
+        pattern, labels = self._compiled
+        return pattern.sub(lambda m: labels[m.group()], text)
+
+    def tree(self, value: Any) -> Any:
+        """Every string (keys too) of a JSON-like structure."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self.tree(k): self.tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.tree(v) for v in value]
+        return value
+
+
+def scrub(text: str, extra: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> str:
+    """`text` with every credential (the environment's, plus `extra` values a client holds)
+    replaced by `[NAME redacted]` (`***` for an extra value not in the environment)."""
+    return Scrubber(extra, environ)(text)
+
+
+def scrub_tree(value: Any, extra: Iterable[str] = ()) -> Any:
+    return Scrubber(extra).tree(value)
