@@ -7,7 +7,6 @@ in comments such characters are replaced, so no name can end a comment or start 
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from reconciler.config import CUSTOMERS_DIR, CUSTOMERS_FILE, SKUS_FILE, load_config
 from reconciler.discover import CustomerProposal, Discovery, SkuProposal
 from reconciler.errors import ConfigError, ReconcileError
+from reconciler.untrusted import json_dumps
 
 DISCOVERED_FILE = f"{CUSTOMERS_DIR}/discovered.yaml"
 
@@ -171,7 +171,7 @@ def as_json(d: Discovery, min_confidence: float) -> dict[str, Any]:
 
 
 def render_json(d: Discovery, min_confidence: float) -> str:
-    return json.dumps(as_json(d, min_confidence), indent=2, ensure_ascii=False) + "\n"
+    return json_dumps(as_json(d, min_confidence), indent=2) + "\n"
 
 
 # --- --write ---------------------------------------------------------------------------------

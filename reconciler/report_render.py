@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from decimal import Decimal
 from typing import Any
 
 from reconciler.money import display, plain
 from reconciler.report import Kind, Report, Row, Totals
-from reconciler.runview import md
+from reconciler.untrusted import json_dumps, plain
+from reconciler.untrusted import markdown as md
 
 TITLES = {
     Kind.UNDER: "Under-billed (ZeroTek users above what ConnectWise bills)",
@@ -62,7 +62,8 @@ def text(report: Report) -> str:
         for r in rows:
             product = r.product or "no catalog product"
             out.append(
-                f"  {_where(r)}: {r.sku} ({product}) ZeroTek {r.zerotek_users}, billed "
+                f"  {plain(_where(r))}: {plain(r.sku)} ({plain(product)}) "
+                f"ZeroTek {r.zerotek_users}, billed "
                 f"{r.billed}: {r.quantity} x {money(r.unit_price, cur)} = "
                 f"{money(r.amount, cur)}/month"
                 + (f", margin {money(r.margin, cur)}" if r.margin is not None else "")
@@ -72,7 +73,7 @@ def text(report: Report) -> str:
     out.append(f"Over-billed: {money(report.totals(Kind.OVER).amount, cur)}/month")
     out.append(f"Net if everything were fixed: {money(report.net, cur)}/month")
     for cid, error in report.errors:
-        out.append(f"not compared: {cid}: {error}")
+        out.append(f"not compared: {plain(cid)}: {plain(error)}")
     return "\n".join(out) + "\n"
 
 
@@ -265,7 +266,7 @@ def as_json(report: Report) -> dict[str, Any]:
 
 
 def json_text(report: Report) -> str:
-    return json.dumps(as_json(report), indent=2, ensure_ascii=False) + "\n"
+    return json_dumps(as_json(report), indent=2) + "\n"
 
 
 def render(report: Report, fmt: str) -> str:
