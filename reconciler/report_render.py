@@ -15,8 +15,9 @@ from typing import Any
 
 from reconciler.money import display, plain
 from reconciler.report import Kind, Report, Row, Totals
-from reconciler.untrusted import json_dumps, plain
+from reconciler.untrusted import json_dumps
 from reconciler.untrusted import markdown as md
+from reconciler.untrusted import plain as t
 
 TITLES = {
     Kind.UNDER: "Under-billed (ZeroTek users above what ConnectWise bills)",
@@ -62,7 +63,7 @@ def text(report: Report) -> str:
         for r in rows:
             product = r.product or "no catalog product"
             out.append(
-                f"  {plain(_where(r))}: {plain(r.sku)} ({plain(product)}) "
+                f"  {t(_where(r))}: {t(r.sku)} ({t(product)}) "
                 f"ZeroTek {r.zerotek_users}, billed "
                 f"{r.billed}: {r.quantity} x {money(r.unit_price, cur)} = "
                 f"{money(r.amount, cur)}/month"
@@ -73,7 +74,7 @@ def text(report: Report) -> str:
     out.append(f"Over-billed: {money(report.totals(Kind.OVER).amount, cur)}/month")
     out.append(f"Net if everything were fixed: {money(report.net, cur)}/month")
     for cid, error in report.errors:
-        out.append(f"not compared: {plain(cid)}: {plain(error)}")
+        out.append(f"not compared: {t(cid)}: {t(error)}")
     return "\n".join(out) + "\n"
 
 
