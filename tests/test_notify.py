@@ -402,7 +402,7 @@ def test_secrets_never_reach_run_files_or_emails(
     assert [o.sent for o in emails] == [True, True] and len(received) == 3
     assert any("[CW_PRIVATE_KEY redacted]" in m.text for m in received)
     files = sorted(p for p in (tmp_path / "runs").rglob("*") if p.is_file())
-    assert len(files) == 5  # 2 runs x (json + md) + INDEX.md
+    assert len(files) == 7  # 2 runs x (json + md + index summary) + INDEX.md
     blobs = [p.read_bytes() for p in files] + [m.raw for m in received]
     for value in SENTINELS.values():
         assert not any(value.encode() in blob for blob in blobs), value

