@@ -12,7 +12,8 @@ attempted. Totals count only `ok is True`.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+import functools
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -284,8 +285,23 @@ class RunRecord:
         return "partial" if progress else "failed"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["emails"] = [{**e, "to": list(e["to"])} for e in data["emails"]]
+        """What asdict() gives (same keys, same order), built directly: asdict deep-copies
+        every value and took seconds per write at 10,000 customers."""
+        data = _flat(self)
+        data["period"] = _flat(self.period)
+        data["customers"] = [
+            {
+                **_flat(c),
+                "agreement": _flat(c.agreement),
+                "changes": [_flat(ch) for ch in c.changes],
+                "errors": list(c.errors),
+                "warnings": list(c.warnings),
+            }
+            for c in self.customers
+        ]
+        data["totals"] = _flat(self.totals)
+        data["warnings"] = list(self.warnings)
+        data["emails"] = [{**_flat(e), "to": list(e.to)} for e in self.emails]
         return data
 
     @classmethod
@@ -346,3 +362,13 @@ class RunSummary:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "path"}
         data["path"] = self.path.as_posix()
         return data
+
+
+@functools.cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _flat(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, one level deep (the caller converts nested values)."""
+    return {name: getattr(obj, name) for name in _names(type(obj))}

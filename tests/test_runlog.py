@@ -417,3 +417,17 @@ def test_listing_reads_summaries_not_records(tmp_path: Path) -> None:
     assert runlog.list_runs(tmp_path)[0].revenue_delta == "99.00"
     summary.write_text("{not json")
     assert runlog.list_runs(tmp_path)[0].outcome == "success"
+
+
+def test_record_to_json_is_asdict_exactly() -> None:
+    """to_json is hand-built for speed; it must stay what dataclasses.asdict gives."""
+    import dataclasses
+
+    from reconciler.record import RunRecord
+
+    for result in (success_result(), partial_result(), failed_result()):
+        record = RunRecord.of_result(result, RUN_ID)
+        record.emails = [EmailOutcome("sync-outcome", ("ops@msp.example",), True, "sent")]
+        expected = dataclasses.asdict(record)
+        expected["emails"] = [{**e, "to": list(e["to"])} for e in expected["emails"]]
+        assert json.dumps(record.to_json()) == json.dumps(expected)
