@@ -50,8 +50,8 @@ RUNLOG_MODULES = ("reconciler.runlog", "reconciler.runindex")
 # --- the timed child: the CLI with the run-log modules instrumented ---------------------------
 
 
-def _instrument(modules: tuple[str, ...]) -> dict[str, float]:
-    totals = {"seconds": 0.0, "calls": 0}
+def _instrument(modules: tuple[str, ...]) -> dict[str, Any]:
+    totals: dict[str, Any] = {"seconds": 0.0, "calls": 0, "by_function": {}}
     depth = [0]
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,8 +67,11 @@ def _instrument(modules: tuple[str, ...]) -> dict[str, float]:
             try:
                 return fn(*args, **kwargs)
             finally:
-                totals["seconds"] += time.perf_counter() - started
+                spent = time.perf_counter() - started
+                totals["seconds"] += spent
                 totals["calls"] += 1
+                by = totals["by_function"]
+                by[fn.__qualname__] = by.get(fn.__qualname__, 0.0) + spent
                 depth[0] -= 1
 
         return timed
@@ -278,6 +281,9 @@ def main() -> int:
                     f"{spent['seconds']:.3f} s",
                     f"{spent['calls']} calls; < 0.2 s: {verdict(spent['seconds'] < 0.2)}",
                 )
+                ranked = sorted(spent["by_function"].items(), key=lambda kv: -kv[1])
+                for name, seconds in ranked[:5]:
+                    row(f"    {name}", f"{seconds:.3f} s")
             prefix = "Run recorded: "
             lines = apply.stdout.splitlines()
             record = next((line[len(prefix) :] for line in lines if line.startswith(prefix)), None)
