@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import hypothesis.strategies as st
+import world_edits
 from conftest import set_setting
 from hypothesis import HealthCheck, given, settings
 from plan_builders import addition, config, customer, state, usage
@@ -74,8 +75,8 @@ def test_skus_sharing_a_product_bill_the_price_the_plan_shows(sandbox, tmp_path)
         "- {sku: OKTA-LCM-A, product: ZT-OKTA-LCM}\n"
     )
     root = write_mappings(tmp_path, skus)
-    sandbox.set_users("zt-0003", "OKTA-LCM-A", 4)
-    sandbox.set_users("zt-0003", "OKTA-LCM-B", 3)
+    world_edits.set_users(sandbox, "zt-0003", "OKTA-LCM-A", 4)
+    world_edits.set_users(sandbox, "zt-0003", "OKTA-LCM-B", 3)
     saved = plan_and_apply(root, sandbox)
     (change,) = adds(saved)
     assert change["after"] == 7 and change["unit_price"] == "6.50"
@@ -88,7 +89,7 @@ def test_skus_sharing_a_product_bill_the_price_the_plan_shows(sandbox, tmp_path)
 def test_a_price_with_three_decimals_is_shown_stored_and_sent_exactly(sandbox, tmp_path):
     # Found: unit_price 4.125 showed "@ 4.12" and the plan file stored "4.12".
     root = write_mappings(tmp_path, "- {sku: OKTA-LCM, product: ZT-OKTA-LCM, unit_price: 4.125}\n")
-    sandbox.set_users("zt-0003", "OKTA-LCM", 3)
+    world_edits.set_users(sandbox, "zt-0003", "OKTA-LCM", 3)
     shown = run(root, "plan", *AS_OF, env=sandbox.env())
     assert "[+12.375 USD/month @ 4.125 USD]" in shown.output
     saved = plan_and_apply(root, sandbox)
@@ -100,7 +101,7 @@ def test_a_price_with_three_decimals_is_shown_stored_and_sent_exactly(sandbox, t
 
 def test_the_catalog_price_and_cost_are_sent_when_the_mapping_sets_none(sandbox, tmp_path):
     root = write_mappings(tmp_path, "- {sku: OKTA-LCM, product: ZT-OKTA-LCM}\n")
-    sandbox.set_users("zt-0003", "OKTA-LCM", 2)
+    world_edits.set_users(sandbox, "zt-0003", "OKTA-LCM", 2)
     saved = plan_and_apply(root, sandbox)
     (change,) = adds(saved)
     (body,) = posts(sandbox)
@@ -141,7 +142,7 @@ def test_property_plan_price_equals_post_price(price, cost, setters, users, reve
     with tempfile.TemporaryDirectory() as tmp, Sandbox(default_fixture()) as sb:
         root = write_mappings(Path(tmp), "".join(lines))
         for name, n in zip(names, users, strict=False):
-            sb.set_users("zt-0003", name, n)
+            world_edits.set_users(sb, "zt-0003", name, n)
         saved = plan_and_apply(root, sb)
         sent = posts(sb)
         planned = adds(saved)
@@ -222,11 +223,13 @@ def test_a_negative_managed_quantity_is_an_error_not_absence():
 
 def test_odd_connectwise_data_end_to_end(sandbox, config_dir):
     sso = next(a for a in sandbox.additions(1004) if a["product"]["identifier"] == "ZT-OKTA-SSO")
-    sandbox.update_addition(sso["id"], quantity=-5)
+    world_edits.update_addition(sandbox, sso["id"], quantity=-5)
     helpdesk = next(
         a for a in sandbox.additions(1001) if a["product"]["identifier"] == "MSP-HELPDESK"
     )
-    sandbox.update_addition(helpdesk["id"], quantity=None, product={"id": 999, "identifier": None})
+    world_edits.update_addition(
+        sandbox, helpdesk["id"], quantity=None, product={"id": 999, "identifier": None}
+    )
     before = sandbox.additions(1004)
     result = run(config_dir, "apply", "--yes", "--no-email", *AS_OF)
     assert result.exit_code == 1
@@ -239,7 +242,7 @@ def test_odd_connectwise_data_end_to_end(sandbox, config_dir):
 
 def _zero_users_everywhere(sb: Sandbox) -> None:
     for cid, sku in {(a.customer_id, a.sku) for a in sb.assignments()}:
-        sb.set_users(cid, sku, 0)
+        world_edits.set_users(sb, cid, sku, 0)
 
 
 def test_wipe_guard_refuses_zero_usage_for_everyone(sandbox, config_dir):

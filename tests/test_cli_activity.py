@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import world_edits
 from runlog_samples import (
     STARTED,
     SmtpServer,
@@ -276,7 +277,7 @@ def test_unmapped_against_the_sandbox(tmp_path: Path, smtp_server: SmtpServer) -
                 assert f">{html.escape(cell)}<" in mail.html
 
         for _, cid, sku, _ in expected:  # the customers stop using them: resolved
-            sb.set_users(cid, sku, 0)
+            world_edits.set_users(sb, cid, sku, 0)
         resolved = check(tmp_path, "2026-11-24", env=env)
         assert resolved.exit_code == 0
         assert resolved.stdout == "No unmapped SKUs in use.\n"

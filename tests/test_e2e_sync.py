@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import world_edits
 from conftest import set_setting
 from typer.testing import CliRunner
 
@@ -105,8 +106,10 @@ def test_add_missing_false_is_update_only(sandbox, config_dir):
 
 
 def test_per_customer_errors_leave_only_those_customers_untouched(sandbox, config_dir):
-    sandbox.update_agreement(1003, agreementStatus="Cancelled", cancelledFlag=True)
-    sandbox.add_addition(1004, "ZT-OKTA-SSO", 25)  # now two active SSO additions: ambiguous
+    world_edits.update_agreement(sandbox, 1003, agreementStatus="Cancelled", cancelledFlag=True)
+    world_edits.add_addition(
+        sandbox, 1004, "ZT-OKTA-SSO", 25
+    )  # now two active SSO additions: ambiguous
     before = {a: sandbox.additions(a) for a in (1003, 1004)}
     result = run(config_dir, "apply", "--yes", *AS_OF)
     assert result.exit_code == 1
@@ -118,7 +121,9 @@ def test_per_customer_errors_leave_only_those_customers_untouched(sandbox, confi
 
 
 def test_inactive_catalog_product_errors_only_where_needed(sandbox, config_dir):
-    sandbox.update_catalog_item("ZT-OKTA-LCM", inactiveFlag=True)  # only zt-0003 adds LCM
+    world_edits.update_catalog_item(
+        sandbox, "ZT-OKTA-LCM", inactiveFlag=True
+    )  # only zt-0003 adds LCM
     result = run(config_dir, "plan", *AS_OF)
     assert result.exit_code == 1
     assert "catalog product 'ZT-OKTA-LCM' (SKU OKTA-LCM) is inactive" in result.output
@@ -173,7 +178,7 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     made = run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
     assert made.exit_code == 0 and plan_file.exists()
 
-    sandbox.set_addition_quantity(9001, 41)  # a clerk edits Acme's SSO after the plan
+    world_edits.set_addition_quantity(sandbox, 9001, 41)  # a clerk edits Acme's SSO after the plan
     stale = run(config_dir, "apply", str(plan_file))
     assert stale.exit_code == 1
     assert "stale plan: ConnectWise changed since it was made" in stale.output
@@ -303,7 +308,7 @@ def test_an_addition_that_has_not_started_is_zeroed_not_cancelled(sandbox, confi
     """Globex's additions start at its billStartDate 2026-12-01; ConnectWise refuses a
     cancelledDate before that, so a removal on 2026-11-25 sets quantity 0 instead."""
     assert run(config_dir, "apply", "--yes", *AS_OF).exit_code == 0
-    sandbox.set_users("zt-0006", "OKTA-SSO", 0)
+    world_edits.set_users(sandbox, "zt-0006", "OKTA-SSO", 0)
     later = ["--as-of", "2026-11-25", "--customer", "zt-0006"]
     shown = run(config_dir, "plan", *later)
     assert "(set quantity 0: it starts 2026-12-01, after today)" in shown.output
@@ -327,7 +332,7 @@ def test_customer_option_on_a_shared_agreement_plans_every_share(sandbox, config
     )
     customers.write_text(text)
     sandbox.zt_customers["zt-0008"] = {"id": "zt-0008", "name": "Initech Labs", "status": "active"}
-    sandbox.set_users("zt-0008", "OKTA-WF", 3)
+    world_edits.set_users(sandbox, "zt-0008", "OKTA-WF", 3)
     result = run(config_dir, "apply", "--yes", "--customer", "zt-0007", *AS_OF)
     assert result.exit_code == 0, result.output
     assert "update ZT-OKTA-WF (OKTA-WF) #9010 quantity 3 → 7" in result.output  # 4 + 3
@@ -349,7 +354,7 @@ def test_customer_unknown_to_zerotek_warns_and_the_others_proceed(sandbox, confi
 
 
 def test_per_customer_errors_also_go_to_stderr(sandbox, config_dir):
-    sandbox.update_agreement(1003, agreementStatus="Cancelled", cancelledFlag=True)
+    world_edits.update_agreement(sandbox, 1003, agreementStatus="Cancelled", cancelledFlag=True)
     # click < 8.2 mixes stderr into output unless told not to; newer runners keep it apart
     separate = "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
     runner = CliRunner(mix_stderr=False) if separate else CliRunner()

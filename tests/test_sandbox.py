@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import world_edits
 import yaml
 from example_usage import CURRENT_USAGE, LAST_USAGE
 
@@ -397,10 +398,12 @@ def test_patch_and_delete(sb: Sandbox) -> None:
 
 
 def test_state_helpers_change_what_the_api_serves(sb: Sandbox) -> None:
-    sb.set_addition_quantity(9005, 3)
-    extra = sb.add_addition(1002, "ZT-OKTA-SSO", 1)  # a duplicate, as other tools leave
-    sb.update_catalog_item("ZT-OKTA-MFA", inactiveFlag=True)
-    sb.set_users("zt-0002", "OKTA-SSO", 50)
+    world_edits.set_addition_quantity(sb, 9005, 3)
+    extra = world_edits.add_addition(
+        sb, 1002, "ZT-OKTA-SSO", 1
+    )  # a duplicate, as other tools leave
+    world_edits.update_catalog_item(sb, "ZT-OKTA-MFA", inactiveFlag=True)
+    world_edits.set_users(sb, "zt-0002", "OKTA-SSO", 50)
     with cw(sb) as c:
         quantities = [
             (a["id"], a["quantity"]) for a in c.get("/finance/agreements/1002/additions").json()

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+import world_edits
 from conftest import set_setting
 from typer.testing import CliRunner
 
@@ -38,7 +39,7 @@ def at(moment: dt.datetime) -> time_machine.travel:
 def sandbox(sandbox):
     """The example data, with no agreement ending: these tests travel into 2027."""
     for agreement in list(sandbox.agreements):
-        sandbox.update_agreement(agreement, endDate=None, noEndingDateFlag=True)
+        world_edits.update_agreement(sandbox, agreement, endDate=None, noEndingDateFlag=True)
     return sandbox
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import world_edits
 
 from reconciler.clients import Clients
 from reconciler.config import load_config
@@ -111,7 +112,7 @@ def test_agreement_of_another_company_is_read_but_not_its_additions(
 
 
 def test_ambiguous_agreement_name_is_not_resolved(sb: Sandbox, config: Config) -> None:
-    sb.update_agreement(1011, name="Acme Managed Services")
+    world_edits.update_agreement(sb, 1011, name="Acme Managed Services")
     state, _ = read(sb, config, (CustomerMap("zt-0001", "Acme", "ACME", "Acme Managed Services"),))
     assert state.additions == {}
 
@@ -137,7 +138,7 @@ def test_request_count_for_50_customers_is_one_per_agreement_plus_list_pages(
 def test_malformed_payload_is_one_error_naming_endpoint_and_field(
     sb: Sandbox, config: Config
 ) -> None:
-    sb.update_agreement(1003, startDate="next tuesday")
+    world_edits.update_agreement(sb, 1003, startDate="next tuesday")
     with pytest.raises(ReconcileError) as err:
         read(sb, config)
     assert str(err.value) == (
@@ -160,7 +161,7 @@ def test_odd_quantity_on_a_managed_addition_is_its_problem_not_the_plans(
 ) -> None:
     # DESIGN 12.3: an error for that customer (the planner reports it), never a failed read
     addition = next(a for a in sb.additions(1004) if a["product"]["identifier"] == "ZT-OKTA-SSO")
-    sb.update_addition(addition["id"], quantity=quantity)
+    world_edits.update_addition(sb, addition["id"], quantity=quantity)
     state, _ = read(sb, config)
     (sso,) = state.additions[1004]
     assert sso.problem == problem and sso.product_identifier == "ZT-OKTA-SSO"
@@ -168,10 +169,10 @@ def test_odd_quantity_on_a_managed_addition_is_its_problem_not_the_plans(
 
 def test_unmanaged_additions_are_read_leniently(sb: Sandbox, config: Config) -> None:
     # Found: an unmanaged addition with a null identifier or quantity stopped the whole plan.
-    sb.add_addition(1001, "MSP-HELPDESK", 3)
+    world_edits.add_addition(sb, 1001, "MSP-HELPDESK", 3)
     rows = [a for a in sb.additions(1001) if a["product"]["identifier"] == "MSP-HELPDESK"]
-    sb.update_addition(rows[0]["id"], quantity=None, unitPrice=None)
-    sb.update_addition(rows[1]["id"], product={"id": 999, "identifier": None})
+    world_edits.update_addition(sb, rows[0]["id"], quantity=None, unitPrice=None)
+    world_edits.update_addition(sb, rows[1]["id"], product={"id": 999, "identifier": None})
     state, _ = read(sb, config)
     assert len(state.additions[1001]) == 5
     assert all(a.problem is None for a in state.additions[1001])
@@ -181,6 +182,6 @@ def test_fractional_quantity_on_a_product_we_do_not_manage_is_fine(
     sb: Sandbox, config: Config
 ) -> None:
     helpdesk = next(a for a in sb.additions(1001) if a["product"]["identifier"] == "MSP-HELPDESK")
-    sb.update_addition(helpdesk["id"], quantity=41.5)
+    world_edits.update_addition(sb, helpdesk["id"], quantity=41.5)
     state, _ = read(sb, config)
     assert len(state.additions[1001]) == 4

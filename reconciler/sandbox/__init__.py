@@ -1,6 +1,11 @@
 """Loopback simulators of ConnectWise PSA and the ZeroTek usage API, for the demo, the
 tests and the benchmarks.
 
+Supported as what `reconcile demo` and `reconcile sandbox` serve; NOT a public Python API
+(names here may change in any release). Test-only edits of the world (a clerk changing a
+quantity...) live in tests/world_edits.py: the package changes its world only through the
+API it serves.
+
     with Sandbox() as sb:                 # default_fixture(): the example data
         os.environ.update(sb.env())       # CW_API_URL=http://127.0.0.1:P/v4_6_release/apis/3.0 ...
         sb.configure_faults(error_500=0.1, error_429=0.1, retry_after=0)

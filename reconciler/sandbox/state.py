@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Any
 
-from reconciler.sandbox.records import Assignment, Fixture, Record, cw_date, usage_counts
+from reconciler.sandbox.records import Assignment, Fixture, Record, usage_counts
 
 
 def now_stamp() -> str:
@@ -75,99 +74,11 @@ class World:
             gone = self._additions.pop(addition_id)
             self._by_agreement[gone["agreementId"]].remove(addition_id)
 
-    def set_addition_quantity(self, addition_id: int, quantity: int) -> None:
-        """Change a quantity behind the reconciler's back (as a billing clerk would)."""
-        self.update_addition(addition_id, quantity=float(quantity))
-
-    def update_addition(self, addition_id: int, **fields: Any) -> None:
-        with self.lock:
-            current = self._additions[addition_id]
-            info = {**current.get("_info", {}), "lastUpdated": now_stamp(), "updatedBy": "jsmith"}
-            self._additions[addition_id] = {**current, **fields, "_info": info}
-
-    def add_addition(
-        self,
-        agreement_id: int,
-        product_identifier: str,
-        quantity: int,
-        *,
-        effective_date: dt.date | None = None,
-        cancelled_date: dt.date | None = None,
-        **fields: Any,
-    ) -> Record:
-        """Create an addition directly (no API validation): duplicates, prorate lines..."""
-        with self.lock:
-            agreement = self.agreements[agreement_id]
-            item = next(i for i in self.catalog.values() if i["identifier"] == product_identifier)
-            record: Record = {
-                "id": 0,
-                "agreementId": agreement_id,
-                "product": {"id": item["id"], "identifier": item["identifier"]},
-                "quantity": float(quantity),
-                "lessIncluded": 0.0,
-                "unitPrice": float(item["price"]),
-                "unitCost": float(item["cost"]),
-                "billCustomer": "Billable",
-                "effectiveDate": cw_date(effective_date) or agreement["startDate"],
-                "cancelledDate": cw_date(cancelled_date),
-                "taxableFlag": False,
-                "serialNumber": None,
-                "invoiceDescription": None,
-                "description": item["description"],
-                "agreementStatus": agreement["agreementStatus"],
-                "_info": {"lastUpdated": now_stamp(), "updatedBy": "jsmith"},
-                **fields,
-            }
-            return self.insert_addition(record)
-
-    # --- ConnectWise agreements, catalog, companies ------------------------------------
-
-    def update_agreement(self, agreement_id: int, **fields: Any) -> None:
-        """E.g. update_agreement(1003, agreementStatus="Cancelled", cancelledFlag=True)."""
-        with self.lock:
-            self.agreements[agreement_id] = {**self.agreements[agreement_id], **fields}
-
-    def update_catalog_item(self, identifier: str, **fields: Any) -> None:
-        """E.g. update_catalog_item("ZT-OKTA-SSO", inactiveFlag=True)."""
-        with self.lock:
-            item = next(i for i in self.catalog.values() if i["identifier"] == identifier)
-            self.catalog[item["id"]] = {**item, **fields}
-
-    def update_company(self, company_id: int, **fields: Any) -> None:
-        with self.lock:
-            self.companies[company_id] = {**self.companies[company_id], **fields}
-
     # --- ZeroTek ---------------------------------------------------------------------------
 
     def assignments(self) -> list[Assignment]:
         with self.lock:
             return list(self._assignments)
-
-    def add_assignment(
-        self,
-        customer_id: str,
-        sku: str,
-        user: str,
-        assigned_on: dt.date,
-        unassigned_on: dt.date | None = None,
-    ) -> None:
-        with self.lock:
-            self._assignments.append(Assignment(customer_id, sku, user, assigned_on, unassigned_on))
-            self._usage_cache.clear()
-
-    def set_users(
-        self, customer_id: str, sku: str, users: int, *, since: dt.date = dt.date(2026, 5, 1)
-    ) -> None:
-        """Replace a customer's history for one SKU by `users` users assigned since `since`."""
-        with self.lock:
-            self._assignments = [
-                a for a in self._assignments if (a.customer_id, a.sku) != (customer_id, sku)
-            ]
-            self._assignments.extend(
-                Assignment(customer_id, sku, f"set{n:04d}@{customer_id}.example", since)
-                for n in range(1, users + 1)
-            )
-            self._usage_cache.clear()
 
     def usage(self, start: dt.date, end: dt.date) -> dict[str, dict[str, int]]:
         """customer -> sku -> distinct users over [start, end]; cached until history changes."""
