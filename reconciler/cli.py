@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,19 +20,126 @@ def _lines(message: object) -> str:
     """An error message for the terminal: its own line breaks kept, data made visible."""
     return "\n".join(plain(line) for line in str(message).splitlines())
 
+_NOT_ONE_OF = re.compile(r"(?:Value error, )?('.*') is not one of (.*?)\.?$")
+
 
 def _usage_exit_1(exc: Exception) -> None:
     """Usage errors exit 1, not click's 2: for `plan --detailed-exitcode` 2 means "changes
-    present", and a CI script must never read a mistyped option as that."""
+    present", and a CI script must never read a mistyped option as that. A wrong choice
+    lists the choices plainly (typer's "Value error, 'x' is not one of 'a', 'b'." does not)."""
     if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "show"):
         exc.exit_code = 1  # type: ignore[attr-defined]
+    message = getattr(exc, "message", None)
+    match = _NOT_ONE_OF.fullmatch(message) if isinstance(message, str) else None
+    if match:
+        choices = ", ".join(c.strip().strip("'") for c in match.group(2).split(","))
+        exc.message = f"{match.group(1)} is not a choice; use one of: {choices}"  # type: ignore[attr-defined]
+
+
+def check_out_path(value: Path | None) -> Path | None:
+    """`--out FILE` must name a file that can be created: fail before any work is done."""
+    if value is None:
+        return None
+    text = str(value)
+    if value.is_dir() or text.endswith(("/", os.sep)) or value.name in {"", ".", ".."}:
+        raise ReconcileError(f"--out {text}: is a directory; give a file name such as plan.json")
+    for ancestor in [value.parent, *value.parent.parents]:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise ReconcileError(f"--out {text}: {ancestor} is a file, not a directory")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise ReconcileError(
+                    f"--out {text}: cannot write in {ancestor} (permission denied)"
+                )
+            break
+    return value
+
+
+# Commands in the order of the workflow (help lists them so); any command not named here
+# follows, alphabetically.
+WORKFLOW_ORDER = (
+    "init",
+    "validate",
+    "status",
+    "activate",
+    "deactivate",
+    "plan",
+    "apply",
+    "show",
+    "activity",
+    "check-unmapped",
+    "discover",
+    "report",
+    "schema",
+    "sandbox",
+    "demo",
+)
+# Options that mean the same in every command read one variable; all others read
+# RECONCILE_<COMMAND>_<OPTION> (a `--format` differs between commands).
+_GLOBAL_ENV = {
+    "color": "RECONCILE_COLOR",
+    "verbose": "RECONCILE_VERBOSE",
+    "debug": "RECONCILE_DEBUG",
+}
+_NO_ENV = {"help", "version", "install_completion", "show_completion", "config_dir"}
+
+
+def _env_name(command: str | None, param: str) -> str:
+    if param in _GLOBAL_ENV:
+        return _GLOBAL_ENV[param]
+    parts = ["RECONCILE", *([command] if command else []), param]
+    return "_".join(parts).replace("-", "_").upper()
+
+
+def _give_env_vars(command: Any, name: str | None) -> None:
+    """Every option reads an environment variable, shown in its help line."""
+    for param in command.params:
+        is_option = getattr(param, "param_type_name", "") == "option"  # not an argument
+        if not is_option or param.name in _NO_ENV or param.envvar:
+            continue
+        longest = max(param.opts, key=len).lstrip("-")  # --format, even if the name is fmt
+        param.envvar = _env_name(name, longest)
+        param.show_envvar = True
+
+
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)\.\s")
+
+
+def _summary(command: Any) -> str:
+    """A command's first sentence, whole (click cuts it at 45 characters with "...")."""
+    text = command.short_help or (command.help or "").strip()
+    first = text.split("\n\n")[0].replace("\n", " ")
+    end = _SENTENCE_END.search(first)
+    return first if end is None else first[: end.start() + 1]
 
 
 class _Group(TyperGroup):
     """Turns library errors into clean stderr lines + exit 1, for the console script and
-    for CliRunner alike (so tests see exactly what users see)."""
+    for CliRunner alike (so tests see exactly what users see); lists commands in workflow
+    order with whole summaries; gives every option its environment variable."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = list(self.commands)
+        known = [n for n in WORKFLOW_ORDER if n in names]
+        return known + sorted(n for n in names if n not in known)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, _summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        from reconciler.cli_help import add_examples
+
+        _give_env_vars(self, None)
+        for name, command in self.commands.items():
+            _give_env_vars(command, name)
+        add_examples(self.commands)
         try:
             return super().make_context(*args, **kwargs)
         except Exception as exc:
@@ -68,7 +176,8 @@ app = typer.Typer(
         "what would change, `apply` makes ConnectWise match. Try `reconcile demo` first."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -77,8 +186,8 @@ ConfigDirOption = Annotated[
     Path | None,
     typer.Option(
         "--config-dir",
-        help="Config directory holding mappings/ (and runs/). "
-        "Default: $RECONCILE_CONFIG_DIR, else the current directory.",
+        help="Config directory holding mappings/ (and runs/); default: the current "
+        "directory.  [env var: RECONCILE_CONFIG_DIR]",
         show_default=False,
     ),
 ]
@@ -94,11 +203,24 @@ def _version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     config_dir: ConfigDirOption = None,
+    color: Annotated[
+        bool | None,
+        typer.Option(
+            "--color/--no-color",
+            help="Colour output. Default: on a terminal, unless NO_COLOR is set.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
+    from reconciler import term
+
+    term.force_color(color)
+    if color is not None:
+        ctx.color = color  # click.echo then keeps (or strips) styles whatever the stream
     ctx.obj = {"config_dir": config_dir}
 
 
@@ -300,6 +422,7 @@ def plan(
             "--out",
             help="Save the plan (with a state snapshot) for `apply FILE`.",
             show_default=False,
+            callback=check_out_path,
         ),
     ] = None,
     fmt: Annotated[
@@ -415,6 +538,31 @@ def apply(
 # --- the sync log and the unmapped-SKU check -------------------------------------------------
 
 
+@app.command()
+def show(
+    plan_path: Annotated[
+        Path,
+        typer.Argument(metavar="PLANFILE", help="A plan saved by `reconcile plan --out FILE`."),
+    ],
+    fmt: Annotated[
+        cli_sync.Format,
+        typer.Option(
+            "--format",
+            help="text, markdown (as in a pull request) or json (the plan file's own content).",
+        ),
+    ] = cli_sync.Format.TEXT,
+) -> None:
+    """Re-render a saved plan, like `terraform show`: no API is contacted and nothing is
+    checked against the current state (`apply PLANFILE` does that)."""
+    import sys
+
+    from reconciler import planfile, render, term
+
+    plan, _state = planfile.load(plan_path)
+    text = render.render(plan, fmt.value, color=term.use_color(sys.stdout))
+    typer.echo(text, nl=not text.endswith("\n"))
+
+
 class ActivityFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -445,6 +593,14 @@ def activity(
     from reconciler.untrusted import json_dumps
 
     root = config_dir_of(ctx, config_dir)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise ReconcileError(f"config directory {root} {what} (pass --config-dir)")
+    if not (root / "mappings").is_dir() and not runlog.runs_dir(root).is_dir():
+        raise ReconcileError(
+            f"{root} is not a config directory: it has neither mappings/ nor runs/ "
+            "(pass --config-dir, or run `reconcile init`)"
+        )
     if run_id is not None:
         run = engine.load_run(root, run_id)
         as_json = fmt is ActivityFormat.JSON
@@ -534,6 +690,7 @@ def is_enabled(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
 
 @app.command("sandbox")
 def sandbox_command(
+    ctx: typer.Context,
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0 = any free port.")
     ] = 0,
@@ -552,23 +709,28 @@ def sandbox_command(
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fault generator.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="Do not log requests to stderr.")] = False,
+    config_dir: ConfigDirOption = None,
 ) -> None:
     """Run the loopback ConnectWise + ZeroTek simulators (the example data) in the foreground
     and print the environment that points the CLI at them. Ctrl-C stops them."""
     from reconciler.sandbox.foreground import serve_until_stopped
 
+    root = config_dir_of(ctx, config_dir)  # named in the hint on how to use the sandbox
     serve_until_stopped(port=port, latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
-                        quiet=quiet)  # fmt: skip
+                        quiet=quiet, config_dir=root)  # fmt: skip
 
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     keep_dir: Annotated[
         Path | None,
         typer.Option(
             "--dir",
-            help="Keep the demo's config and run log here (default: a "
-            "temporary directory, removed afterwards).",
+            "--config-dir",
+            help="Where to put the demo's config and run log (must not hold mappings/ yet). "
+            "Default: a new temporary directory, kept afterwards. $RECONCILE_CONFIG_DIR is "
+            "not used: the demo never writes into your real config.",
             show_default=False,
         ),
     ] = None,
@@ -577,6 +739,8 @@ def demo(
     sync log."""
     from reconciler.demo import run_demo
 
+    if keep_dir is None and ctx.parent is not None and ctx.parent.obj:
+        keep_dir = ctx.parent.obj.get("config_dir")  # `reconcile --config-dir D demo`
     raise typer.Exit(run_demo(keep_dir))
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reconciler import chat, render, schedule
+from reconciler import chat, render, schedule, term
 from reconciler.baseline import compare
 from reconciler.clients import Clients
 from reconciler.config import load_config
@@ -89,7 +89,7 @@ def _busy(message: str) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
     from rich.console import Console
 
-    return Console(stderr=True).status(message)
+    return Console(stderr=True, **term.rich_console_options()).status(message)
 
 
 def run_plan(
@@ -134,10 +134,10 @@ def run_plan(
         text = {
             Format.MARKDOWN: lambda: render.markdown_compared(cmp, note),
             Format.JSON: lambda: render.json_compared(cmp, note),
-            Format.TEXT: lambda: render.text(planned.plan, color=_is_tty(sys.stdout)),
+            Format.TEXT: lambda: render.text(planned.plan, color=term.use_color(sys.stdout)),
         }[fmt]()
     else:
-        text = render.render(planned.plan, fmt.value, color=_is_tty(sys.stdout))
+        text = render.render(planned.plan, fmt.value, color=term.use_color(sys.stdout))
     typer.echo(text, nl=False)
     if note:
         typer.echo(f"warning: {plain(note)}", err=True)
@@ -278,7 +278,9 @@ def run_apply(
     ui = Ui(
         busy=_busy,
         notice=_notice,
-        show_plan=lambda plan: typer.echo(render.text(plan, color=_is_tty(sys.stdout)), nl=False),
+        show_plan=lambda plan: typer.echo(
+            render.text(plan, color=term.use_color(sys.stdout)), nl=False
+        ),
         confirm=_confirm(yes),
         customer_done=progress.step,
         applying=progress.applying,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import typer
 
-from reconciler import cli_sync, engine, runview
+from reconciler import cli_sync, engine, runview, term
 from reconciler.clients import Clients
 from reconciler.model import PeriodKind
 from reconciler.resources import example_dir
@@ -26,14 +27,19 @@ from reconciler.sandbox import Sandbox, default_fixture
 DEMO_AS_OF = "2026-11-24"
 
 
+def _bold(text: str) -> None:
+    typer.secho(text, bold=True, color=term.use_color(sys.stdout))
+
+
 def _step(title: str) -> None:
-    typer.secho(f"\n==> {title}\n", bold=True)
+    _bold(f"\n==> {title}\n")
 
 
 def run_demo(keep_dir: Path | None = None) -> int:
     with contextlib.ExitStack() as stack:
         if keep_dir is None:
-            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reconcile-demo-")))
+            # Kept afterwards: the demo prints paths (the run record) that must still exist.
+            root = Path(tempfile.mkdtemp(prefix="reconcile-demo-"))
         else:
             root = keep_dir
             if (root / "mappings").exists():
@@ -44,7 +50,7 @@ def run_demo(keep_dir: Path | None = None) -> int:
         sandbox = stack.enter_context(Sandbox(default_fixture()))
         clients = Clients(environ=sandbox.env())  # sandbox URLs and demo keys; no SMTP
 
-        typer.secho("reconcile demo", bold=True)
+        _bold("reconcile demo")
         typer.echo(
             f"A ConnectWise + ZeroTek sandbox is running on {sandbox.cw_url.split('/v4')[0]}.\n"
             f"Config directory: {root} (a copy of the example mappings).\n"
@@ -79,12 +85,13 @@ def run_demo(keep_dir: Path | None = None) -> int:
             "mapped (MSP-HELPDESK) and the excluded SKU were left alone.\n"
             "Per-customer errors would not stop the others; unsafe plans need --force.\n"
         )
-        typer.secho("What to try next", bold=True)
+        _bold("What to try next")
         typer.echo(
             "  reconcile sandbox                 run the simulators and point the CLI at them\n"
             "  reconcile init my-config          scaffold your own mappings + workflows\n"
             "  reconcile --config-dir my-config validate\n"
-            "  reconcile demo --dir DIR          keep this demo's config and run log in DIR"
+            "  reconcile demo --dir DIR          put the demo's config and run log in DIR"
         )
+        typer.echo(f"\nThe demo's config and run log are in {root} (delete it when done).")
         return code
     return 0

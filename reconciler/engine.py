@@ -343,7 +343,12 @@ class SyncEngine:
         with self.ui.busy(READING):
             planned = self._run(go())
         if req.out is not None:
-            atomic_write(req.out, scrub(planfile.dumps(planned.plan, planned.state)))
+            try:
+                atomic_write(req.out, scrub(planfile.dumps(planned.plan, planned.state)))
+            except OSError as exc:  # the CLI checked the path first; a race, a full disk...
+                raise ReconcileError(
+                    f"cannot write the plan to {req.out}: {exc.strerror or exc}"
+                ) from None
         return planned
 
     # --- apply -----------------------------------------------------------------------------

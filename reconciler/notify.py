@@ -88,23 +88,48 @@ def smtp_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | No
 
 
 def _reason(exc: BaseException, smtp: SmtpSettings) -> str:
+    """What went wrong and what to change, in the terms of the SMTP_* variables."""
     where = f"{smtp.host}:{smtp.port}"
     if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused by {where}"
+        return f"connection refused by {where}: check SMTP_HOST and SMTP_PORT"
     if isinstance(exc, TimeoutError | socket.timeout):
-        return f"timed out talking to {where}"
+        return f"timed out talking to {where}: check SMTP_HOST, SMTP_PORT and the firewall"
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve {smtp.host}"
+        return f"cannot resolve {smtp.host}: check SMTP_HOST"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS with {where} failed: {exc.reason or exc}"
+        hint = (
+            "the port may expect STARTTLS: set SMTP_TLS=starttls (usually port 587)"
+            if smtp.tls == "ssl"
+            else "check SMTP_TLS (ssl for port 465, starttls for 587) and the server certificate"
+        )
+        return f"TLS with {where} failed ({exc.reason or exc}): {hint}"
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        if smtp.tls == "starttls":
+            return (
+                f"{where} does not offer STARTTLS: use its TLS port with SMTP_TLS=ssl "
+                "(usually 465), or another server; mail is never sent in clear text"
+            )
+        return f"{where} does not support what was asked ({exc}): check SMTP_TLS and SMTP_USERNAME"
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return f"{where} refused the SMTP login ({exc.smtp_code})"
+        code = exc.smtp_code
+        return f"{where} refused the SMTP login ({code}): check SMTP_USERNAME and SMTP_PASSWORD"
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return f"{where} refused the sender {exc.sender} ({exc.smtp_code}): check SMTP_FROM"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return f"{where} refused every recipient: {', '.join(sorted(exc.recipients))}"
+        return (
+            f"{where} refused every recipient: {', '.join(sorted(exc.recipients))}: check "
+            "notifications.administrators and notifications.billing in settings.yaml"
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"{where} closed the connection: check SMTP_PORT and SMTP_TLS"
     if isinstance(exc, smtplib.SMTPResponseException):
         text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
         return f"{where} answered {exc.smtp_code} {text}".strip()
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot talk to {where}: {exc.strerror}: check SMTP_HOST and SMTP_PORT"
+    return (
+        f"sending through {where} failed: {exc}" if str(exc) else f"sending through {where} failed"
+    )
 
 
 def _transmit(smtp: SmtpSettings, msg: EmailMessage) -> dict[str, Any]:

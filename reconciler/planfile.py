@@ -228,6 +228,10 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReconcileError(f"{path}: plan file not found") from None
+    except IsADirectoryError:
+        raise ReconcileError(f"{path}: is a directory, not a plan file") from None
+    except OSError as exc:
+        raise ReconcileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f":{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ReconcileError(f"{path}{where}: not a plan file (invalid JSON)") from None

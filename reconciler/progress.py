@@ -30,11 +30,13 @@ def on_tty() -> Iterator[Update | None]:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+            from reconciler import term
+
             bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                console=Console(stderr=True),
+                console=Console(stderr=True, **term.rich_console_options()),  # type: ignore[arg-type]
                 transient=True,
             )
             bar.start()

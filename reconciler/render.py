@@ -105,7 +105,18 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
         out.append(style("UNSAFE PLAN: apply refuses it without --force:", fg="red", bold=True))
         out.extend(style(f"  - {t(r)}", fg="red") for r in plan.unsafe_reasons)
     out.append("")
-    if not plan.changes:
+    if not plan.changes and plan.has_errors:
+        # Not "matches": the customers with errors were not compared at all.
+        failed = sum(1 for cp in plan.customers if cp.errors)
+        out.append(
+            style(
+                f"No changes planned, but {failed} customer(s) could not be planned (errors "
+                "above): ConnectWise may not match ZeroTek usage for them.",
+                fg="red",
+                bold=True,
+            )
+        )
+    elif not plan.changes:
         out.append(style("No changes. ConnectWise matches ZeroTek usage.", fg="green", bold=True))
     out.append(style(summary_line(plan), bold=True))
     return "\n".join(out) + "\n"
@@ -133,7 +144,10 @@ def markdown(plan: Plan) -> str:
         out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
         out.extend(f"> - {md(r)}" for r in plan.unsafe_reasons)
         out.append("")
-    if not plan.changes:
+    if not plan.changes and plan.has_errors:
+        out.append("**No changes planned**, but customers with errors could not be compared.")
+        out.append("")
+    elif not plan.changes:
         out.append("**No changes.** ConnectWise matches ZeroTek usage.")
         out.append("")
     for cp in plan.customers:

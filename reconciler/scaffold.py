@@ -142,6 +142,21 @@ def _enabled_value_span(
             if not isinstance(value, yaml.ScalarNode):
                 where = Location(file, value.start_mark.line + 1, value.start_mark.column + 1)
                 raise ConfigError([Problem(where, "enabled: expected true or false")])
+            # An alias (`enabled: *on`) hands back the anchored node elsewhere in the file,
+            # and an anchor (`enabled: &on true`) is shared with its aliases: editing either
+            # would change another key. (validate refuses both anyway.)
+            aliased = value.start_mark.index < key.end_mark.index
+            if aliased or text.startswith("&", value.start_mark.index):
+                where = Location(file, key.start_mark.line + 1, key.start_mark.column + 1)
+                raise ConfigError(
+                    [
+                        Problem(
+                            where,
+                            "enabled: uses a YAML anchor or alias (&name / *name); write "
+                            "`enabled: true` or `enabled: false` plainly, then run this again",
+                        )
+                    ]
+                )
             current = value.value if value.style else yamlsource.resolve_plain(value.value)
             start, end = value.start_mark.index, value.end_mark.index
             if start == end:  # `enabled:` with no value: the mark may sit on the next line
@@ -163,8 +178,14 @@ def _insert_point(text: str) -> int:
 
 
 def set_enabled(config_dir: Path, enabled: bool) -> bool:
-    """Set `enabled` in mappings/settings.yaml; True if the file changed."""
+    """Set `enabled` in mappings/settings.yaml; True if the file changed.
+
+    A symlinked settings.yaml stays a symlink: its target is edited (replacing the link by
+    a regular file would leave the target, and every other link to it, saying the old value).
+    """
     path = Path(config_dir) / SETTINGS_FILE
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -301,6 +301,7 @@ def test_connection_refused_does_not_raise() -> None:
     )
     assert [o.sent for o in outcomes] == [False, False]
     assert outcomes[0].detail.startswith("not sent: connection refused by 127.0.0.1:")
+    assert outcomes[0].detail.endswith(": check SMTP_HOST and SMTP_PORT")
 
 
 def test_not_configured_and_no_email(smtp_server: SmtpServer) -> None:
@@ -330,7 +331,9 @@ def test_starttls_is_required_when_asked(smtp_server: SmtpServer) -> None:
     (outcome, _) = notify.notify_after_sync(
         SETTINGS, sent(success_result(), "R"), success_result().plan, smtp=smtp
     )
-    assert not outcome.sent and "STARTTLS" in outcome.detail
+    assert not outcome.sent and "does not offer STARTTLS" in outcome.detail
+    assert "SMTP_TLS=ssl" in outcome.detail  # what to change, not an exception class name
+    assert "Error" not in outcome.detail
     assert smtp_server.sink.received == []
 
 
@@ -338,6 +341,7 @@ def test_ssl_against_a_plain_server_fails_cleanly(smtp_server: SmtpServer) -> No
     smtp = notify.smtp_from_env(smtp_server.env(SMTP_TLS="ssl"))
     (outcome,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=smtp)
     assert not outcome.sent and outcome.detail.startswith("not sent: ")
+    assert "SMTP_TLS=starttls" in outcome.detail and "Error" not in outcome.detail
 
 
 def _authenticator(password: bytes) -> Any:
@@ -357,6 +361,7 @@ def test_login_and_refused_login() -> None:
         (refused,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=bad)
         assert sent.sent and len(server.sink.received) == 1
         assert not refused.sent and "refused the SMTP login (535)" in refused.detail
+        assert refused.detail.endswith("check SMTP_USERNAME and SMTP_PASSWORD")
 
 
 # --- secrets -------------------------------------------------------------------------------
