@@ -59,6 +59,7 @@ def three_runs(config_dir: Path) -> list[str]:
 
 
 def test_no_runs_yet(tmp_path: Path) -> None:
+    (tmp_path / "mappings").mkdir()  # a config directory without a sync yet
     result = invoke("activity", "--config-dir", str(tmp_path))
     assert result.exit_code == 0
     assert result.stdout.strip() == f"No runs yet under {tmp_path / 'runs'}"
