@@ -596,7 +596,7 @@ def activity(
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise ReconcileError(f"config directory {root} {what} (pass --config-dir)")
-    if not (root / "mappings").is_dir() and not runlog.runs_dir(root).is_dir():
+    if not (root / "mappings").is_dir() and not engine.runs_dir(root).is_dir():
         raise ReconcileError(
             f"{root} is not a config directory: it has neither mappings/ nor runs/ "
             "(pass --config-dir, or run `reconcile init`)"

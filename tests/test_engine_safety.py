@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import world_edits
 from generated_world import AS_OF, World, as_desired, duplicates, live, make_world
 from runlog_samples import run_smtp
 
@@ -309,7 +310,7 @@ def test_a_stale_agreement_is_skipped_and_the_others_proceed(tmp_path: Path) -> 
             if count == 1 and not edited.is_set():
                 # A person changes the victim's agreement after the plan was made.
                 row = victim_rows[0]
-                sb.set_addition_quantity(row["id"], row["quantity"] + 5)
+                world_edits.set_addition_quantity(sb, row["id"], row["quantity"] + 5)
                 edited.set()
 
         sb.on_write = edit_once
