@@ -406,16 +406,16 @@ def deactivate(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
 
 # --- plan / apply (bodies in cli_sync) -------------------------------------------------------
 
-from reconciler import cli_sync  # noqa: E402  (after `app` exists: cli_sync imports nothing from here)
-from reconciler.model import PeriodKind  # noqa: E402
+from reconciler import cli_options  # noqa: E402
+from reconciler.vocabulary import PeriodKind  # noqa: E402
 
 
 @app.command()
 def plan(
     ctx: typer.Context,
-    customer: cli_sync.CustomerOption = None,
-    period: cli_sync.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
-    as_of: cli_sync.AsOfOption = None,
+    customer: cli_options.CustomerOption = None,
+    period: cli_options.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: cli_options.AsOfOption = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -426,8 +426,8 @@ def plan(
         ),
     ] = None,
     fmt: Annotated[
-        cli_sync.Format, typer.Option("--format", help="Output format.")
-    ] = cli_sync.Format.TEXT,
+        cli_options.Format, typer.Option("--format", help="Output format.")
+    ] = cli_options.Format.TEXT,
     detailed_exitcode: Annotated[
         bool,
         typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes (0: none)."),
@@ -458,6 +458,8 @@ def plan(
 
     Exit 0 (also with changes, unless --detailed-exitcode: then 2), 1 on any error.
     """
+    from reconciler import cli_sync
+
     code = cli_sync.run_plan(
         config_dir_of(ctx, config_dir),
         customer,
@@ -483,9 +485,9 @@ def apply(
             show_default=False,
         ),
     ] = None,
-    customer: cli_sync.CustomerOption = None,
-    period: cli_sync.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
-    as_of: cli_sync.AsOfOption = None,
+    customer: cli_options.CustomerOption = None,
+    period: cli_options.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: cli_options.AsOfOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (CI).")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Apply even when the plan is unsafe.")
@@ -519,6 +521,8 @@ def apply(
     --force was not given, 130/143 when interrupted by SIGINT/SIGTERM (what was written
     is recorded).
     """
+    from reconciler import cli_sync
+
     code = cli_sync.run_apply(
         config_dir_of(ctx, config_dir),
         plan_file,
@@ -545,12 +549,12 @@ def show(
         typer.Argument(metavar="PLANFILE", help="A plan saved by `reconcile plan --out FILE`."),
     ],
     fmt: Annotated[
-        cli_sync.Format,
+        cli_options.Format,
         typer.Option(
             "--format",
             help="text, markdown (as in a pull request) or json (the plan file's own content).",
         ),
-    ] = cli_sync.Format.TEXT,
+    ] = cli_options.Format.TEXT,
 ) -> None:
     """Re-render a saved plan, like `terraform show`: no API is contacted and nothing is
     checked against the current state (`apply PLANFILE` does that)."""
@@ -621,7 +625,7 @@ def check_unmapped(
     no_email: Annotated[
         bool, typer.Option("--no-email", help="List only; send no e-mail.")
     ] = False,
-    as_of: cli_sync.AsOfOption = None,
+    as_of: cli_options.AsOfOption = None,
     summary: Annotated[
         Path | None,
         typer.Option(
@@ -637,7 +641,7 @@ def check_unmapped(
     """Daily: list mapped customers whose current-period usage includes a ZeroTek SKU with
     no mapping (customer, SKU, users) and e-mail administrators + billing while any remain.
     Silent when none. Exit 0 either way; 1 on errors (including a failed e-mail)."""
-    from reconciler import render
+    from reconciler import cli_sync, render
     from reconciler.config import load_config
     from reconciler.engine import SyncEngine
     from reconciler.scrub import scrub

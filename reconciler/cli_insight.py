@@ -6,19 +6,18 @@ read-only towards ConnectWise and ZeroTek.
 
 from __future__ import annotations
 
-import asyncio
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-from reconciler import cli_sync
+from reconciler import cli_options
 from reconciler.cli import ConfigDirOption, app, config_dir_of
-from reconciler.config import load_config
-from reconciler.discover import DEFAULT_MIN_CONFIDENCE
-from reconciler.engine import READING
-from reconciler.model import PeriodKind
-from reconciler.periods import period_for
+from reconciler.vocabulary import PeriodKind
+
+# discover.DEFAULT_MIN_CONFIDENCE; not imported from there, which would load rapidfuzz for
+# every `reconcile --help` (tests/test_cli_conventions.py checks the two agree).
+DEFAULT_MIN_CONFIDENCE = 0.9
 
 
 class DiscoverFormat(StrEnum):
@@ -45,13 +44,17 @@ def discover(
         float,
         typer.Option("--min-confidence", min=0, max=1, help="Threshold for --write."),
     ] = DEFAULT_MIN_CONFIDENCE,
-    as_of: cli_sync.AsOfOption = None,
+    as_of: cli_options.AsOfOption = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Propose mappings for unmapped ZeroTek customers (company + agreement) and SKUs in use
     (catalog product), each with a confidence and the reason. Read-only towards both APIs;
     never changes an existing mapping."""
-    from reconciler import discover_output, insight
+    import asyncio
+
+    from reconciler import cli_sync, discover_output, insight
+    from reconciler.config import load_config
+    from reconciler.engine import READING
 
     root = config_dir_of(ctx, config_dir)
     config = load_config(root)
@@ -83,8 +86,8 @@ class ReportFormat(StrEnum):
 @app.command()
 def report(
     ctx: typer.Context,
-    period: cli_sync.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
-    as_of: cli_sync.AsOfOption = None,
+    period: cli_options.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: cli_options.AsOfOption = None,
     fmt: Annotated[
         ReportFormat,
         typer.Option(
@@ -98,7 +101,12 @@ def report(
     """Revenue assurance: per customer and product, ZeroTek users vs the quantity
     ConnectWise bills; under- and over-billed licences and money per month, usage of
     unmapped customers and SKUs valued at the catalog price, margins, totals. Read-only."""
-    from reconciler import insight, report_render
+    import asyncio
+
+    from reconciler import cli_sync, insight, report_render
+    from reconciler.config import load_config
+    from reconciler.engine import READING
+    from reconciler.periods import period_for
 
     config = load_config(config_dir_of(ctx, config_dir))
     window = period_for(period, config.settings, cli_sync.parse_as_of(as_of))

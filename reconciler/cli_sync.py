@@ -9,14 +9,16 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from reconciler import chat, render, schedule, term
 from reconciler.baseline import compare
+
+# The option types live in cli_options (light to import); re-exported for the commands here.
+from reconciler.cli_options import AsOfOption, CustomerOption, Format, PeriodOption
 from reconciler.clients import Clients
 from reconciler.config import load_config
 from reconciler.engine import (
@@ -33,39 +35,7 @@ from reconciler.periods import today_in
 from reconciler.schema import annotation_file, github_annotation
 from reconciler.untrusted import plain, workflow_command
 
-
-class Format(StrEnum):
-    TEXT = "text"
-    MARKDOWN = "markdown"
-    JSON = "json"
-
-
-CustomerOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--customer",
-        metavar="ID",
-        help="Only this ZeroTek customer id (repeatable).",
-        show_default=False,
-    ),
-]
-PeriodOption = Annotated[
-    PeriodKind,
-    typer.Option(
-        "--period",
-        help="last-billing-period: the latest complete period (what the 15th's sync uses); "
-        "current: usage since the last sync day.",
-    ),
-]
-AsOfOption = Annotated[
-    str | None,
-    typer.Option(
-        "--as-of",
-        metavar="YYYY-MM-DD",
-        help="Pretend today is this date (default: today in billing.timezone).",
-        show_default=False,
-    ),
-]
+__all__ = ["AsOfOption", "CustomerOption", "Format", "PeriodOption"]
 
 
 def parse_as_of(value: str | None) -> dt.date | None:

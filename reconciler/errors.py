@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.model import Location
+from reconciler.vocabulary import Location
 
 
 @dataclass(frozen=True, order=True)

@@ -13,20 +13,8 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-
-@dataclass(frozen=True, order=True)
-class Location:
-    """Where a value came from, for `file:line:col` messages (1-based line and column)."""
-
-    file: str
-    line: int = 0
-    col: int = 0
-
-    def __str__(self) -> str:
-        if not self.line:
-            return self.file
-        return f"{self.file}:{self.line}:{self.col}"
-
+# Defined in vocabulary (light enough for `reconcile --help` to import); nouns of this model.
+from reconciler.vocabulary import Location, PeriodKind
 
 # --- configuration (desired-state inputs, from mappings/*.yaml) -----------------------------
 
@@ -145,11 +133,6 @@ class Config:
 
 
 # --- period --------------------------------------------------------------------------------
-
-
-class PeriodKind(StrEnum):
-    LAST_BILLING_PERIOD = "last-billing-period"
-    CURRENT = "current"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         ("planner_cpu.py", ["--customers", "50", "--repeat", "1"], ""),
         ("validate_scale.py", ["--customers", "50"], ""),
+        ("import_time.py", ["--runs", "1"], "heavy libraries imported: none"),
         ("plan_scale.py", ["--customers", "30", "--latency-ms", "0", "--skip-sequential"],
          "duplicate active additions"),
         ("sync_scale.py", ["--customers", "30", "--history", "2", "--latency-ms", "0"],

@@ -290,3 +290,30 @@ def test_sandbox_takes_config_dir_and_names_it_in_its_hint(tmp_path: Path) -> No
         proc.wait(timeout=30)
     assert f"reconcile --config-dir {tmp_path} plan" in hint
     assert f"reconcile init {tmp_path}" in hint  # no mappings there yet
+
+
+# --- start-up cost ------------------------------------------------------------------------
+
+# (pydantic is not listed: typer itself imports it to build a command's options.)
+HEAVY = {"deepdiff", "httpx", "jsonschema", "fastjsonschema", "asyncio", "rapidfuzz", "yaml",
+         "smtplib", "ssl"}  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plan", "--help"], ["--version"]])
+def test_help_imports_no_heavy_library(args: list[str]) -> None:
+    """benchmarks/import_time.py measures the time; this keeps the cause from coming back."""
+    code = (
+        "import sys\nfrom reconciler.cli import main\n"
+        f"sys.argv = ['reconcile', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stderr.split())
+    assert not loaded & HEAVY, sorted(loaded & HEAVY)
+
+
+def test_the_cli_default_confidence_is_discovers() -> None:
+    from reconciler import cli_insight, discover
+
+    assert cli_insight.DEFAULT_MIN_CONFIDENCE == discover.DEFAULT_MIN_CONFIDENCE
