@@ -211,6 +211,14 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("-v", "--verbose", help="Log what happens on stderr (retries, 429s)."),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Log every request too (method, path, status, time)."),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -218,6 +226,18 @@ def _root(
 ) -> None:
     from reconciler import term
 
+    if verbose or debug:
+        import logging
+        import sys
+
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        # Only ours: httpx/httpcore debug lines would print request headers (credentials).
+        for noisy in ("httpx", "httpcore", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     term.force_color(color)
     if color is not None:
         ctx.color = color  # click.echo then keeps (or strips) styles whatever the stream

@@ -17,6 +17,7 @@ import datetime as dt
 import email.utils
 import logging
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
@@ -184,6 +185,7 @@ class HttpApi:
             sent = False
             response: httpx.Response | None = None
             async with self._slots:
+                started = time.perf_counter()
                 try:
                     response = await self._http.request(method, url, **kwargs)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -192,6 +194,12 @@ class HttpApi:
                     failure, sent = self.redact(_describe(exc)), True
             if response is not None:
                 status = response.status_code
+                # The path only: query conditions carry names from the APIs (data, not ours to
+                # print), the path only ids. Never headers: they carry the credentials.
+                log.debug(
+                    "%s %s %s -> %d in %.0f ms",
+                    self.service, method, path, status, (time.perf_counter() - started) * 1000
+                )  # fmt: skip
                 if status < 300:
                     self._answered = True
                     return response
@@ -227,7 +235,8 @@ class HttpApi:
                 why = failure
             attempt += 1
             self.stats.retries += 1
-            log.debug("%s %s: %s; retry %d in %.2fs", method, path, why, attempt, delay)
+            log.info("%s %s %s: %s; retry %d in %.2fs", self.service, method, path, why, attempt,
+                     delay)  # fmt: skip
             await asyncio.sleep(delay)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:

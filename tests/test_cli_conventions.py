@@ -317,3 +317,25 @@ def test_the_cli_default_confidence_is_discovers() -> None:
     from reconciler import cli_insight, discover
 
     assert cli_insight.DEFAULT_MIN_CONFIDENCE == discover.DEFAULT_MIN_CONFIDENCE
+
+
+# --- -v / --debug -------------------------------------------------------------------------
+
+
+def test_verbose_logs_retries_and_debug_every_request(sandbox: Sandbox, config_dir: Path) -> None:
+    sandbox.configure_faults(error_429=0.3, retry_after=0, seed=3)
+    plan = [sys.executable, "-m", "reconciler", "--config-dir", str(config_dir)]
+
+    def stderr(*flags: str) -> str:
+        done = subprocess.run([*plan[:3], *flags, *plan[3:], "plan", *AS_OF],
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    quiet, verbose, debug = stderr(), stderr("-v"), stderr("--debug")
+    assert "retry" not in quiet
+    assert "INFO reconciler.http: ConnectWise GET" in verbose and "429; retry 1" in verbose
+    assert "-> 200 in" not in verbose
+    assert "DEBUG reconciler.http: ConnectWise GET /company/companies -> 200 in" in debug
+    for secret in (sandbox.private_key, sandbox.public_key, sandbox.zerotek_token):
+        assert secret not in debug
