@@ -257,16 +257,32 @@ def config_dir_of(ctx: typer.Context, local: Path | None) -> Path:
     return Path(env) if env else Path.cwd()
 
 
+class StatusFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 @app.command()
-def status(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
+def status(
+    ctx: typer.Context,
+    fmt: Annotated[
+        StatusFormat,
+        typer.Option("--format", help="text, or json (schemas/status.schema.json)."),
+    ] = StatusFormat.TEXT,
+    config_dir: ConfigDirOption = None,
+) -> None:
     """Setup state: credentials (live, read-only check of ConnectWise and ZeroTek), mappings
     valid and non-empty, enabled flag -> active / inactive and why. Exit 1 if a check fails."""
     import asyncio
+    import json
 
-    from reconciler.status import check_status, render_status
+    from reconciler.status import check_status, render_status, status_json
 
     report = asyncio.run(check_status(config_dir_of(ctx, config_dir)))
-    typer.echo(render_status(report))
+    if fmt is StatusFormat.JSON:
+        typer.echo(json.dumps(status_json(report), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render_status(report))
     if not report.ok:
         raise typer.Exit(1)
 

@@ -18,6 +18,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "status": [
         ("reconcile status", "credentials, mappings and the enabled flag"),
         ("reconcile status --config-dir billing-config", ""),
+        ("reconcile status --format json", "for scripts (reconcile schema status)"),
     ],
     "activate": [("reconcile activate", "let apply and the scheduled sync write again")],
     "deactivate": [("reconcile deactivate", "apply and the schedule change nothing")],

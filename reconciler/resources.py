@@ -63,7 +63,7 @@ def requirements_dir() -> Path:
 
 
 # Every schema in schemas/ (a test keeps this list and the directory in step).
-SCHEMA_NAMES = ("settings", "skus", "customers", "plan", "run", "discover", "report")
+SCHEMA_NAMES = ("settings", "skus", "customers", "plan", "run", "discover", "report", "status")
 
 
 def schema_path(name: str) -> Path:

@@ -154,6 +154,25 @@ def _verdict(exc: ApiError, client: HttpApi, url: str) -> str:
     return str(exc)
 
 
+def status_json(report: StatusReport) -> dict[str, object]:
+    """The stable shape of `status --format json` (schemas/status.schema.json)."""
+    return {
+        "ok": report.ok,
+        "state": report.state,
+        "enabled": report.enabled,
+        "checks": [
+            {
+                "procedure": c.procedure,
+                "name": c.name,
+                "ok": c.ok,
+                "verdict": c.verdict,
+                "details": list(c.details),
+            }
+            for c in report.checks
+        ],
+    }
+
+
 def render_status(report: StatusReport) -> str:
     lines: list[str] = []
     for procedure in (CREDENTIALS, MAPPINGS):

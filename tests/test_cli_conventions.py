@@ -339,3 +339,20 @@ def test_verbose_logs_retries_and_debug_every_request(sandbox: Sandbox, config_d
     assert "DEBUG reconciler.http: ConnectWise GET /company/companies -> 200 in" in debug
     for secret in (sandbox.private_key, sandbox.public_key, sandbox.zerotek_token):
         assert secret not in debug
+
+
+def test_status_json_follows_its_schema(sandbox: Sandbox, config_dir: Path) -> None:
+    import jsonschema
+
+    from reconciler.resources import load_schema
+
+    result = invoke("--config-dir", str(config_dir), "status", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    jsonschema.validate(data, load_schema("status"))
+    assert data["ok"] is True and data["state"] == "active"
+    assert {c["name"] for c in data["checks"] if c["ok"]} == {c["name"] for c in data["checks"]}
+    broken = invoke("--config-dir", str(config_dir / "nowhere"), "status", "--format", "json")
+    assert broken.exit_code == 1
+    assert json.loads(broken.stdout)["ok"] is False
+    assert invoke("schema", "status").stdout.startswith("{")
