@@ -139,7 +139,7 @@ class _Group(TyperGroup):
         _give_env_vars(self, None)
         for name, command in self.commands.items():
             _give_env_vars(command, name)
-        add_examples(self.commands)
+        add_examples(self, self.commands)
         try:
             return super().make_context(*args, **kwargs)
         except Exception as exc:

@@ -6,6 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "": [  # reconcile --help
+        ("reconcile demo", "try it with no accounts"),
+        ("reconcile init my-config", "start your own config repository"),
+        ("reconcile --config-dir my-config validate", ""),
+        ("reconcile plan --out plan.json", "what would change, saved"),
+        ("reconcile apply plan.json", "make exactly those changes"),
+        ("reconcile plan -h", "one command's options and examples"),
+    ],
     "init": [
         ("reconcile init billing-config", "scaffold a new config repository"),
         ("reconcile init . --pin git+https://github.com/ORG/REPO@SHA", "workflows install SHA"),
@@ -83,7 +91,9 @@ def epilog(command: str) -> str | None:
     return "Examples:\n\n\b\n" + "\n".join(lines)
 
 
-def add_examples(commands: dict[str, Any]) -> None:
+def add_examples(group: Any, commands: dict[str, Any]) -> None:
+    if group.epilog is None:
+        group.epilog = epilog("")
     for name, command in commands.items():
         if command.epilog is None:
             command.epilog = epilog(name)

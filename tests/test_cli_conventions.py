@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 import world_edits
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -78,19 +79,26 @@ def test_commands_are_listed_in_workflow_order_with_whole_summaries() -> None:
     assert listed.index("apply") < listed.index("show") < listed.index("activity")
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_every_command_has_examples_that_parse(command: str) -> None:
     assert EXAMPLES.get(command), f"add examples for `{command}` to reconciler/cli_help.py"
-    help_text = invoke(command, "--help").stdout
+    help_text = invoke(*([command] if command else []), "--help").stdout
     assert "Examples:" in help_text
     for line, _ in EXAMPLES[command]:
         words = shlex.split(line.split("|")[0].split(">")[0])
         assert words[0] == "reconcile"
         assert f"$ {line}" in help_text
         # parse (never run) the example against the real command: options and choices exist
-        GROUP.make_context("reconcile", words[1:], resilient_parsing=False).close()  # type: ignore[attr-defined]
-        sub = GROUP.commands[words[1]]  # type: ignore[attr-defined]
-        sub.make_context(words[1], words[2:]).close()
+        root = GROUP.make_context("reconcile", words[1:], resilient_parsing=False)  # type: ignore[attr-defined]
+        rest = words[1:]
+        while rest and rest[0].startswith("-"):  # global options before the command
+            rest = rest[2:] if rest[0] == "--config-dir" else rest[1:]
+        sub = GROUP.commands[rest[0]]  # type: ignore[attr-defined]
+        try:
+            sub.make_context(rest[0], rest[1:], parent=root).close()
+        except typer.Exit as done:  # `-h`: prints help and exits 0
+            assert done.exit_code == 0
+        root.close()
 
 
 def test_every_option_reads_an_environment_variable_shown_in_help() -> None:
