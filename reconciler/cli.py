@@ -20,6 +20,7 @@ def _lines(message: object) -> str:
     """An error message for the terminal: its own line breaks kept, data made visible."""
     return "\n".join(plain(line) for line in str(message).splitlines())
 
+
 _NOT_ONE_OF = re.compile(r"(?:Value error, )?('.*') is not one of (.*?)\.?$")
 
 
