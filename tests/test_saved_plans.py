@@ -14,6 +14,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
+import world_edits
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
@@ -89,7 +90,7 @@ def test_a_removal_redirected_to_an_unmanaged_addition_is_refused(sandbox, confi
 
 def _zero_users_everywhere(sb: Sandbox) -> None:
     for cid, sku in {(a.customer_id, a.sku) for a in sb.assignments()}:
-        sb.set_users(cid, sku, 0)
+        world_edits.set_users(sb, cid, sku, 0)
 
 
 def test_flipping_safe_in_an_unsafe_plan_is_refused(sandbox, config_dir):
@@ -110,7 +111,9 @@ def test_flipping_safe_in_an_unsafe_plan_is_refused(sandbox, config_dir):
 
 def test_usage_changed_since_the_plan_is_refused(sandbox, config_dir):
     data = save(config_dir)
-    sandbox.set_users("zt-0007", "OKTA-SSO", 9)  # a late correction in ZeroTek's history
+    world_edits.set_users(
+        sandbox, "zt-0007", "OKTA-SSO", 9
+    )  # a late correction in ZeroTek's history
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1 and sandbox.stats.writes == 0
     assert "re-derived" in result.output
@@ -119,7 +122,7 @@ def test_usage_changed_since_the_plan_is_refused(sandbox, config_dir):
 def test_connectwise_changed_since_the_plan_is_refused_as_stale(sandbox, config_dir):
     data = save(config_dir)
     sso = next(a for a in sandbox.additions(1004) if a["product"]["identifier"] == "ZT-OKTA-SSO")
-    sandbox.update_addition(sso["id"], quantity=26)
+    world_edits.update_addition(sandbox, sso["id"], quantity=26)
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1 and sandbox.stats.writes == 0
     assert "stale plan: ConnectWise changed since it was made" in result.output
