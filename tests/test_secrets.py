@@ -157,6 +157,15 @@ GOOD = {
 }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (the reconciler stops at the first refusal) is not
+    this test's business: socketserver would print that BrokenPipeError's traceback to
+    stderr, which CliRunner captures as the command's output."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 class EchoServer:
     """Answers every request with an error whose body quotes all request headers: JSON in
     ConnectWise's error shape under /cw, plain text under /zt, GitHub's shape elsewhere."""
@@ -194,7 +203,7 @@ class EchoServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> EchoServer:
