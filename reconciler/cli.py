@@ -626,6 +626,14 @@ def activity(
     fmt: Annotated[
         ActivityFormat, typer.Option("--format", help="text, or json (the run records).")
     ] = ActivityFormat.TEXT,
+    rebuild_index: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-index",
+            help="Regenerate runs/INDEX.md from the run files (under the config directory's "
+            "lock) and exit; the sync workflow does this instead of merging INDEX.md.",
+        ),
+    ] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """The sync log: past runs newest first (outcome, changes, revenue delta, errors), or
@@ -642,6 +650,9 @@ def activity(
             f"{root} is not a config directory: it has neither mappings/ nor runs/ "
             "(pass --config-dir, or run `reconcile init`)"
         )
+    if rebuild_index:
+        typer.echo(f"rebuilt {engine.rebuild_index(root, command=lock_command())}")
+        return
     if run_id is not None:
         run = engine.load_run(root, run_id)
         as_json = fmt is ActivityFormat.JSON

@@ -554,5 +554,12 @@ def load_run(config_dir: Path, run_id: str) -> RunRecord:
     return runlog.load_run(config_dir, run_id)
 
 
+def rebuild_index(config_dir: Path, *, command: str, lock_timeout: float = 120.0) -> Path:
+    """INDEX.md regenerated from the run files, under the lock (an apply in progress on
+    this config directory finishes its record first)."""
+    with config_lock(config_dir, command, lock_timeout):
+        return runlog.rebuild_index(config_dir)
+
+
 def runs_dir(config_dir: Path) -> Path:
     return runlog.runs_dir(config_dir)

@@ -402,7 +402,6 @@ def test_sync_rebases_and_retries_when_the_branch_moved(
 
     result = _sync(clone, sandbox, "schedule")
     assert not result.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in result.steps]
-    assert "Push rejected (attempt 1 of 3)" in result.step("Commit the run log").stdout
     log = _origin_log(origin)
     assert log[:2] == [
         "github-actions[bot]|Sync run log (schedule)",
@@ -410,6 +409,70 @@ def test_sync_rebases_and_retries_when_the_branch_moved(
     ]
     tree = _git(origin, "ls-tree", "-r", "--name-only", BRANCH).split()
     assert "NOTES.md" in tree and "runs/INDEX.md" in tree
+
+
+def _commit_step(workdir: Path, event: str = "workflow_dispatch") -> subprocess.Popen[str]:
+    """sync.yml's "Commit the run log" step, as bash runs it, in `workdir`."""
+    job = load_workflow(WORKFLOWS / "sync.yml")["jobs"]["apply"]
+    (step,) = [s for s in job["steps"] if s.get("name") == "Commit the run log"]
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(workdir), "GIT_CONFIG_NOSYSTEM": "1", "BRANCH": BRANCH,
+        "GITHUB_TOKEN": "not-a-real-token", "GITHUB_EVENT_NAME": event,
+    }  # fmt: skip
+    return subprocess.Popen(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _record_a_run(workdir: Path, hour: int) -> str:
+    from runlog_samples import STARTED, success_result
+
+    from reconciler import runlog
+
+    result = success_result()
+    handle = runlog.start_run(
+        workdir, result.plan, trigger="manual", started=STARTED.replace(hour=hour)
+    )
+    handle.finish(result)
+    return handle.run_id
+
+
+def test_commit_back_regenerates_the_index_on_the_latest_branch(
+    origin: Path, tmp_path: Path
+) -> None:
+    """Four syncs' run logs reach the branch: a queued one pushes from the commit it was
+    triggered on (stale: its INDEX.md lacks the previous run), then two push at once. Each
+    regenerates INDEX.md on top of the branch instead of merging it, so none conflicts,
+    none is lost, and the pushed INDEX.md is exactly the one the run files make."""
+    clones = {}
+    for name in "abcd":  # all checked out at the same (trigger) commit
+        clones[name] = tmp_path / name
+        _git(tmp_path, "clone", "--quiet", str(origin), str(clones[name]))
+    ids = {name: _record_a_run(clones[name], hour) for hour, name in enumerate("abcd", 8)}
+
+    for name in "ab":  # one after the other: b's checkout lacks a's run
+        step = _commit_step(clones[name])
+        out, err = step.communicate(timeout=120)
+        assert step.returncode == 0, out + err
+    racing = [_commit_step(clones[name]) for name in "cd"]  # at the same time
+    for step in racing:
+        out, err = step.communicate(timeout=120)
+        assert step.returncode == 0, out + err
+
+    final = tmp_path / "final"
+    _git(tmp_path, "clone", "--quiet", str(origin), str(final))
+    runs = final / "runs"
+    assert sorted(p.stem for p in runs.glob("*/*/*.json")) == sorted(ids.values())
+    index = (runs / "INDEX.md").read_text(encoding="utf-8")
+    assert all(f"[{run_id}]" in index for run_id in ids.values())
+    from reconciler import runlog
+
+    runlog.rebuild_index(final)  # what the run files make, regenerated here
+    assert (runs / "INDEX.md").read_text(encoding="utf-8") == index
+    log = _origin_log(origin)
+    assert log.count("github-actions[bot]|Sync run log (workflow_dispatch)") == 4
 
 
 def test_dry_run_plans_the_chosen_customer_and_period_and_writes_nothing(
