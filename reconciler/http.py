@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 # Retry-After beyond this is treated as "come back much later": better to fail the run
 # clearly than to sleep for an hour inside a CI job.
 MAX_RETRY_AFTER = 120.0
+# Per attempt, connect through the last byte of the body: httpx's own timeouts bound each
+# read, so a server trickling one byte every few seconds would otherwise never time out.
+DEADLINE_SECONDS = 60.0
+# Larger answers are refused while they stream in, before they can take the memory.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class ApiError(ReconcileError):
@@ -130,10 +139,14 @@ class HttpApi:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline: float = DEADLINE_SECONDS,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.base_url = base_url.rstrip("/")
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -184,14 +197,28 @@ class HttpApi:
             failure: str | None = None
             sent = False
             response: httpx.Response | None = None
+            final: str | None = None  # a failure not worth retrying
             async with self._slots:
                 started = time.perf_counter()
                 try:
-                    response = await self._http.request(method, url, **kwargs)
+                    response = await self._fetch(method, url, kwargs)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                     failure = self.redact(_describe(exc))  # nothing sent: safe to retry any method
                 except httpx.TransportError as exc:
                     failure, sent = self.redact(_describe(exc)), True
+                except TimeoutError:
+                    final = (
+                        f"no complete answer within {self.deadline:g} s (the request deadline, "
+                        "connect through last byte)"
+                    )
+                except _TooLarge:
+                    mb = self.max_response_bytes / 1024 / 1024
+                    final = f"answer larger than {mb:g} MB (the response size cap)"
+            if final is not None:
+                line = f"{self.service} on {method} {path}: {final}"
+                if not idempotent:  # it may have been processed all the same
+                    raise OutcomeUnknown(f"outcome unknown: {line}", method=method, path=path)
+                raise ApiError(line, method=method, path=path, message=final)
             if response is not None:
                 status = response.status_code
                 # The path only: query conditions carry names from the APIs (data, not ours to
@@ -238,6 +265,25 @@ class HttpApi:
             log.info("%s %s %s: %s; retry %d in %.2fs", self.service, method, path, why, attempt,
                      delay)  # fmt: skip
             await asyncio.sleep(delay)
+
+    async def _fetch(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> httpx.Response:
+        """One attempt within the deadline, its body read up to the size cap."""
+        async with asyncio.timeout(self.deadline):
+            request = self._http.build_request(method, url, **kwargs)
+            response = await self._http.send(request, stream=True)
+            try:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > self.max_response_bytes:
+                    raise _TooLarge
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_response_bytes:
+                        raise _TooLarge
+            finally:
+                await response.aclose()
+        response._content = bytes(body)  # what .content/.json() read, as after .aread()
+        return response
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         cap = min(self.backoff_max, self.backoff_base * 2**attempt)

@@ -17,7 +17,14 @@ import httpx
 from reconciler.connectwise.conditions import Value, in_chunks
 from reconciler.env import CWCredentials
 from reconciler.errors import ReconcileError
-from reconciler.http import ApiError, HttpApi, OutcomeUnknown, RequestStats
+from reconciler.http import (
+    DEADLINE_SECONDS,
+    MAX_RESPONSE_BYTES,
+    ApiError,
+    HttpApi,
+    OutcomeUnknown,
+    RequestStats,
+)
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
 
@@ -42,6 +49,8 @@ class ConnectWiseClient(HttpApi):
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline: float = DEADLINE_SECONDS,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         page_size: int = PAGE_SIZE,
         max_url: int = MAX_URL,
     ) -> None:
@@ -61,6 +70,8 @@ class ConnectWiseClient(HttpApi):
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             transport=transport,
+            deadline=deadline,
+            max_response_bytes=max_response_bytes,
         )
         self.page_size = page_size
         self.max_url = max_url

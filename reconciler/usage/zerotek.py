@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ReconcileError
-from reconciler.http import ApiError, HttpApi
+from reconciler.http import DEADLINE_SECONDS, MAX_RESPONSE_BYTES, ApiError, HttpApi
 from reconciler.model import Period, Usage
 
 CUSTOMERS = "/v1/customers"
@@ -35,6 +35,8 @@ class ZeroTekClient(HttpApi):
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline: float = DEADLINE_SECONDS,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         super().__init__(
             base_url,
@@ -46,6 +48,8 @@ class ZeroTekClient(HttpApi):
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             transport=transport,
+            deadline=deadline,
+            max_response_bytes=max_response_bytes,
         )
 
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:

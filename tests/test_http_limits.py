@@ -1,0 +1,118 @@
+"""Every request has a total deadline and every answer a size cap (DESIGN 12.5), against
+real misbehaving servers on loopback: a slow-loris trickling one byte at a time, one that
+never answers, and ones answering far more than asked."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
+from reconciler.env import CWCredentials
+
+CREDS = CWCredentials("acme", "PublicKey01", "PrivateKey01", "client-id-0001")
+
+
+@contextmanager
+def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that reads a request and hands the socket to `answer`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.recv(65536)
+            threading.Thread(target=_answer_then_close, args=(answer, conn), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v4_6_release/apis/3.0"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def _answer_then_close(answer: Callable[[socket.socket], None], conn: socket.socket) -> None:
+    try:
+        answer(conn)
+    except OSError:
+        pass  # the client gave up on us: the point of the test
+    finally:
+        conn.close()
+
+
+def slow_loris(conn: socket.socket) -> None:
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+    )
+    for _ in range(400):
+        conn.sendall(b" ")
+        time.sleep(0.2)
+
+
+def silent(conn: socket.socket) -> None:
+    time.sleep(10)
+
+
+def huge(declared: bool) -> Callable[[socket.socket], None]:
+    def answer(conn: socket.socket) -> None:
+        size = 3 * 1024 * 1024
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        if declared:
+            conn.sendall(head + f"Content-Length: {size}\r\n\r\n".encode())
+        else:
+            conn.sendall(head + b"Connection: close\r\n\r\n")
+        chunk = b"[" + b"0," * 32767 + b"0"
+        for _ in range(size // len(chunk) + 1):
+            conn.sendall(chunk)
+
+    return answer
+
+
+def call(url: str, method: str = "GET", **options: float) -> tuple[float, BaseException]:
+    async def go() -> None:
+        async with ConnectWiseClient(url, CREDS, max_retries=0, **options) as cw:
+            if method == "POST":
+                await cw.post("/finance/agreements/1/additions", {"quantity": 1})
+            else:
+                await cw.get("/company/companies")
+
+    started = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(go())
+    return time.monotonic() - started, caught.value
+
+
+@pytest.mark.parametrize("answer", [slow_loris, silent], ids=["slow-loris", "never-answers"])
+def test_the_deadline_ends_a_request_from_connect_to_last_byte(answer) -> None:
+    with raw_server(answer) as url:
+        took, error = call(url, deadline=1.0)
+    assert took < 4, took  # httpx's own 30 s per-read timeout never fired: the deadline did
+    assert "no complete answer within 1 s (the request deadline" in str(error)
+    assert "GET /company/companies" in str(error)
+
+
+def test_a_post_past_its_deadline_is_an_unknown_outcome() -> None:
+    with raw_server(slow_loris) as url:
+        _, error = call(url, "POST", deadline=1.0)
+    assert isinstance(error, OutcomeUnknown)  # the caller re-reads before any resend
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+def test_an_answer_over_the_size_cap_is_refused(declared: bool) -> None:
+    with raw_server(huge(declared)) as url:
+        _, error = call(url, max_response_bytes=1024 * 1024)
+    assert "answer larger than 1 MB (the response size cap)" in str(error)
