@@ -235,7 +235,8 @@ class _Applier:
         assert cp.agreement_id is not None
         current = await read_additions(self.cw, cp.agreement_id, managed=self.products)
         as_of = self.plan.period.as_of
-        problems, settled = [], []
+        problems: list[str] = []
+        settled: list[ChangeResult] = []
         for r in results:
             c = r.change
             live = _live(current, c.product, as_of)
@@ -309,8 +310,9 @@ class _Applier:
             settled, problems = await self.verify(cp, results)
         except ReconcileError as exc:
             settled, problems = results, [f"verification failed: {exc}"]
-        errors = tuple(_failures(settled) + problems)
-        return CustomerResult(cp, tuple(settled), errors, verified=not problems)
+        return CustomerResult(
+            cp, tuple(settled), (*_failures(settled), *problems), verified=not problems
+        )
 
 
 INTERRUPTED_BEFORE = "interrupted before this customer's first write: nothing written"

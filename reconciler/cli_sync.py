@@ -210,8 +210,8 @@ def _report(outcome: SyncOutcome) -> None:
             )
         for e in cr.errors:
             typer.echo(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
-    for e in outcome.emails:
-        typer.echo(f"e-mail {e.kind}: {plain(e.detail)}", err=True)
+    for mail in outcome.emails:
+        typer.echo(f"e-mail {mail.kind}: {plain(mail.detail)}", err=True)
     typer.echo(f"Run recorded: {outcome.record_path}")
     totals = outcome.record.totals
     failed = sum(1 for c in outcome.result.customers if not c.ok)

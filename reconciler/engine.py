@@ -55,7 +55,7 @@ from reconciler.model import (
     Plan,
 )
 from reconciler.periods import period_for
-from reconciler.record import EmailOutcome, RunRecord
+from reconciler.record import EmailOutcome, RunRecord, RunSummary
 from reconciler.scrub import check_credentials, scrub
 from reconciler.usage import fetch_usage
 
@@ -462,7 +462,7 @@ class SyncEngine:
         plan: Plan | None,
         req: ApplyRequest,
         smtp: notify.SmtpSettings | None,
-    ) -> tuple[notify.EmailOutcome, ...]:
+    ) -> tuple[EmailOutcome, ...]:
         """Hand the finished record to the e-mails, then record how they went."""
         emails = notify.notify_after_sync(
             self.config.settings, handle.record, plan, send=req.send_email, smtp=smtp
@@ -546,7 +546,7 @@ class SyncEngine:
 # --- the sync log, for the commands that show it ---------------------------------------------
 
 
-def list_runs(config_dir: Path, limit: int | None = None) -> list[runlog.RunSummary]:
+def list_runs(config_dir: Path, limit: int | None = None) -> list[RunSummary]:
     return runlog.list_runs(config_dir, limit)
 
 

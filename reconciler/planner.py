@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from reconciler.model import (
@@ -38,13 +38,9 @@ class _Draft:
 
     customer: CustomerMap
     agreement: Agreement | None = None
-    errors: list[str] | None = None
-    warnings: list[str] | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     unknown: bool = False  # ZeroTek does not know this customer id
-
-    def __post_init__(self) -> None:
-        self.errors = []
-        self.warnings = []
 
 
 def agreements_by_company(agreements: Iterable[Agreement]) -> dict[int, list[Agreement]]:
@@ -211,8 +207,8 @@ def _plan_agreement(
                 f"({ids}); resolve by hand, the reconciler never guesses"
             )
             continue
-        addition = current[0] if current else None
-        before = addition.quantity if addition else 0
+        existing = current[0] if current else None
+        before = existing.quantity if existing else 0
         after = desired.get(product, 0)
         if before == after:
             continue
@@ -222,7 +218,7 @@ def _plan_agreement(
             why = "not found" if item is None else "inactive"
             errors.append(f"catalog product '{product}' (SKU {sku}) is {why} in ConnectWise")
             continue
-        if addition is None:
+        if existing is None:
             if not config.settings.add_missing:
                 warnings.append(
                     f"{sku}: {after} users but no {product} addition, and add_missing is false"
@@ -261,15 +257,15 @@ def _plan_agreement(
                 customer_id=lead,
                 sku=sku,
                 product=product,
-                product_id=addition.product_id,
+                product_id=existing.product_id,
                 agreement_id=agreement.id,
-                addition_id=addition.id,
+                addition_id=existing.id,
                 before=before,
                 after=after,
-                unit_price=_unit_price(config, product, actual, addition),
+                unit_price=_unit_price(config, product, actual, existing),
                 # a removal needs it: an addition that has not started yet cannot be
                 # cancelled before its effectiveDate (apply zeroes it instead)
-                effective_date=addition.effective_date,
+                effective_date=existing.effective_date,
             )
         changes.append(change)
     return changes, errors, warnings, (managed_count, managed_quantity)
