@@ -519,14 +519,17 @@ def test_unmapped_check_lists_unmapped_skus_in_the_summary(clone: Path, sandbox:
     assert sandbox.stats.writes == 0
 
 
-def test_tests_workflow_runs_ruff_and_pytest(tmp_path: Path) -> None:
+def test_tests_workflow_runs_ruff_mypy_and_pytest(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "tests").mkdir(parents=True)
-    (project / "pyproject.toml").write_text("[tool.pytest.ini_options]\naddopts = '-q'\n")
+    (project / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]\naddopts = '-q'\n[tool.mypy]\nfiles = ['tests']\nstrict = true\n"
+    )
     (project / "tests" / "test_ok.py").write_text("def test_ok() -> None:\n    assert True\n")
     ok = _run("tests.yml", "tests", project, Contexts(github=_github()), "push")
     assert not ok.failed, [(s.name, s.stdout[-500:], s.stderr[-500:]) for s in ok.steps]
     assert "1 passed" in ok.step("Pytest").stdout
+    assert "Success: no issues found" in ok.step("Mypy").stdout
 
     (project / "tests" / "test_ok.py").write_text("import os\ndef test_ok(): assert True\n")
     bad = _run("tests.yml", "tests", project, Contexts(github=_github()), "push")
