@@ -232,7 +232,7 @@ class RunRecord:
         Returns the customer's record (None: not in this run)."""
         # By id through an index built once: a scan per customer was quadratic (seconds at
         # 10,000 customers). Not a dataclass field, so never serialised.
-        index = self.__dict__.get("_by_id")
+        index: dict[str, CustomerRecord] | None = self.__dict__.get("_by_id")
         if index is None or len(index) != len(self.customers):
             index = self.__dict__["_by_id"] = {c.id: c for c in self.customers}
         cust = index.get(result.plan.customer_id)
@@ -371,4 +371,5 @@ def _names(cls: type) -> tuple[str, ...]:
 
 def _flat(obj: Any) -> dict[str, Any]:
     """A dataclass's fields, one level deep (the caller converts nested values)."""
-    return {name: getattr(obj, name) for name in _names(type(obj))}
+    kind: type = type(obj)
+    return {name: getattr(obj, name) for name in _names(kind)}
