@@ -23,11 +23,11 @@ from reconciler.errors import ReconcileError
 from reconciler.model import Config, Period, Plan, Settings, Usage
 from reconciler.record import EmailOutcome, RunRecord
 from reconciler.render import UNMAPPED_HEADER, text_table, unmapped_text
-from reconciler.runview import money, price
 from reconciler.scrub import check_credentials, scrub
 from reconciler.untrusted import header as header_text
 from reconciler.untrusted import html as _e
 from reconciler.untrusted import plain
+from reconciler.wording import amount, period_words, run_links
 
 TLS_MODES = {"starttls": 587, "ssl": 465, "none": 25}
 SMTP_TIMEOUT = 30.0
@@ -227,29 +227,80 @@ def _headline(run: RunRecord) -> str:
     }.get(run.outcome, f"Sync {run.outcome}")
 
 
-def _sync_email(run: RunRecord) -> tuple[str, str, str]:
+_SECTIONS = (
+    ("add", "Added", "new additions"),
+    ("update", "Quantities updated", "additions whose quantity changed"),
+    ("remove", "Removed", "additions removed"),
+)
+_CHANGE_HEADER = (
+    "Customer",
+    "Company",
+    "Agreement",
+    "SKU",
+    "Quantity",
+    "Unit price",
+    "Revenue delta per month",
+)
+REPORT_HINT = "What is and is not billed, valued: run `reconcile report`."
+
+
+def _period_words(run: RunRecord) -> str:
+    p = run.period
+    return period_words(p.kind, dt.date.fromisoformat(p.start), dt.date.fromisoformat(p.end))
+
+
+def run_md_path(run_id: str) -> str:
+    """runs/YYYY/MM/<run id>.md, the run's Markdown twin (as runlog writes it)."""
+    return f"runs/{run_id[:4]}/{run_id[4:6]}/{run_id}.md"
+
+
+def _sync_email(
+    run: RunRecord, currency: str = "USD", environ: Mapping[str, str] | None = None
+) -> tuple[str, str, str]:
     """The sync-outcome e-mail, from the run record: the figures it states are the ones
     the journal recorded as committed, so an interrupted or failed run says exactly what
-    was written."""
-    totals, period, run_id = run.totals, run.period, run.run_id
+    was written. Written for a billing person: the period in words, the currency on every
+    figure, additions / quantity updates / removals under their own headings, warnings,
+    refused changes, and a link to the run in the repository when run in Actions."""
+    totals, run_id = run.totals, run.run_id
     headline = _headline(run)
-    subject = f"[reconcile] {headline}: {period}"
+    when = _period_words(run)
+    subject = f"[reconcile] {headline}: {when}"
+
+    def row(c: Any, ch: Any) -> tuple[str, ...]:
+        money = amount(ch.revenue_delta, currency, signed=True)
+        return (c.name, c.company, c.agreement.text(), ch.sku, f"{ch.before} -> {ch.after}",
+                amount(ch.unit_price, currency), money)  # fmt: skip
+
+    done = {
+        action: [row(c, ch) for c in run.customers for ch in c.changes
+                 if ch.committed and ch.action == action]
+        for action, _, _ in _SECTIONS
+    }  # fmt: skip
+    licences = {
+        action: sum(ch.after - ch.before for c in run.customers for ch in c.changes
+                    if ch.committed and ch.action == action)
+        for action, _, _ in _SECTIONS
+    }  # fmt: skip
     summary = [
-        f"{headline}: {period} (as of {period.as_of})",
+        f"{headline}: {when} (as of {run.period.as_of})",
         f"Run: {run_id}",
         "",
         f"Customers: {totals.customers}, {totals.customers_changed} changed",
-        f"Quantities updated: {totals.quantities()}",
-        f"Revenue delta: {money(totals.revenue_delta)} per month",
+        f"Added: {totals.adds} additions ({licences['add']:+d} licences)",
+        f"Quantities updated: {totals.updates} additions ({licences['update']:+d} licences)",
+        f"Removed: {totals.removes} additions ({licences['remove']:+d} licences)",
+        f"Revenue delta: {amount(totals.revenue_delta, currency, signed=True)} per month",
         f"Errors: {totals.errors}",
     ]
     if totals.unknown:
         summary.append(f"Writes with unknown outcome: {totals.unknown} (check ConnectWise)")
-    updated = [
-        (c.name, c.company, c.agreement.text(), ch.action, ch.sku,
-         f"{ch.before} -> {ch.after}", price(ch.unit_price), money(ch.revenue_delta))
-        for c in run.customers for ch in c.changes if ch.committed
-    ]  # fmt: skip
+    # Never attempted although planned: the whole plan when it was refused (unsafe, stale).
+    refused = [
+        row(c, ch) for c in run.customers for ch in c.changes if ch.ok is None
+    ] if run.outcome == "failed" and run.error else []  # fmt: skip
+    warnings = [("(the plan)", w) for w in run.warnings]
+    warnings += [(c.name, w) for c in run.customers for w in c.warnings]
     errors = [(c.name, e) for c in run.customers for e in c.errors]
     errors += [
         (c.name, f"{ch.action} {ch.sku} {ch.before} -> {ch.after}: {ch.error}")
@@ -259,31 +310,46 @@ def _sync_email(run: RunRecord) -> tuple[str, str, str]:
     ]
     if run.error:
         errors.insert(0, ("(the whole run)", run.error))
-    header = (
-        "Customer",
-        "Company",
-        "Agreement",
-        "Action",
-        "SKU",
-        "Quantity",
-        "Unit price",
-        "Revenue delta",
-    )
     text = [*summary, ""]
     parts = [f"<p><strong>{_e(summary[0])}</strong><br>{_e(summary[1])}</p>"]
     parts.append("<p>" + "<br>\n".join(_e(line) for line in summary[3:]) + "</p>")
-    if updated:
-        text += ["Quantities updated:", *text_table([header, *updated]), ""]
-        parts += ["<h3>Quantities updated</h3>", _html_table(header, updated)]
-    else:
+    for action, title, _ in _SECTIONS:
+        if done[action]:
+            text += [f"{title}:", *text_table([_CHANGE_HEADER, *done[action]]), ""]
+            parts += [f"<h3>{_e(title)}</h3>", _html_table(_CHANGE_HEADER, done[action])]
+    if not any(done.values()):
         nothing = "Nothing was written to ConnectWise by this attempt."
         text += [nothing, ""]
         parts.append(f"<p>{_e(nothing)}</p>")
+    if refused:
+        title = "Refused changes (planned, not applied)"
+        text += [f"{title}:", *text_table([_CHANGE_HEADER, *refused]), ""]
+        parts += [f"<h3>{_e(title)}</h3>", _html_table(_CHANGE_HEADER, refused)]
     if errors:
         text += ["Errors:", *(f"  {plain(name)}: {plain(msg)}" for name, msg in errors), ""]
         parts += ["<h3>Errors</h3>", _html_table(("Customer", "Error"), errors)]
-    text.append(f"Details: runs/INDEX.md, `reconcile activity {run_id}`")
-    parts.append(f"<p>Details: runs/INDEX.md, <code>reconcile activity {_e(run_id)}</code></p>")
+    if warnings:
+        text += ["Warnings:", *(f"  {plain(name)}: {plain(msg)}" for name, msg in warnings), ""]
+        parts += ["<h3>Warnings</h3>", _html_table(("Customer", "Warning"), warnings)]
+    links = run_links(run_md_path(run_id), os.environ if environ is None else environ)
+    if links:
+        text += [f"{name.capitalize()}: {url}" for name, url in links.items()]
+        parts.append(
+            "<p>"
+            + "<br>\n".join(
+                f'{_e(name.capitalize())}: <a href="{_e(url)}">{_e(url)}</a>'
+                for name, url in links.items()
+            )
+            + "</p>"
+        )
+    else:
+        text.append(f"Details: `reconcile activity {run_id}` (runs/INDEX.md in the repository)")
+        parts.append(
+            f"<p>Details: <code>reconcile activity {_e(run_id)}</code> "
+            "(runs/INDEX.md in the repository)</p>"
+        )
+    text.append(REPORT_HINT)
+    parts.append(f"<p>{_e(REPORT_HINT)}</p>")
     return subject, "\n".join(text) + "\n", _html_doc(subject, parts)
 
 
@@ -367,7 +433,8 @@ def notify_after_sync(
     agreement-ending one when a plan was applied and an agreement is ending. Sends what it
     is handed; it reads nothing from ConnectWise or ZeroTek."""
     recipients = settings.notifications.recipients
-    outcomes = [deliver(SYNC, recipients, *_sync_email(run), send=send, smtp=smtp)]
+    mail = _sync_email(run, settings.currency)
+    outcomes = [deliver(SYNC, recipients, *mail, send=send, smtp=smtp)]
     days = settings.notifications.agreement_end_warning_days
     ending = agreements_ending(plan, days) if plan is not None else []
     if ending and plan is not None:

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from runlog_samples import (
     ACME,
     AS_OF,
+    BETA,
     BETA_ERROR,
     DELTA,
     PERIOD,
@@ -44,7 +45,7 @@ from reconciler.model import (
 from reconciler.model import CustomerMap as CM
 from reconciler.record import RunRecord
 
-PERIOD_TEXT = "last-billing-period 2026-10-16..2026-11-15"
+PERIOD_TEXT = "last billing period, 16 Oct – 15 Nov 2026"  # a billing person's words
 
 
 def sent(result: ApplyResult, run_id: str) -> RunRecord:
@@ -135,9 +136,9 @@ def test_success_email(smtp_server: SmtpServer) -> None:
     for body in (text, html):
         assert "RUN-1" in body
         assert "Acme Corp" in body and "OKTA-SSO" in body and "OKTA-MFA" in body
-        assert "+21.00" in body  # revenue delta: 2 x 3.00 + 10 x 1.50
-        assert "+6.00" in body and "+15.00" in body
-        assert "net +12 users" in body
+        assert "+21.00 USD" in body  # revenue delta: 2 x 3.00 + 10 x 1.50
+        assert "+6.00 USD" in body and "+15.00 USD" in body
+        assert "3.00 USD" in body and "1.50 USD" in body  # unit prices name the currency
     assert "40 -> 42" in text and "0 -> 10" in text
     assert "40 -&gt; 42" in html and "0 -&gt; 10" in html
     assert "Errors: 0" in text
@@ -415,3 +416,84 @@ def test_secrets_never_reach_run_files_or_emails(
     assert Decimal(record["totals"]["revenue_delta"]) == Decimal("21.00")
     assert record["emails"][0]["detail"] == "sent"
     assert ACME.name in handle.md_path.read_text() and DELTA.customer_id in handle.path.read_text()
+
+
+# --- read as a billing person would ----------------------------------------------------------
+
+
+def _section(text: str, title: str) -> str:
+    """The lines under `title:` up to the next blank line."""
+    text = text.replace("\r\n", "\n")
+    return text.split(f"\n{title}:\n", 1)[1].split("\n\n", 1)[0]
+
+
+def test_success_email_reads_like_an_invoice_summary(
+    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    settings = Settings(currency="EUR", notifications=SETTINGS.notifications)
+    notify.notify_after_sync(
+        settings, sent(success_result(), "RUN-5"), None, smtp=smtp_for(smtp_server)
+    )
+    (mail,) = smtp_server.sink.received
+    assert mail.subject == "[reconcile] Sync succeeded: last billing period, 16 Oct – 15 Nov 2026"
+    text, html = mail.text, mail.html
+    # Counts of additions and licences per kind, each under its own heading.
+    assert "Added: 1 additions (+10 licences)" in text
+    assert "Quantities updated: 1 additions (+2 licences)" in text
+    assert "Removed: 0 additions (+0 licences)" in text
+    added, updated = _section(text, "Added"), _section(text, "Quantities updated")
+    assert "0 -> 10" in added and "40 -> 42" not in added
+    assert "40 -> 42" in updated and "0 -> 10" not in updated
+    assert "<h3>Added</h3>" in html and "<h3>Quantities updated</h3>" in html
+    assert "<h3>Removed</h3>" not in html
+    for body in (text, html):
+        # The currency on every figure: unit prices, deltas, the total.
+        assert "3.00 EUR" in body and "1.50 EUR" in body
+        assert "+6.00 EUR" in body and "+15.00 EUR" in body and "+21.00 EUR" in body
+        assert " USD" not in body
+        # Warnings are part of a successful sync's news.
+        assert "zt-0099 has usage but no mapping" in body
+        assert "reconcile report" in body
+    assert "Warnings:" in text and "<h3>Warnings</h3>" in html
+    assert "last-billing-period" not in text + html
+
+
+def test_unsafe_plan_email_lists_the_refused_changes(smtp_server: SmtpServer) -> None:
+    record = RunRecord.start("RUN-6", "scheduled", STARTED, PERIOD, plan(ACME, BETA))
+    record.end(STARTED, outcome="failed", error="unsafe plan refused: removals 100% > 30%")
+    notify.notify_after_sync(SETTINGS, record, None, smtp=smtp_for(smtp_server))
+    (mail,) = smtp_server.sink.received
+    refused = _section(mail.text, "Refused changes (planned, not applied)")
+    assert "40 -> 42" in refused and "0 -> 10" in refused and "5 -> 0" in refused
+    assert "Acme Corp" in refused and "-15.00 USD" in refused  # 5 x 3.00 no longer billed
+    assert "<h3>Refused changes (planned, not applied)</h3>" in mail.html
+    assert "5 -&gt; 0" in mail.html
+    assert "Nothing was written to ConnectWise by this attempt." in mail.text
+    assert "unsafe plan refused" in mail.text
+
+
+def test_in_actions_the_email_links_the_run_in_the_repository(
+    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "msp/billing",
+        "GITHUB_SHA": "f00dfeed",
+        "GITHUB_REF_TYPE": "branch",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_RUN_ID": "777",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    run_id = "20261115T061700Z-scheduled"
+    notify.notify_after_sync(
+        SETTINGS, sent(success_result(), run_id), None, smtp=smtp_for(smtp_server)
+    )
+    (mail,) = smtp_server.sink.received
+    url = f"https://github.com/msp/billing/blob/main/runs/2026/11/{run_id}.md"
+    assert f"Run log: {url}" in mail.text
+    assert f'<a href="{url}">' in mail.html
+    assert "https://github.com/msp/billing/actions/runs/777" in mail.text
+    assert "see runs/INDEX.md" not in mail.text
