@@ -692,6 +692,7 @@ def check_unmapped(
     from reconciler import cli_sync, render
     from reconciler.config import load_config
     from reconciler.engine import SyncEngine
+    from reconciler.money import display
     from reconciler.scrub import scrub
 
     engine = SyncEngine(load_config(config_dir_of(ctx, config_dir)))
@@ -699,11 +700,24 @@ def check_unmapped(
     if summary is not None:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write(scrub(render.unmapped_markdown(found.rows, found.period)))
-    if not found.rows:
+    if not found.any:
         typer.echo("No unmapped SKUs in use.")
         return
-    typer.echo(f"Customers using unmapped ZeroTek SKUs ({found.period}):")
-    typer.echo(render.unmapped_text(found.rows))
+    if found.rows:
+        typer.echo(f"Customers using unmapped ZeroTek SKUs ({found.period}):")
+        typer.echo(render.unmapped_text(found.rows))
+    if found.customers:
+        if found.rows:
+            typer.echo("")
+        typer.echo(f"ZeroTek customers with usage but no mapping ({found.period}):")
+        currency = engine.config.settings.currency
+        table = [
+            (r.customer_name, r.customer_id, r.sku, str(r.zerotek_users),
+             "not priced" if r.amount is None else display(r.amount, currency=currency))
+            for r in found.customers
+        ]  # fmt: skip
+        header = ("Customer", "Customer id", "SKU", "Users", "Per month")
+        typer.echo("\n".join(render.text_table([header, *table])))
     if found.email is not None:
         typer.echo(f"e-mail {found.email.kind}: {plain(found.email.detail)}", err=True)
         if found.email_failed:

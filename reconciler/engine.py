@@ -39,7 +39,7 @@ from reconciler import chat, notify, planfile, planner, runlog, verify
 from reconciler.apply import apply_plan
 from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.connectwise.state import read_state
+from reconciler.connectwise.state import CATALOG, CATALOG_FIELDS, _catalog_item, read_state
 from reconciler.env import API_CREDENTIAL_VARS
 from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
@@ -47,6 +47,7 @@ from reconciler.interrupt import Interrupted, StopSignals
 from reconciler.lock import config_lock
 from reconciler.model import (
     ApplyResult,
+    CatalogItem,
     Config,
     CustomerMap,
     CustomerResult,
@@ -56,6 +57,7 @@ from reconciler.model import (
 )
 from reconciler.periods import period_for
 from reconciler.record import EmailOutcome, RunRecord, RunSummary
+from reconciler.report import Kind, Pricer, Row, unmapped_customer_rows
 from reconciler.scrub import check_credentials, scrub
 from reconciler.usage import fetch_usage
 
@@ -150,6 +152,15 @@ class Unmapped:
     period: Period
     rows: list[tuple[str, str, str, int]] = field(default_factory=list)
     email: EmailOutcome | None = None
+    # Valued at the catalog price (report.Pricer): the SKU rows above, and ZeroTek
+    # customers with usage but no mapping (unbilled revenue).
+    valued_skus: list[Row] = field(default_factory=list)
+    customers: list[Row] = field(default_factory=list)
+    price_note: str | None = None  # why nothing could be priced (ConnectWise unreadable)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.rows or self.customers)
 
     @property
     def email_failed(self) -> bool:
@@ -531,16 +542,40 @@ class SyncEngine:
         smtp = notify.smtp_from_env(self.clients.environ) if send_email else None
         period = self.period(PeriodKind.CURRENT, as_of)
 
-        async def go() -> list[tuple[str, str, str, int]]:
+        async def go() -> Unmapped:
             zerotek = lambda: self.clients.zerotek(self.config)  # noqa: E731
             usage = await fetch_usage(self.config, period, zerotek=zerotek)
-            return notify.unmapped_skus(self.config, usage)
+            rows = notify.unmapped_skus(self.config, usage)
+            catalog, note = await self._catalog()
+            pricer = Pricer(self.config, catalog)
+            valued = [
+                pricer.row(Kind.UNMAPPED_SKU, cid, name, sku, n) for cid, name, sku, n in rows
+            ]
+            customers = unmapped_customer_rows(self.config, usage, pricer)
+            return Unmapped(period, rows, None, valued, customers, note)
 
-        rows = self._run(go())
+        found = self._run(go())
         email = notify.send_unmapped(
-            self.config.settings, rows, send=send_email, smtp=smtp, period=period
+            self.config.settings,
+            found.rows,
+            send=send_email,
+            smtp=smtp,
+            period=period,
+            valued=found.valued_skus,
+            customers=found.customers,
+            price_note=found.price_note,
         )
-        return Unmapped(period, rows, email)
+        return replace(found, email=email)
+
+    async def _catalog(self) -> tuple[tuple[CatalogItem, ...], str | None]:
+        """The whole catalog, to price unbilled usage. The daily reminder must still go out
+        when ConnectWise cannot be read: then nothing is priced, and the e-mail says why."""
+        try:
+            async with self.clients.connectwise(self.config) as cw:
+                items = await cw.get_all(CATALOG, fields=CATALOG_FIELDS)
+            return tuple(_catalog_item(r) for r in items), None
+        except ReconcileError as exc:
+            return (), f"not priced: ConnectWise catalog unreadable ({exc})"
 
 
 # --- the sync log, for the commands that show it ---------------------------------------------

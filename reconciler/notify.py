@@ -14,6 +14,7 @@ import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -22,7 +23,8 @@ from reconciler.config import is_loopback_host
 from reconciler.errors import ReconcileError
 from reconciler.model import Config, Period, Plan, Settings, Usage
 from reconciler.record import EmailOutcome, RunRecord
-from reconciler.render import UNMAPPED_HEADER, text_table, unmapped_text
+from reconciler.render import UNMAPPED_HEADER, text_table
+from reconciler.report import Row
 from reconciler.scrub import check_credentials, scrub
 from reconciler.untrusted import header as header_text
 from reconciler.untrusted import html as _e
@@ -459,6 +461,20 @@ def unmapped_skus(config: Config, usage: Usage) -> list[tuple[str, str, str, int
     return sorted(rows, key=lambda r: (r[1].casefold(), r[0], r[2]))
 
 
+def _valued_rows(rows: Sequence[Row], currency: str) -> list[tuple[str, ...]]:
+    def money(value: Any) -> str:
+        return "not priced" if value is None else amount(value, currency)
+
+    return [
+        (r.customer_name, r.customer_id, r.sku, str(r.zerotek_users), r.product or "-",
+         money(r.unit_price), money(r.amount))
+        for r in rows
+    ]  # fmt: skip
+
+
+_VALUED_HEADER = ("Customer", "Customer id", "SKU", "Users", "Product", "Unit price", "Per month")
+
+
 def send_unmapped(
     settings: Settings,
     rows: Sequence[tuple[str, str, str, int]],
@@ -466,23 +482,63 @@ def send_unmapped(
     send: bool = True,
     smtp: SmtpSettings | None,
     period: Period | None = None,
+    valued: Sequence[Row] = (),
+    customers: Sequence[Row] = (),
+    price_note: str | None = None,
 ) -> EmailOutcome | None:
-    """The daily unmapped-SKU e-mail; None (nothing sent) once no customer uses one."""
-    if not rows:
+    """The daily unmapped e-mail, while anything is billed nowhere: mapped customers using
+    unmapped SKUs (`rows`, or `valued` when priced) and ZeroTek customers with usage but no
+    mapping (`customers`), valued at the catalog price. None (nothing sent) once none remain."""
+    if not rows and not customers:
         return None
-    customers = len({r[0] for r in rows})
-    subject = (
-        f"[reconcile] Unmapped ZeroTek SKUs in use: {customers} "
-        f"customer{'s' if customers != 1 else ''}"
-    )
-    when = f" ({period})" if period else ""
-    intro = f"These synced customers use ZeroTek SKUs that have no ConnectWise mapping{when}:"
-    advice = (
-        "Their usage is not billed. Map each SKU in mappings/skus.yaml (or list it in the "
-        "customer's exclude_skus); this e-mail repeats daily until none remain."
-    )
-    table = [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
-    text = [intro, "", unmapped_text(rows), "", advice]
-    parts = [f"<p>{_e(intro)}</p>", _html_table(UNMAPPED_HEADER, table), f"<p>{_e(advice)}</p>"]
+    currency = settings.currency
+    when = f" ({period_words(period.kind.value, period.start, period.end)})" if period else ""
+    n_sku = len({r[0] for r in rows})
+    n_cust = len({r.customer_id for r in customers})
+    what = []
+    if n_sku:
+        what.append(f"Unmapped ZeroTek SKUs in use: {n_sku} customer{'s' if n_sku != 1 else ''}")
+    if n_cust:
+        what.append(f"unmapped customers with usage: {n_cust}")
+    subject = "[reconcile] " + "; ".join(what)[:1].upper() + "; ".join(what)[1:]
+    total = sum((r.amount for r in (*valued, *customers) if r.amount is not None), Decimal(0))
+    text: list[str] = []
+    parts: list[str] = []
+    if rows:
+        intro = f"These synced customers use ZeroTek SKUs that have no ConnectWise mapping{when}:"
+        table = (
+            _valued_rows(valued, currency)
+            if valued
+            else [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
+        )
+        header = _VALUED_HEADER if valued else UNMAPPED_HEADER
+        advice = (
+            "Their usage is not billed. Map each SKU in mappings/skus.yaml (or list it in the "
+            "customer's exclude_skus); `reconcile discover` proposes the catalog product."
+        )
+        text += [intro, "", *text_table([header, *table]), "", advice, ""]
+        parts += [f"<p>{_e(intro)}</p>", _html_table(header, table), f"<p>{_e(advice)}</p>"]
+    if customers:
+        intro = f"These ZeroTek customers have usage but no mapping, so nobody is billed{when}:"
+        table = _valued_rows(customers, currency)
+        advice = (
+            "Map them in mappings/customers.yaml; `reconcile discover` proposes the "
+            "ConnectWise company and agreement for each."
+        )
+        text += [intro, "", *text_table([_VALUED_HEADER, *table]), "", advice, ""]
+        parts += [
+            f"<p>{_e(intro)}</p>",
+            _html_table(_VALUED_HEADER, table),
+            f"<p>{_e(advice)}</p>",
+        ]
+    closing = [f"Not billed in total: {amount(total, currency)} per month (priced rows)."]
+    if price_note:
+        closing.append(plain(price_note))
+    closing += [
+        "This e-mail repeats daily until none remain.",
+        REPORT_HINT,
+    ]
+    text += closing
+    parts.append("<p>" + "<br>\n".join(_e(line) for line in closing) + "</p>")
     mail = (subject, "\n".join(text) + "\n", _html_doc(subject, parts))
     return deliver(UNMAPPED, settings.notifications.recipients, *mail, send=send, smtp=smtp)

@@ -149,14 +149,16 @@ CUSTOMERS_YAML = """\
 """
 # As of 2026-11-24 (current period 11-16..11-24): Acme uses OKTA-NEW (2 users); Beta's
 # OKTA-PAM ended 11-10; zt-0099 is not a mapped customer. As of 11-05 (10-16..11-05) Beta's
-# OKTA-PAM still counts. As of 2026-12-20 nothing unmapped is in use any more.
+# OKTA-PAM still counts. zt-0099 (unmapped) uses OKTA-NEW and OKTA-SSO until 12-01. As of
+# 2026-12-20 nothing unmapped is in use any more.
 ASSIGNMENTS = """\
 customer_id,sku,user,assigned_on,unassigned_on
 zt-0001,OKTA-SSO,u1,2026-01-01,
 zt-0001,OKTA-NEW,u1,2026-11-01,2026-12-01
 zt-0001,OKTA-NEW,u2,2026-11-20,2026-12-01
 zt-0002,OKTA-PAM,u9,2026-01-01,2026-11-10
-zt-0099,OKTA-NEW,u5,2026-01-01,
+zt-0099,OKTA-NEW,u5,2026-01-01,2026-12-01
+zt-0099,OKTA-SSO,u5,2026-01-01,2026-12-01
 """
 
 
@@ -182,23 +184,36 @@ def test_unmapped_present_is_listed_and_mailed(csv_config: Path, smtp_server: Sm
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "Customers using unmapped ZeroTek SKUs (current 2026-11-16..2026-11-24):"
-    assert [line.split() for line in lines[2:]] == [["Acme", "Corp", "zt-0001", "OKTA-NEW", "2"]]
+    assert [line.split() for line in lines[2:3]] == [["Acme", "Corp", "zt-0001", "OKTA-NEW", "2"]]
+    # The unmapped customer's usage, valued (no ConnectWise here: "not priced").
+    assert (
+        lines[4] == "ZeroTek customers with usage but no mapping (current 2026-11-16..2026-11-24):"
+    )
+    assert [line.split() for line in lines[6:]] == [
+        ["zt-0099", "zt-0099", "OKTA-NEW", "1", "not", "priced"],
+        ["zt-0099", "zt-0099", "OKTA-SSO", "1", "not", "priced"],
+    ]
     assert result.stderr.strip() == "e-mail unmapped-sku: sent"
     (mail,) = smtp_server.sink.received
     assert mail.rcpt_tos == ["ops@msp.example", "billing@msp.example"]
-    assert mail.subject == "[reconcile] Unmapped ZeroTek SKUs in use: 1 customer"
+    assert mail.subject == (
+        "[reconcile] Unmapped ZeroTek SKUs in use: 1 customer; unmapped customers with usage: 1"
+    )
     row = next(line for line in mail.text.splitlines() if "OKTA-NEW" in line)
-    assert row.split() == ["Acme", "Corp", "zt-0001", "OKTA-NEW", "2"]
+    assert row.split()[:5] == ["Acme", "Corp", "zt-0001", "OKTA-NEW", "2"]
     assert ">Acme Corp<" in mail.html and ">2<" in mail.html
-    assert "zt-0099" not in mail.text and "OKTA-SSO" not in mail.text
+    for body in (mail.text, mail.html):
+        assert "zt-0099" in body and "current period to date, 16 – 24 Nov 2026" in body
+        assert "not priced: ConnectWise catalog unreadable" in body
+        assert "reconcile report" in body and "reconcile discover" in body
 
     earlier = check(csv_config, "2026-11-05", env=smtp_server.env())
-    rows = [line.split() for line in earlier.stdout.splitlines()[2:]]
+    rows = [line.split() for line in earlier.stdout.splitlines()[2:4]]
     assert rows == [
         ["Acme", "Corp", "zt-0001", "OKTA-NEW", "1"],
         ["Beta", "Ltd", "zt-0002", "OKTA-PAM", "1"],
     ]
-    assert smtp_server.sink.received[1].subject.endswith("in use: 2 customers")
+    assert "in use: 2 customers;" in smtp_server.sink.received[1].subject
 
 
 def test_resolved_is_silent(csv_config: Path, smtp_server: SmtpServer) -> None:
@@ -266,19 +281,34 @@ def test_unmapped_against_the_sandbox(tmp_path: Path, smtp_server: SmtpServer) -
         assert expected, "the example data should include an unmapped SKU in use"
         found = check(tmp_path, "2026-11-24", env=env)
         assert found.exit_code == 0, found.output
-        listed = found.stdout.splitlines()[2:]
+        listed = found.stdout.split("\n\n")[0].splitlines()[2:]
         assert len(listed) == len(expected)
         for line, (name, cid, sku, n) in zip(listed, expected, strict=True):
             assert line.split()[-3:] == [cid, sku, n] and line.strip().startswith(name)
-        # One bulk usage read (plus the directory), never a request per customer.
-        assert set(sb.stats.requests) <= {"GET zt-usage", "GET zt-customers"}
+        # The unmapped customer's usage, valued at the catalog price (6 x 4.00).
+        unmapped = found.stdout.split("\n\n")[1].splitlines()
+        assert unmapped[2].split() == [
+            "Unmapped",
+            "Startup",
+            "zt-0099",
+            "OKTA-SSO",
+            "6",
+            "24.00",
+            "USD",
+        ]
+        # One bulk usage read (plus the directory), never a request per customer; the
+        # catalog, to price what is not billed.
+        assert set(sb.stats.requests) <= {"GET zt-usage", "GET zt-customers", "GET catalog"}
+        assert sb.stats.writes == 0
         (mail,) = smtp_server.sink.received
         for name, cid, sku, n in expected:
             for cell in (name, cid, sku, n):
                 assert f">{html.escape(cell)}<" in mail.html
+        assert ">24.00 USD<" in mail.html and "Not billed in total: 24.00 USD" in mail.text
 
         for _, cid, sku, _ in expected:  # the customers stop using them: resolved
             world_edits.set_users(sb, cid, sku, 0)
+        world_edits.set_users(sb, "zt-0099", "OKTA-SSO", 0)
         resolved = check(tmp_path, "2026-11-24", env=env)
         assert resolved.exit_code == 0
         assert resolved.stdout == "No unmapped SKUs in use.\n"
