@@ -29,10 +29,19 @@ class Billed:
 
 
 def billed_before(config: Config, plan: Plan, actual: ActualState) -> Billed:
-    managed = {s.product.casefold() for s in config.skus}
-    agreements = {cp.agreement_id for cp in plan.customers if cp.agreement_id is not None}
+    """Per agreement, the products some customer on it has not excluded (an excluded
+    SKU's addition is no longer ours for that customer)."""
+    products: dict[int, set[str]] = {}
+    for cp in plan.customers:
+        if cp.agreement_id is None:
+            continue
+        customer = config.customer(cp.customer_id)
+        excluded = {s.casefold() for s in (customer.exclude_skus if customer else ())}
+        products.setdefault(cp.agreement_id, set()).update(
+            s.product.casefold() for s in config.skus if s.sku.casefold() not in excluded
+        )
     seats, revenue = 0, Decimal(0)
-    for agreement_id in sorted(agreements):
+    for agreement_id, managed in sorted(products.items()):
         for a in actual.additions.get(agreement_id, ()):
             if (
                 a.product_identifier.casefold() in managed

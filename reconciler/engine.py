@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from reconciler import chat, notify, planfile, planner, runlog, verify
 from reconciler.apply import apply_plan
+from reconciler.billed import Billed, billed_before
 from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import CATALOG, CATALOG_FIELDS, _catalog_item, read_state
@@ -129,6 +130,8 @@ class Planned:
     state: dict[str, Any]  # the snapshot a saved plan carries for staleness checks
     base: Plan | None = None  # the baseline's plan, from the same read (plan --baseline)
     data: dict[str, Any] | None = None  # a saved plan file's JSON, as read (verified in full)
+    # What ConnectWise bills for the managed products before the run (the INDEX chart).
+    billed: Billed | None = None
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,8 @@ async def make_plan(
     )
     plan = planner.plan(config, usage, actual, ids)
     state = planfile.snapshot(plan, actual, _products(config))
-    return Planned(replace(plan, state_fingerprint=planfile.fingerprint(state)), state)
+    plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
+    return Planned(plan, state, billed=billed_before(config, plan, actual))
 
 
 async def make_plans_with_baseline(
@@ -434,7 +438,12 @@ class SyncEngine:
         plan = planned.plan
         with signals.deferred():
             handle = runlog.start_run(
-                self.config.config_dir, plan, trigger=trigger, started=dt.datetime.now(dt.UTC)
+                self.config.config_dir,
+                plan,
+                trigger=trigger,
+                started=dt.datetime.now(dt.UTC),
+                billed=planned.billed,
+                currency=self.config.settings.currency,
             )
             self.ui.applying(sum(1 for cp in plan.customers if cp.changes))
             try:

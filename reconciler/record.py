@@ -207,6 +207,23 @@ class RunRecord:
     emails: list[EmailOutcome] = field(default_factory=list)
     error: str | None = None
     interrupted_by: str | None = None  # SIGINT | SIGTERM when outcome is interrupted
+    # What ConnectWise billed for the managed products before the run:
+    # {"seats": int, "monthly_revenue": "exact decimal", "currency": "USD"}; None when
+    # the run never read it (a failure before planning, records written before 0.2).
+    billed_before: dict[str, Any] | None = None
+
+    def billed_after(self) -> tuple[int, Decimal, str] | None:
+        """(seats, revenue per month, currency) after the run: before + committed writes."""
+        if not self.billed_before:
+            return None
+        seats = int(self.billed_before["seats"])
+        revenue = Decimal(self.billed_before["monthly_revenue"])
+        for c in self.customers:
+            for ch in c.changes:
+                if ch.committed:
+                    seats += ch.after - ch.before
+                    revenue += Decimal(ch.revenue_delta)
+        return seats, revenue, str(self.billed_before.get("currency") or "USD")
 
     @classmethod
     def start(
@@ -333,6 +350,7 @@ class RunRecord:
             emails=[EmailOutcome(**{**e, "to": tuple(e["to"])}) for e in data["emails"]],
             error=data["error"],
             interrupted_by=data.get("interrupted_by"),
+            billed_before=data.get("billed_before"),
         )
 
 
@@ -352,6 +370,8 @@ class RunSummary:
     revenue_delta: str
     errors: int
     path: Path  # the run's JSON file
+    billed: tuple[int, Decimal, str] | None = None  # seats, revenue/month, currency after
+    period_end: str | None = None
 
     @property
     def md_link(self) -> str:
@@ -359,7 +379,8 @@ class RunSummary:
         return "/".join((*self.path.parent.parts[-2:], f"{self.run_id}.md"))
 
     def as_json(self) -> dict[str, Any]:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "path"}
+        skip = ("path", "billed", "period_end")
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
         data["path"] = self.path.as_posix()
         return data
 

@@ -13,6 +13,7 @@ disagree with the run files.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,17 @@ def summary_of(record: RunRecord, path: Path) -> RunSummary:
         revenue_delta=totals.revenue_delta,
         errors=totals.errors,
         path=path,
+        billed=record.billed_after(),
+        period_end=record.period.end,
     )
 
 
 def write(runs: Path, summary: RunSummary, record_bytes: int) -> None:
     """Store `summary` for the record of `record_bytes` bytes just written at summary.path."""
     data: dict[str, Any] = {name: getattr(summary, name) for name in _FIELDS}
+    if summary.billed is not None:  # INDEX.md's charts: the exact revenue as a string
+        seats, revenue, currency = summary.billed
+        data["billed"] = [seats, str(revenue), currency]
     data["record_bytes"] = record_bytes
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     atomic_write(summary_path(runs, summary.run_id), text + "\n")
@@ -61,8 +67,12 @@ def read(runs: Path, record: Path) -> RunSummary | None:
         data = json.loads(summary_path(runs, record.stem).read_bytes())
         if data["record_bytes"] != record.stat().st_size or data["run_id"] != record.stem:
             return None
-        summary = RunSummary(**{name: data[name] for name in _FIELDS}, path=record)
-    except (OSError, ValueError, KeyError, TypeError):
+        fields = {name: data[name] for name in _FIELDS}
+        if fields["billed"] is not None:
+            seats, revenue, currency = fields["billed"]
+            fields["billed"] = (seats, Decimal(revenue), currency)
+        summary = RunSummary(**fields, path=record)
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
         return None
     return summary if _well_typed(summary) else None
 
@@ -72,6 +82,17 @@ def _well_typed(s: RunSummary) -> bool:
     numbers = (s.customers, s.customers_changed, s.quantities_updated, s.errors)
     return (
         all(isinstance(t, str) for t in texts)
-        and (s.finished is None or isinstance(s.finished, str))
+        and all(x is None or isinstance(x, str) for x in (s.finished, s.period_end))
         and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+        and (s.billed is None or _well_typed_billed(s.billed))
+    )
+
+
+def _well_typed_billed(billed: tuple[int, Decimal, str]) -> bool:
+    seats, revenue, currency = billed
+    return (
+        isinstance(seats, int)
+        and not isinstance(seats, bool)
+        and revenue.is_finite()
+        and isinstance(currency, str)
     )

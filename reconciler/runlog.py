@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import runindex
+from reconciler.billed import Billed
 from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
 from reconciler.model import ApplyResult, ChangeResult, CustomerResult, Period, Plan
+from reconciler.money import plain
 from reconciler.record import EmailOutcome, RunRecord, RunSummary
 from reconciler.runview import render_index, render_run
 from reconciler.scrub import scrub, scrub_tree
@@ -271,6 +273,8 @@ def start_run(
     trigger: str,
     started: dt.datetime,
     period: Period | None = None,
+    billed: Billed | None = None,
+    currency: str = "USD",
 ) -> RunHandle:
     """Record an attempt as incomplete, before the first write. `plan` may be None for an
     attempt that failed before planning; then `period` names what it was for."""
@@ -283,6 +287,12 @@ def start_run(
         started = started.replace(tzinfo=dt.UTC)
     run_id, path = _claim_run_id(config_dir, started, trigger)
     record = RunRecord.start(run_id, trigger, started, the_period, plan)
+    if billed is not None:
+        record.billed_before = {
+            "seats": billed.seats,
+            "monthly_revenue": plain(billed.revenue),
+            "currency": currency,
+        }
     handle = RunHandle(Path(config_dir), record, path)
     if plan is not None:
         for i, cp in enumerate(plan.customers):
@@ -313,7 +323,7 @@ def _summary(path: Path) -> RunSummary:
             return stored
     try:
         return runindex.summary_of(_read_record(path), path)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
         # Hand-edited or foreign files still show up, flagged, rather than vanishing.
         return RunSummary(path.stem, "?", "?", None, "unreadable", "?", 0, 0, 0, "0", 0, path)
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
 from reconciler.record import Ok, RunRecord, RunSummary
+from reconciler.runchart import LAST_RUNS, Point, index_chart
 from reconciler.untrusted import markdown as md
 from reconciler.untrusted import plain as t
 
@@ -129,6 +131,9 @@ def render_index(runs: Sequence[RunSummary]) -> str:
     ]
     if not runs:
         return "\n".join([*out, "No runs yet.", ""])
+    chart = index_chart(_chart_points(runs))
+    if chart:
+        out[1:1] = ["", chart]
     header = ["When (UTC)", "Trigger", "Period", "Outcome", "Customers changed"]
     header += ["Quantities updated", "Revenue delta", "Errors", "Run"]
     rows = [_index_row(s) for s in runs]
@@ -137,6 +142,22 @@ def render_index(runs: Sequence[RunSummary]) -> str:
 
 def _count(value: object) -> str:
     return str(value) if type(value) is int else md(value)
+
+
+def _chart_points(runs: Sequence[RunSummary]) -> list[Point]:
+    """Billed seats and revenue after each of the last 12 runs that read them, oldest first
+    (`runs` is newest first)."""
+    points = []
+    for s in runs[:LAST_RUNS]:
+        if s.billed is None or s.period_end is None or s.outcome == "incomplete":
+            continue
+        try:  # a hand-edited summary or record may hold anything
+            end = dt.date.fromisoformat(s.period_end)
+        except (TypeError, ValueError):
+            continue
+        seats, revenue, currency = s.billed
+        points.append(Point(end, seats, revenue, currency))
+    return points[::-1]
 
 
 def _index_row(s: RunSummary) -> list[object]:

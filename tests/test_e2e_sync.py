@@ -367,3 +367,19 @@ def test_per_customer_errors_also_go_to_stderr(sandbox, config_dir):
         )
     plan_json = runner.invoke(app, [*base, "plan", "--format", "json", *AS_OF])
     assert json.loads(plan_json.stdout)["summary"]["customers_with_errors"] == 1
+
+
+def test_index_starts_with_a_chart_of_billed_seats_and_revenue(sandbox, config_dir):
+    assert run(config_dir, "apply", "--yes", *AS_OF).exit_code == 0
+    # A month later Contoso's agreement has ended: that customer errs, the others sync.
+    assert run(config_dir, "apply", "--yes", "--as-of", "2026-12-20").exit_code == 1
+    index = (config_dir / "runs" / "INDEX.md").read_text()
+    assert index.startswith("# Activity\n\n```mermaid\nxychart-beta\n")
+    seats, revenue = index.split("```mermaid\n")[1:3]
+    # Before: 189 managed seats, 707.50/month (40x4 + 42x3 + 12x4 + 7x2 + 25x4 + 60x4 + 3x6.5);
+    # the first run adds 77 licences (+288.50) and cancels 7 (-14.00): 259 and 982.00.
+    assert 'x-axis ["15 Nov 2026", "15 Dec 2026"]' in seats
+    assert "bar [259, " in seats
+    assert "line [982.00, " in revenue and "(USD)" in revenue
+    record = json.loads(next((config_dir / "runs" / "2026").glob("*/*.json")).read_text())
+    jsonschema.validate(record, load_schema("run"))
