@@ -198,7 +198,12 @@ def test_a_stop_signal_records_and_emails_exactly_what_was_written(
     ] == len(committed)
     assert duplicates(sb, world) == []
     (sync,) = [m for m in mails if "Sync" in m.subject]
-    assert f"Quantities updated: {len(committed)} (" in sync.text
+    # The e-mail states exactly what was written: additions, quantity updates, removals.
+    t = record["totals"]
+    assert f"Added: {t['adds']} additions" in sync.text
+    assert f"Quantities updated: {t['updates']} additions" in sync.text
+    assert f"Removed: {t['removes']} additions" in sync.text
+    assert f"after {len(committed)} write" in sync.subject
     assert "interrupted" in sync.subject.lower()
 
 
