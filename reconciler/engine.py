@@ -532,6 +532,7 @@ class SyncEngine:
             trigger=trigger,
             started=dt.datetime.now(dt.UTC),
             period=window,
+            currency=self.config.settings.currency,
         )
         if isinstance(exc, Interrupted):
             message = f"interrupted by {exc}: stopped before any write; nothing was written"

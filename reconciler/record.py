@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from reconciler import money
 from reconciler.model import (
     Action,
     ApplyResult,
@@ -71,8 +72,8 @@ class ChangeRecord:
             product=change.product,
             before=change.before,
             after=change.after,
-            unit_price=str(change.unit_price),
-            revenue_delta=str(change.revenue_delta),
+            unit_price=money.plain(change.unit_price),
+            revenue_delta=money.plain(change.revenue_delta),
         )
 
 
@@ -152,7 +153,7 @@ class Totals:
     updates: int = 0
     removes: int = 0
     quantity_delta: int = 0
-    revenue_delta: str = "0"
+    revenue_delta: str = "0.00"
     errors: int = 0
     unknown: int = 0  # writes sent whose outcome could not be settled
 
@@ -177,7 +178,7 @@ class Totals:
             updates=sum(1 for c in flat if c.action == Action.UPDATE),
             removes=sum(1 for c in flat if c.action == Action.REMOVE),
             quantity_delta=sum(c.after - c.before for c in flat),
-            revenue_delta=str(sum((Decimal(c.revenue_delta) for c in flat), Decimal(0))),
+            revenue_delta=money.plain(sum((Decimal(c.revenue_delta) for c in flat), Decimal(0))),
             errors=sum(len(c.all_errors()) for c in customers) + (1 if error else 0),
             unknown=sum(1 for cust in customers for c in cust.changes if c.ok == UNKNOWN),
         )
@@ -207,6 +208,7 @@ class RunRecord:
     emails: list[EmailOutcome] = field(default_factory=list)
     error: str | None = None
     interrupted_by: str | None = None  # SIGINT | SIGTERM when outcome is interrupted
+    currency: str = "USD"  # billing.currency: names every money figure (DESIGN 12.2)
     # What ConnectWise billed for the managed products before the run:
     # {"seats": int, "monthly_revenue": "exact decimal", "currency": "USD"}; None when
     # the run never read it (a failure before planning, records written before 0.2).
@@ -227,7 +229,13 @@ class RunRecord:
 
     @classmethod
     def start(
-        cls, run_id: str, trigger: str, started: dt.datetime, period: Period, plan: Plan | None
+        cls,
+        run_id: str,
+        trigger: str,
+        started: dt.datetime,
+        period: Period,
+        plan: Plan | None,
+        currency: str | None = None,
     ) -> RunRecord:
         customers = [CustomerRecord.of(cp) for cp in plan.customers] if plan else []
         record = cls(
@@ -237,6 +245,7 @@ class RunRecord:
             period=PeriodRecord.of(period),
             customers=customers,
             warnings=list(plan.warnings) if plan else [],
+            currency=plan.currency if plan else (currency or "USD"),
         )
         record.retotal()
         return record
@@ -351,6 +360,7 @@ class RunRecord:
             error=data["error"],
             interrupted_by=data.get("interrupted_by"),
             billed_before=data.get("billed_before"),
+            currency=data.get("currency", "USD"),  # records before 12.2 were all USD
         )
 
 

@@ -274,10 +274,11 @@ def start_run(
     started: dt.datetime,
     period: Period | None = None,
     billed: Billed | None = None,
-    currency: str = "USD",
+    currency: str | None = None,
 ) -> RunHandle:
     """Record an attempt as incomplete, before the first write. `plan` may be None for an
-    attempt that failed before planning; then `period` names what it was for."""
+    attempt that failed before planning; then `period` names what it was for and `currency`
+    the currency its figures are in (a plan carries its own)."""
     if trigger not in TRIGGERS:
         raise ReconcileError(f"trigger must be one of {', '.join(TRIGGERS)}, got {trigger!r}")
     the_period = plan.period if plan is not None else period
@@ -286,12 +287,12 @@ def start_run(
     if started.tzinfo is None:  # the library passes aware datetimes; naive ones mean UTC
         started = started.replace(tzinfo=dt.UTC)
     run_id, path = _claim_run_id(config_dir, started, trigger)
-    record = RunRecord.start(run_id, trigger, started, the_period, plan)
+    record = RunRecord.start(run_id, trigger, started, the_period, plan, currency)
     if billed is not None:
         record.billed_before = {
             "seats": billed.seats,
             "monthly_revenue": plain(billed.revenue),
-            "currency": currency,
+            "currency": record.currency,
         }
     handle = RunHandle(Path(config_dir), record, path)
     if plan is not None:

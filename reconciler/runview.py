@@ -78,7 +78,7 @@ def render_run(run: RunRecord) -> str:
         f"- **Finished:** {when(run.finished)}" + (" UTC" if run.finished else ""),
         f"- **Customers:** {totals.customers}, {totals.customers_changed} changed",
         f"- **Quantities updated:** {totals.quantities()}",
-        f"- **Revenue delta:** {money(totals.revenue_delta)} per month",
+        f"- **Revenue delta:** {money(totals.revenue_delta)} {md(run.currency)} per month",
         f"- **Errors:** {totals.errors}",
         "",
     ]
@@ -104,8 +104,9 @@ def render_run(run: RunRecord) -> str:
         for ch in c.changes
     ]
     out += ["## Changes", ""]
-    header = ["Customer", "Agreement", "Action", "SKU", "Product", "Quantity", "Unit price"]
-    header += ["Revenue delta", "Result"]
+    cur = md(run.currency)
+    header = ["Customer", "Agreement", "Action", "SKU", "Product", "Quantity"]
+    header += [f"Unit price ({cur})", f"Revenue delta ({cur}/month)", "Result"]
     out += _table(header, "llllllrrl", rows) if rows else ["No changes.", ""]
     errors = [f"- **{md(c.name)}** ({md(c.id)}): {md(e)}" for c in run.customers for e in c.errors]
     if errors:
@@ -237,7 +238,7 @@ def render_run_text(run: RunRecord) -> str:
         f"  finished:   {when(run.finished)}" + (" UTC" if run.finished else ""),
         f"  customers:  {totals.customers}, {totals.customers_changed} changed",
         f"  quantities: {totals.quantities()}",
-        f"  revenue:    {money(totals.revenue_delta)} per month",
+        f"  revenue:    {money(totals.revenue_delta)} {t(run.currency)} per month",
         f"  errors:     {totals.errors}",
     ]
     if totals.unknown:
@@ -259,7 +260,8 @@ def render_run_text(run: RunRecord) -> str:
             note = f" ({t(ch.note)})" if ch.note else ""
             out.append(
                 f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
-                f"{ch.after} @ {price(ch.unit_price)} = {money(ch.revenue_delta)}"
+                f"{ch.after} @ {price(ch.unit_price)} = {money(ch.revenue_delta)} "
+                f"{t(run.currency)}"
                 f"  {result}{note}"
             )
         out += [f"  error: {t(e)}" for e in c.errors]

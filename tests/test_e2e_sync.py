@@ -383,3 +383,28 @@ def test_index_starts_with_a_chart_of_billed_seats_and_revenue(sandbox, config_d
     assert "line [982.00, " in revenue and "(USD)" in revenue
     record = json.loads(next((config_dir / "runs" / "2026").glob("*/*.json")).read_text())
     jsonschema.validate(record, load_schema("run"))
+
+
+def test_run_records_name_the_currency_and_keep_exact_money(sandbox, config_dir):
+    """DESIGN 12.2: billing.currency on every money figure, the run log included; figures
+    exact with at least two decimals (6.5 is recorded as 6.50, never 6.5 or 6.499...)."""
+    settings = config_dir / "mappings" / "settings.yaml"
+    settings.write_text(
+        settings.read_text().replace("billing:\n", "billing:\n  currency: EUR\n", 1)
+    )
+    assert run(config_dir, "apply", "--yes", *AS_OF).exit_code == 0
+    (record,) = _runs(config_dir)
+    assert record["currency"] == "EUR"
+    changes = [ch for c in record["customers"] for ch in c["changes"]]
+    assert changes and all(
+        len(ch[k].partition(".")[2]) >= 2 for ch in changes for k in ("unit_price", "revenue_delta")
+    )
+    assert "6.50" in {ch["unit_price"] for ch in changes}
+    assert record["totals"]["revenue_delta"] == "274.50"
+    from reconciler import runlog
+
+    (summary,) = runlog.list_runs(config_dir)
+    md = (config_dir / "runs" / summary.md_link).read_text()
+    assert "+274.50 EUR per month" in md and "Unit price (EUR)" in md
+    detail = run(config_dir, "activity", summary.run_id).stdout
+    assert "+274.50 EUR per month" in detail and "= +13.00 EUR" in detail
