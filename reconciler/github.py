@@ -1,6 +1,6 @@
 """Post the plan as ONE pull-request comment, updated in place on every push (CI helper).
 
-The comment is found by the hidden marker it starts with (`render.PLAN_MARKER`), so a PR
+The comment is found by the hidden marker it starts with (`vocabulary.PLAN_MARKER`), so a PR
 carries a single, current plan instead of one comment per push. GitHub REST API:
 list  GET   /repos/{owner}/{repo}/issues/{n}/comments  (paginated via the Link header)
 edit  PATCH /repos/{owner}/{repo}/issues/comments/{id}
@@ -24,8 +24,8 @@ import httpx
 
 from reconciler.env import check_api_url
 from reconciler.errors import ReconcileError
-from reconciler.render import PLAN_MARKER
 from reconciler.scrub import Scrubber, check_credentials
+from reconciler.vocabulary import PLAN_MARKER
 
 DEFAULT_API_URL = "https://api.github.com"
 # GitHub rejects comment bodies above 65,536 characters with a 422; leave room for the note.

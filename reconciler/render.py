@@ -17,8 +17,7 @@ from reconciler.untrusted import html as h
 from reconciler.untrusted import json_dumps
 from reconciler.untrusted import markdown as md
 from reconciler.untrusted import plain as t
-
-PLAN_MARKER = "<!-- reconcile:plan -->"
+from reconciler.vocabulary import PLAN_MARKER
 
 _SIGN = {Action.ADD: "+", Action.UPDATE: "~", Action.REMOVE: "-"}
 _COLOUR = {Action.ADD: "green", Action.UPDATE: "yellow", Action.REMOVE: "red"}

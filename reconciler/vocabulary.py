@@ -1,4 +1,5 @@
-"""The two small nouns every layer shares: where an input came from and which period.
+"""The small nouns every layer shares: where an input came from, which period, and the
+marker that identifies the plan comment on a pull request.
 
 Kept apart from model (dozens of dataclasses) so that the CLI, which only needs these to
 declare its options and report errors, starts fast (benchmarks/import_time.py).
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+# Starts the plan Markdown (render writes it) and finds the PR comment to update in place
+# (github reads it): one contract, owned by neither side.
+PLAN_MARKER = "<!-- reconcile:plan -->"
 
 
 @dataclass(frozen=True, order=True)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from reconciler import github
 from reconciler.cli import app
 from reconciler.errors import ReconcileError
-from reconciler.render import PLAN_MARKER
+from reconciler.vocabulary import PLAN_MARKER
 
 PR = 42
 PLAN = f"{PLAN_MARKER}\n### reconcile plan\n\n| | count |\n|---|---:|\n| add | 3 |\n"

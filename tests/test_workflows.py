@@ -32,9 +32,10 @@ from workflow_runner import (
 )
 
 from reconciler import pin, scaffold
-from reconciler.render import PLAN_MARKER, money
+from reconciler.render import money
 from reconciler.resources import workflows_dir
 from reconciler.sandbox import Sandbox, default_fixture
+from reconciler.vocabulary import PLAN_MARKER
 
 WORKFLOWS = workflows_dir()
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
