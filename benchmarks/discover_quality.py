@@ -31,9 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.connectwise.directory import Directory
 from reconciler.discover import discover
-from reconciler.model import Agreement, Company, Config, Settings
+from reconciler.model import Agreement, Company, Config, Directory, Settings
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.discovery import Expected, discovery_fixture
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reconciler import cli_options
-from reconciler.cli import ConfigDirOption, app, config_dir_of
+from reconciler.cli_app import ConfigDirOption, app, config_dir_of
 from reconciler.vocabulary import PeriodKind
 
 # discover.DEFAULT_MIN_CONFIDENCE; not imported from there, which would load rapidfuzz for

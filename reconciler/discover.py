@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from reconciler.connectwise.directory import Directory
 from reconciler.matching import (
     AgreementChoice,
     choose_agreement,
@@ -24,7 +23,7 @@ from reconciler.matching import (
     score_names,
     tokens,
 )
-from reconciler.model import Agreement, CatalogItem, Company, Config
+from reconciler.model import Agreement, CatalogItem, Company, Config, Directory
 
 DEFAULT_MIN_CONFIDENCE = 0.9
 TIE_MARGIN = 0.02  # two companies this close on name score are a tie: flag, never guess

@@ -225,6 +225,17 @@ class ActualState:
     additions: dict[int, tuple[Addition, ...]]  # agreement id -> all its additions
 
 
+@dataclass(frozen=True)
+class Directory:
+    """All of ConnectWise's companies, agreements and catalog items (what `discover` reads:
+    candidates the mappings do not name yet)."""
+
+    companies: tuple[Company, ...]
+    agreements: tuple[Agreement, ...]
+    agreement_types: dict[int, str]  # agreement id -> type name, where ConnectWise has one
+    catalog: tuple[CatalogItem, ...]
+
+
 # --- plan ----------------------------------------------------------------------------------
 
 

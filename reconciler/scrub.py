@@ -10,17 +10,22 @@ text reaches stdout, stderr, a run record, a plan file, an e-mail or a PR commen
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
 import html
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from reconciler.errors import ReconcileError
+from reconciler.untrusted import OutputGuard, in_github_actions, markdown, plain
+from reconciler.untrusted import html as html_text
 
 CW_VARS = ("CW_COMPANY_ID", "CW_PUBLIC_KEY", "CW_PRIVATE_KEY", "CW_CLIENT_ID")
 # RECONCILE_WEBHOOK_URL: a chat webhook's URL is its credential (reconciler.chat).
@@ -72,9 +77,6 @@ def check_credentials(
 
 def _forms(value: str) -> set[str]:
     """The shapes a value takes in the texts we write."""
-    from reconciler.untrusted import html as html_text
-    from reconciler.untrusted import markdown, plain
-
     found = {
         value,
         repr(value)[1:-1],
@@ -175,3 +177,41 @@ def scrub(text: str, extra: Iterable[str] = (), environ: Mapping[str, str] | Non
 
 def scrub_tree(value: Any, extra: Iterable[str] = ()) -> Any:
     return Scrubber(extra).tree(value)
+
+
+# --- the process's streams -------------------------------------------------------------------
+# Here, not in untrusted: the guard (untrusted.OutputGuard) takes the scrubber as a
+# parameter, so untrusted never imports this module (no import cycle).
+
+
+@contextlib.contextmanager
+def guarded_output() -> Iterator[None]:
+    """Guard sys.stdout and sys.stderr for the duration (idempotent: nested calls reuse the
+    guard in place)."""
+    if isinstance(sys.stdout, OutputGuard) and isinstance(sys.stderr, OutputGuard):
+        yield
+        return
+    workflow = in_github_actions()
+    saved = sys.stdout, sys.stderr
+    out = OutputGuard(sys.stdout, workflow=workflow, scrub=scrub)
+    err = OutputGuard(sys.stderr, workflow=workflow, scrub=scrub)
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        out.finish()
+        err.finish()
+        sys.stdout, sys.stderr = saved
+
+
+def guard_process_output() -> None:
+    """For the console script: guard the process's streams until it exits, so even a
+    traceback printed by the interpreter passes through the scrubber and the guard."""
+    if isinstance(sys.stdout, OutputGuard):
+        return
+    workflow = in_github_actions()
+    out = OutputGuard(sys.stdout, workflow=workflow, scrub=scrub)
+    err = OutputGuard(sys.stderr, workflow=workflow, scrub=scrub)
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    atexit.register(err.finish)
+    atexit.register(out.finish)

@@ -25,11 +25,14 @@ character (C0/C1 controls, bidi embeddings/overrides/isolates/marks, zero-width 
 joiners, BOM, soft hyphen, lone surrogates) is shown as `<U+XXXX>`, so a right-to-left
 override or a zero-width joiner can neither reorder nor hide text. JSON keeps the exact
 original string.
+
+This module imports nothing of the reconciler's: the credential scrubber (scrub) uses its
+escapers to know every form a secret takes, and scrub.guarded_output installs OutputGuard
+with the scrubber, so the two never import each other.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import html as _html
 import io
@@ -39,7 +42,7 @@ import re
 import string
 import sys
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TextIO
 
 # --- the shared normalisation ----------------------------------------------------------------
@@ -273,40 +276,3 @@ def workflow_command(line: str, *, err: bool = False) -> None:
         stream.command(line)
     else:
         stream.write(line + "\n")
-
-
-@contextlib.contextmanager
-def guarded_output() -> Iterator[None]:
-    """Guard sys.stdout and sys.stderr for the duration (idempotent: nested calls reuse the
-    guard in place)."""
-    from reconciler.scrub import scrub
-
-    if isinstance(sys.stdout, OutputGuard) and isinstance(sys.stderr, OutputGuard):
-        yield
-        return
-    workflow = in_github_actions()
-    saved = sys.stdout, sys.stderr
-    out = OutputGuard(sys.stdout, workflow=workflow, scrub=scrub)
-    err = OutputGuard(sys.stderr, workflow=workflow, scrub=scrub)
-    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        out.finish()
-        err.finish()
-        sys.stdout, sys.stderr = saved
-
-
-def guard_process_output() -> None:
-    """For the console script: guard the process's streams until it exits, so even a
-    traceback printed by the interpreter passes through the scrubber and the guard."""
-    from reconciler.scrub import scrub
-
-    if isinstance(sys.stdout, OutputGuard):
-        return
-    workflow = in_github_actions()
-    out = OutputGuard(sys.stdout, workflow=workflow, scrub=scrub)
-    err = OutputGuard(sys.stderr, workflow=workflow, scrub=scrub)
-    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
-    atexit.register(err.finish)
-    atexit.register(out.finish)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from reconciler.connectwise.client import ConnectWiseClient
@@ -23,19 +22,11 @@ from reconciler.connectwise.state import (
     _catalog_item,
     _company,
 )
-from reconciler.model import Agreement, CatalogItem, Company
+from reconciler.model import Directory
 
 # The agreement type ("Managed Services", "Licensing") helps tell a licensing agreement
 # from a helpdesk contract; it is read only here.
 DIRECTORY_AGREEMENT_FIELDS = f"{AGREEMENT_FIELDS},type/name"
-
-
-@dataclass(frozen=True)
-class Directory:
-    companies: tuple[Company, ...]
-    agreements: tuple[Agreement, ...]
-    agreement_types: dict[int, str]  # agreement id -> type name, where ConnectWise has one
-    catalog: tuple[CatalogItem, ...]
 
 
 def _type_name(row: dict[str, Any]) -> str | None:

@@ -21,12 +21,17 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from reconciler.sandbox import connectwise, zerotek
+from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX
+from reconciler.sandbox.connectwise import ConnectWiseApi
+from reconciler.sandbox.connectwise import classify as cw_classify
 from reconciler.sandbox.faults import Faults, Stats
 from reconciler.sandbox.fixtures import default_fixture
 from reconciler.sandbox.records import Fixture
 from reconciler.sandbox.state import World
 from reconciler.sandbox.wire import Request, Response, cw_error, json_response, zt_error
+from reconciler.sandbox.zerotek import PREFIX as ZT_PREFIX
+from reconciler.sandbox.zerotek import ZeroTekApi
+from reconciler.sandbox.zerotek import classify as zt_classify
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
@@ -165,10 +170,10 @@ class Sandbox(World):
                 lost_write=fault_rate / 6,
                 seed=seed,
             )
-        self._cw = connectwise.ConnectWiseApi(
+        self._cw = ConnectWiseApi(
             self, lambda: (self.company_id, self.public_key, self.private_key, self.client_id)
         )
-        self._zt = zerotek.ZeroTekApi(self, lambda: self.zerotek_token)
+        self._zt = ZeroTekApi(self, lambda: self.zerotek_token)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -255,11 +260,11 @@ class Sandbox(World):
 
     @property
     def cw_url(self) -> str:
-        return self.base_url + connectwise.PREFIX
+        return self.base_url + CW_PREFIX
 
     @property
     def zerotek_url(self) -> str:
-        return self.base_url + zerotek.PREFIX
+        return self.base_url + ZT_PREFIX
 
     def env(self) -> dict[str, str]:
         """The environment that points the reconciler at this sandbox (demo credentials)."""
@@ -276,8 +281,8 @@ class Sandbox(World):
     # --- one request -------------------------------------------------------------------
 
     def _dispatch(self, req: Request, target_length: int) -> Response | None:
-        is_zt = req.path == zerotek.PREFIX or req.path.startswith(zerotek.PREFIX + "/")
-        kind = (zerotek if is_zt else connectwise).classify(req.method, req.path)
+        is_zt = req.path == ZT_PREFIX or req.path.startswith(ZT_PREFIX + "/")
+        kind = (zt_classify if is_zt else cw_classify)(req.method, req.path)
         self.stats._count(kind)
         if req.method != "GET":
             with self.lock:
