@@ -19,6 +19,7 @@ import httpx
 from reconciler.env import check_api_url
 from reconciler.errors import ReconcileError
 from reconciler.model import ApplyResult, Period
+from reconciler.scrub import scrub
 from reconciler.untrusted import card_text, slack_text
 
 URL_VAR = "RECONCILE_WEBHOOK_URL"
@@ -102,7 +103,7 @@ def send(
     try:
         check_api_url(url, URL_VAR)
     except ReconcileError as exc:
-        return ChatOutcome(False, str(exc).replace(url, "***"))
+        return ChatOutcome(False, scrub(str(exc), (url,), environ))
     try:
         with httpx.Client(timeout=TIMEOUT_SECONDS, transport=transport) as client:
             response = client.post(url, json=payload(event, fmt))

@@ -88,9 +88,6 @@ class GitHubClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _scrub(self, text: str) -> str:
-        return self._scrubber(text)
-
     def _request(self, method: str, url: str, json: Any = None) -> httpx.Response:
         # POST is never retried: a lost response to a committed POST would mean two comments.
         attempts = 1 if method == "POST" else 1 + self._retries
@@ -101,7 +98,7 @@ class GitHubClient:
                 response = self._http.request(method, url, json=json)
             except httpx.HTTPError as exc:
                 response = None
-                failure = f"{label}: {type(exc).__name__}: {self._scrub(str(exc))}"
+                failure = f"{label}: {type(exc).__name__}: {self._scrubber(str(exc))}"
             if response is not None and response.status_code not in _RETRY_STATUSES:
                 break
             if attempt + 1 < attempts:
@@ -114,13 +111,13 @@ class GitHubClient:
 
     def _message(self, response: httpx.Response) -> str:
         try:
-            message = self._scrub(str(response.json().get("message", "")))
+            message = self._scrubber(str(response.json().get("message", "")))
         except (ValueError, AttributeError):
-            message = self._scrub(response.text)[:200]  # scrub first: a cut hides nothing
+            message = self._scrubber(response.text)[:200]  # scrub first: a cut hides nothing
         hint = ""
         if response.status_code in (401, 403, 404):
             hint = " (does the job have `permissions: pull-requests: write` and GITHUB_TOKEN?)"
-        return self._scrub(message.strip() or response.reason_phrase) + hint
+        return self._scrubber(message.strip() or response.reason_phrase) + hint
 
     def issue_comments(self, number: int) -> Iterator[dict[str, Any]]:
         """Every comment on issue/PR `number`, oldest first, following the Link header."""
@@ -143,11 +140,11 @@ class GitHubClient:
 
     def create_comment(self, number: int, body: str) -> dict[str, Any]:
         url = f"/repos/{self.repo}/issues/{number}/comments"
-        return self._request("POST", url, json={"body": self._scrub(body)}).json()
+        return self._request("POST", url, json={"body": self._scrubber(body)}).json()
 
     def update_comment(self, comment_id: int, body: str) -> dict[str, Any]:
         url = f"/repos/{self.repo}/issues/comments/{comment_id}"
-        return self._request("PATCH", url, json={"body": self._scrub(body)}).json()
+        return self._request("PATCH", url, json={"body": self._scrubber(body)}).json()
 
 
 def is_plan_comment(comment: Mapping[str, Any], marker: str = PLAN_MARKER) -> bool:

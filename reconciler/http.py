@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler.errors import ReconcileError
-from reconciler.scrub import Scrubber
+from reconciler.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +203,11 @@ class HttpApi:
                 try:
                     response = await self._fetch(method, url, kwargs)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                    failure = self.redact(_describe(exc))  # nothing sent: safe to retry any method
+                    failure = scrub(
+                        _describe(exc), self._secrets
+                    )  # nothing sent: safe to retry any method
                 except httpx.TransportError as exc:
-                    failure, sent = self.redact(_describe(exc)), True
+                    failure, sent = scrub(_describe(exc), self._secrets), True
                 except TimeoutError:
                     final = (
                         f"no complete answer within {self.deadline:g} s (the request deadline, "
@@ -299,11 +301,6 @@ class HttpApi:
 
     # --- errors -----------------------------------------------------------------------------
 
-    def redact(self, text: str) -> str:
-        """The one scrubber (every credential in the environment, in every escaped form)
-        plus this client's own credentials, which may not come from the environment."""
-        return Scrubber(self._secrets)(text)
-
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
         """(code, message, field) from a decoded error body; overridden per service."""
         return None, None, None
@@ -319,9 +316,9 @@ class HttpApi:
             # plain text is worth showing; an HTML error page (edge proxies) is not
             message = response.text if response.text.strip() else None
         # Scrub before shortening: a cut could leave the start of a credential unmatched.
-        message = one_line(self.redact(message)) if message else response.reason_phrase
-        code = one_line(self.redact(code), 80) if code else None
-        fld = one_line(self.redact(fld), 80) if fld else None
+        message = one_line(scrub(message, self._secrets)) if message else response.reason_phrase
+        code = one_line(scrub(code, self._secrets), 80) if code else None
+        fld = one_line(scrub(fld, self._secrets), 80) if fld else None
         where = f"on {method} {path}"
         detail = f"{status}{' ' + code if code else ''}: {message}"
         if fld:

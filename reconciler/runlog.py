@@ -51,9 +51,6 @@ def detect_trigger(explicit: str | None, environ: Mapping[str, str] | None = Non
     return "scheduled" if env.get("GITHUB_EVENT_NAME") == "schedule" else "manual"
 
 
-# --- secrets -------------------------------------------------------------------------------
-
-
 def _sweep_temps(runs: Path, now: float) -> None:
     """Temp files left by a killed writer would otherwise get committed with runs/."""
     for tmp in runs.rglob(".*.tmp"):

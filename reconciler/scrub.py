@@ -6,6 +6,12 @@ control character, non-ASCII), naming the variable and never the value. `scrub` 
 every credential in a text — raw, as Python `repr` and JSON would escape it, URL-encoded,
 HTML- and Markdown-escaped, and the base64 of ConnectWise's Basic-auth pair — before the
 text reaches stdout, stderr, a run record, a plan file, an e-mail or a PR comment.
+
+The only place that removes secrets: the HTTP clients (server text in errors), the GitHub
+client, the chat webhook, the run log, the e-mails and the guarded process streams all call
+`scrub`/`Scrubber`, passing the values they hold that the environment may not (a client's
+own key); none replaces a secret by hand. The ConnectWise client builds its Basic token with
+`basic_auth_token`, so the base64 form removed is the form sent.
 """
 
 from __future__ import annotations

@@ -194,3 +194,13 @@ def test_plan_if_due_reports_a_missed_scheduled_sync(
     if expected:
         assert hook.bodies()[0]["event"] == "missed_sync"
         assert hook.bodies()[0]["period"] == "2026-10-16..2026-11-15"
+
+
+def test_a_refused_url_is_scrubbed_in_every_form() -> None:
+    """The refusal quotes the URL with repr(), which doubles a backslash: a plain
+    `str.replace(url, ...)` missed that form; the one scrubber (reconciler.scrub) does not."""
+    url = "https:///hooks\\s3cr3t-path"  # no host: refused before any request
+    outcome = chat.send(EVENT, {chat.URL_VAR: url})
+    assert outcome is not None and not outcome.sent and "has no host" in outcome.detail
+    assert "s3cr3t" not in outcome.detail, outcome.detail
+    assert "[RECONCILE_WEBHOOK_URL redacted]" in outcome.detail

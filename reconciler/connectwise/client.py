@@ -7,7 +7,6 @@ against any server following them, not just the sandbox.
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote_plus
@@ -25,6 +24,7 @@ from reconciler.http import (
     OutcomeUnknown,
     RequestStats,
 )
+from reconciler.scrub import basic_auth_token
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
 
@@ -54,7 +54,8 @@ class ConnectWiseClient(HttpApi):
         page_size: int = PAGE_SIZE,
         max_url: int = MAX_URL,
     ) -> None:
-        token = base64.b64encode(f"{creds.username}:{creds.private_key}".encode()).decode()
+        # The scrubber's own encoding of the pair: the form it removes is the form sent.
+        token = basic_auth_token(creds.username, creds.private_key)
         basic = f"Basic {token}"
         super().__init__(
             base_url,
