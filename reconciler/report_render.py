@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from decimal import Decimal
 from typing import Any
 
 from reconciler.money import display, plain
 from reconciler.report import Kind, Report, Row, Totals
-from reconciler.untrusted import json_dumps
+from reconciler.untrusted import chart_label, json_dumps
 from reconciler.untrusted import markdown as md
 from reconciler.untrusted import plain as t
 
@@ -78,15 +77,12 @@ def text(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-_LABEL = re.compile(r"[^A-Za-z0-9 ._/-]")
-
-
 def _label(r: Row) -> str:
     """A chart label built from identifiers only, reduced to characters Mermaid cannot
     misread (names never reach the chart)."""
     text = f"{r.customer_id} {r.product or r.sku}"
     tag = {Kind.OVER: " over", Kind.UNDER: " under"}.get(r.kind, " unmapped")
-    return (_LABEL.sub("", text)[:40] or "?") + tag
+    return (chart_label(text, 40) or "?") + tag
 
 
 def chart(report: Report) -> str:
@@ -96,7 +92,7 @@ def chart(report: Report) -> str:
     top = sorted(priced, key=lambda r: (-(r.amount or 0), r.customer_id))[:CHART_BARS]
     if not top:
         return ""
-    currency = _LABEL.sub("", report.currency)
+    currency = chart_label(report.currency)
     labels = ", ".join(f'"{_label(r)}"' for r in top)
     bars = ", ".join(_plain(r.amount) or "0" for r in top)
     return "\n".join(

@@ -13,6 +13,8 @@ Markdown (PR comment, job   `markdown`: `plain`, then every ASCII punctuation ch
 summary, runs/*.md)         backslash-escaped and GitHub's text filters (mentions, issue
                             references, emoji) defused with a zero-width space
 HTML (mail, `<summary>`)    `html`: `plain`, then `html.escape`
+Mermaid chart labels        `chart_label`: letters, digits, space and `._/-` only
+chat (Slack, Teams card)    `slack_text`, `card_text`: `plain`, then each format's escaping
 JSON (plan, records)        `json_dumps`: exact round trip; escapes what a log reader could
                             take for a line break or a legacy `##[` command
 e-mail headers              `header`: only ever our own fixed text; refuses anything else
@@ -104,6 +106,17 @@ def markdown(value: object) -> str:
         text = "".join(f"&#{ord(ch)};" for ch in lead) + stripped
         text += "".join(f"&#{ord(ch)};" for ch in trail)
     return text
+
+
+# Mermaid charts in Markdown (report, runs/INDEX.md): inside a ```mermaid fence Markdown
+# escaping does not apply, and a quote, bracket or colon would end a label or the chart.
+_CHART_UNSAFE = re.compile(r"[^A-Za-z0-9 ._/-]")
+
+
+def chart_label(value: object, limit: int | None = None) -> str:
+    """A Mermaid chart label: only letters, digits, space and `._/-` are kept (at most
+    `limit` characters); may come back empty."""
+    return _CHART_UNSAFE.sub("", str(value))[:limit]
 
 
 # --- HTML ------------------------------------------------------------------------------------

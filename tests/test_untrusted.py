@@ -264,3 +264,10 @@ def test_scrubber_removes_the_basic_auth_pair() -> None:
     token = scrub.basic_auth_token("acme_co+pubKEY123", "privKEY456")
     out = scrub.scrub(f"Authorization: Basic {token}", environ=env)
     assert token.rstrip("=") not in out
+
+
+def test_chart_labels_keep_only_what_mermaid_cannot_misread() -> None:
+    hostile = 'zt-1"] --> x\n%%{init}%% ACME/ü.b_c\u200b'
+    assert untrusted.chart_label(hostile) == "zt-1 -- xinit ACME/.b_c"
+    assert untrusted.chart_label(hostile, 4) == "zt-1"
+    assert untrusted.chart_label('"]') == ""
