@@ -22,6 +22,7 @@ from reconciler.cli_app import (
     config_dir_of,
     lines_of,
     lock_command,
+    verbose_of,
 )
 from reconciler.errors import ConfigError, ReconcileError
 from reconciler.scrub import guard_process_output
@@ -270,6 +271,7 @@ def plan(
         detailed_exitcode,
         if_due=if_due,
         baseline_dir=baseline,
+        verbose=verbose_of(ctx),
     )
     raise typer.Exit(code)
 
@@ -335,6 +337,7 @@ def apply(
         trigger=trigger,
         lock_timeout=lock_timeout,
         command=lock_command(),
+        verbose=verbose_of(ctx),
     )
     raise typer.Exit(code)
 
@@ -459,7 +462,8 @@ def check_unmapped(
     from reconciler.scrub import scrub
 
     engine = SyncEngine(load_config(config_dir_of(ctx, config_dir)))
-    found = engine.check_unmapped(cli_sync.parse_as_of(as_of), send_email=not no_email)
+    with cli_sync.requests_shown(engine, verbose_of(ctx)):
+        found = engine.check_unmapped(cli_sync.parse_as_of(as_of), send_email=not no_email)
     if summary is not None:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write(scrub(render.unmapped_markdown(found.rows, found.period)))

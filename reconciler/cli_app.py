@@ -222,7 +222,12 @@ def _root(
     ] = None,
     verbose: Annotated[
         bool,
-        typer.Option("-v", "--verbose", help="Log what happens on stderr (retries, 429s)."),
+        typer.Option(
+            "-v",
+            "--verbose",
+            help="Log what happens on stderr (retries, 429s); plan, apply and check-unmapped "
+            "end with the requests they sent.",
+        ),
     ] = False,
     debug: Annotated[
         bool,
@@ -250,7 +255,15 @@ def _root(
     term.force_color(color)
     if color is not None:
         ctx.color = color  # click.echo then keeps (or strips) styles whatever the stream
-    ctx.obj = {"config_dir": config_dir}
+    ctx.obj = {"config_dir": config_dir, "verbose": verbose or debug}
+
+
+def verbose_of(ctx: typer.Context) -> bool:
+    """`-v`/`--debug` before the command (or RECONCILE_VERBOSE / RECONCILE_DEBUG)."""
+    for c in (ctx, ctx.parent):
+        if c is not None and isinstance(c.obj, dict) and c.obj.get("verbose"):
+            return True
+    return False
 
 
 def config_dir_of(ctx: typer.Context, local: Path | None) -> Path:

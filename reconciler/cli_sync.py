@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,41 @@ def run_plan(
     if_due: bool = False,
     baseline_dir: Path | None = None,
     clients: Clients | None = None,
+    verbose: bool = False,
 ) -> int:
     config = load_config(config_dir)
     engine = SyncEngine(config, clients, ui=Ui(busy=_busy, notice=_notice))
+    with requests_shown(engine, verbose):
+        return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
+                     if_due, baseline_dir)  # fmt: skip
+
+
+@contextlib.contextmanager
+def requests_shown(engine: SyncEngine, verbose: bool) -> Iterator[None]:
+    """-v: the requests the command sent, per API, on stderr when it ends (also when it
+    fails: retries and 429s are often why)."""
+    try:
+        yield
+    finally:
+        if verbose:
+            from reconciler import requestview
+
+            lines = requestview.text_lines(engine.traffic.to_json())
+            typer.echo("\n".join(["Requests:", *(f"  {line}" for line in lines)]), err=True)
+
+
+def _plan(
+    engine: SyncEngine,
+    config: Config,
+    customers: list[str] | None,
+    period: PeriodKind,
+    as_of: str | None,
+    out: Path | None,
+    fmt: Format,
+    detailed_exitcode: bool,
+    if_due: bool,
+    baseline_dir: Path | None,
+) -> int:
     engine.check_customers(customers)  # unknown ids fail before any request
     if if_due:
         if period is not PeriodKind.LAST_BILLING_PERIOD:
@@ -243,6 +275,7 @@ def run_apply(
     lock_timeout: float = 0.0,
     clients: Clients | None = None,
     command: str = "reconcile apply",
+    verbose: bool = False,
 ) -> int:
     progress = _Progress()
     ui = Ui(
@@ -267,9 +300,10 @@ def run_apply(
         lock_timeout=lock_timeout,
         command=command,
     )
-    outcome = engine.apply(request)
-    _report(outcome)
-    return outcome.exit_code
+    with requests_shown(engine, verbose):
+        outcome = engine.apply(request)
+        _report(outcome)
+        return outcome.exit_code
 
 
 class _Progress:

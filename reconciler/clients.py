@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.env import cw_credentials_from_env, resolve_api_url, zerotek_token_from_env
+from reconciler.http import Traffic
 from reconciler.model import Config, Settings
 from reconciler.usage.zerotek import ZeroTekClient
 
@@ -41,13 +42,18 @@ def zerotek_client(
 @dataclass(frozen=True)
 class Clients:
     """How a sync reaches ConnectWise and ZeroTek. `environ` None means os.environ;
-    `options` go to both clients' constructors (retry timing, deadlines, size caps)."""
+    `options` go to both clients' constructors (retry timing, deadlines, size caps);
+    every client made here counts its requests into `traffic` (the engine gives each
+    command a fresh one)."""
 
     environ: Mapping[str, str] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    traffic: Traffic = field(default_factory=Traffic, compare=False, repr=False)
 
     def connectwise(self, config: Config) -> ConnectWiseClient:
-        return connectwise_client(config.settings, self.environ, **self.options)
+        stats = self.traffic.of(ConnectWiseClient.api)
+        return connectwise_client(config.settings, self.environ, stats=stats, **self.options)
 
     def zerotek(self, config: Config) -> ZeroTekClient:
-        return zerotek_client(config.settings, self.environ, **self.options)
+        stats = self.traffic.of(ZeroTekClient.api)
+        return zerotek_client(config.settings, self.environ, stats=stats, **self.options)

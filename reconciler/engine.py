@@ -44,6 +44,7 @@ from reconciler.connectwise.state import CATALOG, CATALOG_FIELDS, _catalog_item,
 from reconciler.env import API_CREDENTIAL_VARS
 from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
+from reconciler.http import Traffic
 from reconciler.interrupt import Interrupted, StopSignals
 from reconciler.lock import config_lock
 from reconciler.model import (
@@ -326,6 +327,13 @@ class SyncEngine:
         self.config = config
         self.clients = clients or Clients()
         self.ui = ui or Ui()
+        self.traffic = self.clients.traffic
+
+    def _metered(self) -> None:
+        """Fresh request statistics (`traffic`) for the command about to run: what -v shows
+        and the run record keeps are that command's requests alone."""
+        self.traffic = Traffic()
+        self.clients = replace(self.clients, traffic=self.traffic)
 
     @staticmethod
     def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -343,6 +351,7 @@ class SyncEngine:
     def plan(self, req: PlanRequest) -> Planned:
         """Read-only: never writes to ConnectWise, takes no lock."""
         select_customers(self.config, req.customers)  # unknown ids fail before any request
+        self._metered()
         check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # no header could carry it
         window = self.period(req.period, req.as_of)
 
@@ -372,6 +381,7 @@ class SyncEngine:
         """Lock, plan or verify, check safety, confirm, then the journaled apply, record and
         e-mails. Raises (after recording a failed run) when the sync could not start."""
         saved, window, trigger, smtp = self._guard(req)
+        self._metered()
         with (
             StopSignals() as signals,
             config_lock(self.config.config_dir, req.command, req.lock_timeout),
@@ -450,10 +460,12 @@ class SyncEngine:
                 result = self._run(self._write(planned, handle, signals))
             except BaseException as exc:
                 # A bug, not a sync outcome: still record what the journal knows, and say so.
+                handle.record.requests = self.traffic.to_json()
                 handle.fail(f"apply stopped by an internal error: {type(exc).__name__}: {exc}")
                 raise
             finally:
                 self.ui.applying(-1)
+            handle.record.requests = self.traffic.to_json()
             handle.finish(result, interrupted_by=signals.name or None)
             emails = self._email(handle, plan, req, smtp)
             self._chat(chat.sync_outcome_event(result, handle.run_id))
@@ -534,6 +546,7 @@ class SyncEngine:
             period=window,
             currency=self.config.settings.currency,
         )
+        handle.record.requests = self.traffic.to_json()  # what it took to fail (retries, 429s)
         if isinstance(exc, Interrupted):
             message = f"interrupted by {exc}: stopped before any write; nothing was written"
             handle.fail(message, interrupted_by=str(exc))
@@ -551,6 +564,7 @@ class SyncEngine:
         check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # before any request
         smtp = notify.smtp_from_env(self.clients.environ) if send_email else None
         period = self.period(PeriodKind.CURRENT, as_of)
+        self._metered()
 
         async def go() -> Unmapped:
             zerotek = lambda: self.clients.zerotek(self.config)  # noqa: E731

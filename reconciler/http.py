@@ -84,15 +84,69 @@ class OutcomeUnknown(ApiError):
 
 @dataclass
 class RequestStats:
-    """Logical requests by HTTP method (retries counted apart), for benchmarks and tests."""
+    """What the clients of one API sent and received during one command: the run record's
+    `requests`, `-v` and the benchmarks. Clients made through one `Clients` share it.
 
-    by_method: Counter[str] = field(default_factory=Counter)
+    A few additions per request, never a list per request (10,000-customer runs send tens
+    of thousands). `by_kind` counts every attempt, retries included, by method and route
+    pattern (`GET finance/agreements/{id}/additions`): never a raw URL (ids, query
+    conditions with names from the APIs) and never a header (credentials). Bytes are of
+    request and response bodies as sent and received on the wire."""
+
+    by_method: Counter[str] = field(default_factory=Counter)  # logical requests by method
     retries: int = 0
     longest_url: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)  # attempts, retries included
+    status_429: int = 0
+    wait_seconds: float = 0.0  # slept in back-off and Retry-After before retries
+    request_seconds: float = 0.0  # summed over attempts (concurrent ones overlap)
+    bytes_received: int = 0
+    bytes_sent: int = 0
 
     @property
     def requests(self) -> int:
+        """Logical requests (a request retried three times counts once)."""
         return sum(self.by_method.values())
+
+    @property
+    def attempts(self) -> int:
+        """Requests sent, retries included."""
+        return sum(self.by_kind.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """As the run record holds it (schemas/run.schema.json, `api_requests`)."""
+        return {
+            "requests": self.attempts,
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "retries": self.retries,
+            "status_429": self.status_429,
+            "wait_seconds": round(self.wait_seconds, 3),
+            "request_seconds": round(self.request_seconds, 3),
+            "bytes_received": self.bytes_received,
+            "bytes_sent": self.bytes_sent,
+        }
+
+
+# The APIs a run talks to, as the run record names them.
+APIS = ("connectwise", "zerotek")
+
+
+class Traffic:
+    """Request statistics per API for one command (one `RequestStats` per API, shared by
+    every client of that API the command makes)."""
+
+    def __init__(self) -> None:
+        self.apis: dict[str, RequestStats] = {}
+
+    def of(self, api: str) -> RequestStats:
+        stats = self.apis.get(api)
+        if stats is None:
+            stats = self.apis[api] = RequestStats()
+        return stats
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """Every API in APIS, with zeros when one was not contacted: stable keys."""
+        return {name: self.of(name).to_json() for name in APIS}
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -126,6 +180,9 @@ class HttpApi:
     service: ClassVar[str] = "API"
     credential_hint: ClassVar[str] = ""  # names of the variables holding the credentials
     url_hint: ClassVar[str] = ""  # name of the variable holding the API root
+    api: ClassVar[str] = "api"  # the run record's name for it (connectwise, zerotek)
+    # Path segments after these are ids in route patterns (besides all-digit segments).
+    id_after: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -141,6 +198,7 @@ class HttpApi:
         transport: httpx.AsyncBaseTransport | None = None,
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        stats: RequestStats | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -150,7 +208,7 @@ class HttpApi:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.stats = RequestStats()
+        self.stats = stats if stats is not None else RequestStats()
         self._secrets = tuple(secrets)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
@@ -188,8 +246,10 @@ class HttpApi:
         json_body: Any = None,
     ) -> httpx.Response:
         url = httpx.URL(self.base_url + path, params=params or None)
-        self.stats.by_method[method] += 1
-        self.stats.longest_url = max(self.stats.longest_url, len(str(url)))
+        stats = self.stats
+        stats.by_method[method] += 1
+        stats.longest_url = max(stats.longest_url, len(str(url)))
+        kind = f"{method} {self.route(path)}"
         idempotent = method != "POST"
         kwargs: dict[str, Any] = {} if json_body is None else {"json": json_body}
         attempt = 0
@@ -199,6 +259,9 @@ class HttpApi:
             response: httpx.Response | None = None
             final: str | None = None  # a failure not worth retrying
             async with self._slots:
+                stats.by_kind[kind] += 1
+                if attempt:  # counted when sent: a retry cancelled in its wait never was
+                    stats.retries += 1
                 started = time.perf_counter()
                 try:
                     response = await self._fetch(method, url, kwargs)
@@ -216,6 +279,7 @@ class HttpApi:
                 except _TooLarge:
                     mb = self.max_response_bytes / 1024 / 1024
                     final = f"answer larger than {mb:g} MB (the response size cap)"
+                stats.request_seconds += time.perf_counter() - started
             if final is not None:
                 line = f"{self.service} on {method} {path}: {final}"
                 if not idempotent:  # it may have been processed all the same
@@ -232,6 +296,8 @@ class HttpApi:
                 if status < 300:
                     self._answered = True
                     return response
+                if status == 429:
+                    stats.status_429 += 1
                 retryable = status == 429 or status >= 500
                 if status >= 500 and not idempotent:
                     raise self._error(response, method, path, unknown=True)
@@ -263,15 +329,28 @@ class HttpApi:
                 delay = self._delay(attempt, None)
                 why = failure
             attempt += 1
-            self.stats.retries += 1
             log.info("%s %s %s: %s; retry %d in %.2fs", self.service, method, path, why, attempt,
                      delay)  # fmt: skip
-            await asyncio.sleep(delay)
+            slept = time.perf_counter()
+            try:
+                await asyncio.sleep(delay)
+            finally:  # a cancelled wait counts for what it lasted
+                stats.wait_seconds += time.perf_counter() - slept
+
+    def route(self, path: str) -> str:
+        """The request's kind without its ids: `finance/agreements/{id}/additions`."""
+        out = []
+        previous = ""
+        for part in path.strip("/").split("/"):
+            out.append("{id}" if part.isdigit() or previous in self.id_after else part)
+            previous = part
+        return "/".join(out)
 
     async def _fetch(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> httpx.Response:
         """One attempt within the deadline, its body read up to the size cap."""
         async with asyncio.timeout(self.deadline):
             request = self._http.build_request(method, url, **kwargs)
+            self.stats.bytes_sent += len(request.content)
             response = await self._http.send(request, stream=True)
             try:
                 declared = response.headers.get("Content-Length", "")
@@ -284,6 +363,7 @@ class HttpApi:
                         raise _TooLarge
             finally:
                 await response.aclose()
+                self.stats.bytes_received += response.num_bytes_downloaded
         response._content = bytes(body)  # what .content/.json() read, as after .aread()
         return response
 

@@ -213,6 +213,11 @@ class RunRecord:
     # {"seats": int, "monthly_revenue": "exact decimal", "currency": "USD"}; None when
     # the run never read it (a failure before planning, records written before 0.2).
     billed_before: dict[str, Any] | None = None
+    # The HTTP requests the run sent, per API (http.RequestStats.to_json): {"connectwise":
+    # {"requests", "by_kind", "retries", "status_429", "wait_seconds", "request_seconds",
+    # "bytes_received", "bytes_sent"}, "zerotek": {...}}. None in records written before
+    # requests were counted (and while a run is incomplete).
+    requests: dict[str, dict[str, Any]] | None = None
 
     def billed_after(self) -> tuple[int, Decimal, str] | None:
         """(seats, revenue per month, currency) after the run: before + committed writes."""
@@ -361,6 +366,7 @@ class RunRecord:
             interrupted_by=data.get("interrupted_by"),
             billed_before=data.get("billed_before"),
             currency=data.get("currency", "USD"),  # records before 12.2 were all USD
+            requests=data.get("requests"),
         )
 
 

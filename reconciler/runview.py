@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
+from reconciler import requestview
 from reconciler.record import Ok, RunRecord, RunSummary
 from reconciler.runchart import LAST_RUNS, Point, index_chart
 from reconciler.untrusted import markdown as md
@@ -119,6 +120,7 @@ def render_run(run: RunRecord) -> str:
     out += ["## E-mails", ""]
     mails = [[md(e.kind), md(", ".join(e.to) or "-"), md(e.detail)] for e in run.emails]
     out += _table(["E-mail", "To", "Result"], "lll", mails) if mails else ["None recorded.", ""]
+    out += requestview.markdown(run.requests)
     return "\n".join(out)
 
 
@@ -273,4 +275,7 @@ def render_run_text(run: RunRecord) -> str:
         out += [
             f"e-mail {t(e.kind)} to {t(', '.join(e.to) or '-')}: {t(e.detail)}" for e in run.emails
         ]
+    requests = requestview.text_lines(run.requests)
+    if requests:
+        out += ["", "requests:", *(f"  {line}" for line in requests)]
     return "\n".join(out)

@@ -242,7 +242,7 @@ def test_hostile_names_stay_text_through_every_output(world: tuple[Path, SmtpSer
     assert_no_forged_commands(runs[0].read_text(encoding="utf-8"))
     run_md = runs[0].with_suffix(".md").read_text(encoding="utf-8")
     assert_markdown_inert(
-        run_md, {f"Sync run {record['run_id']}", "Changes", "Warnings", "E-mails"}
+        run_md, {f"Sync run {record['run_id']}", "Changes", "Warnings", "E-mails", "Requests"}
     )
     shown = rendered_text(run_md)  # each name whole, on one line: no break came from data
     assert "Acme ::warning title=pwned::injected" in shown

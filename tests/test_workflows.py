@@ -362,6 +362,13 @@ def test_scheduled_sync_applies_and_commits_the_run_log(
     assert run["trigger"] == "scheduled" and run["period"]["as_of"] == DUE_AS_OF
     twin = _git(origin, "show", f"{BRANCH}:{run_json[: -len('.json')]}.md")
     assert twin.strip() and twin.strip() in result.summary  # the run's Markdown in the summary
+    assert "## Requests" in twin  # the apply's request statistics, in the job summary too
+    writes = sum(
+        n
+        for kind, n in run["requests"]["connectwise"]["by_kind"].items()
+        if kind.split()[0] in ("POST", "PATCH", "DELETE")
+    )
+    assert writes == changes  # no faults injected: one request per write
     assert "Push rejected" not in result.stdout
 
     # The next day's scheduled run finds the period billed in runs/: no plan, no apply.

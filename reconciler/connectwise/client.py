@@ -36,6 +36,7 @@ MAX_URL = 2000  # proxies and IIS start refusing URLs not far above this
 class ConnectWiseClient(HttpApi):
     service = "ConnectWise"
     credential_hint = "CW_COMPANY_ID/CW_PUBLIC_KEY/CW_PRIVATE_KEY/CW_CLIENT_ID"
+    api = "connectwise"
     url_hint = "CW_API_URL"
 
     def __init__(
@@ -51,6 +52,7 @@ class ConnectWiseClient(HttpApi):
         transport: httpx.AsyncBaseTransport | None = None,
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        stats: RequestStats | None = None,
         page_size: int = PAGE_SIZE,
         max_url: int = MAX_URL,
     ) -> None:
@@ -73,6 +75,7 @@ class ConnectWiseClient(HttpApi):
             transport=transport,
             deadline=deadline,
             max_response_bytes=max_response_bytes,
+            stats=stats,
         )
         self.page_size = page_size
         self.max_url = max_url

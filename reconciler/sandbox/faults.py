@@ -9,13 +9,16 @@ from collections import Counter
 
 class Stats:
     """Requests received by kind ("GET companies", "POST additions", ...), committed writes,
-    and faults injected by kind. Every request counts, faulted or not."""
+    faults injected by kind, and body bytes received and sent. Every request counts,
+    faulted or not."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.writes = 0
+        self.bytes_in = 0  # request bodies received
+        self.bytes_out = 0  # response bodies sent
 
     def __getitem__(self, kind: str) -> int:
         return self.requests[kind]
@@ -29,10 +32,16 @@ class Stats:
             self.requests.clear()
             self.faults.clear()
             self.writes = 0
+            self.bytes_in = self.bytes_out = 0
 
-    def _count(self, kind: str) -> None:
+    def _count(self, kind: str, body_bytes: int = 0) -> None:
         with self._lock:
             self.requests[kind] += 1
+            self.bytes_in += body_bytes
+
+    def _sent(self, body_bytes: int) -> None:
+        with self._lock:
+            self.bytes_out += body_bytes
 
     def _fault(self, kind: str) -> None:
         with self._lock:

@@ -81,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in resp.headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(resp.body)))
+        # counted before it goes out: a client that has read it finds it counted
+        self.server.sandbox.stats._sent(len(resp.body))
         self.end_headers()
         self.wfile.write(resp.body)
 
@@ -283,7 +285,7 @@ class Sandbox(World):
     def _dispatch(self, req: Request, target_length: int) -> Response | None:
         is_zt = req.path == ZT_PREFIX or req.path.startswith(ZT_PREFIX + "/")
         kind = (zt_classify if is_zt else cw_classify)(req.method, req.path)
-        self.stats._count(kind)
+        self.stats._count(kind, len(req.body))
         if req.method != "GET":
             with self.lock:
                 self.write_requests.append((req.method, req.path, req.body))

@@ -11,7 +11,13 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ReconcileError
-from reconciler.http import DEADLINE_SECONDS, MAX_RESPONSE_BYTES, ApiError, HttpApi
+from reconciler.http import (
+    DEADLINE_SECONDS,
+    MAX_RESPONSE_BYTES,
+    ApiError,
+    HttpApi,
+    RequestStats,
+)
 from reconciler.model import Period, Usage
 
 CUSTOMERS = "/v1/customers"
@@ -22,6 +28,8 @@ MAX_PAGES = 100_000  # a server handing out endless cursors must not hang the ru
 class ZeroTekClient(HttpApi):
     service = "ZeroTek"
     credential_hint = "ZEROTEK_API_TOKEN"
+    api = "zerotek"
+    id_after = frozenset({"customers"})  # /v1/customers/{id}/usage: ids are not numeric
     url_hint = "ZEROTEK_API_URL"
 
     def __init__(
@@ -37,6 +45,7 @@ class ZeroTekClient(HttpApi):
         transport: httpx.AsyncBaseTransport | None = None,
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        stats: RequestStats | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -50,6 +59,7 @@ class ZeroTekClient(HttpApi):
             transport=transport,
             deadline=deadline,
             max_response_bytes=max_response_bytes,
+            stats=stats,
         )
 
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
