@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -304,6 +304,15 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    fmt: Annotated[
+        cli_options.OutputFormat,
+        typer.Option(
+            "--format",
+            help="text, or json: only the outcome on stdout (schemas/apply.schema.json), "
+            "also on failure; the plan and progress go to stderr. Needs --yes without a "
+            "terminal.",
+        ),
+    ] = cli_options.OutputFormat.TEXT,
     lock_timeout: Annotated[
         float,
         typer.Option(
@@ -338,6 +347,7 @@ def apply(
         lock_timeout=lock_timeout,
         command=lock_command(),
         verbose=verbose_of(ctx),
+        fmt=fmt,
     )
     raise typer.Exit(code)
 
@@ -440,6 +450,13 @@ def check_unmapped(
         bool, typer.Option("--no-email", help="List only; send no e-mail.")
     ] = False,
     as_of: cli_options.AsOfOption = None,
+    fmt: Annotated[
+        cli_options.OutputFormat,
+        typer.Option(
+            "--format",
+            help="text, or json: the lists valued, alone on stdout (schemas/unmapped.schema.json).",
+        ),
+    ] = cli_options.OutputFormat.TEXT,
     summary: Annotated[
         Path | None,
         typer.Option(
@@ -458,7 +475,6 @@ def check_unmapped(
     from reconciler import cli_sync, render
     from reconciler.config import load_config
     from reconciler.engine import SyncEngine
-    from reconciler.money import display
     from reconciler.scrub import scrub
 
     engine = SyncEngine(load_config(config_dir_of(ctx, config_dir)))
@@ -467,9 +483,28 @@ def check_unmapped(
     if summary is not None:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write(scrub(render.unmapped_markdown(found.rows, found.period)))
-    if not found.any:
+    if fmt is cli_options.OutputFormat.JSON:
+        from reconciler.cli_json import unmapped_json
+        from reconciler.untrusted import json_dumps
+
+        currency = engine.config.settings.currency
+        doc = unmapped_json(found.period, currency, found.valued_skus, found.customers,
+                            found.price_note, found.email)  # fmt: skip
+        typer.echo(json_dumps(doc, indent=2))
+    elif not found.any:
         typer.echo("No unmapped SKUs in use.")
-        return
+    else:
+        _show_unmapped(engine.config.settings.currency, found)
+    if found.email is not None:
+        typer.echo(f"e-mail {found.email.kind}: {plain(found.email.detail)}", err=True)
+        if found.email_failed:
+            raise typer.Exit(1)
+
+
+def _show_unmapped(currency: str, found: Any) -> None:
+    from reconciler import render
+    from reconciler.money import display
+
     if found.rows:
         typer.echo(f"Customers using unmapped ZeroTek SKUs ({found.period}):")
         typer.echo(render.unmapped_text(found.rows))
@@ -477,7 +512,6 @@ def check_unmapped(
         if found.rows:
             typer.echo("")
         typer.echo(f"ZeroTek customers with usage but no mapping ({found.period}):")
-        currency = engine.config.settings.currency
         table = [
             (r.customer_name, r.customer_id, r.sku, str(r.zerotek_users),
              "not priced" if r.amount is None else display(r.amount, currency=currency))
@@ -485,10 +519,6 @@ def check_unmapped(
         ]  # fmt: skip
         header = ("Customer", "Customer id", "SKU", "Users", "Per month")
         typer.echo("\n".join(render.text_table([header, *table])))
-    if found.email is not None:
-        typer.echo(f"e-mail {found.email.kind}: {plain(found.email.detail)}", err=True)
-        if found.email_failed:
-            raise typer.Exit(1)
 
 
 # --- CI helpers used by the workflows (hidden from the main help) ----------------------------

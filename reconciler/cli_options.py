@@ -18,6 +18,13 @@ class Format(StrEnum):
     JSON = "json"
 
 
+class OutputFormat(StrEnum):
+    """apply and check-unmapped: text for people, json for scripts."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 CustomerOption = Annotated[
     list[str] | None,
     typer.Option(

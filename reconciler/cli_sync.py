@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -14,11 +15,11 @@ from typing import Any
 
 import typer
 
-from reconciler import chat, render, schedule, term
+from reconciler import chat, cli_json, render, schedule, term
 from reconciler.baseline import compare
 
 # The option types live in cli_options (light to import); re-exported for the commands here.
-from reconciler.cli_options import AsOfOption, CustomerOption, Format, PeriodOption
+from reconciler.cli_options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
 from reconciler.clients import Clients
 from reconciler.config import load_config
 from reconciler.engine import (
@@ -32,8 +33,9 @@ from reconciler.engine import (
 from reconciler.errors import ConfigError, Problem, ReconcileError
 from reconciler.model import Config, CustomerResult, Location, PeriodKind, Plan
 from reconciler.periods import today_in
+from reconciler.record import RunRecord
 from reconciler.schema import annotation_file, github_annotation
-from reconciler.untrusted import plain, workflow_command
+from reconciler.untrusted import json_dumps, plain, workflow_command
 
 __all__ = ["AsOfOption", "CustomerOption", "Format", "PeriodOption"]
 
@@ -218,33 +220,39 @@ def customer_annotations(config: Config, plan: Plan) -> list[str]:
     return lines
 
 
-def _confirm(yes: bool) -> Callable[[Plan], bool] | None:
+def _confirm(yes: bool, *, to_stderr: bool = False) -> Callable[[Plan], bool] | None:
+    """The prompt (to_stderr: `--format json`, whose stdout is the JSON alone)."""
     if yes:
         return None
+    shown_on = sys.stderr if to_stderr else sys.stdout
 
     def ask(plan: Plan) -> bool:
-        if not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
+        if not (_is_tty(sys.stdin) and _is_tty(shown_on)):
             raise Declined("no terminal to confirm on and no --yes: nothing was applied")
-        answer = typer.prompt("Apply these changes to ConnectWise? Only 'yes' will be accepted")
+        answer = typer.prompt(
+            "Apply these changes to ConnectWise? Only 'yes' will be accepted", err=to_stderr
+        )
         return answer.strip().lower() == "yes"
 
     return ask
 
 
-def _report(outcome: SyncOutcome) -> None:
+def _report(outcome: SyncOutcome, *, err: bool = False) -> None:
+    """What apply did, for people (err: on stderr, under `--format json`)."""
     for cr in outcome.result.customers:
         for r in cr.results:
             note = f" ({plain(r.note)})" if r.note else ""
             mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
             typer.echo(
                 f"  {plain(cr.plan.customer_id)}: {r.change.action.value} "
-                f"{plain(r.change.product)} {r.change.before} → {r.change.after}: {mark}{note}"
+                f"{plain(r.change.product)} {r.change.before} → {r.change.after}: {mark}{note}",
+                err=err,
             )
         for e in cr.errors:
             typer.echo(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
     for mail in outcome.emails:
         typer.echo(f"e-mail {mail.kind}: {plain(mail.detail)}", err=True)
-    typer.echo(f"Run recorded: {outcome.record_path}")
+    typer.echo(f"Run recorded: {outcome.record_path}", err=err)
     totals = outcome.record.totals
     failed = sum(1 for c in outcome.result.customers if not c.ok)
     if outcome.interrupted_by:
@@ -257,7 +265,8 @@ def _report(outcome: SyncOutcome) -> None:
         return
     typer.echo(
         f"Apply complete: {totals.writes} write{'s' if totals.writes != 1 else ''}, "
-        f"{len(outcome.result.customers) - failed} customers ok, {failed} with errors."
+        f"{len(outcome.result.customers) - failed} customers ok, {failed} with errors.",
+        err=err,
     )
 
 
@@ -276,34 +285,82 @@ def run_apply(
     clients: Clients | None = None,
     command: str = "reconcile apply",
     verbose: bool = False,
+    fmt: OutputFormat = OutputFormat.TEXT,
 ) -> int:
+    as_json = fmt is OutputFormat.JSON
+    if as_json and not yes and plan_file is None and not _is_tty(sys.stdin):
+        # Refused before any work: a pipe cannot answer the prompt, and stdout is the JSON.
+        error = (
+            "apply --format json without --yes needs a terminal to confirm on (stdin is not "
+            "one): nothing was applied; pass --yes to apply without asking"
+        )
+        typer.echo(json_dumps(cli_json.apply_json(None, None, 1, error), indent=2))
+        raise ReconcileError(error)
     progress = _Progress()
     ui = Ui(
         busy=_busy,
         notice=_notice,
         show_plan=lambda plan: typer.echo(
-            render.text(plan, color=term.use_color(sys.stdout)), nl=False
+            render.text(plan, color=term.use_color(sys.stderr if as_json else sys.stdout)),
+            nl=False,
+            err=as_json,
         ),
-        confirm=_confirm(yes),
+        confirm=_confirm(yes, to_stderr=as_json),
         customer_done=progress.step,
         applying=progress.applying,
     )
-    engine = SyncEngine(load_config(config_dir), clients, ui=ui)
-    request = ApplyRequest(
-        plan_file=plan_file,
-        customers=customers,
-        period=period,
-        as_of=parse_as_of(as_of),
-        force=force,
-        send_email=not no_email,
-        trigger=trigger,
-        lock_timeout=lock_timeout,
-        command=command,
-    )
-    with requests_shown(engine, verbose):
-        outcome = engine.apply(request)
-        _report(outcome)
-        return outcome.exit_code
+    engine: SyncEngine | None = None
+    try:
+        engine = SyncEngine(load_config(config_dir), clients, ui=ui)
+        request = ApplyRequest(
+            plan_file=plan_file,
+            customers=customers,
+            period=period,
+            as_of=parse_as_of(as_of),
+            force=force,
+            send_email=not no_email,
+            trigger=trigger,
+            lock_timeout=lock_timeout,
+            command=command,
+        )
+        with requests_shown(engine, verbose):
+            outcome = engine.apply(request)
+            _report(outcome, err=as_json)
+    except (ReconcileError, KeyboardInterrupt) as exc:
+        if as_json:  # the JSON still says what happened (and names the failed run's record)
+            code = exc.exit_code if isinstance(exc, ReconcileError) else _signal_exit(exc)
+            recorded = engine.recorded if engine is not None else None
+            record = _read_record(recorded)
+            message = _error_text(exc)
+            typer.echo(json_dumps(cli_json.apply_json(record, recorded, code, message), indent=2))
+        raise
+    if as_json:
+        doc = cli_json.apply_json(outcome.record, outcome.record_path, outcome.exit_code)
+        typer.echo(json_dumps(doc, indent=2))
+    return outcome.exit_code
+
+
+def _signal_exit(exc: KeyboardInterrupt) -> int:
+    signum = getattr(exc, "signum", None)
+    return 128 + signum if isinstance(signum, int) else 130
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ConfigError):
+        return "; ".join(str(p) for p in exc.problems) or "invalid mappings"
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted by {exc}" if str(exc) else "interrupted"
+    return str(exc)
+
+
+def _read_record(path: Path | None) -> RunRecord | None:
+    """The run record a failed apply wrote (it was recorded, then raised)."""
+    if path is None:
+        return None
+    try:
+        return RunRecord.from_json(json.loads(path.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class _Progress:
@@ -319,9 +376,12 @@ class _Progress:
                 self._bar = None
             return
         if total and _is_tty(sys.stderr):
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._bar = Progress(transient=True)
+            # stderr: stdout is for results (the JSON of `apply --format json`)
+            console = Console(stderr=True, **term.rich_console_options())
+            self._bar = Progress(transient=True, console=console)
             self._bar.start()
             self._task = self._bar.add_task("Applying", total=total)
 

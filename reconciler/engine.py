@@ -328,6 +328,8 @@ class SyncEngine:
         self.clients = clients or Clients()
         self.ui = ui or Ui()
         self.traffic = self.clients.traffic
+        # The run record the last apply wrote (also when it then raised): None if none.
+        self.recorded: Path | None = None
 
     def _metered(self) -> None:
         """Fresh request statistics (`traffic`) for the command about to run: what -v shows
@@ -380,6 +382,7 @@ class SyncEngine:
     def apply(self, req: ApplyRequest) -> SyncOutcome:
         """Lock, plan or verify, check safety, confirm, then the journaled apply, record and
         e-mails. Raises (after recording a failed run) when the sync could not start."""
+        self.recorded = None
         saved, window, trigger, smtp = self._guard(req)
         self._metered()
         with (
@@ -455,6 +458,7 @@ class SyncEngine:
                 billed=planned.billed,
                 currency=self.config.settings.currency,
             )
+            self.recorded = handle.path
             self.ui.applying(sum(1 for cp in plan.customers if cp.changes))
             try:
                 result = self._run(self._write(planned, handle, signals))
@@ -547,6 +551,7 @@ class SyncEngine:
             currency=self.config.settings.currency,
         )
         handle.record.requests = self.traffic.to_json()  # what it took to fail (retries, 429s)
+        self.recorded = handle.path
         if isinstance(exc, Interrupted):
             message = f"interrupted by {exc}: stopped before any write; nothing was written"
             handle.fail(message, interrupted_by=str(exc))

@@ -63,7 +63,18 @@ def requirements_dir() -> Path:
 
 
 # Every schema in schemas/ (a test keeps this list and the directory in step).
-SCHEMA_NAMES = ("settings", "skus", "customers", "plan", "run", "discover", "report", "status")
+SCHEMA_NAMES = (
+    "settings",
+    "skus",
+    "customers",
+    "plan",
+    "run",
+    "discover",
+    "report",
+    "status",
+    "apply",
+    "unmapped",
+)
 
 
 def schema_path(name: str) -> Path:
