@@ -37,8 +37,10 @@ from reconciler.model import (
     Config,
     CustomerPlan,
     CustomerResult,
+    ManagedProducts,
     Plan,
     Removal,
+    is_live_managed,
 )
 from reconciler.money import json_number
 
@@ -78,12 +80,15 @@ def _not_started(change: Change, plan: Plan) -> bool:
     return change.effective_date is not None and change.effective_date > plan.period.as_of
 
 
-def _live(additions: tuple[Addition, ...], product: str, as_of: dt.date) -> list[int]:
-    """The live managed quantities of `product`: what an add created, or an update set."""
+def _live(
+    additions: tuple[Addition, ...], product: str, products: ManagedProducts, as_of: dt.date
+) -> list[int]:
+    """The quantities of `product`'s live managed additions (model.is_live_managed, as the
+    planner counts them): what an add created, or an update set."""
     return [
         a.quantity
         for a in additions
-        if a.product_identifier == product and a.active_on(as_of) and a.quantity > 0
+        if a.product_identifier == product and is_live_managed(a, products, as_of)
     ]
 
 
@@ -101,7 +106,7 @@ class _Applier:
         self.plan = plan
         self.config = config
         self.cw = cw
-        self.products = {s.product for s in config.skus}
+        self.products = config.managed_products
         self.writes = 0
         self.expected = expected  # the plan's state snapshot (planfile.snapshot)
         self.journal = journal
@@ -129,7 +134,7 @@ class _Applier:
         """After an unknown outcome: the addition our POST created, if it did."""
         current = await read_additions(self.cw, change.agreement_id, managed=self.products)
         for addition in current:
-            if _live((addition,), change.product, self.plan.period.as_of):
+            if _live((addition,), change.product, self.products, self.plan.period.as_of):
                 return addition
         return None
 
@@ -239,7 +244,7 @@ class _Applier:
         settled: list[ChangeResult] = []
         for r in results:
             c = r.change
-            live = _live(current, c.product, as_of)
+            live = _live(current, c.product, self.products, as_of)
             want = [c.after] if c.after > 0 else []
             if r.unknown:
                 done = live == want

@@ -1,9 +1,9 @@
 """What ConnectWise bills for the products we manage: seats and revenue per month. Pure.
 
 Feeds the chart at the top of runs/INDEX.md. Counted over the agreements the plan
-resolved (each once, also when customers share one): the active additions of managed
-products with a quantity, at their own unit price. After a run, the committed changes are
-added on top.
+resolved (each once, also when customers share one): the live managed additions
+(model.is_live_managed) of the products some customer on the agreement has not excluded,
+at their own unit price. After a run, the committed changes are added on top.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from reconciler.model import ActualState, Change, Config, Plan
+from reconciler.model import ActualState, Change, Config, Plan, is_live_managed
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,12 @@ def billed_before(config: Config, plan: Plan, actual: ActualState) -> Billed:
             s.product.casefold() for s in config.skus if s.sku.casefold() not in excluded
         )
     seats, revenue = 0, Decimal(0)
-    for agreement_id, managed in sorted(products.items()):
+    managed = config.managed_products
+    for agreement_id, kept in sorted(products.items()):
         for a in actual.additions.get(agreement_id, ()):
             if (
-                a.product_identifier.casefold() in managed
-                and a.active_on(plan.period.as_of)
-                and a.quantity > 0
+                is_live_managed(a, managed, plan.period.as_of)
+                and a.product_identifier.casefold() in kept
             ):
                 seats += a.quantity
                 revenue += a.quantity * (a.unit_price or Decimal(0))

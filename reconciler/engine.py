@@ -218,10 +218,6 @@ def check_safe(plan: Plan, *, force: bool) -> None:
         )
 
 
-def _products(config: Config) -> set[str]:
-    return {s.product for s in config.skus}
-
-
 # --- reading ConnectWise and ZeroTek ---------------------------------------------------------
 
 
@@ -241,7 +237,7 @@ async def make_plan(
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
     plan = planner.plan(config, usage, actual, ids)
-    state = planfile.snapshot(plan, actual, _products(config))
+    state = planfile.snapshot(plan, actual, config.managed_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
 
@@ -276,7 +272,7 @@ async def make_plans_with_baseline(
     base = planner.plan(baseline, usage, actual, [c.id for c in base_customers] if ids else None)
     # The snapshot a saved plan carries must be what `apply` will read with the head config
     # alone: the catalog the head maps, not the union.
-    products = _products(config)
+    products = config.managed_products
     own = replace(actual, catalog={k: v for k, v in actual.catalog.items() if k in products})
     state = planfile.snapshot(head, own, products)
     planned = Planned(replace(head, state_fingerprint=planfile.fingerprint(state)), state)

@@ -7,6 +7,7 @@ Money is `Decimal` (never float) because it ends up on invoices.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -121,6 +122,10 @@ class Config:
     def _customers_by_id(self) -> dict[str, CustomerMap]:
         return {c.id: c for c in self.customers}
 
+    @cached_property
+    def managed_products(self) -> ManagedProducts:
+        return ManagedProducts(s.product for s in self.skus)
+
     def sku(self, sku: str) -> SkuMap | None:
         return self._skus_by_name.get(sku.casefold())
 
@@ -213,6 +218,51 @@ class Addition:
 
     def active_on(self, day: dt.date) -> bool:
         return self.cancelled_date is None or self.cancelled_date > day
+
+
+class ManagedProducts:
+    """The catalog identifiers the mappings manage (skus.yaml `product`), matched as
+    ConnectWise matches identifiers: case-insensitively (DESIGN 12.2). Iterates the
+    mappings' spellings, sorted."""
+
+    __slots__ = ("_spelling",)
+
+    def __init__(self, identifiers: Iterable[str]) -> None:
+        self._spelling = {i.casefold(): i for i in identifiers}
+
+    def spelling(self, identifier: object) -> str | None:
+        """The mappings' spelling of `identifier`; None when it is not a managed product
+        (someone else's addition, or no identifier at all)."""
+        return self._spelling.get(identifier.casefold()) if isinstance(identifier, str) else None
+
+    def __contains__(self, identifier: object) -> bool:
+        return self.spelling(identifier) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._spelling.values()))
+
+    def __len__(self) -> int:
+        return len(self._spelling)
+
+
+def is_live_managed(addition: Addition, products: ManagedProducts, as_of: dt.date) -> bool:
+    """THE decision whether an agreement addition is a live one we manage; the planner, the
+    state snapshot of a saved plan, apply's re-reads and the billed figures all ask here.
+
+    - ours: its catalog identifier is a managed product, in any spelling of case; an
+      addition of any other product is someone else's and is never touched;
+    - active on the as-of day: no cancelledDate, or one after it (DESIGN 11). Its own
+      effectiveDate does not matter: an addition dated at a future billStartDate is billed
+      from then and is ours to update or remove now;
+    - not removed: quantity 0 counts as removed (DESIGN 11), unless the quantity could not
+      be read as whole licences (`problem`: negative or fractional), which ConnectWise
+      bills all the same, so it is never "absent" (12.3).
+    """
+    return (
+        addition.product_identifier in products
+        and addition.active_on(as_of)
+        and (addition.quantity != 0 or addition.problem is not None)
+    )
 
 
 @dataclass(frozen=True)

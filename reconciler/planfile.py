@@ -28,10 +28,12 @@ from reconciler.model import (
     Addition,
     Change,
     CustomerPlan,
+    ManagedProducts,
     Period,
     PeriodKind,
     Plan,
     Removal,
+    is_live_managed,
 )
 from reconciler.resources import load_schema
 from reconciler.untrusted import json_dumps
@@ -255,10 +257,11 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
 
 
 def additions_snapshot(
-    additions: Iterable[Addition], products: set[str], as_of: dt.date
+    additions: Iterable[Addition], products: ManagedProducts, as_of: dt.date
 ) -> dict[str, Any]:
-    """An agreement's managed, live additions in the snapshot's form: what a plan was made
-    against, and what apply re-reads just before its first write to the agreement."""
+    """An agreement's live managed additions (model.is_live_managed: exactly those the
+    planner planned against) in the snapshot's form; apply re-reads the same just before
+    its first write to the agreement."""
     return {
         str(x.id): {
             "product": x.product_identifier,
@@ -266,11 +269,11 @@ def additions_snapshot(
             "cancelled_date": _date(x.cancelled_date),
         }
         for x in additions
-        if x.product_identifier in products and x.active_on(as_of)
+        if is_live_managed(x, products, as_of)
     }
 
 
-def snapshot(plan: Plan, actual: ActualState, products: set[str]) -> dict[str, Any]:
+def snapshot(plan: Plan, actual: ActualState, products: ManagedProducts) -> dict[str, Any]:
     """The part of ConnectWise a plan depends on, in a canonical, comparable form."""
     agreements: dict[str, Any] = {}
     for cp in plan.customers:

@@ -26,6 +26,7 @@ from reconciler.model import (
     Period,
     Plan,
     Usage,
+    is_live_managed,
 )
 from reconciler.safety import unsafe_reasons
 
@@ -150,7 +151,7 @@ def _plan_agreement(
     drafts: Sequence[_Draft],
 ) -> tuple[list[Change], list[str], list[str], tuple[int, int]]:
     """Changes for one agreement and the customers billed on it (usually one)."""
-    all_products = {s.product for s in config.skus}
+    all_products = set(config.managed_products)
     managed: dict[str, list[str]] = defaultdict(list)
     desired: dict[str, int] = defaultdict(int)
     sku_to_product = {s.sku.casefold(): s.product for s in config.skus}
@@ -164,17 +165,12 @@ def _plan_agreement(
                 continue
             desired[sku_to_product[key]] += users
 
-    # Live = active on the as-of date with a quantity: a quantity-0 addition counts as
-    # removed (DESIGN 11), so it is neither ours to update nor a duplicate. A negative or
-    # fractional quantity is live too: it is billed, so it is never "absent" (12.3).
+    # Only live managed additions count (model.is_live_managed): a quantity-0 or cancelled
+    # one is neither ours to update nor a duplicate; a negative or fractional one is.
     errors: list[str] = []
     active: dict[str, list[Addition]] = defaultdict(list)
     for addition in actual.additions.get(agreement.id, ()):
-        if (
-            addition.product_identifier in all_products
-            and addition.active_on(period.as_of)
-            and (addition.quantity != 0 or addition.problem)
-        ):
+        if is_live_managed(addition, config.managed_products, period.as_of):
             if addition.problem and addition.product_identifier in managed:
                 errors.append(
                     f"addition #{addition.id} of {addition.product_identifier} on agreement "

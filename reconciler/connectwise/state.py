@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from reconciler.model import (
     Company,
     Config,
     CustomerMap,
+    ManagedProducts,
 )
 from reconciler.planner import agreements_by_company, companies_by_key, resolve_agreement
 
@@ -43,6 +44,7 @@ ADDITION_FIELDS = (
 )
 
 _T = TypeVar("_T", Company, CatalogItem)
+_NONE = ManagedProducts(())  # read_additions' default: every addition someone else's
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]*(?:Z|[+-]\d{2}:?\d{2})?)?\Z")
 
@@ -55,22 +57,22 @@ async def read_state(
     client: ConnectWiseClient, config: Config, customers: Sequence[CustomerMap]
 ) -> ActualState:
     identifiers = sorted({c.company.casefold(): c.company for c in customers}.values())
-    products = sorted({s.product for s in config.skus})
+    products = config.managed_products
     company_rows, catalog_rows = await asyncio.gather(
         client.get_chunked(COMPANIES, "identifier", identifiers, fields=COMPANY_FIELDS),
-        client.get_chunked(CATALOG, "identifier", products, fields=CATALOG_FIELDS),
+        client.get_chunked(CATALOG, "identifier", list(products), fields=CATALOG_FIELDS),
     )
     # ConnectWise compares identifiers case-insensitively; the mappings may spell them
     # differently. Everything downstream compares exactly, so adopt the mapping's spelling
     # here, once: otherwise `acme` vs `ACME` reads as "company not found" and, worse, an
     # addition of `ZT-OKTA-SSO` mapped as `zt-okta-sso` would look unmanaged and be duplicated.
-    company_names = _spellings(identifiers)
-    product_names = _spellings(products)
+    company_names = {i.casefold(): i for i in identifiers}
     companies = {
-        c.identifier: c for c in (_canonical(_company(r), company_names) for r in company_rows)
+        c.identifier: c for c in (_canonical(_company(r), company_names.get) for r in company_rows)
     }
     catalog = {
-        i.identifier: i for i in (_canonical(_catalog_item(r), product_names) for r in catalog_rows)
+        i.identifier: i
+        for i in (_canonical(_catalog_item(r), products.spelling) for r in catalog_rows)
     }
 
     company_ids = sorted({c.id for c in companies.values()})
@@ -107,23 +109,18 @@ async def read_state(
 
 
 async def read_additions(
-    client: ConnectWiseClient, agreement_id: int, *, managed: Collection[str] = ()
+    client: ConnectWiseClient, agreement_id: int, *, managed: ManagedProducts = _NONE
 ) -> tuple[Addition, ...]:
     """All additions of one agreement. `managed`: the mapped catalog identifiers; their
     additions take the mapping's spelling and must hold whole quantities (other products
     may legitimately bill fractions, e.g. hours)."""
     path = additions_path(agreement_id)
     rows = await client.get_all(path, fields=ADDITION_FIELDS)
-    spellings = _spellings(managed)
-    return tuple(_addition(r, agreement_id, path, spellings) for r in rows)
+    return tuple(_addition(r, agreement_id, path, managed) for r in rows)
 
 
-def _spellings(identifiers: Iterable[str]) -> dict[str, str]:
-    return {i.casefold(): i for i in identifiers}
-
-
-def _canonical(item: _T, spellings: Mapping[str, str]) -> _T:
-    name = spellings.get(item.identifier.casefold(), item.identifier)
+def _canonical(item: _T, spelling: Callable[[str], str | None]) -> _T:
+    name = spelling(item.identifier.casefold()) or item.identifier
     return item if name == item.identifier else dataclasses.replace(item, identifier=name)
 
 
@@ -286,13 +283,13 @@ def _catalog_item(row: dict[str, Any]) -> CatalogItem:
 
 
 def _addition(
-    row: dict[str, Any], agreement_id: int, endpoint: str, managed: Mapping[str, str]
+    row: dict[str, Any], agreement_id: int, endpoint: str, managed: ManagedProducts
 ) -> Addition:
     item = _Item(row, endpoint)
     raw = item.get("product/identifier")
-    if not isinstance(raw, str) or raw.casefold() not in managed:
+    product = managed.spelling(raw)  # the one test of "ours" (model.ManagedProducts)
+    if product is None:
         return _unmanaged(item, agreement_id, raw)
-    product = managed[raw.casefold()]
     quantity, problem = _managed_quantity(item.get("quantity"))
     return Addition(
         id=item.integer("id"),
