@@ -74,12 +74,6 @@ def cw_datetime(day: dt.date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
-def _not_started(change: Change, plan: Plan) -> bool:
-    """An addition dated after the as-of day (raised to a future billStartDate) cannot be
-    cancelled before it starts (ConnectWise: 400); quantity 0 also counts as removed."""
-    return change.effective_date is not None and change.effective_date > plan.period.as_of
-
-
 def _live(
     additions: tuple[Addition, ...], product: str, products: ManagedProducts, as_of: dt.date
 ) -> list[int]:
@@ -214,9 +208,10 @@ class _Applier:
                 return await self._add(change)
             if change.action is Action.UPDATE:
                 return await self._patch(change, "quantity", change.after)
-            if self.plan.removal is Removal.DELETE:
+            method = self.plan.removal_of(change)  # the method `plan` showed
+            if method is Removal.DELETE:
                 return await self._delete(change)
-            if self.plan.removal is Removal.ZERO or _not_started(change, self.plan):
+            if method is Removal.ZERO:
                 return await self._patch(change, "quantity", 0)
             # Dated the as-of day, never later, so the next plan already sees it as gone.
             as_of = cw_datetime(self.plan.period.as_of)

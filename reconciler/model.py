@@ -373,6 +373,17 @@ class Plan:
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)
 
+    def removal_of(self, change: Change) -> Removal:
+        """How this plan removes `change`'s addition: what `plan` shows and exactly what
+        `apply` sends (render and apply both ask here). The policy (`billing.removal`),
+        except that an addition starting after the as-of day (dated at a later
+        billStartDate) cannot be cancelled before it starts (ConnectWise answers 400), so
+        `cancel` sets its quantity to 0 instead (which also counts as removed, DESIGN 11)."""
+        starts = change.effective_date
+        if self.removal is Removal.CANCEL and starts is not None and starts > self.period.as_of:
+            return Removal.ZERO
+        return self.removal
+
 
 # --- apply results -------------------------------------------------------------------------
 

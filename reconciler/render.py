@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -11,7 +10,7 @@ import typer
 
 from reconciler import planfile
 from reconciler.baseline import Comparison, CustomerComparison, Labelled
-from reconciler.model import Action, Change, CustomerPlan, Plan
+from reconciler.model import Action, Change, CustomerPlan, Plan, Removal
 from reconciler.money import display
 from reconciler.untrusted import html as h
 from reconciler.untrusted import json_dumps
@@ -28,9 +27,16 @@ def money(value: Decimal, currency: str | None = None) -> str:
     return display(value, signed=True, currency=currency)
 
 
-def describe_change(
-    c: Change, removal: str = "cancel", as_of: dt.date | None = None, currency: str = "USD"
-) -> str:
+_REMOVAL_WORDS = {
+    Removal.CANCEL: "cancel",
+    Removal.ZERO: "set quantity 0",
+    Removal.DELETE: "delete",
+}
+
+
+def describe_change(c: Change, plan: Plan) -> str:
+    """One change in words; a removal names the method `apply` will use (Plan.removal_of)."""
+    currency = plan.currency
     if c.action is Action.ADD:
         what = f"add {t(c.product)} ({t(c.sku)}) quantity {c.after}"
         if c.effective_date:
@@ -40,10 +46,10 @@ def describe_change(
             f"update {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} → {c.after}"
         )
     else:
-        how = {"cancel": "cancel", "zero": "set quantity 0", "delete": "delete"}[removal]
-        starts = c.effective_date
-        if removal == "cancel" and starts and as_of and starts > as_of:
-            how = f"set quantity 0: it starts {starts.isoformat()}, after today"
+        method = plan.removal_of(c)
+        how = _REMOVAL_WORDS[method]
+        if method is not plan.removal and c.effective_date is not None:  # cancel -> zero
+            how += f": it starts {c.effective_date.isoformat()}, after today"
         what = f"remove {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} ({how})"
     price = display(c.unit_price, currency=currency)
     return f"{what}  [{money(c.revenue_delta, currency)}/month @ {price}]"
@@ -86,7 +92,7 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
         out.append("")
         out.append(style(_heading(cp), bold=True))
         for c in cp.changes:
-            what = describe_change(c, plan.removal.value, plan.period.as_of, plan.currency)
+            what = describe_change(c, plan)
             line = f"  {_SIGN[c.action]} {what}"
             out.append(style(line, fg=_COLOUR[c.action]))
         for e in cp.errors:
