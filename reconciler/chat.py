@@ -18,7 +18,8 @@ import httpx
 
 from reconciler.env import check_api_url
 from reconciler.errors import ReconcileError
-from reconciler.model import ApplyResult, Period
+from reconciler.model import Period
+from reconciler.record import RunRecord
 from reconciler.scrub import scrub
 from reconciler.untrusted import card_text, slack_text
 
@@ -118,40 +119,49 @@ def send(
 # --- the events ------------------------------------------------------------------------------
 
 
-def sync_outcome_event(result: ApplyResult, run_id: str) -> ChatEvent:
-    failed = [c for c in result.customers if not c.ok]
-    outcome = "failed" if failed else "success"
-    period = result.plan.period
-    verdict = f"FAILED for {len(failed)} customer(s)" if failed else "succeeded"
-    title = (
-        f"ConnectWise sync {verdict}: {result.writes} write(s), period {period.start}..{period.end}"
-    )
+def sync_outcome_event(record: RunRecord) -> ChatEvent:
+    """The outcome of an apply that ran, from its finished run record, as the e-mail is
+    (never from the apply result): the record's outcome (success, partial, failed,
+    interrupted), the writes its journal says were committed and their revenue."""
+    totals, window = record.totals, _window(record)
+    failed = [c for c in record.customers if not c.ok]
+    verdict = {
+        "success": "succeeded",
+        "partial": f"PARTIAL, failed for {len(failed)} customer(s)",
+        "failed": f"FAILED for {len(failed)} customer(s)",
+        "interrupted": f"INTERRUPTED by {record.interrupted_by or 'a stop signal'}",
+    }.get(record.outcome, record.outcome.upper())
+    title = f"ConnectWise sync {verdict}: {totals.writes} write(s), period {window}"
     lines = tuple(
-        f"{c.plan.customer_id} {c.plan.name}: {'; '.join(c.errors) or 'a write failed'}"
-        for c in failed
+        f"{c.id} {c.name}: {'; '.join(c.all_errors()) or 'a write failed'}" for c in failed
     )
     facts: dict[str, str | int] = {
-        "run_id": run_id,
-        "period": f"{period.start}..{period.end}",
-        "writes": result.writes,
-        "customers_ok": len(result.customers) - len(failed),
+        "run_id": record.run_id,
+        "period": window,
+        "writes": totals.writes,
+        "customers_ok": len(record.customers) - len(failed),
         "customers_failed": len(failed),
-        "revenue_delta": f"{result.plan.revenue_delta:.2f}",
+        "revenue_delta": totals.revenue_delta,
     }
-    return ChatEvent("sync_outcome", outcome, title, lines, facts)
+    return ChatEvent("sync_outcome", record.outcome, title, lines, facts)
 
 
-def sync_failed_event(message: str, period: Period, run_id: str) -> ChatEvent:
-    """A sync that did not happen: refused (stale or unsafe plan) or the API failed."""
-    outcome = "interrupted" if message.startswith("apply interrupted") else "failed"
-    first = message.splitlines()[0] if message else "unknown error"
+def sync_failed_event(record: RunRecord) -> ChatEvent:
+    """A sync that did not happen (refused: stale or unsafe plan; the API failed; a stop
+    signal before the first write), from the run record that says so."""
+    window = _window(record)
+    first = record.error.splitlines()[0] if record.error else "unknown error"
     return ChatEvent(
         "sync_outcome",
-        outcome,
-        f"ConnectWise sync {outcome.upper()}: period {period.start}..{period.end}",
+        record.outcome,
+        f"ConnectWise sync {record.outcome.upper()}: period {window}",
         (first,),
-        {"run_id": run_id, "period": f"{period.start}..{period.end}"},
+        {"run_id": record.run_id, "period": window},
     )
+
+
+def _window(record: RunRecord) -> str:
+    return f"{record.period.start}..{record.period.end}"
 
 
 def missed_sync_event(period: Period, today: str, late: int, catching_up: bool) -> ChatEvent:

@@ -468,7 +468,7 @@ class SyncEngine:
             handle.record.requests = self.traffic.to_json()
             handle.finish(result, interrupted_by=signals.name or None)
             emails = self._email(handle, plan, req, smtp)
-            self._chat(chat.sync_outcome_event(result, handle.run_id))
+            self._chat(chat.sync_outcome_event(handle.record))
         failed = any(not c.ok for c in result.customers)
         code = signals.exit_code or (1 if failed else 0)
         return SyncOutcome(result, handle.record, handle.path, emails, signals.name or None, code)
@@ -555,7 +555,7 @@ class SyncEngine:
             message = str(exc)
             handle.fail(message)
         self._email(handle, None, req, smtp)
-        self._chat(chat.sync_failed_event(message, window, handle.run_id))
+        self._chat(chat.sync_failed_event(handle.record))
 
     # --- check-unmapped -------------------------------------------------------------------
 

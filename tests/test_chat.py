@@ -4,6 +4,7 @@ off unless configured; a failing or unreachable webhook never fails a sync, and 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runlog_samples import PERIOD, partial_result
 from typer.testing import CliRunner
 
 from reconciler import chat
 from reconciler.cli import app
+from reconciler.record import RunRecord
 from reconciler.sandbox import Sandbox
 
 SECRET_PATH = "/hooks/T000/B000/s3cr3t-token-in-the-url"
@@ -204,3 +207,30 @@ def test_a_refused_url_is_scrubbed_in_every_form() -> None:
     assert outcome is not None and not outcome.sent and "has no host" in outcome.detail
     assert "s3cr3t" not in outcome.detail, outcome.detail
     assert "[RECONCILE_WEBHOOK_URL redacted]" in outcome.detail
+
+
+# --- built from the finished run record, like the e-mail ----------------------------------
+
+
+def test_the_outcome_is_the_run_records_not_the_apply_results() -> None:
+    """Acme's two writes committed, Beta's removal failed: the record says `partial` and
+    +21.00 committed; the plan's revenue (+6.00, the failed removal included) is not what
+    happened, and `failed` would hide the writes that were made."""
+    record = RunRecord.of_result(partial_result(), "2026-11-24T101500Z-ab12")
+    event = chat.sync_outcome_event(record)
+    assert event.outcome == record.outcome == "partial"
+    assert event.facts["writes"] == record.totals.writes == 2
+    assert event.facts["revenue_delta"] == record.totals.revenue_delta == "21.00"
+    assert (event.facts["customers_ok"], event.facts["customers_failed"]) == (2, 2)
+    assert event.title.startswith("ConnectWise sync PARTIAL, failed for 2 customer(s): 2 write")
+    assert any("quantity: must not be negative" in line for line in event.lines)
+
+
+def test_a_sync_stopped_before_its_first_write_says_interrupted() -> None:
+    record = RunRecord.start("r2", "scheduled", dt.datetime.now(dt.UTC), PERIOD, None)
+    message = "interrupted by SIGTERM: stopped before any write; nothing was written"
+    record.end(dt.datetime.now(dt.UTC), outcome="interrupted", error=message,
+               interrupted_by="SIGTERM")  # fmt: skip
+    event = chat.sync_failed_event(record)
+    assert (event.outcome, event.lines) == ("interrupted", (message,))
+    assert event.facts == {"run_id": "r2", "period": "2026-10-16..2026-11-15"}

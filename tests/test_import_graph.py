@@ -174,3 +174,20 @@ def test_notify_fetches_nothing() -> None:
 
 def test_github_takes_nothing_from_render() -> None:
     assert "reconciler.render" not in reachable(GRAPH, "reconciler.github")
+
+
+ENGINE_FUNCTION_LINES = 60
+
+
+def test_no_engine_function_is_long() -> None:
+    """The engine is a sequence of named steps (README, Design): none over ~60 lines."""
+    path = PACKAGE / "engine.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > ENGINE_FUNCTION_LINES
+    ]
+    assert long == []
