@@ -82,7 +82,8 @@ def _live(
     return [
         a.quantity
         for a in additions
-        if a.product_identifier == product and is_live_managed(a, products, as_of)
+        if is_live_managed(a, products, as_of)
+        and products.spelling(a.product_identifier) == product
     ]
 
 

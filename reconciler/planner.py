@@ -169,15 +169,19 @@ def _plan_agreement(
     # one is neither ours to update nor a duplicate; a negative or fractional one is.
     errors: list[str] = []
     active: dict[str, list[Addition]] = defaultdict(list)
+    products = config.managed_products
     for addition in actual.additions.get(agreement.id, ()):
-        if is_live_managed(addition, config.managed_products, period.as_of):
-            if addition.problem and addition.product_identifier in managed:
+        if is_live_managed(addition, products, period.as_of):
+            # keyed by the mappings' spelling: the reader already adopts it, but a plan
+            # must not read `zt-okta-sso` as another product than `ZT-OKTA-SSO` (a duplicate)
+            product = products.spelling(addition.product_identifier) or ""
+            if addition.problem and product in managed:
                 errors.append(
                     f"addition #{addition.id} of {addition.product_identifier} on agreement "
                     f"{agreement.id} has {addition.problem}; expected a whole number of "
                     "licences, 0 or more: fix it in ConnectWise, the reconciler never guesses"
                 )
-            active[addition.product_identifier].append(addition)
+            active[product].append(addition)
     if errors:
         return [], errors, [], (0, 0)
 

@@ -118,3 +118,15 @@ def test_planner_snapshot_apply_and_billed_count_the_same_additions() -> None:
     billed = billed_before(cfg, planned, actual)
     assert (billed.seats, billed.revenue) == (5 + 3, Decimal("32.00"))
     assert PERIOD.as_of == AS_OF
+
+
+def test_an_addition_spelled_in_another_case_is_the_same_product_everywhere() -> None:
+    """Live by the decision, so the planner must update it, never add a second one."""
+    cfg = config(customer())
+    odd = dataclasses.replace(addition(1, "ZT-OKTA-SSO", 4), product_identifier="zt-okta-sso")
+    planned = plan(cfg, usage({"zt-1": {"OKTA-SSO": 6}}), state(odd))
+    assert [(c.action.value, c.product, c.addition_id) for c in planned.changes] == [
+        ("update", "ZT-OKTA-SSO", 1)
+    ]
+    assert _live((odd,), "ZT-OKTA-SSO", cfg.managed_products, AS_OF) == [4]
+    assert set(planfile.additions_snapshot((odd,), cfg.managed_products, AS_OF)) == {"1"}
