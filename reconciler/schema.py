@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError, val
 
 from reconciler.errors import Problem
 from reconciler.resources import load_schema
+from reconciler.untrusted import command_data, command_property
 from reconciler.yamlsource import Document, JsonPath, resolve_plain
 
 Progress = Callable[[int], None]
@@ -409,21 +410,13 @@ def _as_list(types: str | list[str]) -> list[str]:
 # --- reporting problems (text, GitHub annotations, JSON) -----------------------------------
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def github_annotation(problem: Problem, file: str | None = None) -> str:
     """`::error file=F,line=L,col=C::message` (workflow command escaping applied)."""
     loc = problem.location
-    props = [f"file={_escape_property(file or loc.file)}"]
+    props = [f"file={command_property(file or loc.file)}"]
     if loc.line:
         props += [f"line={loc.line}", f"col={loc.col}"]
-    return f"::error {','.join(props)}::{_escape_data(problem.message)}"
+    return f"::error {','.join(props)}::{command_data(problem.message)}"
 
 
 def problems_json(problems: Sequence[Problem]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ JSON (plan, records)        `json_dumps`: exact round trip; escapes what a log r
                             take for a line break or a legacy `##[` command
 e-mail headers              `header`: only ever our own fixed text; refuses anything else
 GitHub Actions log lines    `OutputGuard` around stdout/stderr with GITHUB_ACTIONS=true
+our workflow commands       `command_data`, `command_property`: the runner's escaping
 ==========================  ===================================================================
 
 The normalisation all text sinks share (`plain`): every line break (CR, LF, CRLF, NEL,
@@ -190,6 +191,17 @@ def _command_start(segment: str) -> int | None:
             continue
         return i if segment.startswith("::", i) else None
     return None
+
+
+def command_data(text: str) -> str:
+    """The message of a workflow command we mean (`::error ...::MESSAGE`): the runner's
+    own escaping, so a line break cannot end the command and start another."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def command_property(text: str) -> str:
+    """A property value of a workflow command (`file=...`): also `:` and `,`."""
+    return command_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def defuse_commands(text: str) -> str:
