@@ -7,10 +7,12 @@ quote) — with no token but text."""
 
 from __future__ import annotations
 
+import gc
 import html
 import io
 import json
 import re
+import sys
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -205,6 +207,22 @@ def test_guard_outside_github_actions_only_scrubs() -> None:
     guard = OutputGuard(inner, workflow=False, scrub=lambda s: s)
     guard.write("::warning::shown as is locally\n")
     assert inner.getvalue() == "::warning::shown as is locally\n"
+
+
+def test_guard_outliving_its_stream_finalizes_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found on Python 3.14, which reports what io's finalizer raises: CliRunner closes its
+    # buffer after each command, and the guard's own finalizing flush then raised
+    # "I/O operation on closed file" (hundreds of warnings per test run).
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
+    inner = io.StringIO()
+    guard = OutputGuard(inner, workflow=False, scrub=lambda s: s)
+    guard.write("a partial line")
+    inner.close()
+    guard.flush()  # no reader left: nothing to do, nothing raised
+    del guard
+    gc.collect()
+    assert reported == []
 
 
 # --- credentials -------------------------------------------------------------------------------
