@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from reconciler import chat, cli_json, render, schedule, term
+from reconciler import cli_json, render, term
 from reconciler.baseline import compare
 
 # The option types live in cli_options (light to import); re-exported for the commands here.
@@ -117,9 +117,7 @@ def _plan(
                 "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
             )
         today = parse_as_of(as_of) or today_in(config.settings.timezone)
-        billed = schedule.scheduled_successes(config.config_dir)
-        decision = schedule.decide(today, config.settings.sync_day, billed)
-        _chat_if_missed(decision, today, billed)
+        decision = engine.due(today)  # also posts a missed sync to chat
         if not decision.due:
             # The workflow applies only when a plan file exists: a leftover one must not be
             # mistaken for today's.
@@ -163,31 +161,6 @@ def _plan(
 
 def _notice(line: str) -> None:
     typer.echo(line, err=True)
-
-
-def _chat_if_missed(
-    decision: schedule.Decision, today: dt.date, billed: set[schedule.Window]
-) -> None:
-    """A chat message when the sync day passed without a successful scheduled sync: each
-    catch-up day, and once on the first day after the catch-up week."""
-    period = decision.period
-    if (period.start, period.end) in billed:
-        return
-    late = (today - period.end).days
-    if decision.due and late >= 1:
-        event = chat.missed_sync_event(period, today.isoformat(), late, catching_up=True)
-    elif not decision.due and late == schedule.CATCH_UP_DAYS + 1:
-        event = chat.missed_sync_event(period, today.isoformat(), late, catching_up=False)
-    else:
-        return
-    _chat(event)
-
-
-def _chat(event: chat.ChatEvent) -> None:
-    """The schedule's missed-sync message (the sync outcome's own is the engine's)."""
-    outcome = chat.send(event, os.environ)
-    if outcome is not None:
-        typer.echo(str(outcome), err=True)
 
 
 def _load_baseline(directory: Path | None) -> tuple[Config | None, str | None]:

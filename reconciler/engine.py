@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reconciler import chat, notify, planfile, planner, runlog, verify
+from reconciler import chat, notify, planfile, planner, runlog, schedule, verify
 from reconciler.apply import apply_plan
 from reconciler.billed import Billed, billed_before
 from reconciler.clients import Clients
@@ -344,6 +344,20 @@ class SyncEngine:
     def period(self, kind: PeriodKind, as_of: dt.date | None) -> Period:
         return period_for(kind, self.config.settings, as_of)
 
+    # --- the daily schedule ------------------------------------------------------------
+
+    def due(self, today: dt.date) -> schedule.Decision:
+        """`plan --if-due`: whether the last billing period is due today (DESIGN 12.1: its
+        sync day up to CATCH_UP_DAYS after it, and no successful scheduled run for it in
+        runs/). A sync day passed without one is posted to chat: each catch-up day, and
+        once on the first day after the catch-up week."""
+        billed = schedule.scheduled_successes(self.config.config_dir)
+        decision = schedule.decide(today, self.config.settings.sync_day, billed)
+        event = _missed_sync(decision, today, billed)
+        if event is not None:
+            self._chat(event)
+        return decision
+
     # --- plan ------------------------------------------------------------------------------
 
     def plan(self, req: PlanRequest) -> Planned:
@@ -604,6 +618,20 @@ class SyncEngine:
 
 
 # --- the sync log, for the commands that show it ---------------------------------------------
+
+
+def _missed_sync(
+    decision: schedule.Decision, today: dt.date, billed: set[schedule.Window]
+) -> chat.ChatEvent | None:
+    period = decision.period
+    if (period.start, period.end) in billed:
+        return None
+    late = (today - period.end).days
+    if decision.due and late >= 1:
+        return chat.missed_sync_event(period, today.isoformat(), late, catching_up=True)
+    if not decision.due and late == schedule.CATCH_UP_DAYS + 1:
+        return chat.missed_sync_event(period, today.isoformat(), late, catching_up=False)
+    return None
 
 
 def list_runs(config_dir: Path, limit: int | None = None) -> list[RunSummary]:

@@ -23,8 +23,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 # the readers built on them. The commands and the demo reach these only through the engine
 # (which the client factory, reconciler.clients, feeds).
 API_CLIENTS = ("reconciler.connectwise", "reconciler.usage", "reconciler.http")
-# Writing or reading the run log, and sending e-mail: the engine's job.
-RUN_LOG_AND_EMAIL = ("reconciler.runlog", "reconciler.runindex", "reconciler.notify", "smtplib")
+# Writing or reading the run log, sending e-mail or a chat message: the engine's job.
+RUN_LOG_AND_EMAIL = (
+    "reconciler.runlog", "reconciler.runindex", "reconciler.notify", "smtplib", "reconciler.chat",
+)  # fmt: skip
 # What fetching takes: an API client, the client factory, or what reads through them.
 FETCHING = (*API_CLIENTS, "reconciler.clients", "reconciler.insight", "httpx", "urllib.request")
 
