@@ -294,7 +294,7 @@ async def verify_saved_plan(
             "Run `reconcile plan` again"
         )
     planned = await make_plan(config, plan.period, plan.selection, cw, clients)
-    derived = planfile.plan_to_dict(planned.plan, planned.state)
+    derived = planfile.plan_to_dict(planned.plan, planned.state, lazy_customers=True)
     found = verify.differences(saved_data, derived)
     if not found:
         return planned
@@ -395,6 +395,7 @@ class SyncEngine:
         self.recorded = None
         saved, window, trigger, smtp = self._guard(req)
         self._metered()
+        from_file = saved is not None
         with (
             StopSignals() as signals,
             config_lock(self.config.config_dir, req.command, req.lock_timeout),
@@ -402,6 +403,9 @@ class SyncEngine:
             planned: Planned | None = None
             try:
                 planned = self._run(self._read(req, saved, window))
+                # Verified (or never given): the re-derived plan is what is applied. The
+                # file's copy, tens of megabytes at 10,000 customers, goes now.
+                saved = None
                 self.ui.show_plan(planned.plan)
                 check_safe(planned.plan, force=req.force)
                 planned = replace(planned, plan=self._note_forced(planned.plan, req.force))
@@ -410,7 +414,7 @@ class SyncEngine:
                     with signals.deferred():
                         self._record_failure(planned, window, exc, trigger, req, smtp)
                 raise
-            if self.ui.confirm is not None and saved is None and not self.ui.confirm(planned.plan):
+            if self.ui.confirm is not None and not from_file and not self.ui.confirm(planned.plan):
                 raise Declined("apply cancelled: nothing was applied")
             return self._execute(planned, trigger, req, smtp, signals)
 
@@ -429,7 +433,9 @@ class SyncEngine:
         saved = None
         if req.plan_file is not None:
             plan, state, data = planfile.load_with_data(req.plan_file)
-            saved = Planned(plan, state, data=data)
+            # Its customers were checked as they were read; what is compared with the
+            # re-derived plan is `data`, so the parsed copies need not stay in memory.
+            saved = Planned(replace(plan, customers=()), state, data=data)
         else:
             select_customers(self.config, req.customers)
         check_enabled(self.config)  # deactivated means hands off, before any request
@@ -480,7 +486,7 @@ class SyncEngine:
             finally:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
-            handle.finish(result, interrupted_by=signals.name or None)
+            handle.finish(result, interrupted_by=signals.name or None, emails_follow=True)
             emails = self._email(handle, plan, req, smtp)
             self._chat(chat.sync_outcome_event(handle.record))
         failed = any(not c.ok for c in result.customers)
@@ -510,10 +516,13 @@ class SyncEngine:
         smtp: notify.SmtpSettings | None,
     ) -> tuple[EmailOutcome, ...]:
         """Hand the finished record to the e-mails, then record how they went."""
-        emails = notify.notify_after_sync(
-            self.config.settings, handle.record, plan, send=req.send_email, smtp=smtp
-        )
-        handle.set_emails(emails)
+        emails: list[EmailOutcome] = []
+        try:
+            emails = notify.notify_after_sync(
+                self.config.settings, handle.record, plan, send=req.send_email, smtp=smtp
+            )
+        finally:  # the record's twin, summary and INDEX.md are written here, always
+            handle.set_emails(emails)
         return tuple(emails)
 
     def _chat(self, event: chat.ChatEvent) -> None:

@@ -12,7 +12,7 @@ import os
 import smtplib
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from email.message import EmailMessage
@@ -153,9 +153,7 @@ def _transmit(smtp: SmtpSettings, msg: EmailMessage) -> dict[str, Any]:
 def deliver(
     kind: str,
     recipients: Sequence[str],
-    subject: str,
-    text: str,
-    html_body: str,
+    mail: Callable[[], tuple[str, str, str]],
     *,
     send: bool,
     smtp: SmtpSettings | None,
@@ -171,6 +169,8 @@ def deliver(
         return outcome(False, NO_RECIPIENTS)
     if smtp is None:
         return outcome(False, NOT_CONFIGURED)
+    # Built only now: at 10,000 customers an e-mail nobody sends is tens of megabytes.
+    subject, text, html_body = mail()
     try:
         msg = EmailMessage()
         # Headers hold only our own words and configured addresses, never names from data.
@@ -435,13 +435,22 @@ def notify_after_sync(
     agreement-ending one when a plan was applied and an agreement is ending. Sends what it
     is handed; it reads nothing from ConnectWise or ZeroTek."""
     recipients = settings.notifications.recipients
-    mail = _sync_email(run, settings.currency)
-    outcomes = [deliver(SYNC, recipients, *mail, send=send, smtp=smtp)]
+    outcomes = [
+        deliver(SYNC, recipients, lambda: _sync_email(run, settings.currency), send=send, smtp=smtp)
+    ]
     days = settings.notifications.agreement_end_warning_days
     ending = agreements_ending(plan, days) if plan is not None else []
     if ending and plan is not None:
-        mail = _ending_email(ending, plan, days, run.run_id)
-        outcomes.append(deliver(ENDING, recipients, *mail, send=send, smtp=smtp))
+        ends, applied = ending, plan
+        outcomes.append(
+            deliver(
+                ENDING,
+                recipients,
+                lambda: _ending_email(ends, applied, days, run.run_id),
+                send=send,
+                smtp=smtp,
+            )
+        )
     return outcomes
 
 
@@ -541,4 +550,4 @@ def send_unmapped(
     text += closing
     parts.append("<p>" + "<br>\n".join(_e(line) for line in closing) + "</p>")
     mail = (subject, "\n".join(text) + "\n", _html_doc(subject, parts))
-    return deliver(UNMAPPED, settings.notifications.recipients, *mail, send=send, smtp=smtp)
+    return deliver(UNMAPPED, settings.notifications.recipients, lambda: mail, send=send, smtp=smtp)

@@ -12,10 +12,10 @@ import datetime as dt
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import jsonschema
 
@@ -67,8 +67,50 @@ def change_to_dict(c: Change) -> dict[str, Any]:
     }
 
 
-def plan_to_dict(plan: Plan, state: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The stable JSON shape (schemas/plan.schema.json). `state` only in saved plan files."""
+def customer_to_dict(cp: CustomerPlan) -> dict[str, Any]:
+    return {
+        "id": cp.customer_id,
+        "name": cp.name,
+        "company": cp.company,
+        "agreement": {
+            "id": cp.agreement_id,
+            "name": cp.agreement_name,
+            "end_date": _date(cp.agreement_end_date),
+        },
+        "managed": cp.managed,
+        "managed_quantity": cp.managed_quantity,
+        "revenue_delta": _money(cp.revenue_delta),
+        "changes": [change_to_dict(c) for c in cp.changes],
+        "errors": list(cp.errors),
+        "warnings": list(cp.warnings),
+    }
+
+
+class CustomerDicts(Sequence[dict[str, Any]]):
+    """A plan's customers in their JSON shape, each built when read and not kept: comparing
+    a 10,000-customer plan with its file (verify) never holds the whole converted list."""
+
+    def __init__(self, customers: Sequence[CustomerPlan]) -> None:
+        self._customers = customers
+
+    def __len__(self) -> int:
+        return len(self._customers)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [customer_to_dict(cp) for cp in self._customers[i]]
+        return customer_to_dict(self._customers[i])
+
+
+def plan_to_dict(
+    plan: Plan, state: dict[str, Any] | None = None, *, lazy_customers: bool = False
+) -> dict[str, Any]:
+    """The stable JSON shape (schemas/plan.schema.json). `state` only in saved plan files.
+    `lazy_customers`: the customers as `CustomerDicts` (for comparing, not for dumping)."""
     data: dict[str, Any] = {
         "format": FORMAT,
         "period": {
@@ -98,25 +140,11 @@ def plan_to_dict(plan: Plan, state: dict[str, Any] | None = None) -> dict[str, A
             {"customer_id": cid, "sku": sku, "users": users}
             for cid, sku, users in plan.unmapped_skus
         ],
-        "customers": [
-            {
-                "id": cp.customer_id,
-                "name": cp.name,
-                "company": cp.company,
-                "agreement": {
-                    "id": cp.agreement_id,
-                    "name": cp.agreement_name,
-                    "end_date": _date(cp.agreement_end_date),
-                },
-                "managed": cp.managed,
-                "managed_quantity": cp.managed_quantity,
-                "revenue_delta": _money(cp.revenue_delta),
-                "changes": [change_to_dict(c) for c in cp.changes],
-                "errors": list(cp.errors),
-                "warnings": list(cp.warnings),
-            }
-            for cp in plan.customers
-        ],
+        "customers": (
+            CustomerDicts(plan.customers)
+            if lazy_customers
+            else [customer_to_dict(cp) for cp in plan.customers]
+        ),
     }
     if state is not None:
         data["state"] = state
@@ -299,8 +327,22 @@ def snapshot(plan: Plan, actual: ActualState, products: ManagedProducts) -> dict
 
 
 def fingerprint(state: dict[str, Any]) -> str:
-    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """SHA-256 of `json.dumps(state, sort_keys=True, separators=(",", ":"))`, hashed in
+    pieces (one per agreement) so the text of a 10,000-agreement state is never whole."""
+    digest = hashlib.sha256()
+    for piece in _canonical(state, depth=2):
+        digest.update(piece.encode())
+    return digest.hexdigest()
+
+
+def _canonical(value: Any, depth: int) -> Iterable[str]:
+    if depth == 0 or not isinstance(value, dict) or not value:
+        yield json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return
+    for i, key in enumerate(sorted(value)):  # JSON object keys: always strings
+        yield ("{" if i == 0 else ",") + json.dumps(key) + ":"
+        yield from _canonical(value[key], depth - 1)
+    yield "}"
 
 
 def describe_drift(saved: dict[str, Any], current: dict[str, Any], limit: int = 10) -> list[str]:

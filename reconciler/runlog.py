@@ -16,7 +16,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,9 @@ from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
 from reconciler.model import ApplyResult, ChangeResult, CustomerResult, Period, Plan
 from reconciler.money import plain
-from reconciler.record import EmailOutcome, RunRecord, RunSummary
+from reconciler.record import EmailOutcome, RunRecord, RunSummary, customer_json
 from reconciler.runview import render_index, render_run
-from reconciler.scrub import scrub, scrub_tree
+from reconciler.scrub import Scrubber, scrub
 from reconciler.untrusted import json_dumps
 
 TRIGGERS = ("scheduled", "manual")
@@ -92,12 +92,14 @@ def _claim_run_id(config_dir: Path, started: dt.datetime, trigger: str) -> tuple
         return run_id, path
 
 
-# A record too big to rewrite on every write is rewritten (folded) only once this many times
-# its last rewrite's cost has passed, so keeping it current costs ~5% of the apply's time;
-# the journal beside it holds every outcome in between.
-FOLD_FACTOR = 20
-# Below this the record is rewritten on every write: the file alone is always current.
+# Below this size the record is rewritten on every journaled write, so the file alone is
+# always current. Above it the journal alone carries the outcomes until the run ends:
+# rewriting megabytes per write (or even every few seconds) cost seconds per apply at
+# 10,000 customers, and readers replay the journal anyway (`load_run`).
 FOLD_ALWAYS_BYTES = 256 * 1024
+# A journal that is not folded is flushed to disk (fdatasync) at most this often: a killed
+# process loses nothing (the kernel holds every line written), a power cut at most this much.
+JOURNAL_SYNC_SECONDS = 1.0
 
 
 @dataclass
@@ -107,10 +109,9 @@ class RunHandle:
 
     Journal: each outcome is appended, as one JSON line, to `<run>.journal` beside the
     record before the call returns (so it survives the process being killed at any point),
-    and the record itself is rewritten with it (small records: every time; large ones: see
-    FOLD_FACTOR). Readers replay the journal onto an incomplete record (`load_run`), so a
-    record of any size says exactly what was written; finishing writes the whole record and
-    removes the journal."""
+    and a small record is rewritten with it (see FOLD_ALWAYS_BYTES). Readers replay the
+    journal onto an incomplete record (`load_run`), so a record of any size says exactly
+    what was written; finishing writes the whole record and removes the journal."""
 
     config_dir: Path
     record: RunRecord
@@ -118,8 +119,7 @@ class RunHandle:
     _where: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
     _journal_fd: int | None = field(default=None, repr=False)
     _record_bytes: int = field(default=0, repr=False)
-    _folded_at: float = field(default=0.0, repr=False)
-    _fold_cost: float = field(default=0.0, repr=False)
+    _synced_at: float = field(default=0.0, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -161,15 +161,16 @@ class RunHandle:
             )
         line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n"
         os.write(self._journal_fd, line.encode("utf-8"))  # one write: a line or nothing
-        now = time.monotonic()
-        if (
-            self._record_bytes <= FOLD_ALWAYS_BYTES
-            or now - self._folded_at >= FOLD_FACTOR * self._fold_cost
-        ):
+        if self._record_bytes <= FOLD_ALWAYS_BYTES:
             # The rewritten record holds every outcome so far (and is fsynced): no need
             # to fsync the journal too.
             self.record.retotal()
-            self._write(index=False, fold=True)
+            self._write(index=False, summary=False)
+            return
+        now = time.monotonic()
+        if now - self._synced_at >= JOURNAL_SYNC_SECONDS:
+            os.fdatasync(self._journal_fd)
+            self._synced_at = now
 
     def _close_journal(self) -> None:
         if self._journal_fd is not None:
@@ -179,7 +180,13 @@ class RunHandle:
 
     # --- the end ---------------------------------------------------------------------------
 
-    def finish(self, result: ApplyResult, *, interrupted_by: str | None = None) -> Path:
+    def finish(
+        self,
+        result: ApplyResult,
+        *,
+        interrupted_by: str | None = None,
+        emails_follow: bool = False,
+    ) -> Path:
         """Record how the apply ended: every customer's result (the journal already holds
         each write's), the outcome, and INDEX.md."""
         for customer in result.customers:
@@ -191,9 +198,13 @@ class RunHandle:
                 "the writes already sent finished and are recorded here"
             )
         self.record.end(result.finished, error=error, interrupted_by=interrupted_by)
-        path = self._write(index=False)
+        # The outcome is durable from here on. With `emails_follow` (the engine, which
+        # calls `set_emails` on every path after this) the Markdown twin, the summary and
+        # INDEX.md are written once, there, with the e-mails' outcomes in them.
+        path = self._write(twin=not emails_follow, index=False, summary=not emails_follow)
         self._close_journal()  # the record now holds everything the journal did
-        rebuild_index(self.config_dir)
+        if not emails_follow:
+            rebuild_index(self.config_dir)
         return path
 
     def fail(self, message: str, *, interrupted_by: str | None = None) -> Path:
@@ -212,27 +223,61 @@ class RunHandle:
         self.record.emails = list(emails)
         return self._write()
 
-    def _write(self, *, index: bool = True, fold: bool = False) -> Path:
-        """The record (compact JSON: people read the Markdown twin), its twin and (unless
-        a journal `fold`: while a journal exists, readers go to the record anyway) its
-        summary; then INDEX.md. The tests hold every record to run.schema.json; checking
-        it here, on each write, cost seconds per apply at 10,000 customers."""
-        started = time.monotonic()
-        data = self.record.to_json()
-        clean = scrub_tree(data)  # the same object when no credential is in it
-        encoded = (json_dumps(clean, separators=(",", ":")) + "\n").encode("utf-8")
-        atomic_write(self.path, encoded)
-        shown = self.record if clean is data else RunRecord.from_json(clean)
-        atomic_write(self.md_path, render_run(shown))
-        if not fold:
-            summary = runindex.summary_of(shown, self.path)
-            runindex.write(runs_dir(self.config_dir), summary, len(encoded))
-        self._record_bytes = len(encoded)
-        self._folded_at = time.monotonic()
-        self._fold_cost = self._folded_at - started
+    def _write(self, *, twin: bool = True, index: bool = True, summary: bool = True) -> Path:
+        """The record (compact JSON, streamed customer by customer: people read the
+        Markdown twin), its `twin`, its `summary` (runs/index/) and INDEX.md. The tests
+        hold every record to run.schema.json; checking it here, on each write, cost
+        seconds per apply at 10,000 customers."""
+        stream = _RecordStream(self.record)
+        atomic_write(self.path, stream)
+        shown = self.record
+        if stream.scrubbed:  # a credential in the data: show what the file holds
+            shown = RunRecord.from_json(json.loads(self.path.read_bytes()))
+        if twin:
+            atomic_write(self.md_path, render_run(shown))
+        if summary:
+            summary_of = runindex.summary_of(shown, self.path)
+            runindex.write(runs_dir(self.config_dir), summary_of, stream.size)
+        self._record_bytes = stream.size
         if index:
             rebuild_index(self.config_dir)
         return self.path
+
+
+class _RecordStream:
+    """A record's JSON text in pieces (one per customer), scrubbed of credentials, so a
+    10,000-customer record never exists whole as a dict tree, a string and bytes at once.
+    After iteration: `size` in bytes, and whether any piece held a credential."""
+
+    _HOLE = "@@customers@@"
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+        self.size = 0
+        self.scrubbed = False
+        self._scrubber = Scrubber()
+
+    def __iter__(self) -> Iterator[bytes]:
+        head = self.record.to_json(customers=False)
+        head["customers"] = self._HOLE
+        before, after = self._dumps(head).split(f'"customers":"{self._HOLE}"', 1)
+        yield self._bytes(before + '"customers":[')
+        for i, customer in enumerate(self.record.customers):
+            text = self._dumps(customer_json(customer))
+            yield self._bytes(text if i == 0 else "," + text)
+        yield self._bytes("]" + after + "\n")
+
+    def _dumps(self, value: dict[str, Any]) -> str:
+        text = json_dumps(value, separators=(",", ":"))
+        if self._scrubber.holds_secret(text):
+            self.scrubbed = True
+            text = json_dumps(self._scrubber.tree(value), separators=(",", ":"))
+        return text
+
+    def _bytes(self, text: str) -> bytes:
+        data = text.encode("utf-8")
+        self.size += len(data)
+        return data
 
 
 def journal_path(record: Path) -> Path:

@@ -37,6 +37,7 @@ with the scrubber, so the two never import each other.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html as _html
 import io
 import json
@@ -89,6 +90,12 @@ _EMOJI_COLON = re.compile(r"(?<![0-9])\\:(?=[A-Za-z0-9_+-])")
 
 
 def markdown(value: object) -> str:
+    """See `_markdown`. Strings are cached: a run's Markdown twin escapes the same
+    customer, product and SKU names once per change (100,000 calls at 10,000 customers)."""
+    return _markdown_text(value) if type(value) is str else _markdown(value)
+
+
+def _markdown(value: object) -> str:
     """Inline Markdown (GitHub-flavoured) that renders as the literal text of `plain(value)`:
     no emphasis, code, link, image, autolink, mention, issue reference, emoji, HTML, entity,
     table cell break, heading, list or fence can come from it, wherever it is placed.
@@ -118,6 +125,9 @@ def chart_label(value: object, limit: int | None = None) -> str:
     """A Mermaid chart label: only letters, digits, space and `._/-` are kept (at most
     `limit` characters); may come back empty."""
     return _CHART_UNSAFE.sub("", str(value))[:limit]
+
+
+_markdown_text = functools.lru_cache(maxsize=8192)(_markdown)
 
 
 # --- HTML ------------------------------------------------------------------------------------

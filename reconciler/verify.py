@@ -12,6 +12,7 @@ not manage cannot exist.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -42,7 +43,7 @@ def _walk(saved: Any, derived: Any, path: str, found: list[str]) -> None:
             else:
                 _walk(saved[key], derived[key], at, found)
         return
-    if isinstance(saved, list) and isinstance(derived, list):
+    if isinstance(saved, list) and isinstance(derived, Sequence) and not isinstance(derived, str):
         if len(saved) != len(derived):
             found.append(f"{path}: {len(saved)} entries in the file, {len(derived)} re-derived")
         for i, (a, b) in enumerate(zip(saved, derived, strict=False)):

@@ -2,6 +2,8 @@ import json
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from plan_builders import addition, config, customer, state, usage
 
 from reconciler import planfile
@@ -151,3 +153,35 @@ def test_saved_plan_structure_is_checked_field_by_field(tmp_path, edit, message)
     assert text.startswith("plan.json: not a valid plan file at ")
     assert message in text
     assert "\n" not in text
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=4),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
+        max_size=4,
+    )
+)
+def test_fingerprint_is_the_hash_of_the_canonical_json(state: dict[str, object]) -> None:
+    """Hashed in pieces, but the same digest as the whole canonical text: plans saved by
+    earlier versions keep verifying."""
+    import hashlib
+
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert planfile.fingerprint(state) == expected
+    assert (
+        planfile.fingerprint({"agreements": state, "catalog": {}})
+        == hashlib.sha256(
+            json.dumps(
+                {"agreements": state, "catalog": {}}, sort_keys=True, separators=(",", ":")
+            ).encode()
+        ).hexdigest()
+    )

@@ -20,6 +20,7 @@ from runlog_samples import (
     ACME_ADD,
     ACME_UPDATE,
     BETA_ERROR,
+    BETA_REMOVE,
     FINISHED,
     PERIOD,
     STARTED,
@@ -31,6 +32,7 @@ from runlog_samples import (
 
 from reconciler import runlog
 from reconciler.errors import ReconcileError
+from reconciler.model import CustomerPlan
 from reconciler.record import EmailOutcome
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/run.schema.json").read_text())
@@ -361,12 +363,11 @@ def test_journal_holds_every_outcome_until_the_record_is_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fold_always_bytes: int
 ) -> None:
     """Each outcome is journaled at once. A small record is rewritten with every outcome;
-    a big one only now and then (here: never, FOLD_FACTOR huge), the journal holding the
-    rest: whoever reads the run through runlog (activity, INDEX.md) sees every outcome."""
+    a big one not until it is finished, the journal holding every outcome: whoever reads
+    the run through runlog (activity, INDEX.md) sees every outcome."""
     from reconciler.model import ChangeResult, CustomerResult
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", fold_always_bytes)
-    monkeypatch.setattr(runlog, "FOLD_FACTOR", 10**9)
     the_plan = plan(ACME)
     h = runlog.start_run(tmp_path, the_plan, trigger="manual", started=STARTED)
     h.change(ChangeResult(the_plan.customers[0].changes[0], True))
@@ -431,3 +432,34 @@ def test_record_to_json_is_asdict_exactly() -> None:
         expected = dataclasses.asdict(record)
         expected["emails"] = [{**e, "to": list(e["to"])} for e in expected["emails"]]
         assert json.dumps(record.to_json()) == json.dumps(expected)
+
+
+def test_streamed_record_is_scrubbed_piece_by_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is written customer by customer; a credential in any piece (a name from
+    the API, the run's error text) is replaced in the file, its twin and its summary, and
+    the summary still matches the record it describes (its size), so listings trust it."""
+    import dataclasses
+
+    secret = "Sup3rSecretPrivateKey/With+Punctuation"
+    monkeypatch.setenv("CW_PRIVATE_KEY", secret)
+    named = dataclasses.replace(ACME, name=f"Acme {secret}")
+    beta = CustomerPlan("zt-0002", "Beta", "BETA", 502, "Okta", None, changes=(BETA_REMOVE,))
+    the_plan = plan(named, beta)
+    h = runlog.start_run(tmp_path, the_plan, trigger="manual", started=STARTED)
+    h.fail(f'stopped: "{secret}" was echoed')
+    text = h.path.read_text()
+    assert secret not in text and json.dumps(secret)[1:-1] not in text
+    assert "[CW_PRIVATE_KEY redacted]" in text
+    record = json.loads(text)
+    assert [c["id"] for c in record["customers"]] == ["zt-0001", "zt-0002"]
+    assert record["customers"][1]["name"] == "Beta"
+    assert record["customers"][0]["name"] == "Acme [CW_PRIVATE_KEY redacted]"
+    md = h.md_path.read_text()
+    assert "Sup3rSecret" not in md and "Acme" in md
+    summary = json.loads((tmp_path / "runs" / "index" / f"{h.run_id}.summary").read_text())
+    assert summary["record_bytes"] == h.path.stat().st_size
+    (listed,) = runlog.list_runs(tmp_path)
+    assert listed.outcome == "failed"
+    assert validate_all(tmp_path)[0]["error"].startswith("stopped: ")
