@@ -142,6 +142,7 @@ def html(value: object) -> str:
 
 # Inside JSON strings only (never structural): characters some readers split lines on, lone
 # surrogates (not encodable as UTF-8) and the legacy `##[command]` prefix, all as \u escapes.
+_JSON_RISKY_CHAR = re.compile(r"[\x85\u2028\u2029\ud800-\udfff]")
 _JSON_RISKY = re.compile(r"[\x85\u2028\u2029\ud800-\udfff]|##\[")
 
 
@@ -156,7 +157,12 @@ def json_dumps(value: Any, **options: Any) -> str:
     """`json.dumps(..., ensure_ascii=False)` whose text is safe in a log and whose parse is the
     exact original data (every string round-trips)."""
     options.setdefault("ensure_ascii", False)
-    return _JSON_RISKY.sub(_json_escape, json.dumps(value, **options))
+    text = json.dumps(value, **options)
+    # C-speed scans first (every risky character is non-ASCII): the alternation regex
+    # alone took 0.8 s on a 9.5 MB plan.
+    if "##[" in text or (not text.isascii() and _JSON_RISKY_CHAR.search(text)):
+        return _JSON_RISKY.sub(_json_escape, text)
+    return text
 
 
 # --- chat (reconciler.chat) -----------------------------------------------------------------

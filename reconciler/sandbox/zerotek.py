@@ -12,7 +12,7 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reconciler.sandbox.state import World
@@ -38,6 +38,13 @@ class _BadRequest(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _row(row: Any) -> dict[str, Any]:
+    if isinstance(row, tuple):  # a usage row
+        customer, sku, users = row
+        return {"customer_id": customer, "sku": sku, "users": users}
+    return dict(row)
 
 
 def _encode_cursor(state: dict[str, Any]) -> str:
@@ -88,6 +95,7 @@ class ZeroTekApi:
     def __init__(self, world: World, token: Callable[[], str]) -> None:
         self.world = world
         self.token = token
+        self._rows_cache: tuple[object, list[tuple[str, str, int]]] | None = None
 
     def handle(self, req: Request) -> Response:
         if req.bearer() != self.token():
@@ -113,29 +121,49 @@ class ZeroTekApi:
 
     def _customers(self, req: Request) -> Response:
         offset = _decode_cursor(req.arg("cursor"), "customers", {})
-        with self.world.lock:
-            rows = [dict(c) for c in self.world.zt_customers.values()]
         size = self.customers_page_size
-        return self._paged(rows, offset, size, "customers", {})
+        with self.world.lock:  # only the page is copied: 10,000 customers make 100 pages
+            every = list(self.world.zt_customers.values())
+            rows = [dict(c) for c in every[offset : offset + size + 1]]
+        return self._paged(rows, 0, size, "customers", {}, offset_shown=offset)
 
     def _usage(self, req: Request) -> Response:
         start, end = _window(req)
         query = {"start": start.isoformat(), "end": end.isoformat()}
         offset = _decode_cursor(req.arg("cursor"), "usage", query)
-        rows = [
-            {"customer_id": customer, "sku": sku, "users": users}
-            for customer, skus in sorted(self.world.usage(start, end).items())
-            for sku, users in sorted(skus.items())
-        ]
+        rows = self._usage_rows(start, end)
         return self._paged(rows, offset, self.usage_page_size, "usage", query)
+
+    def _usage_rows(self, start: dt.date, end: dt.date) -> list[tuple[str, str, int]]:
+        """Every usage row of the window, sorted; kept while the world's usage answer for
+        the window is the same object (its cache), so paging does not rebuild it per page."""
+        counts = self.world.usage(start, end)
+        cached = self._rows_cache
+        if cached is None or cached[0] is not counts:
+            rows = [
+                (customer, sku, users)
+                for customer, skus in sorted(counts.items())
+                for sku, users in sorted(skus.items())
+            ]
+            cached = self._rows_cache = (counts, rows)
+        return cached[1]
 
     @staticmethod
     def _paged(
-        rows: list[dict[str, Any]], offset: int, size: int, kind: str, query: dict[str, str]
+        rows: Sequence[Any],
+        offset: int,
+        size: int,
+        kind: str,
+        query: dict[str, str],
+        *,
+        offset_shown: int | None = None,
     ) -> Response:
-        chosen = rows[offset : offset + size]
+        """`rows[offset:]`, one page; `offset_shown` when `rows` already starts at the page
+        (then it holds at most one row past it, to tell whether more follow)."""
+        chosen = [_row(r) for r in rows[offset : offset + size]]
         more = offset + size < len(rows)
-        cursor = _encode_cursor({"k": kind, "q": query, "o": offset + size}) if more else None
+        at = offset if offset_shown is None else offset_shown
+        cursor = _encode_cursor({"k": kind, "q": query, "o": at + size}) if more else None
         return json_response(200, {"data": chosen, "next_cursor": cursor})
 
     def _customer_usage(self, req: Request, customer_id: str) -> Response:
