@@ -45,18 +45,24 @@ from plan_scale import AS_OF, SandboxProcess, write_settings
 # (outermost call only, so nested calls, e.g. into runview, count once). Missing ones are
 # skipped.
 RUNLOG_MODULES = ("reconciler.runlog", "reconciler.runindex")
+# The part of it that depends on the history in runs/ (the listing behind INDEX.md), timed
+# apart, nested calls included: what issue 18 found growing with every run kept.
+HISTORY_FUNCTIONS = ("rebuild_index", "list_runs", "_sweep_temps")
 
 
 # --- the timed child: the CLI with the run-log modules instrumented ---------------------------
 
 
 def _instrument(modules: tuple[str, ...]) -> dict[str, Any]:
-    totals: dict[str, Any] = {"seconds": 0.0, "calls": 0, "by_function": {}}
+    totals: dict[str, Any] = {"seconds": 0.0, "calls": 0, "by_function": {}, "history": 0.0}
     depth = [0]
+    in_history = [0]
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(fn):
             return fn  # awaiting would count other tasks' time
+        if fn.__name__ in HISTORY_FUNCTIONS:
+            fn = history(fn)
 
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -73,6 +79,21 @@ def _instrument(modules: tuple[str, ...]) -> dict[str, Any]:
                 by = totals["by_function"]
                 by[fn.__qualname__] = by.get(fn.__qualname__, 0.0) + spent
                 depth[0] -= 1
+
+        return timed
+
+    def history(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if in_history[0]:
+                return fn(*args, **kwargs)
+            in_history[0] += 1
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals["history"] += time.perf_counter() - started
+                in_history[0] -= 1
 
         return timed
 
@@ -276,11 +297,19 @@ def main() -> int:
             apply = step("apply", [*timed, "apply", str(plan_file), "--yes", "--no-email"])
             if timer.exists():
                 spent = json.loads(timer.read_text())
+                own = spent["seconds"] - spent["history"]
                 row(
                     "  run-log part of apply",
                     f"{spent['seconds']:.3f} s",
                     f"{spent['calls']} calls; < 0.2 s: {verdict(spent['seconds'] < 0.2)}",
                 )
+                row(
+                    "    of it, what grows with history",
+                    f"{spent['history']:.3f} s",
+                    f"INDEX.md from {args.history} prior runs; < 0.2 s: "
+                    f"{verdict(spent['history'] < 0.2)}",
+                )
+                row("    of it, this run's own record", f"{own:.3f} s", "JSON, twin, journal")
                 ranked = sorted(spent["by_function"].items(), key=lambda kv: -kv[1])
                 for name, seconds in ranked[:5]:
                     row(f"    {name}", f"{seconds:.3f} s")
