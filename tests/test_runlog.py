@@ -303,7 +303,9 @@ from pathlib import Path
 from reconciler.runlog import atomic_write
 
 def chunks():
-    yield "partial " * 1000
+    # More than any write buffer (8 KiB, 128 KiB since Python 3.14): on disk before the
+    # marker says it is writing.
+    yield "partial " * (1 << 17)
     Path(sys.argv[2]).write_text("writing")
     while True:  # a huge file: the parent kills us long before the end
         yield "x" * 65536
