@@ -169,7 +169,7 @@ class RunHandle:
             return
         now = time.monotonic()
         if now - self._synced_at >= JOURNAL_SYNC_SECONDS:
-            os.fdatasync(self._journal_fd)
+            _datasync(self._journal_fd)
             self._synced_at = now
 
     def _close_journal(self) -> None:
@@ -278,6 +278,10 @@ class _RecordStream:
         data = text.encode("utf-8")
         self.size += len(data)
         return data
+
+
+# macOS has no fdatasync; fsync is the same guarantee and a little more work.
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def journal_path(record: Path) -> Path:

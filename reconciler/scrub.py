@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from reconciler.errors import ReconcileError
-from reconciler.untrusted import OutputGuard, in_github_actions, markdown, plain
+from reconciler.untrusted import OutputGuard, in_github_actions, json_dumps, markdown, plain
 from reconciler.untrusted import html as html_text
 
 CW_VARS = ("CW_COMPANY_ID", "CW_PUBLIC_KEY", "CW_PRIVATE_KEY", "CW_CLIENT_ID")
@@ -88,6 +88,7 @@ def _forms(value: str) -> set[str]:
         repr(value)[1:-1],
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
+        json_dumps(value)[1:-1],  # ours: "##[" written as "##\u005b"
         quote(value, safe=""),
         quote(value),
         quote_plus(value),
