@@ -486,7 +486,7 @@ class SyncEngine:
             finally:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
-            handle.finish(result, interrupted_by=signals.name or None, emails_follow=True)
+            handle.finish(result, interrupted_by=signals.name or None)
             emails = self._email(handle, plan, req, smtp)
             self._chat(chat.sync_outcome_event(handle.record))
         failed = any(not c.ok for c in result.customers)

@@ -180,13 +180,7 @@ class RunHandle:
 
     # --- the end ---------------------------------------------------------------------------
 
-    def finish(
-        self,
-        result: ApplyResult,
-        *,
-        interrupted_by: str | None = None,
-        emails_follow: bool = False,
-    ) -> Path:
+    def finish(self, result: ApplyResult, *, interrupted_by: str | None = None) -> Path:
         """Record how the apply ended: every customer's result (the journal already holds
         each write's), the outcome, and INDEX.md."""
         for customer in result.customers:
@@ -198,13 +192,12 @@ class RunHandle:
                 "the writes already sent finished and are recorded here"
             )
         self.record.end(result.finished, error=error, interrupted_by=interrupted_by)
-        # The outcome is durable from here on. With `emails_follow` (the engine, which
-        # calls `set_emails` on every path after this) the Markdown twin, the summary and
-        # INDEX.md are written once, there, with the e-mails' outcomes in them.
-        path = self._write(twin=not emails_follow, index=False, summary=not emails_follow)
+        # Everything (record, twin, summary, INDEX.md) says how it ended before the
+        # e-mails go out: a process killed while they do leaves nothing that contradicts
+        # the record. `set_emails` then writes it all once more, with their outcomes.
+        path = self._write(index=False)
         self._close_journal()  # the record now holds everything the journal did
-        if not emails_follow:
-            rebuild_index(self.config_dir)
+        rebuild_index(self.config_dir)
         return path
 
     def fail(self, message: str, *, interrupted_by: str | None = None) -> Path:

@@ -468,3 +468,22 @@ def test_streamed_record_is_scrubbed_piece_by_piece(
     (listed,) = runlog.list_runs(tmp_path)
     assert listed.outcome == "failed"
     assert validate_all(tmp_path)[0]["error"].startswith("stopped: ")
+
+
+def test_finished_run_is_true_everywhere_before_the_emails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large record (journal-only while it runs) that is finished but whose e-mails never
+    went out (the process killed while sending): the record, its twin, the listing and
+    INDEX.md all say how the run ended; none still says incomplete."""
+    monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", 0)
+    result = success_result()
+    h = runlog.start_run(tmp_path, result.plan, trigger="manual", started=STARTED)
+    assert "incomplete" in h.md_path.read_text()
+    h.finish(result)  # ...and killed here, before set_emails
+    assert json.loads(h.path.read_text())["outcome"] == "success"
+    assert "**Outcome:** success" in h.md_path.read_text()
+    (listed,) = runlog.list_runs(tmp_path)
+    assert listed.outcome == "success"
+    index = (tmp_path / "runs" / "INDEX.md").read_text()
+    assert "success" in index and "incomplete" not in index
