@@ -353,29 +353,53 @@ def _read_record(path: Path) -> RunRecord:
     return record
 
 
-def _summary(path: Path) -> RunSummary:
+def _summary(path: Path, *, repair: bool = False) -> RunSummary:
     """From runs/index/ when its summary matches the record and no journal is pending
-    (a killed run's); else from the record itself."""
+    (a killed run's); else from the record itself, and with `repair` (under the lock, so
+    no process is writing that run) its twin and summary are rewritten from it: a run
+    killed mid-apply (a large record is journal-only) or between `finish` and
+    `set_emails` left them behind its record."""
     runs = path.parents[2]
     if not journal_path(path).exists():
         stored = runindex.read(runs, path)
         if stored is not None:
             return stored
     try:
-        return runindex.summary_of(_read_record(path), path)
+        record = _read_record(path)
+        summary = runindex.summary_of(record, path)
+        if repair:
+            _repair(record, path, summary)
+        return summary
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
         # Hand-edited or foreign files still show up, flagged, rather than vanishing.
         return RunSummary(path.stem, "?", "?", None, "unreadable", "?", 0, 0, 0, "0", 0, path)
+
+
+def _repair(record: RunRecord, path: Path, summary: RunSummary) -> None:
+    """The twin (and, once no journal is pending, the summary) of `record` as read."""
+    twin = path.with_suffix(".md")
+    text = render_run(record)
+    try:
+        current = twin.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        current = None
+    if current != text:
+        atomic_write(twin, text)
+    if not journal_path(path).exists():
+        runindex.write(path.parents[2], summary, path.stat().st_size)
 
 
 def _run_files(config_dir: Path) -> list[Path]:
     return list(runs_dir(config_dir).glob("[0-9][0-9][0-9][0-9]/[0-9][0-9]/*.json"))
 
 
-def list_runs(config_dir: Path, limit: int | None = None) -> list[RunSummary]:
-    """Newest first (by start time, then id). Only the runs listed are read."""
+def list_runs(
+    config_dir: Path, limit: int | None = None, *, repair: bool = False
+) -> list[RunSummary]:
+    """Newest first (by start time, then id). Only the runs listed are read (`repair`:
+    see `_summary`)."""
     paths = sorted(_run_files(config_dir), key=lambda p: (p.stem[:16], p.stem), reverse=True)
-    return [_summary(p) for p in (paths if limit is None else paths[:limit])]
+    return [_summary(p, repair=repair) for p in (paths if limit is None else paths[:limit])]
 
 
 def load_run(config_dir: Path, run_id: str) -> RunRecord:
@@ -401,5 +425,7 @@ def rebuild_index(config_dir: Path) -> Path:
     runs = runs_dir(config_dir)
     _sweep_temps(runs, dt.datetime.now().timestamp())
     path = runs / INDEX_NAME
-    atomic_write(path, render_index(list_runs(config_dir)))
+    # Called under the lock only: no other process is writing a run, so the twins and
+    # summaries left behind by a killed one can be brought up to date.
+    atomic_write(path, render_index(list_runs(config_dir, repair=True)))
     return path

@@ -86,3 +86,45 @@ def test_killed_apply_is_recorded_and_a_rerun_converges(tmp_path: Path, kill_at:
         out, err = check.communicate(timeout=60)
         assert check.returncode == 0, out + err  # 0 with --detailed-exitcode: no changes
         assert sb.stats.writes == writes
+
+
+def test_killed_while_sending_email_the_run_log_tells_the_truth(tmp_path: Path) -> None:
+    """SIGKILL while the sync e-mail is being sent (after the record is finished, before
+    its e-mail outcomes are): the record says `success`; `activity` shows it, and the
+    INDEX.md rebuild sync.yml runs before committing brings the twin (the job summary)
+    and INDEX.md to the record's outcome instead of the `incomplete` of its start."""
+    import socket
+
+    world = make_world(tmp_path / "config", 20, seed=11, max_concurrency=4)
+    root = world.root
+    listener = socket.create_server(("127.0.0.1", 0))  # an SMTP server that never answers
+    port = listener.getsockname()[1]
+    child: list[subprocess.Popen[str]] = []
+
+    def kill_on_connect() -> None:
+        conn, _ = listener.accept()
+        os.kill(child[0].pid, signal.SIGKILL)
+        conn.close()
+
+    with Sandbox(world.fixture, latency_ms=1) as sb, listener:
+        env = {**sb.env(), "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_TLS": "none"}
+        env = {**os.environ, **env}
+        killer = threading.Thread(target=kill_on_connect, daemon=True)
+        killer.start()
+        args = ["apply", "--yes", "--as-of", AS_OF.isoformat()]
+        child.append(reconcile(root, env, *args))
+        _, err = child[0].communicate(timeout=60)
+        assert child[0].returncode == -signal.SIGKILL, err
+        assert sb.stats.writes > 0
+        (record,) = (root / "runs").glob("*/*/*.json")
+        assert '"outcome":"success"' in record.read_text()
+        activity = reconcile(root, env, "activity")
+        out, err = activity.communicate(timeout=60)
+        assert activity.returncode == 0, err
+        assert "success" in out and "incomplete" not in out
+        rebuilt = reconcile(root, env, "activity", "--rebuild-index")
+        out, err = rebuilt.communicate(timeout=60)
+        assert rebuilt.returncode == 0, err
+        assert "**Outcome:** success" in record.with_suffix(".md").read_text()
+        index = (root / "runs" / "INDEX.md").read_text()
+        assert "success" in index and "incomplete" not in index

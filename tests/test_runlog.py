@@ -487,3 +487,25 @@ def test_finished_run_is_true_everywhere_before_the_emails(
     assert listed.outcome == "success"
     index = (tmp_path / "runs" / "INDEX.md").read_text()
     assert "success" in index and "incomplete" not in index
+
+
+def test_a_large_run_killed_mid_apply_has_a_truthful_twin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large record is journal-only until finished: killed mid-apply, its twin (what
+    the job summary and the repo show) still says nothing was written. The next INDEX.md
+    rebuild renders it from the record and its journal: every write journaled."""
+    from reconciler.model import ChangeResult
+
+    monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", 0)
+    the_plan = plan(ACME)
+    h = runlog.start_run(tmp_path, the_plan, trigger="manual", started=STARTED)
+    h.change(ChangeResult(the_plan.customers[0].changes[0], True))
+    h.change(ChangeResult(the_plan.customers[0].changes[1], False, error="boom-at-write-2"))
+    # Killed here (SIGKILL): only the journal knows.
+    assert "boom-at-write-2" not in h.md_path.read_text()
+    runlog.rebuild_index(tmp_path)
+    twin = h.md_path.read_text()
+    assert "boom-at-write-2" in twin
+    assert "**Quantities updated:** " in twin and "**Errors:** 1" in twin
+    assert h.journal_path.exists()  # still the record's journal until a finish
