@@ -385,6 +385,8 @@ def _repair(record: RunRecord, path: Path, summary: RunSummary) -> None:
         current = None
     if current != text:
         atomic_write(twin, text)
+    if record.outcome != "incomplete":  # killed between finishing and removing it
+        journal_path(path).unlink(missing_ok=True)
     if not journal_path(path).exists():
         runindex.write(path.parents[2], summary, path.stat().st_size)
 

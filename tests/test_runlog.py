@@ -509,3 +509,18 @@ def test_a_large_run_killed_mid_apply_has_a_truthful_twin(
     assert "boom-at-write-2" in twin
     assert "**Quantities updated:** " in twin and "**Errors:** 1" in twin
     assert h.journal_path.exists()  # still the record's journal until a finish
+
+
+def test_a_journal_left_beside_a_finished_record_is_removed_by_the_rebuild(
+    tmp_path: Path,
+) -> None:
+    """Killed between writing the finished record and removing its journal: the record
+    holds everything; the rebuild removes the leftover journal and stores the summary,
+    so listings stop re-reading the record."""
+    h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    h.finish(success_result())
+    h.journal_path.write_text('{"c":0,"k":0,"ok":false,"error":"stale","note":null}\n')
+    runlog.rebuild_index(tmp_path)
+    assert not h.journal_path.exists()
+    assert runlog.list_runs(tmp_path)[0].outcome == "success"
+    assert "stale" not in h.md_path.read_text()
