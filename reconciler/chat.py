@@ -20,7 +20,7 @@ from reconciler.env import check_api_url
 from reconciler.errors import ReconcileError
 from reconciler.model import Period
 from reconciler.record import RunRecord
-from reconciler.scrub import scrub
+from reconciler.scrub import Scrubber, scrub
 from reconciler.untrusted import card_text, slack_text
 
 URL_VAR = "RECONCILE_WEBHOOK_URL"
@@ -107,13 +107,27 @@ def send(
         return ChatOutcome(False, scrub(str(exc), (url,), environ))
     try:
         with httpx.Client(timeout=TIMEOUT_SECONDS, transport=transport) as client:
-            response = client.post(url, json=payload(event, fmt))
+            response = client.post(url, json=payload(_scrubbed(event, url, environ), fmt))
     except httpx.HTTPError as exc:
         # httpx puts the URL in some messages: the URL is the secret.
         return ChatOutcome(False, f"{fmt} webhook unreachable ({type(exc).__name__})")
     if not response.is_success:
         return ChatOutcome(False, f"{fmt} webhook answered HTTP {response.status_code}")
     return ChatOutcome(True, f"{fmt} webhook, {event.kind} {event.outcome}")
+
+
+def _scrubbed(event: ChatEvent, url: str, environ: Mapping[str, str]) -> ChatEvent:
+    """The event without credentials: it is built from the in-memory run record (whose
+    file is scrubbed, not the object), and names and error texts come from the APIs.
+    Scrubbed raw, before the format escapes it (an escaped form would not match)."""
+    clean = Scrubber((url,), environ)
+    return ChatEvent(
+        event.kind,
+        event.outcome,
+        clean(event.title),
+        tuple(clean(line) for line in event.lines),
+        {k: clean(v) if isinstance(v, str) else v for k, v in event.facts.items()},
+    )
 
 
 # --- the events ------------------------------------------------------------------------------

@@ -234,3 +234,23 @@ def test_a_sync_stopped_before_its_first_write_says_interrupted() -> None:
     event = chat.sync_failed_event(record)
     assert (event.outcome, event.lines) == ("interrupted", (message,))
     assert event.facts == {"run_id": "r2", "period": "2026-10-16..2026-11-15"}
+
+
+@pytest.mark.parametrize("fmt", chat.FORMATS)
+def test_credentials_in_the_event_never_reach_the_webhook(hook: Hook, fmt: str) -> None:
+    """The event is built from the in-memory run record (its file is scrubbed, the object
+    is not): an agreement name or error text from the APIs holding a credential must not
+    be posted, raw or in the escaped form the format gives it."""
+    secret = "Zt#Tok[en]_<9>*x"
+    env = {chat.URL_VAR: hook.url, chat.FORMAT_VAR: fmt, "ZEROTEK_API_TOKEN": secret}
+    event = chat.ChatEvent(
+        "sync_outcome", "failed", f"sync FAILED {secret}",
+        (f"zt-1 Acme: agreement 5 ('{secret}') is cancelled",),
+        {"run_id": "r1", "note": f"key={secret}"},
+    )  # fmt: skip
+    outcome = chat.send(event, env)
+    assert outcome is not None and outcome.sent, outcome
+    (body,) = hook.bodies()
+    text = json.dumps(body, ensure_ascii=False)
+    assert "Tok" not in text.replace("\\", ""), text
+    assert "[ZEROTEK_API_TOKEN redacted]" in text.replace("\\", "")
