@@ -11,6 +11,7 @@ with them. Run ids are claimed with an exclusive create: never exists-then-repla
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -364,15 +365,18 @@ def _summary(path: Path, *, repair: bool = False) -> RunSummary:
         stored = runindex.read(runs, path)
         if stored is not None:
             return stored
+    unreadable = (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError)
     try:
         record = _read_record(path)
         summary = runindex.summary_of(record, path)
-        if repair:
-            _repair(record, path, summary)
-        return summary
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
+    except unreadable:
         # Hand-edited or foreign files still show up, flagged, rather than vanishing.
         return RunSummary(path.stem, "?", "?", None, "unreadable", "?", 0, 0, 0, "0", 0, path)
+    if repair:
+        # Best effort: a hand-edited record the twin cannot render is still listed.
+        with contextlib.suppress(*unreadable):
+            _repair(record, path, summary)
+    return summary
 
 
 def _repair(record: RunRecord, path: Path, summary: RunSummary) -> None:

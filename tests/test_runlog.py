@@ -524,3 +524,17 @@ def test_a_journal_left_beside_a_finished_record_is_removed_by_the_rebuild(
     assert not h.journal_path.exists()
     assert runlog.list_runs(tmp_path)[0].outcome == "success"
     assert "stale" not in h.md_path.read_text()
+
+
+def test_a_hand_edited_record_the_twin_cannot_render_is_still_listed(tmp_path: Path) -> None:
+    """The rebuild's twin repair is best effort: a record edited so that its summary can
+    be made but its Markdown cannot (`ok` an object) is listed as it was, not as
+    `unreadable`, and the rebuild does not fail."""
+    h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    h.finish(success_result())
+    record = json.loads(h.path.read_text())
+    record["customers"][0]["changes"][0]["ok"] = {"z": 1}
+    h.path.write_text(json.dumps(record))
+    index = runlog.rebuild_index(tmp_path).read_text()
+    assert "unreadable" not in index and "success" in index
+    assert [r.outcome for r in runlog.list_runs(tmp_path)] == ["success"]
