@@ -4,7 +4,7 @@ Every credential variable is listed once, here. `check_credentials` refuses a va
 could not travel in an HTTP header or an SMTP login as given (CR, LF, NUL or any other
 control character, non-ASCII), naming the variable and never the value. `scrub` replaces
 every credential in a text — raw, as Python `repr` and JSON would escape it, URL-encoded,
-HTML- and Markdown-escaped, and the base64 of ConnectWise's Basic-auth pair — before the
+HTML-, Markdown- and CSV-escaped, and the base64 of ConnectWise's Basic-auth pair — before the
 text reaches stdout, stderr, a run record, a plan file, an e-mail or a PR comment.
 
 The only place that removes secrets: the HTTP clients (server text in errors), the GitHub
@@ -98,6 +98,7 @@ def _forms(value: str) -> set[str]:
         html_text(value),
         markdown(value),
     }
+    found.add(value.replace('"', '""'))  # a quoted CSV cell (report --format csv)
     backslashed = value.replace("\\", "\\\\")
     found |= {backslashed, backslashed.replace("'", "\\'")}  # repr's other quoting choices
     found |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in found}

@@ -276,3 +276,26 @@ def test_credentials_echoed_by_a_hostile_server_appear_nowhere(
     for name, value in {**GOOD, "basic auth": basic.rstrip("=")}.items():
         for form in forms(value):
             assert form not in written, (name, form)
+
+
+def test_a_credential_in_a_zerotek_name_never_reaches_the_csv_report(
+    sandbox: Sandbox, config_dir: Path
+) -> None:
+    """CSV doubles a quote inside a quoted cell (`a""b`), a form the scrubber did not
+    know: an unmapped ZeroTek customer named with a credential holding a quote was
+    printed by `report --format csv` as it was. Parsed back, no cell may hold it."""
+    import csv
+    import io
+
+    secret = 'smtp"Pass-7'
+    for key, customer in list(sandbox.zt_customers.items()):
+        sandbox.zt_customers[key] = {**customer, "name": f"Co {secret} x"}
+    result = CliRunner().invoke(
+        app,
+        ["--config-dir", str(config_dir), "report", "--format", "csv", *AS_OF],
+        env={"SMTP_PASSWORD": secret},
+    )
+    assert result.exit_code == 0, result.output
+    cells = [cell for row in csv.reader(io.StringIO(result.stdout)) for cell in row]
+    assert any("[SMTP_PASSWORD redacted]" in cell for cell in cells)
+    assert not any("Pass-7" in cell for cell in cells), result.stdout
