@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import os
 import re
-import time
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,9 +98,6 @@ def _claim_run_id(config_dir: Path, started: dt.datetime, trigger: str) -> tuple
 # rewriting megabytes per write (or even every few seconds) cost seconds per apply at
 # 10,000 customers, and readers replay the journal anyway (`load_run`).
 FOLD_ALWAYS_BYTES = 256 * 1024
-# A journal that is not folded is flushed to disk (fdatasync) at most this often: a killed
-# process loses nothing (the kernel holds every line written), a power cut at most this much.
-JOURNAL_SYNC_SECONDS = 1.0
 
 
 @dataclass
@@ -120,7 +117,7 @@ class RunHandle:
     _where: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
     _journal_fd: int | None = field(default=None, repr=False)
     _record_bytes: int = field(default=0, repr=False)
-    _synced_at: float = field(default=0.0, repr=False)
+    _flusher: _Flusher | None = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -168,12 +165,14 @@ class RunHandle:
             self.record.retotal()
             self._write(index=False, summary=False)
             return
-        now = time.monotonic()
-        if now - self._synced_at >= JOURNAL_SYNC_SECONDS:
-            _datasync(self._journal_fd)
-            self._synced_at = now
+        if self._flusher is None:
+            self._flusher = _Flusher(self._journal_fd)
+        self._flusher.written()
 
     def _close_journal(self) -> None:
+        if self._flusher is not None:
+            self._flusher.close()
+            self._flusher = None
         if self._journal_fd is not None:
             os.close(self._journal_fd)
             self._journal_fd = None
@@ -276,6 +275,48 @@ class _RecordStream:
 
 # macOS has no fdatasync; fsync is the same guarantee and a little more work.
 _datasync = getattr(os, "fdatasync", os.fsync)
+
+
+class _Flusher:
+    """Group commit for a large run's journal (DESIGN 12.5: each outcome durably recorded
+    as soon as it is known): a thread flushes the file to disk again whenever lines were
+    appended since its last flush, so every line is on disk within about one fdatasync of
+    being written, while the event loop never waits for the disk (one fdatasync per write
+    cost milliseconds each, 16,840 times at 10,000 customers). A killed process loses
+    nothing either way: the kernel holds every line `os.write` returned for."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._wake = threading.Condition()
+        self._dirty = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="journal-flush", daemon=True)
+        self._thread.start()
+
+    def written(self) -> None:
+        with self._wake:
+            self._dirty = True
+            self._wake.notify()
+
+    def close(self) -> None:
+        """After a last flush of whatever was written."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._dirty or self._closed):
+                    self._wake.wait()
+                if not self._dirty:
+                    return
+                self._dirty = False
+            try:
+                _datasync(self._fd)
+            except OSError:
+                return  # the disk refuses: the lines stay in the kernel's hands
 
 
 def journal_path(record: Path) -> Path:

@@ -538,3 +538,36 @@ def test_a_hand_edited_record_the_twin_cannot_render_is_still_listed(tmp_path: P
     index = runlog.rebuild_index(tmp_path).read_text()
     assert "unreadable" not in index and "success" in index
     assert [r.outcome for r in runlog.list_runs(tmp_path)] == ["success"]
+
+
+def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DESIGN 12.5, durably as soon as known: a large run's journal is flushed by a thread
+    whenever lines were appended since its last flush; the last flush covers every line,
+    and the writes never wait for the disk."""
+    from reconciler.model import ChangeResult, CustomerResult
+
+    flushed: list[int] = []
+
+    def datasync(fd: int) -> None:
+        os.fsync(fd)
+        flushed.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", 0)
+    monkeypatch.setattr(runlog, "_datasync", datasync)
+    the_plan = plan(ACME)
+    h = runlog.start_run(tmp_path, the_plan, trigger="manual", started=STARTED)
+    h.change(ChangeResult(the_plan.customers[0].changes[0], True))
+    h.change(ChangeResult(the_plan.customers[0].changes[1], False, error="boom"))
+    h.customer(CustomerResult(the_plan.customers[0], (), (), False))
+    written = h.journal_path.stat().st_size
+    deadline = time.monotonic() + 10
+    while (not flushed or flushed[-1] < written) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the flusher runs beside the apply; no write waited for it
+    assert flushed and flushed[-1] == written  # on disk while the run is still going
+    flusher = h._flusher
+    assert flusher is not None
+    h.finish(success_result())
+    assert not h.journal_path.exists()
+    assert not flusher._thread.is_alive()  # finishing ends it
