@@ -10,12 +10,11 @@ figure sent.
 from __future__ import annotations
 
 from dataclasses import asdict
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from reconciler.model import Period
-from reconciler.money import plain
+from reconciler.money import optional as optional_money
 from reconciler.record import ChangeRecord, CustomerRecord, EmailOutcome, RunRecord
 from reconciler.report import Row
 
@@ -107,10 +106,6 @@ def apply_json(
     }
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else plain(value)
-
-
 def _usage_row(row: Row) -> dict[str, Any]:
     return {
         "customer_id": row.customer_id,
@@ -118,8 +113,8 @@ def _usage_row(row: Row) -> dict[str, Any]:
         "sku": row.sku,
         "users": row.zerotek_users,
         "product": row.product,
-        "unit_price": _money(row.unit_price),
-        "per_month": _money(row.amount),
+        "unit_price": optional_money(row.unit_price),
+        "per_month": optional_money(row.amount),
     }
 
 

@@ -24,6 +24,11 @@ def plain(value: Decimal) -> str:
     return _plain(value)
 
 
+def optional(value: Decimal | None) -> str | None:
+    """`plain`, or None for a missing amount (JSON and CSV fields that may be empty)."""
+    return None if value is None else plain(value)
+
+
 @functools.lru_cache(maxsize=4096)
 def _plain(value: Decimal) -> str:
     value = value.normalize()  # 30.0150 -> 30.015: trailing zeros are not decimals

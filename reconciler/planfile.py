@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, overload
 
@@ -45,10 +44,6 @@ def _date(value: dt.date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else money.plain(value)
-
-
 def change_to_dict(c: Change) -> dict[str, Any]:
     return {
         "action": c.action.value,
@@ -59,9 +54,9 @@ def change_to_dict(c: Change) -> dict[str, Any]:
         "addition_id": c.addition_id,
         "before": c.before,
         "after": c.after,
-        "unit_price": _money(c.unit_price),
-        "unit_cost": _money(c.unit_cost),
-        "revenue_delta": _money(c.revenue_delta),
+        "unit_price": money.optional(c.unit_price),
+        "unit_cost": money.optional(c.unit_cost),
+        "revenue_delta": money.optional(c.revenue_delta),
         "effective_date": _date(c.effective_date),
         "description": c.description,
     }
@@ -79,7 +74,7 @@ def customer_to_dict(cp: CustomerPlan) -> dict[str, Any]:
         },
         "managed": cp.managed,
         "managed_quantity": cp.managed_quantity,
-        "revenue_delta": _money(cp.revenue_delta),
+        "revenue_delta": money.optional(cp.revenue_delta),
         "changes": [change_to_dict(c) for c in cp.changes],
         "errors": list(cp.errors),
         "warnings": list(cp.warnings),
@@ -133,7 +128,7 @@ def plan_to_dict(
             "add": plan.count(Action.ADD),
             "update": plan.count(Action.UPDATE),
             "remove": plan.count(Action.REMOVE),
-            "revenue_delta": _money(plan.revenue_delta),
+            "revenue_delta": money.optional(plan.revenue_delta),
         },
         "warnings": list(plan.warnings),
         "unmapped_skus": [

@@ -12,7 +12,8 @@ import io
 from decimal import Decimal
 from typing import Any
 
-from reconciler.money import display, plain
+from reconciler.money import display
+from reconciler.money import optional as optional_money
 from reconciler.report import Kind, Report, Row, Totals
 from reconciler.untrusted import chart_label, json_dumps
 from reconciler.untrusted import markdown as md
@@ -29,11 +30,6 @@ CHART_BARS = 10
 
 def money(value: Decimal | None, currency: str) -> str:
     return "not priced" if value is None else display(value, currency=currency)
-
-
-def _plain(value: Decimal | None) -> str | None:
-    """Money in JSON/CSV: an exact decimal string (no float rounding), at least 2 places."""
-    return None if value is None else plain(value)
 
 
 def _where(r: Row) -> str:
@@ -94,14 +90,14 @@ def chart(report: Report) -> str:
         return ""
     currency = chart_label(report.currency)
     labels = ", ".join(f'"{_label(r)}"' for r in top)
-    bars = ", ".join(_plain(r.amount) or "0" for r in top)
+    bars = ", ".join(optional_money(r.amount) or "0" for r in top)
     return "\n".join(
         [
             "```mermaid",
             "xychart-beta",
             f'    title "Largest discrepancies ({currency} per month)"',
             f"    x-axis [{labels}]",
-            f'    y-axis "{currency} per month" 0 --> {_plain(top[0].amount)}',
+            f'    y-axis "{currency} per month" 0 --> {optional_money(top[0].amount)}',
             f"    bar [{bars}]",
             "```",
         ]
@@ -202,10 +198,10 @@ def csv_text(report: Report) -> str:
                 r.zerotek_users,
                 r.billed,
                 r.quantity,
-                _plain(r.unit_price) or "",
-                _plain(r.amount) or "",
-                _plain(r.unit_cost) or "",
-                _plain(r.margin) or "",
+                optional_money(r.unit_price) or "",
+                optional_money(r.amount) or "",
+                optional_money(r.unit_cost) or "",
+                optional_money(r.margin) or "",
                 report.currency,
             ]
         )
@@ -218,8 +214,8 @@ def as_json(report: Report) -> dict[str, Any]:
     def totals(t: Totals) -> dict[str, Any]:
         return {
             "quantity": t.quantity,
-            "amount": _plain(t.amount),
-            "margin": _plain(t.margin),
+            "amount": optional_money(t.amount),
+            "margin": optional_money(t.margin),
             "unpriced_rows": t.unvalued,
         }
 
@@ -236,8 +232,8 @@ def as_json(report: Report) -> dict[str, Any]:
         "billed_quantity": report.billed_quantity,
         "totals": {
             **{k.value: totals(report.totals(k)) for k in Kind},
-            "unbilled": _plain(report.unbilled),
-            "net": _plain(report.net),
+            "unbilled": optional_money(report.unbilled),
+            "net": optional_money(report.net),
         },
         "rows": [
             {
@@ -251,10 +247,10 @@ def as_json(report: Report) -> dict[str, Any]:
                 "zerotek_users": r.zerotek_users,
                 "billed_quantity": r.billed,
                 "difference": r.quantity,
-                "unit_price": _plain(r.unit_price),
-                "monthly_amount": _plain(r.amount),
-                "unit_cost": _plain(r.unit_cost),
-                "monthly_margin": _plain(r.margin),
+                "unit_price": optional_money(r.unit_price),
+                "monthly_amount": optional_money(r.amount),
+                "unit_cost": optional_money(r.unit_cost),
+                "monthly_margin": optional_money(r.margin),
             }
             for r in report.rows
         ],
