@@ -12,6 +12,7 @@ from reconciler import planfile
 from reconciler.baseline import Comparison, CustomerComparison, Labelled
 from reconciler.model import Action, Change, CustomerPlan, Plan, Removal
 from reconciler.money import display
+from reconciler.money import optional as money_optional
 from reconciler.untrusted import html as h
 from reconciler.untrusted import json_dumps
 from reconciler.untrusted import markdown as md
@@ -310,8 +311,8 @@ def json_compared(cmp: Comparison, note: str | None = None) -> str:
     counts = {cause: sum(len(cc.of(cause)) for cc in cmp.customers)
               for cause in ("change", "drift", "dropped")}  # fmt: skip
     data["baseline"] = {
-        "pull_request_revenue_delta": planfile._money(cmp.pull_request_delta),
-        "drift_revenue_delta": planfile._money(cmp.delta("drift")),
+        "pull_request_revenue_delta": money_optional(cmp.pull_request_delta),
+        "drift_revenue_delta": money_optional(cmp.delta("drift")),
         **counts,
         "note": note,
     }
