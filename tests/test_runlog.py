@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import signal
@@ -571,3 +572,38 @@ def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
     h.finish(success_result())
     assert not h.journal_path.exists()
     assert not flusher._thread.is_alive()  # finishing ends it
+
+
+def test_journal_flushes_are_grouped_and_the_last_one_is_immediate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines appended in a burst share flushes (at most one per GROUP_SECONDS), yet none
+    waits longer than that, and closing flushes at once what is left."""
+    flushed: list[tuple[float, int]] = []
+
+    def datasync(fd: int) -> None:
+        flushed.append((time.monotonic(), os.fstat(fd).st_size))
+
+    monkeypatch.setattr(runlog, "_datasync", datasync)
+    group = runlog._Flusher.GROUP_SECONDS
+    fd = os.open(tmp_path / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        flusher = runlog._Flusher(fd)
+        began = time.monotonic()
+        for _ in range(300):  # ~0.3 s of lines, one per millisecond
+            os.write(fd, b"{}\n")
+            flusher.written()
+            time.sleep(0.001)
+        os.write(fd, b"{}\n")
+        flusher.written()
+        closing = time.monotonic()
+        flusher.close()
+    finally:
+        os.close(fd)
+    times = [t for t, _ in flushed]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # grouped: far fewer flushes than lines, however slowly the machine wrote them
+    assert len(flushed) <= min((closing - began) / group + 2, 150)
+    assert all(g >= group * 0.99 for g in gaps[:-1])  # never more often than the group
+    assert flushed[-1][1] == 301 * 3  # the last flush covers every line...
+    assert flushed[-1][0] - closing < group  # ...and closing did not wait for the group
