@@ -40,7 +40,8 @@ from reconciler.apply import apply_plan
 from reconciler.billed import Billed, billed_before
 from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.connectwise.state import CATALOG, CATALOG_FIELDS, _catalog_item, read_state
+from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
+from reconciler.connectwise.state import read_state
 from reconciler.env import API_CREDENTIAL_VARS
 from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
@@ -621,7 +622,7 @@ class SyncEngine:
         try:
             async with self.clients.connectwise(self.config) as cw:
                 items = await cw.get_all(CATALOG, fields=CATALOG_FIELDS)
-            return tuple(_catalog_item(r) for r in items), None
+            return tuple(catalog_item(r) for r in items), None
         except ReconcileError as exc:
             return (), f"not priced: ConnectWise catalog unreadable ({exc})"
 

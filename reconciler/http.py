@@ -27,6 +27,7 @@ import httpx
 
 from reconciler.errors import ReconcileError
 from reconciler.scrub import scrub
+from reconciler.slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class HttpApi:
         self.backoff_max = backoff_max
         self.stats = stats if stats is not None else RequestStats()
         self._secrets = tuple(secrets)
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = Slots(max_concurrency)  # by priority: see reconciler.slots
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
         self._http = _Client(
             headers=headers,

@@ -12,7 +12,8 @@ import datetime as dt
 
 from reconciler.clients import Clients
 from reconciler.connectwise.directory import read_directory
-from reconciler.connectwise.state import CATALOG, CATALOG_FIELDS, _catalog_item, read_state
+from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
+from reconciler.connectwise.state import read_state
 from reconciler.discover import Discovery, discover
 from reconciler.model import Config, Period, PeriodKind
 from reconciler.periods import period_for
@@ -45,6 +46,6 @@ async def run_report(config: Config, period: Period, clients: Clients | None = N
             fetch_usage(config, period, zerotek=lambda: clients.zerotek(config)),
             cw.get_all(CATALOG, fields=CATALOG_FIELDS),
         )
-    catalog = tuple(_catalog_item(r) for r in catalog_rows)
+    catalog = tuple(catalog_item(r) for r in catalog_rows)
     currency = config.settings.currency
     return build_report(config, usage, actual, catalog, currency)

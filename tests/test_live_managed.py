@@ -15,7 +15,7 @@ from plan_builders import AS_OF, PERIOD, addition, config, customer, state, usag
 from reconciler import planfile
 from reconciler.apply import _live
 from reconciler.billed import billed_before
-from reconciler.connectwise.state import _addition
+from reconciler.connectwise.payload import addition as _addition
 from reconciler.model import Addition, ManagedProducts, is_live_managed
 from reconciler.planner import plan
 

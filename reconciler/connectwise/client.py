@@ -153,12 +153,16 @@ class ConnectWiseClient(HttpApi):
         fetched concurrently. Items come back in chunk order."""
         if not values:
             return []
+        chunks = in_chunks(field, values, self.condition_budget(path, fields), extra=conditions)
+        pages = await asyncio.gather(*(self.get_all(path, c, fields) for c in chunks))
+        return [item for page in pages for item in page]
+
+    def condition_budget(self, path: str, fields: str | None = None) -> int:
+        """Encoded characters left for `conditions=` in a list request's URL to `path`."""
         fixed = len(self.base_url) + len(path) + len("?conditions=")
         fixed += len(f"&fields={quote_plus(fields)}") if fields else 0
         fixed += len(f"&page=9999&pageSize={self.page_size}")
-        chunks = in_chunks(field, values, max(self.max_url - fixed, 200), extra=conditions)
-        pages = await asyncio.gather(*(self.get_all(path, c, fields) for c in chunks))
-        return [item for page in pages for item in page]
+        return max(self.max_url - fixed, 200)
 
     # --- writes -------------------------------------------------------------------------
 

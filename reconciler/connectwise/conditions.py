@@ -66,22 +66,32 @@ def in_chunks(
 ) -> list[str]:
     """`field in (...)` conditions (each and-ed with `extra`) whose URL-encoded length
     stays within `max_encoded`. A single value too long on its own still gets a chunk."""
+    return [
+        and_(extra, in_list(field, group))
+        for group in chunk_values(field, values, max_encoded, extra=extra)
+    ]
+
+
+def chunk_values(
+    field: str, values: Sequence[Value], max_encoded: int, *, extra: str | None = None
+) -> list[list[Value]]:
+    """The values of each `in_chunks` condition, in order, duplicates dropped."""
     unique = list(dict.fromkeys(values))
     head = and_(extra, f"{_field(field)} in (X)")
     # Length of everything but the list items: the `X` placeholder is one encoded char.
     overhead = _encoded_len(head) - 1
     sep = _encoded_len(", ")
-    chunks: list[str] = []
+    groups: list[list[Value]] = []
     current: list[Value] = []
     size = overhead
     for value in unique:
         cost = _encoded_len(literal(value)) + (sep if current else 0)
         if current and size + cost > max_encoded:
-            chunks.append(and_(extra, in_list(field, current)))
+            groups.append(current)
             current, size = [], overhead
             cost = _encoded_len(literal(value))
         current.append(value)
         size += cost
     if current:
-        chunks.append(and_(extra, in_list(field, current)))
-    return chunks
+        groups.append(current)
+    return groups

@@ -11,16 +11,16 @@ import asyncio
 from typing import Any
 
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.connectwise.state import (
+from reconciler.connectwise.payload import (
     AGREEMENT_FIELDS,
     AGREEMENTS,
     CATALOG,
     CATALOG_FIELDS,
     COMPANIES,
     COMPANY_FIELDS,
-    _agreement,
-    _catalog_item,
-    _company,
+    agreement,
+    catalog_item,
+    company,
 )
 from reconciler.model import Directory
 
@@ -41,15 +41,15 @@ async def read_directory(client: ConnectWiseClient) -> Directory:
         client.get_all(AGREEMENTS, fields=DIRECTORY_AGREEMENT_FIELDS),
         client.get_all(CATALOG, fields=CATALOG_FIELDS),
     )
-    agreements = tuple(_agreement(r, AGREEMENTS) for r in agreement_rows)
+    agreements = tuple(agreement(r, AGREEMENTS) for r in agreement_rows)
     types = {
         a.id: name
         for a, row in zip(agreements, agreement_rows, strict=True)
         if (name := _type_name(row))
     }
     return Directory(
-        companies=tuple(_company(r) for r in company_rows),
+        companies=tuple(company(r) for r in company_rows),
         agreements=agreements,
         agreement_types=types,
-        catalog=tuple(_catalog_item(r) for r in catalog_rows),
+        catalog=tuple(catalog_item(r) for r in catalog_rows),
     )
