@@ -266,14 +266,14 @@ def test_an_html_answer_to_one_customers_post_leaves_the_others_applied(
         if committed:
             sb.on_response = proxy
         else:  # the proxy answers in the API's place: nothing reaches ConnectWise
-            original = sb._dispatch
+            original = sb._answer
 
-            def dispatch(req: Request, n: int) -> Response | None:
+            def answer(req: Request, n: int) -> Response | None:
                 if req.method == "POST" and req.path.endswith(target):
                     return page
                 return original(req, n)
 
-            sb._dispatch = dispatch  # type: ignore[method-assign]
+            sb._answer = answer  # type: ignore[method-assign]
         code, _out, err = finish(reconcile(world.root, env, *APPLY))
         now = live(sb, world)
         assert duplicates(sb, world) == []

@@ -22,6 +22,7 @@ import yaml
 from example_usage import CURRENT_USAGE, LAST_USAGE
 
 from reconciler.sandbox import Sandbox, default_fixture, generate_fixture, usage_counts
+from reconciler.sandbox.wire import Request, Response
 
 ACCEPT = "application/vnd.connectwise.com+json; version=2020.4"
 LAST = ("2026-10-16", "2026-11-15")
@@ -567,6 +568,24 @@ def test_latency_is_honoured_concurrently() -> None:
         assert sb.stats["GET agreements"] == 8 and sb.stats.total == 9
         sb.stats.reset()
         assert sb.stats.total == 0 and sb.stats.writes == 0
+
+
+def test_latency_is_the_whole_response_time_processing_included() -> None:
+    """The injected latency is measured from the request's arrival: the sandbox's own
+    processing happens within it, not on top of it (a benchmark's lower bound assumes
+    every answer takes exactly the latency)."""
+
+    def slow(req: Request, resp: Response) -> Response:
+        time.sleep(0.25)  # processing that takes most of the latency
+        return resp
+
+    with Sandbox(latency_ms=300) as sb:
+        sb.on_response = slow
+        with cw(sb) as c:
+            started = time.perf_counter()
+            assert c.get("/company/companies").status_code == 200
+            took = time.perf_counter() - started
+    assert 0.3 <= took < 0.5  # 0.55 when the latency came on top of the processing
 
 
 # --- generator and CLI --------------------------------------------------------------------------

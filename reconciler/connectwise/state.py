@@ -113,7 +113,7 @@ class _Reading:
         # Filled as answers arrive; company rows kept per chunk so the final state is in
         # the order of the chunks, whatever order they were answered in.
         self.company_rows: list[list[dict[str, Any]]] = [[] for _ in self.company_groups]
-        self.companies: dict[str, Company] = {}
+        self.companies: dict[str, Company] = {}  # the final ones, in chunk order (_settle)
         self.by_id: dict[int, Company] = {}
         self.agreements: dict[int, Agreement] = {}
         self.by_company: dict[int, list[Agreement]] = defaultdict(list)
@@ -142,7 +142,6 @@ class _Reading:
         self.company_rows[index] = rows
         for row in rows:
             found = _canonical(company(row), self.spelling.get)
-            self.companies[found.identifier] = found
             self.by_id[found.id] = found
             if found.id not in self.asked_ids:
                 self.asked_ids.add(found.id)
@@ -189,7 +188,8 @@ class _Reading:
         """Resolve over the complete data (what decides), fetch what the prefetch missed and
         the agreements named by id that are not their company's (concurrently: only so the
         planner can say whose they are)."""
-        by_key = companies_by_key(self._ordered_companies().values())
+        self.companies = self._ordered_companies()
+        by_key = companies_by_key(self.companies.values())
         by_company = agreements_by_company(self.agreements.values())
         self.resolved = sorted(
             {
@@ -211,8 +211,9 @@ class _Reading:
         for row in stray_rows.result():
             stray = agreement(row, AGREEMENTS)
             self.agreements.setdefault(stray.id, stray)
+        confirmed = set(self.resolved)
         for agreement_id, task in self.additions.items():
-            if agreement_id not in self.resolved:
+            if agreement_id not in confirmed:
                 _discard(task)  # a prefetch the final resolution did not confirm
 
     def _ordered_companies(self) -> dict[str, Company]:
@@ -227,7 +228,7 @@ class _Reading:
 
     def state(self) -> ActualState:
         return ActualState(
-            companies=self._ordered_companies(),
+            companies=self.companies,
             agreements=dict(sorted(self.agreements.items())),
             catalog={},
             additions={i: self.additions[i].result() for i in self.resolved},
