@@ -25,11 +25,28 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 Schema = dict[str, Any]  # field -> "int" | "float" | "str" | "bool" | "date" | nested Schema
 Record = dict[str, Any]
 Predicate = Callable[[Record], bool]
+
+
+class KeyLookup(NamedTuple):
+    """A non-negated `path in (...)` or `path = value`: a record can only match when its
+    comparable `path` value (`_comparer(ftype, path)`) is one of `values`."""
+
+    ftype: str
+    path: str
+    values: frozenset[Any]
+
+
+class Compiled(NamedTuple):
+    """A compiled `conditions=`: `test` decides each record; `lookup`, when there is one,
+    narrows the records worth testing (lookup.py answers it from an index)."""
+
+    test: Predicate
+    lookup: KeyLookup | None = None
 
 
 class QueryError(ValueError):
@@ -87,8 +104,10 @@ def _tokenize(text: str) -> list[tuple[str, Any, int]]:
 
 
 def _unescape(raw: str, where: int) -> str:
-    out: list[str] = []
     body = raw[1:-1]
+    if "\\" not in body:  # the usual case; a chunked `in (...)` holds hundreds of strings
+        return body
+    out: list[str] = []
     i = 0
     while i < len(body):
         ch = body[i]
@@ -181,18 +200,20 @@ def _comparer(ftype: str, path: str) -> Callable[[Record], Any]:
     return nested
 
 
+_TYPE_OK: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "date": lambda v: isinstance(v, dt.datetime),
+}
+
+
 def _check_type(ftype: str, value: Any, path: str) -> Any:
     """The literal as the comparable form of the field's type, or a QueryError."""
     if value is None:
         return None
-    ok = {
-        "str": isinstance(value, str),
-        "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "date": isinstance(value, dt.datetime),
-    }[ftype]
-    if not ok:
+    if not _TYPE_OK[ftype](value):
         expected = {"str": "a quoted string", "date": "a [date]", "bool": "true or false"}
         raise QueryError(
             f"{path} expects {expected.get(ftype, 'a number')}, got {value!r}", field=path
@@ -244,28 +265,37 @@ class _Parser:
         self.i += 1
         return tok
 
-    def parse(self) -> Predicate:
-        pred = self.expr()
+    def parse(self) -> Compiled:
+        compiled = self.expr()
         if self.peek() is not None:
             tok = self.tokens[self.i]
             raise QueryError(f"unexpected {tok[1]!r} at position {tok[2]}")
-        return pred
+        return compiled
 
-    def expr(self) -> Predicate:
+    def expr(self) -> Compiled:
         parts = [self.and_expr()]
         while (tok := self.peek()) and tok[0] == "or":
             self.i += 1
             parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else lambda r: any(p(r) for p in parts)
+        if len(parts) == 1:
+            return parts[0]
+        tests = [p.test for p in parts]
+        return Compiled(lambda r: any(t(r) for t in tests))
 
-    def and_expr(self) -> Predicate:
+    def and_expr(self) -> Compiled:
         parts = [self.operand()]
         while (tok := self.peek()) and tok[0] == "and":
             self.i += 1
             parts.append(self.operand())
-        return parts[0] if len(parts) == 1 else lambda r: all(p(r) for p in parts)
+        if len(parts) == 1:
+            return parts[0]
+        tests = [p.test for p in parts]
+        # every part must hold, so any part's lookup narrows the whole: take the tightest
+        lookups = [p.lookup for p in parts if p.lookup is not None]
+        tightest = min(lookups, key=lambda k: len(k.values), default=None)
+        return Compiled(lambda r: all(t(r) for t in tests), tightest)
 
-    def operand(self) -> Predicate:
+    def operand(self) -> Compiled:
         if (tok := self.peek()) and tok[0] == "(":
             self.i += 1
             inner = self.expr()
@@ -273,7 +303,7 @@ class _Parser:
             return inner
         return self.comparison()
 
-    def comparison(self) -> Predicate:
+    def comparison(self) -> Compiled:
         path = self.take("path")[1]
         ftype = _field_type(self.schema, path)
         negate = False
@@ -289,13 +319,14 @@ class _Parser:
             while self.take(",", ")")[0] == ",":
                 values.add(_check_type(ftype, self.take("value")[1], path))
             values.discard(None)
+            listed = frozenset(values)
             value_of = _comparer(ftype, path)
 
             def member(r: Record) -> bool:
                 v = value_of(r)
-                return v is not None and ((v in values) != negate)
+                return v is not None and ((v in listed) != negate)
 
-            return member
+            return Compiled(member, None if negate else KeyLookup(ftype, path, listed))
         value = self.take("value")[1]
         if kind in ("like", "contains"):
             if ftype != "str" or not isinstance(value, str):
@@ -313,14 +344,14 @@ class _Parser:
                 v = text_of(r)
                 return v is not None and (test(v) != negate)
 
-            return text
+            return Compiled(text)
         literal = _check_type(ftype, value, path)
         fn = _OPS[op]
         if literal is None:
             if op not in ("=", "!=", "<>"):
                 raise QueryError(f"null only compares with = or !=, not {op}", field=path)
             want_null = op == "="
-            return lambda r: (_get(r, path) is None) == want_null
+            return Compiled(lambda r: (_get(r, path) is None) == want_null)
         if ftype == "bool" and op not in ("=", "!=", "<>"):
             raise QueryError(f"{path} is a flag: use = or !=", field=path)
 
@@ -330,25 +361,28 @@ class _Parser:
             v = compared(r)
             return v is not None and fn(v, literal)
 
-        return compare
+        lookup = KeyLookup(ftype, path, frozenset([literal])) if op == "=" else None
+        return Compiled(compare, lookup)
 
 
-_cache: dict[tuple[int, str], Predicate] = {}
+_cache: dict[tuple[int, str], Compiled] = {}
+_EVERYTHING = Compiled(lambda r: True)
 
 
-def compile_conditions(text: str | None, schema: Schema) -> Predicate:
-    """A predicate over records; raises QueryError for bad syntax, fields or types.
+def compile_conditions(text: str | None, schema: Schema) -> Compiled:
+    """The query as a predicate over records (plus its key lookup, if it has one); raises
+    QueryError for bad syntax, fields or types.
 
-    Compiled predicates are cached: a client pages through one query many times."""
+    Compiled queries are cached: a client pages through one query many times."""
     if text is None or not text.strip():
-        return lambda r: True
+        return _EVERYTHING
     key = (id(schema), text)
-    pred = _cache.get(key)
-    if pred is None:
+    compiled = _cache.get(key)
+    if compiled is None:
         if len(_cache) > 1024:
             _cache.clear()
-        pred = _cache[key] = _Parser(text, schema).parse()
-    return pred
+        compiled = _cache[key] = _Parser(text, schema).parse()
+    return compiled
 
 
 def parse_fields(text: str | None) -> list[list[str]] | None:
@@ -365,6 +399,10 @@ def trim(record: Record, fields: list[list[str]] | None) -> Record:
         return record
     out: Record = {}
     for path in fields:
+        if len(path) == 1:  # the usual `fields=id,name`: no enclosing objects to build
+            if path[0] in record:
+                out[path[0]] = record[path[0]]
+            continue
         src: Any = record
         dst = out
         for depth, part in enumerate(path):

@@ -22,7 +22,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from reconciler.sandbox.conditions import (
+    KeyLookup,
     QueryError,
+    Record,
     Schema,
     compile_conditions,
     order_key,
@@ -30,6 +32,7 @@ from reconciler.sandbox.conditions import (
     sort_records,
     trim,
 )
+from reconciler.sandbox.lookup import candidates
 from reconciler.sandbox.state import World
 from reconciler.sandbox.validation import AdditionError, apply_patch, new_addition
 from reconciler.sandbox.wire import Request, Response, cw_error, json_response
@@ -134,9 +137,24 @@ def classify(method: str, path: str) -> str:
 
 
 def strip_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, dict):  # recursing only into objects: a page holds 1,000 records
+        return {
+            k: strip_nulls(v) if isinstance(v, dict) else v
+            for k, v in value.items()
+            if v is not None
+        }
     return value
+
+
+def _top_level(record: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """`strip_nulls(trim(record, fields))` for top-level fields only, in one pass: a page
+    holds up to 1,000 records."""
+    out = {}
+    for key in keys:
+        value = record.get(key)
+        if value is not None:
+            out[key] = strip_nulls(value) if isinstance(value, dict) else value
+    return out
 
 
 class ConnectWiseApi:
@@ -199,25 +217,32 @@ class ConnectWiseApi:
             "agreements": (self.world.agreements, AGREEMENT),
             "catalog": (self.world.catalog, CATALOG),
         }[name]
-        with self.world.lock:
-            records = list(table.values())
-        return self._read(req, records, schema, tail, name)
+
+        def fetch(lookup: KeyLookup | None) -> list[Record]:
+            with self.world.lock:
+                return candidates(table, lookup)
+
+        return self._read(req, fetch, schema, tail, name)
 
     def _read(
         self,
         req: Request,
-        records: list[dict[str, Any]],
+        fetch: Callable[[KeyLookup | None], list[Record]],
         schema: Schema,
         tail: str | None,
         name: str,
     ) -> Response:
+        """`fetch(lookup)`: the records a query with that key lookup can match, in order."""
         if tail is not None and tail != "count":
-            found = next((r for r in records if r["id"] == int(tail)), None)
+            wanted = int(tail)
+            by_id = fetch(KeyLookup("int", "id", frozenset([wanted])))
+            found = next((r for r in by_id if r["id"] == wanted), None)
             if found is None:
                 return error(404, "NotFound", f"{name} record {tail} not found")
             return json_response(200, strip_nulls(trim(found, parse_fields(req.arg("fields")))))
-        pred = compile_conditions(req.arg("conditions"), schema)
-        records = [r for r in records if pred(r)]
+        query = compile_conditions(req.arg("conditions"), schema)
+        test = query.test
+        records = [r for r in fetch(query.lookup) if test(r)]
         if tail == "count":
             return json_response(200, {"count": len(records)})
         return self._page(req, records, schema)
@@ -261,7 +286,11 @@ class ConnectWiseApi:
                     ),
                 )
             )
-        body = [strip_nulls(trim(r, fields)) for r in chosen]
+        if fields is not None and all(len(path) == 1 for path in fields):
+            keys = [path[0] for path in fields]  # the usual `fields=id,name,company`
+            body = [_top_level(r, keys) for r in chosen]
+        else:
+            body = [strip_nulls(trim(r, fields)) for r in chosen]
         return json_response(200, body, headers)
 
     # --- additions ---------------------------------------------------------------------
@@ -272,7 +301,8 @@ class ConnectWiseApi:
         if agreement is None:
             return error(404, "NotFound", f"Agreement record {agreement_id} not found")
         if req.method == "GET":
-            return self._read(req, self.world.additions(agreement_id), ADDITION, tail, "addition")
+            additions = self.world.additions(agreement_id)
+            return self._read(req, lambda _: additions, ADDITION, tail, "addition")
         if tail == "count":
             return _not_allowed("GET")
         if req.method == "POST" and tail is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+from reconciler.sandbox.lookup import Table
 from reconciler.sandbox.records import Assignment, Fixture, Record, usage_counts
 
 
@@ -23,11 +24,12 @@ class World:
 
     def __init__(self, fixture: Fixture) -> None:
         self.lock = threading.RLock()
-        by_id = lambda rows: {r["id"]: r for r in sorted(rows, key=lambda r: r["id"])}  # noqa: E731
-        self.companies: dict[int, Record] = by_id(fixture.companies)
-        self.agreements: dict[int, Record] = by_id(fixture.agreements)
-        self.catalog: dict[int, Record] = by_id(fixture.catalog)
-        self._additions: dict[int, Record] = by_id(fixture.additions)
+        by_id = lambda rows: Table((r["id"], r) for r in sorted(rows, key=lambda r: r["id"]))  # noqa: E731
+        # Tables that count their changes: list queries are answered through indexes (lookup.py)
+        self.companies: Table = by_id(fixture.companies)
+        self.agreements: Table = by_id(fixture.agreements)
+        self.catalog: Table = by_id(fixture.catalog)
+        self._additions: dict[int, Record] = dict(by_id(fixture.additions))
         self._by_agreement: dict[int, list[int]] = {}
         for add in self._additions.values():
             self._by_agreement.setdefault(add["agreementId"], []).append(add["id"])
