@@ -44,15 +44,26 @@ class Fixture:
 def usage_counts(
     assignments: list[Assignment], start: dt.date, end: dt.date
 ) -> dict[str, dict[str, int]]:
-    """Distinct users per customer and SKU whose assignment overlaps [start, end]."""
-    users: dict[tuple[str, str], set[str]] = {}
-    for a in assignments:
-        if a.assigned_on <= end and (a.unassigned_on is None or a.unassigned_on >= start):
-            users.setdefault((a.customer_id, a.sku), set()).add(a.user)
-    out: dict[str, dict[str, int]] = {}
-    for (customer, sku), names in sorted(users.items()):
-        out.setdefault(customer, {})[sku] = len(names)
-    return out
+    """Distinct users per customer and SKU whose assignment overlaps [start, end], customers
+    and SKUs in sorted order.
+
+    A 10,000-customer history holds ~470,000 assignments and the sandbox computes this
+    under its lock (all other requests wait), so the loop avoids per-assignment churn: no
+    attribute lookups, no (customer, sku) key tuple, no throw-away set per setdefault."""
+    users: dict[str, dict[str, set[str]]] = {}
+    for customer, sku, user, assigned_on, unassigned_on in assignments:
+        if assigned_on <= end and (unassigned_on is None or unassigned_on >= start):
+            by_sku = users.get(customer)
+            if by_sku is None:
+                users[customer] = {sku: {user}}
+            elif (names := by_sku.get(sku)) is None:
+                by_sku[sku] = {user}
+            else:
+                names.add(user)
+    return {
+        customer: {sku: len(names) for sku, names in sorted(by_sku.items())}
+        for customer, by_sku in sorted(users.items())
+    }
 
 
 def cw_date(day: dt.date | None) -> str | None:

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any
 
 from reconciler.sandbox.state import World
@@ -122,9 +123,10 @@ class ZeroTekApi:
     def _customers(self, req: Request) -> Response:
         offset = _decode_cursor(req.arg("cursor"), "customers", {})
         size = self.customers_page_size
-        with self.world.lock:  # only the page is copied: 10,000 customers make 100 pages
-            every = list(self.world.zt_customers.values())
-            rows = [dict(c) for c in every[offset : offset + size + 1]]
+        with self.world.lock:  # only the page is taken (10,000 customers make 100 pages);
+            # records are replaced, never mutated, so _paged copies them outside the lock
+            every = self.world.zt_customers.values()
+            rows = list(islice(every, offset, offset + size + 1))
         return self._paged(rows, 0, size, "customers", {}, offset_shown=offset)
 
     def _usage(self, req: Request) -> Response:
