@@ -23,6 +23,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("sync_scale.py", ["--customers", "30", "--history", "2", "--latency-ms", "0"],
          "run-log part of apply"),
         ("discover_quality.py", ["--scale", "40"], "verdict: PASS"),
+        ("sandbox_cpu.py", ["--customers", "40"], "CPU per page"),
     ],
 )  # fmt: skip
 def test_benchmark_runs_at_a_tiny_size(script: str, args: list[str], expect: str) -> None:
