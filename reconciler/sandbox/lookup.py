@@ -67,19 +67,36 @@ class Table(dict[int, Record]):
 
 
 class _Index:
+    """value -> positions in `records` (a snapshot of the table at `version`): the first
+    position of each value in `first`, any further ones in `more`. Plain ints rather than
+    a list per value: 10,000 small lists would also wake the cycle collector over the
+    whole (large) heap."""
+
     def __init__(self, table: Table, ftype: str, path: str) -> None:
         self.version = table.version
         self.records = list(table.values())
-        self.positions: dict[Any, list[int]] = {}
+        self.first: dict[Any, int] = {}
+        self.more: dict[Any, list[int]] = {}
         value_of = _comparer(ftype, path)
         for pos, record in enumerate(self.records):
             value = value_of(record)
             if value is None:  # null never satisfies `in` or `=`
                 continue
             try:
-                self.positions.setdefault(value, []).append(pos)
+                if value in self.first:
+                    self.more.setdefault(value, []).append(pos)
+                else:
+                    self.first[value] = pos
             except TypeError:  # unhashable garbage (a list in an id field) equals no literal
                 continue
+
+    def positions(self, values: frozenset[Any]) -> list[int]:
+        """Ascending; each record sits under one value, so no position comes twice."""
+        found = [pos for value in values if (pos := self.first.get(value)) is not None]
+        if self.more:
+            found += [pos for value in values for pos in self.more.get(value, ())]
+        found.sort()
+        return found
 
 
 def candidates(table: dict[int, Record], lookup: KeyLookup | None) -> list[Record]:
@@ -93,6 +110,5 @@ def candidates(table: dict[int, Record], lookup: KeyLookup | None) -> list[Recor
     index = table.indexes.get(key)
     if index is None or index.version != table.version:
         index = table.indexes[key] = _Index(table, lookup.ftype, lookup.path)
-    # each record sits under one value, so the positions are distinct
-    found = sorted(pos for value in lookup.values for pos in index.positions.get(value, ()))
-    return [index.records[pos] for pos in found]
+    records = index.records
+    return [records[pos] for pos in index.positions(lookup.values)]
