@@ -27,6 +27,8 @@ class Table(dict[int, Record]):
     __setitem__): a test replacing `world.agreements[1003]` must not be answered from an
     index of the old record."""
 
+    version = 0  # also for copies made without __init__ (pickle sets items before state)
+
     def __init__(self, rows: Iterable[tuple[int, Record]] = ()) -> None:
         super().__init__(rows)
         self.version = 0
