@@ -52,14 +52,14 @@ def discover(
     never changes an existing mapping."""
     import asyncio
 
-    from reconciler import cli_sync, discover_output, insight
+    from reconciler import cli_sync, collector, discover_output, insight
     from reconciler.config import load_config
     from reconciler.engine import READING
 
     root = config_dir_of(ctx, config_dir)
     config = load_config(root)
     day = cli_sync.parse_as_of(as_of)
-    with cli_sync._busy(READING):
+    with cli_sync._busy(READING), collector.quiet():
         found = asyncio.run(insight.run_discover(config, day))
     if fmt is DiscoverFormat.JSON:
         typer.echo(discover_output.render_json(found, min_confidence), nl=False)
@@ -103,13 +103,13 @@ def report(
     unmapped customers and SKUs valued at the catalog price, margins, totals. Read-only."""
     import asyncio
 
-    from reconciler import cli_sync, insight, report_render
+    from reconciler import cli_sync, collector, insight, report_render
     from reconciler.config import load_config
     from reconciler.engine import READING
     from reconciler.periods import period_for
 
     config = load_config(config_dir_of(ctx, config_dir))
     window = period_for(period, config.settings, cli_sync.parse_as_of(as_of))
-    with cli_sync._busy(READING):
+    with cli_sync._busy(READING), collector.quiet():
         found = asyncio.run(insight.run_report(config, window))
     typer.echo(report_render.render(found, fmt.value), nl=False)

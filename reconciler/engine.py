@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reconciler import chat, notify, planfile, planner, runlog, schedule, verify
+from reconciler import chat, collector, notify, planfile, planner, runlog, schedule, verify
 from reconciler.apply import apply_plan
 from reconciler.billed import Billed, billed_before
 from reconciler.clients import Clients
@@ -361,6 +361,7 @@ class SyncEngine:
 
     # --- plan ------------------------------------------------------------------------------
 
+    @collector.quiet()
     def plan(self, req: PlanRequest) -> Planned:
         """Read-only: never writes to ConnectWise, takes no lock."""
         select_customers(self.config, req.customers)  # unknown ids fail before any request
@@ -390,6 +391,7 @@ class SyncEngine:
 
     # --- apply -----------------------------------------------------------------------------
 
+    @collector.quiet()
     def apply(self, req: ApplyRequest) -> SyncOutcome:
         """Lock, plan or verify, check safety, confirm, then the journaled apply, record and
         e-mails. Raises (after recording a failed run) when the sync could not start."""
@@ -583,6 +585,7 @@ class SyncEngine:
 
     # --- check-unmapped -------------------------------------------------------------------
 
+    @collector.quiet()
     def check_unmapped(self, as_of: dt.date | None, *, send_email: bool) -> Unmapped:
         """Current-period usage (one bulk ZeroTek fetch) -> customers using unmapped SKUs,
         and the daily e-mail while any remain."""

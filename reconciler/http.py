@@ -246,10 +246,9 @@ class HttpApi:
         params: dict[str, str | int] | None = None,
         json_body: Any = None,
     ) -> httpx.Response:
-        url = httpx.URL(self.base_url + path, params=params or None)
+        url: httpx.URL | None = None
         stats = self.stats
         stats.by_method[method] += 1
-        stats.longest_url = max(stats.longest_url, len(str(url)))
         kind = f"{method} {self.route(path)}"
         idempotent = method != "POST"
         kwargs: dict[str, Any] = {} if json_body is None else {"json": json_body}
@@ -260,6 +259,12 @@ class HttpApi:
             response: httpx.Response | None = None
             final: str | None = None  # a failure not worth retrying
             async with self._slots:
+                if url is None:
+                    # Built once a slot is ours: thousands of requests queued at once (the
+                    # additions of 10,000 agreements) would otherwise parse their URLs in
+                    # one burst that stalls the requests already under way.
+                    url = httpx.URL(self.base_url + path, params=params or None)
+                    stats.longest_url = max(stats.longest_url, len(str(url)))
                 stats.by_kind[kind] += 1
                 if attempt:  # counted when sent: a retry cancelled in its wait never was
                     stats.retries += 1
