@@ -218,3 +218,32 @@ def test_chunk_values_partitions_in_order_and_matches_in_chunks() -> None:
     groups = chunk_values("company/id", values, 300)
     assert [v for g in groups for v in g] == list(range(1, 400))
     assert [in_list("company/id", g) for g in groups] == in_chunks("company/id", values, 300)
+
+
+def test_twin_companies_equal_up_to_case_read_as_three_steps_read_them(tmp_path: Path) -> None:
+    """ConnectWise compares identifiers case-insensitively, so one mapped identifier can
+    match two companies (`acme`/`ACME`, `Straße`/`STRASSE`). The later row is the company,
+    as in one chunked query: only its agreements are asked for, never the other's."""
+    from reconciler.sandbox.records import company_record
+
+    sb, config = world(tmp_path, 120)
+    with sb:
+        customer = next(c for c in config.customers if isinstance(c.agreement, str))
+        original = next(
+            r
+            for r in sb.companies.values()
+            if r["identifier"].casefold() == customer.company.casefold()
+        )
+        twin = original["identifier"].lower()
+        assert twin != original["identifier"]
+        world_edits.add_company(sb, company_record(99001, twin, "Twin Ltd"))
+        by_id = {c.agreement for c in config.customers if isinstance(c.agreement, int)}
+        theirs = {
+            a["id"] for a in sb.agreements.values() if a["company"]["id"] == original["id"]
+        } - by_id  # (one named by id is read all the same, to say whose it is)
+        assert theirs
+        piped, ref, piped_counts, ref_counts = read_both(sb, config, config.customers)
+    assert piped.companies[customer.company].id == 99001  # the later row, as before
+    assert piped == ref
+    assert not theirs & piped.agreements.keys()
+    assert piped_counts["GET additions"] == ref_counts["GET additions"]

@@ -78,6 +78,13 @@ def update_catalog_item(world: World, identifier: str, **fields: Any) -> None:
         world.catalog[item["id"]] = {**item, **fields}
 
 
+def add_company(world: World, record: Record) -> None:
+    """A company created in ConnectWise (e.g. a second one whose identifier differs only
+    in case from an existing one's)."""
+    with world.lock:
+        world.companies[record["id"]] = record
+
+
 def update_company(world: World, company_id: int, **fields: Any) -> None:
     with world.lock:
         world.companies[company_id] = {**world.companies[company_id], **fields}

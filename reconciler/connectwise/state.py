@@ -140,8 +140,14 @@ class _Reading:
         with slots.priority(slots.NORMAL):
             rows = await self.client.get_all(COMPANIES, condition, COMPANY_FIELDS)
         self.company_rows[index] = rows
+        # A row a later one of the same identifier overrides (twins equal up to case, e.g.
+        # `acme` and `ACME`, both answer `identifier in ("Acme")`) is no company of the
+        # state (`_ordered_companies`): its agreements are not asked for.
+        latest: dict[str, Company] = {}
         for row in rows:
             found = _canonical(company(row), self.spelling.get)
+            latest[found.identifier] = found
+        for found in latest.values():
             self.by_id[found.id] = found
             if found.id not in self.asked_ids:
                 self.asked_ids.add(found.id)
