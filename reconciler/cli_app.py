@@ -168,9 +168,11 @@ class _Group(TyperGroup):
             except ReconcileError as exc:
                 typer.echo(f"error: {lines_of(exc)}", err=True)
                 raise typer.Exit(exc.exit_code) from None
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 typer.echo("Interrupted.", err=True)
-                raise typer.Exit(130) from None
+                # 128 + the signal's number (interrupt.Interrupted): 143 for SIGTERM
+                signum = getattr(exc, "signum", None)
+                raise typer.Exit(128 + signum if isinstance(signum, int) else 130) from None
             except Exception as exc:
                 _usage_exit_1(exc)
                 raise

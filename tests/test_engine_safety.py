@@ -207,6 +207,29 @@ def test_a_stop_signal_records_and_emails_exactly_what_was_written(
     assert "interrupted" in sync.subject.lower()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_while_reading_exits_128_plus_its_number(tmp_path: Path, signum: int) -> None:
+    """Before the first write (the pipelined read of companies, agreements and additions
+    is under way) a stop signal ends the apply at once: nothing written, the run recorded
+    as interrupted by that signal, exit 130 for SIGINT and 143 for SIGTERM (DESIGN 12.5)."""
+    world = make_world(tmp_path / "w", 200, seed=5, max_concurrency=4)
+    with Sandbox(world.fixture, latency_ms=40) as sb:
+        env = {**os.environ, **sb.env()}
+        child = reconcile(world.root, env, *APPLY)
+        deadline = time.monotonic() + 60
+        while sb.stats.requests.get("GET additions", 0) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sb.stats.requests.get("GET additions", 0) >= 20, "the read must be under way"
+        child.send_signal(signum)
+        code, _out, err = finish(child)
+        assert sb.stats.writes == 0
+    assert code == 128 + signum, err
+    assert "Traceback" not in err
+    (record,) = run_records(world.root)
+    assert record["outcome"] == "interrupted"
+    assert record["interrupted_by"] == signal.Signals(signum).name
+
+
 def test_sigkill_leaves_incomplete_with_every_settled_write_journaled(tmp_path: Path) -> None:
     """One customer at a time, so exactly one write is in flight when the kill lands (it
     committed; its answer never arrived): the record holds every write before it."""
