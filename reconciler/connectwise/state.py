@@ -155,8 +155,10 @@ class _Reading:
         self._ask_agreements(everything=False)
 
     def _ask_agreements(self, *, everything: bool) -> None:
-        """Ask for the agreements of the pending company ids in full chunks (the same number
-        of requests as one chunked query would take), and the rest when `everything`."""
+        """Ask for the agreements of the pending company ids in full chunks, and the rest
+        when `everything`: as many requests as one chunked query over the ids in arrival
+        order (over the sorted ids, as the three-step read cut them, now and then one
+        fewer: ids of different lengths pack differently)."""
         groups = chunk_values("company/id", self.pending_ids, self.agreement_budget)
         keep: list[Value] = [] if everything or not groups else groups.pop()
         self.pending_ids = _ints(keep)
