@@ -110,9 +110,10 @@ class _Reading:
         self.customers_of: dict[str, list[CustomerMap]] = defaultdict(list)
         for c in customers:
             self.customers_of[c.company.casefold()].append(c)
-        # Filled as answers arrive; company rows kept per chunk so the final state is in
-        # the order of the chunks, whatever order they were answered in.
-        self.company_rows: list[list[dict[str, Any]]] = [[] for _ in self.company_groups]
+        # Filled as answers arrive; companies kept per chunk (by identifier, the later row
+        # winning) so the final state is in the order of the chunks, whatever order they
+        # were answered in.
+        self.company_chunks: list[dict[str, Company]] = [{} for _ in self.company_groups]
         self.companies: dict[str, Company] = {}  # the final ones, in chunk order (_settle)
         self.by_id: dict[int, Company] = {}
         self.agreements: dict[int, Agreement] = {}
@@ -139,11 +140,10 @@ class _Reading:
         condition = in_list("identifier", self.company_groups[index])
         with slots.priority(slots.NORMAL):
             rows = await self.client.get_all(COMPANIES, condition, COMPANY_FIELDS)
-        self.company_rows[index] = rows
         # A row a later one of the same identifier overrides (twins equal up to case, e.g.
         # `acme` and `ACME`, both answer `identifier in ("Acme")`) is no company of the
         # state (`_ordered_companies`): its agreements are not asked for.
-        latest: dict[str, Company] = {}
+        latest = self.company_chunks[index]
         for row in rows:
             found = _canonical(company(row), self.spelling.get)
             latest[found.identifier] = found
@@ -228,10 +228,8 @@ class _Reading:
         """In chunk order, whatever order the chunks were answered in (as one chunked query
         returns them: a later row of the same identifier wins)."""
         companies: dict[str, Company] = {}
-        for rows in self.company_rows:
-            for row in rows:
-                found = _canonical(company(row), self.spelling.get)
-                companies[found.identifier] = found
+        for chunk in self.company_chunks:
+            companies.update(chunk)
         return companies
 
     def state(self) -> ActualState:
