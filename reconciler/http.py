@@ -28,6 +28,7 @@ import httpx
 from reconciler.errors import ReconcileError
 from reconciler.scrub import scrub
 from reconciler.slots import Slots
+from reconciler.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -213,13 +214,15 @@ class HttpApi:
         self._secrets = tuple(secrets)
         self._slots = Slots(max_concurrency)  # by priority: see reconciler.slots
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
+        limits = httpx.Limits(
+            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+        )
+        self._transport = Transport(limits=limits) if transport is None else transport
         self._http = _Client(
             headers=headers,
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-            ),
-            transport=transport,
+            limits=limits,
+            transport=self._transport,
             follow_redirects=False,  # a redirect would mean a wrong URL; never resend auth
             trust_env=False,  # no proxies or netrc picked up behind the user's back
         )

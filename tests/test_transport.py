@@ -1,0 +1,335 @@
+"""The HTTP transport (`reconciler.transport`: httpx's, its pool on a backend with a cheaper
+health check) against real servers on loopback: plain HTTP and TLS (certificates from a
+throwaway CA made by `trustme`), keep-alive reuse, a server closing an idle connection
+(what the health check is for), large bodies both ways, broken and refused connections,
+timeouts and cancellation. The backend counts the connections it opens, so a test can tell
+requests really go through it and not through httpx's default pool."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import trustme
+
+from reconciler.http import HttpApi
+from reconciler.transport import Transport
+
+LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+BIG = 3_000_017  # more than the socket buffers hold
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/big"):
+            body = bytes(i % 251 for i in range(BIG))
+        elif self.path.startswith("/slow"):
+            time.sleep(2)
+            body = b"late"
+        else:
+            body = b'{"path": "%s"}' % self.path.encode()
+        self._send(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        received = bytearray()
+        while len(received) < length:
+            time.sleep(0.001)  # a slow reader: the client's writes must wait for it
+            received += self.rfile.read(min(65536, length - len(received)))
+        self._send(b"%d %d" % (len(received), sum(received) % 1_000_003))
+
+    def _send(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+        # else: a client that went away (the cancelled and refused requests): expected
+
+
+@contextmanager
+def server(tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def run(work: Callable[[], object]) -> object:
+    return asyncio.run(work())  # type: ignore[arg-type]
+
+
+def test_plain_http_reuses_one_connection() -> None:
+    transport = Transport(limits=LIMITS)
+
+    async def work() -> list[str]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return [(await client.get(f"http://127.0.0.1:{port}/{i}")).text for i in range(5)]
+
+    with server() as port:
+        texts = run(work)
+    assert texts == [f'{{"path": "/{i}"}}' for i in range(5)]
+    assert transport.backend.connections == 1  # keep-alive: one connection for all five
+
+
+def test_http_api_sends_through_the_health_checked_backend() -> None:
+    async def work(port: int) -> tuple[object, int]:
+        async with HttpApi(f"http://127.0.0.1:{port}", headers={}, secrets=()) as api:
+            answer = await api.request("GET", "/x")
+            return answer.json(), api._transport.backend.connections  # type: ignore[attr-defined]
+
+    with server() as port:
+        data, connections = asyncio.run(work(port))
+    assert data == {"path": "/x"}
+    assert connections == 1
+
+
+def test_tls_with_a_trusted_certificate(ca: trustme.CA) -> None:
+    transport = Transport(limits=LIMITS, ssl_context=client_context(ca))
+
+    async def work(port: int) -> tuple[str, str | None, int]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            first = await client.get(f"https://localhost:{port}/tls")
+            again = await client.get(f"https://localhost:{port}/tls")
+            stream = first.extensions["network_stream"]
+            version = stream.get_extra_info("ssl_object").version()
+            return first.text + again.text, version, len(first.content)
+
+    with server(tls_server_context(ca, "localhost")) as port:
+        text, version, _ = asyncio.run(work(port))
+    assert text == '{"path": "/tls"}' * 2
+    assert version is not None and version.startswith("TLS")
+    assert transport.backend.connections == 1
+
+
+def test_tls_refuses_an_untrusted_certificate(ca: trustme.CA) -> None:
+    other = trustme.CA()  # the server's certificate is not from the CA the client trusts
+    transport = Transport(limits=LIMITS, ssl_context=client_context(ca))
+
+    async def work(port: int) -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get(f"https://localhost:{port}/")
+
+    with (
+        server(tls_server_context(other, "localhost")) as port,
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        asyncio.run(work(port))
+
+
+def test_tls_refuses_a_certificate_for_another_host(ca: trustme.CA) -> None:
+    transport = Transport(limits=LIMITS, ssl_context=client_context(ca))
+
+    async def work(port: int) -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get(f"https://localhost:{port}/")
+
+    with (
+        server(tls_server_context(ca, "api.example.com")) as port,
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
+        asyncio.run(work(port))
+
+
+def test_default_context_verifies_certificates() -> None:
+    context = Transport(limits=LIMITS).ssl_context
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname is True
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_large_bodies_both_ways(ca: trustme.CA, tls: bool) -> None:
+    """Bodies larger than the socket buffers, read from a fast writer and written to a
+    slow reader, arrive whole."""
+    transport = Transport(limits=LIMITS, ssl_context=client_context(ca) if tls else None)
+    upload = bytes((i * 7) % 256 for i in range(2_000_000))
+    scheme = "https" if tls else "http"
+
+    async def work(port: int) -> tuple[bytes, str]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            big = await client.get(f"{scheme}://localhost:{port}/big")
+            echoed = await client.post(f"{scheme}://localhost:{port}/up", content=upload)
+            return big.content, echoed.text
+
+    with server(tls_server_context(ca, "localhost") if tls else None) as port:
+        big, echoed = asyncio.run(work(port))
+    assert big == bytes(i % 251 for i in range(BIG))
+    assert echoed == f"{len(upload)} {sum(upload) % 1_000_003}"
+
+
+@contextmanager
+def raw_server(answer: Callable[[socket.socket, int], None]) -> Iterator[int]:
+    """Accepts connections; `answer(conn, n)` handles the n-th (from 0), then it is closed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=_handle, args=(answer, conn, n), daemon=True).start()
+            n += 1
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def _handle(answer: Callable[[socket.socket, int], None], conn: socket.socket, n: int) -> None:
+    try:
+        answer(conn, n)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    """The server closes a keep-alive connection after one answer (no `Connection: close`):
+    the pool must see the idle connection is dead and open another, not fail the request."""
+
+    def answer(conn: socket.socket, n: int) -> None:
+        conn.recv(65536)
+        conn.sendall(OK)
+
+    transport = Transport(limits=LIMITS)
+
+    async def work(port: int) -> list[str]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            first = await client.get(f"http://127.0.0.1:{port}/")
+            await asyncio.sleep(0.2)  # the server has closed it by now
+            second = await client.get(f"http://127.0.0.1:{port}/")
+            return [first.text, second.text]
+
+    with raw_server(answer) as port:
+        assert asyncio.run(work(port)) == ["ok", "ok"]
+    assert transport.backend.connections == 2
+
+
+def test_a_body_cut_short_is_an_error_not_a_short_answer() -> None:
+    def answer(conn: socket.socket, n: int) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+
+    async def work(port: int) -> None:
+        async with httpx.AsyncClient(transport=Transport(limits=LIMITS)) as client:
+            await client.get(f"http://127.0.0.1:{port}/")
+
+    with (
+        raw_server(answer) as port,
+        pytest.raises(httpx.RemoteProtocolError, match=r"incomplete|closed"),
+    ):
+        asyncio.run(work(port))
+
+
+def test_a_reset_connection_is_a_read_error() -> None:
+    def answer(conn: socket.socket, n: int) -> None:
+        conn.recv(65536)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    async def work(port: int) -> None:
+        async with httpx.AsyncClient(transport=Transport(limits=LIMITS)) as client:
+            await client.get(f"http://127.0.0.1:{port}/")
+
+    with raw_server(answer) as port, pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+        asyncio.run(work(port))
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+
+    async def work() -> None:
+        async with httpx.AsyncClient(transport=Transport(limits=LIMITS)) as client:
+            await client.get(f"http://127.0.0.1:{port}/")
+
+    with pytest.raises(httpx.ConnectError):
+        asyncio.run(work())
+
+
+def test_read_timeout_then_the_pool_still_works() -> None:
+    transport = Transport(limits=LIMITS)
+
+    async def work(port: int) -> str:
+        async with httpx.AsyncClient(transport=transport, timeout=0.3) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(f"http://127.0.0.1:{port}/slow")
+            return (await client.get(f"http://127.0.0.1:{port}/after")).text
+
+    with server() as port:
+        assert asyncio.run(work(port)) == '{"path": "/after"}'
+
+
+def test_a_cancelled_request_leaves_the_pool_usable() -> None:
+    transport = Transport(limits=httpx.Limits(max_connections=1))
+
+    async def work(port: int) -> str:
+        async with httpx.AsyncClient(transport=transport) as client:
+            task = asyncio.create_task(client.get(f"http://127.0.0.1:{port}/slow"))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return (await client.get(f"http://127.0.0.1:{port}/next")).text
+
+    with server() as port:
+        started = time.monotonic()
+        assert asyncio.run(work(port)) == '{"path": "/next"}'
+    assert time.monotonic() - started < 1.9  # it did not wait for the cancelled answer
