@@ -319,7 +319,10 @@ def report(
                 ),
                 (
                     "  ratio of each run",
-                    ", ".join(f"{s / lower:.2f}x" for s in [plan_step.seconds, *plan_step.repeats]),
+                    ", ".join(
+                        f"{s / lower:.2f}x" if lower else "-"
+                        for s in [plan_step.seconds, *plan_step.repeats]
+                    ),
                     "",
                 ),
             ]
