@@ -243,21 +243,29 @@ def _handle(answer: Callable[[socket.socket, int], None], conn: socket.socket, n
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_connection_the_server_closed_while_idle_is_not_reused(ca: trustme.CA, tls: bool) -> None:
     """The server closes a keep-alive connection after one answer (no `Connection: close`):
-    the pool must see the idle connection is dead and open another, not fail the request."""
+    the pool must see the idle connection is dead and open another, not fail the request.
+    Over TLS too (both APIs are HTTPS): there the check polls the socket under the TLS
+    stream, which the server's FIN makes readable."""
+    server_tls = tls_server_context(ca, "localhost") if tls else None
 
     def answer(conn: socket.socket, n: int) -> None:
-        conn.recv(65536)
-        conn.sendall(OK)
+        if server_tls is not None:
+            conn = server_tls.wrap_socket(conn, server_side=True)
+        with conn:
+            conn.recv(65536)
+            conn.sendall(OK)
 
-    transport = Transport(limits=LIMITS)
+    transport = Transport(limits=LIMITS, ssl_context=client_context(ca) if tls else None)
+    scheme = "https" if tls else "http"
 
     async def work(port: int) -> list[str]:
         async with httpx.AsyncClient(transport=transport) as client:
-            first = await client.get(f"http://127.0.0.1:{port}/")
+            first = await client.get(f"{scheme}://localhost:{port}/")
             await asyncio.sleep(0.2)  # the server has closed it by now
-            second = await client.get(f"http://127.0.0.1:{port}/")
+            second = await client.get(f"{scheme}://localhost:{port}/")
             return [first.text, second.text]
 
     with raw_server(answer) as port:
