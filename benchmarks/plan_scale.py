@@ -177,6 +177,8 @@ def main() -> int:
         help="time the max_concurrency 1 plan on K customers and extrapolate per request",
     )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
 
     from reconciler import engine
     from reconciler.apply import apply_plan

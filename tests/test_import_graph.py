@@ -22,7 +22,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 # What "a ConnectWise or ZeroTek client" is: the API clients, their shared HTTP layer and
 # the readers built on them. The commands and the demo reach these only through the engine
 # (which the client factory, reconciler.clients, feeds).
-API_CLIENTS = ("reconciler.connectwise", "reconciler.usage", "reconciler.http")
+API_CLIENTS = (
+    "reconciler.connectwise",
+    "reconciler.usage",
+    "reconciler.http",
+    "reconciler.transport",
+)
 # Writing or reading the run log, sending e-mail or a chat message: the engine's job.
 RUN_LOG_AND_EMAIL = (
     "reconciler.runlog", "reconciler.runindex", "reconciler.notify", "smtplib", "reconciler.chat",
