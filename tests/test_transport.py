@@ -147,8 +147,16 @@ def test_tls_with_a_trusted_certificate(ca: trustme.CA) -> None:
     assert transport.backend.connections == 1
 
 
-def test_tls_refuses_an_untrusted_certificate(ca: trustme.CA) -> None:
-    other = trustme.CA()  # the server's certificate is not from the CA the client trusts
+@pytest.mark.parametrize(
+    ("issuer", "name"),
+    [("another CA", "localhost"), ("the trusted CA", "api.example.com")],
+    ids=["untrusted-ca", "other-host"],
+)
+def test_tls_refuses_a_certificate_it_must_not_trust(
+    ca: trustme.CA, issuer: str, name: str
+) -> None:
+    """A certificate from a CA the client does not trust, or one for another host."""
+    server_ca = trustme.CA() if issuer == "another CA" else ca
     transport = Transport(limits=LIMITS, ssl_context=client_context(ca))
 
     async def work(port: int) -> None:
@@ -156,21 +164,7 @@ def test_tls_refuses_an_untrusted_certificate(ca: trustme.CA) -> None:
             await client.get(f"https://localhost:{port}/")
 
     with (
-        server(tls_server_context(other, "localhost")) as port,
-        pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
-    ):
-        asyncio.run(work(port))
-
-
-def test_tls_refuses_a_certificate_for_another_host(ca: trustme.CA) -> None:
-    transport = Transport(limits=LIMITS, ssl_context=client_context(ca))
-
-    async def work(port: int) -> None:
-        async with httpx.AsyncClient(transport=transport) as client:
-            await client.get(f"https://localhost:{port}/")
-
-    with (
-        server(tls_server_context(ca, "api.example.com")) as port,
+        server(tls_server_context(server_ca, name)) as port,
         pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         asyncio.run(work(port))
