@@ -199,21 +199,20 @@ def test_large_bodies_both_ways(ca: trustme.CA, tls: bool) -> None:
 
 
 @contextmanager
-def raw_server(answer: Callable[[socket.socket, int], None]) -> Iterator[int]:
-    """Accepts connections; `answer(conn, n)` handles the n-th (from 0), then it is closed."""
+def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[int]:
+    """Accepts connections; `answer(conn)` handles each (TLS wrapping, if any, is its
+    job: unlike test_http_limits.raw_server, nothing is read first), then it is closed."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
     stop = threading.Event()
 
     def serve() -> None:
-        n = 0
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
                 continue
-            threading.Thread(target=_handle, args=(answer, conn, n), daemon=True).start()
-            n += 1
+            threading.Thread(target=_handle, args=(answer, conn), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -225,9 +224,9 @@ def raw_server(answer: Callable[[socket.socket, int], None]) -> Iterator[int]:
         listener.close()
 
 
-def _handle(answer: Callable[[socket.socket, int], None], conn: socket.socket, n: int) -> None:
+def _handle(answer: Callable[[socket.socket], None], conn: socket.socket) -> None:
     try:
-        answer(conn, n)
+        answer(conn)
     except OSError:
         pass
     finally:
@@ -245,7 +244,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(ca: trustme.CA,
     stream, which the server's FIN makes readable."""
     server_tls = tls_server_context(ca, "localhost") if tls else None
 
-    def answer(conn: socket.socket, n: int) -> None:
+    def answer(conn: socket.socket) -> None:
         if server_tls is not None:
             conn = server_tls.wrap_socket(conn, server_side=True)
         with conn:
@@ -268,7 +267,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(ca: trustme.CA,
 
 
 def test_a_body_cut_short_is_an_error_not_a_short_answer() -> None:
-    def answer(conn: socket.socket, n: int) -> None:
+    def answer(conn: socket.socket) -> None:
         conn.recv(65536)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
 
@@ -284,7 +283,7 @@ def test_a_body_cut_short_is_an_error_not_a_short_answer() -> None:
 
 
 def test_a_reset_connection_is_a_read_error() -> None:
-    def answer(conn: socket.socket, n: int) -> None:
+    def answer(conn: socket.socket) -> None:
         conn.recv(65536)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
