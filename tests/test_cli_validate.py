@@ -276,7 +276,8 @@ def test_activate_without_settings(tmp_path: Path) -> None:
     result = invoke("activate", "--config-dir", str(tmp_path))
     assert result.exit_code == 1
     assert result.stderr == (
-        "mappings/settings.yaml: file not found (run `reconcile init` first)\n"
+        f"error: {tmp_path}/mappings/settings.yaml: file not found: not a config directory "
+        "(pass --config-dir DIR, or create one with `reconcile init DIR`)\n"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -285,12 +286,13 @@ def test_init_then_validate(tmp_path: Path) -> None:
     target = tmp_path / "msp"
     result = invoke("init", str(target))
     assert result.exit_code == 0
-    assert f"created {target / 'mappings/settings.yaml'}" in result.stdout
+    # one file per line, under the directory they were written in
+    assert f"created in {target}:\n  mappings/settings.yaml\n" in result.stdout
     assert invoke("validate", "--config-dir", str(target)).exit_code == 0
     again = invoke("init", str(target))
     assert again.exit_code == 1
-    assert "refusing to overwrite existing files" in again.stderr
-    assert "mappings/settings.yaml" in again.stderr
+    assert "refusing to overwrite 20 existing file(s)" in again.stderr
+    assert "\n  mappings/settings.yaml\n" in again.stderr  # one file per line
 
 
 def test_init_defaults_to_the_config_dir(tmp_path: Path) -> None:

@@ -217,11 +217,15 @@ def test_deactivated_refuses_before_any_request(sandbox, config_dir):
     assert not (config_dir / "runs").exists()
 
 
-def test_no_tty_and_no_yes_refuses(sandbox, config_dir):
+def test_no_tty_and_no_yes_refuses_before_reading_anything(sandbox, config_dir):
+    """Issue 28: refused at once, as the JSON mode was: no API read, no plan printed."""
     result = run(config_dir, "apply", *AS_OF)
     assert result.exit_code == 1
-    assert "no terminal to confirm on and no --yes" in result.output
-    assert sandbox.stats.writes == 0
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: apply without --yes needs a terminal to confirm on")
+    assert "nothing was read or applied" in result.stderr and "or pass --yes" in result.stderr
+    assert sandbox.stats.total == 0
+    assert not (config_dir / "runs").exists()
 
 
 def test_markdown_plan_for_pull_requests(sandbox, config_dir):

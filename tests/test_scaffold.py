@@ -192,7 +192,10 @@ def test_set_enabled_refuses_what_it_cannot_edit(
 def test_set_enabled_without_settings_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         scaffold.set_enabled(tmp_path, True)
-    assert str(info.value) == "mappings/settings.yaml: file not found (run `reconcile init` first)"
+    assert str(info.value) == (
+        f"{tmp_path}/mappings/settings.yaml: file not found: not a config directory "
+        "(pass --config-dir DIR, or create one with `reconcile init DIR`)"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

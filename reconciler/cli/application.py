@@ -162,8 +162,9 @@ class _Group(TyperGroup):
             try:
                 return super().invoke(ctx)
             except ConfigError as exc:
+                # one error style everywhere (`error: ...`), each problem where it is
                 for problem in exc.problems:
-                    typer.echo(lines_of(problem), err=True)
+                    typer.echo(f"error: {lines_of(problem)}", err=True)
                 raise typer.Exit(1) from None
             except ReconcileError as exc:
                 typer.echo(f"error: {lines_of(exc)}", err=True)
@@ -279,6 +280,21 @@ def config_dir_of(ctx: typer.Context, local: Path | None) -> Path:
         return Path(root)
     env = os.environ.get("RECONCILE_CONFIG_DIR")
     return Path(env) if env else Path.cwd()
+
+
+def command_for(config_dir: Path, *args: str) -> str:
+    """A `reconcile ...` command line to suggest, keeping the user's config directory when it
+    is not the current one (a hint that drops it runs against the wrong directory)."""
+    import shlex
+
+    words = ["reconcile"]
+    try:
+        elsewhere = Path(config_dir).resolve() != Path.cwd().resolve()
+    except OSError:
+        elsewhere = True
+    if elsewhere:
+        words += ["--config-dir", shlex.quote(str(config_dir))]
+    return " ".join([*words, *args])
 
 
 def lock_command() -> str:

@@ -20,11 +20,13 @@ from reconciler.cli.application import (
     ConfigDirOption,
     app,
     check_out_path,
+    command_for,
     config_dir_of,
     lines_of,
     lock_command,
     verbose_of,
 )
+from reconciler.config.resources import SCHEMA_NAMES
 from reconciler.core.errors import ConfigError, ReconcileError
 from reconciler.core.vocabulary import PeriodKind
 from reconciler.secure.scrub import guard_process_output
@@ -144,6 +146,10 @@ def init(
             show_default=False,
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List the files it would write; write nothing."),
+    ] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Scaffold a config repository: commented settings, SKU and customer mappings that
@@ -153,8 +159,13 @@ def init(
 
     target = directory if directory is not None else config_dir_of(ctx, config_dir)
     source = pin.parse_pin(pin_source) if pin_source is not None else pin.installed_pin()
-    for written in scaffold.init(target, source):
-        typer.echo(f"created {target / written}")
+    files = scaffold.init(target, source, dry_run=dry_run)
+    typer.echo(f"{'would create' if dry_run else 'created'} in {target}:")
+    for written in files:
+        typer.echo(f"  {written}")
+    if dry_run:
+        typer.echo(f"nothing written (dry run); create them with `reconcile init {target}`")
+        return
     if source is not None:
         typer.echo(f"workflows install the reconciler from {source.url}")
     else:
@@ -165,8 +176,8 @@ def init(
             err=True,
         )
     typer.echo(
-        "next: edit the files (each key is explained in its comments), "
-        "then run `reconcile validate`"
+        "next: edit mappings/ (each key is explained in its comments), then run "
+        f"`{command_for(target, 'validate')}`"
     )
 
 
@@ -176,13 +187,16 @@ def schema_command(
         str,
         typer.Argument(
             metavar="NAME",
-            help="settings, skus, customers (the mapping files), plan (`plan --format json`, "
-            "saved plans) or run (the records under runs/).",
+            # the names the command accepts, from the one list it checks against
+            help=f"One of: {', '.join(SCHEMA_NAMES)}.",
         ),
     ],
+    config_dir: ConfigDirOption = None,  # accepted like everywhere; the schemas are built in
 ) -> None:
-    """Print a JSON Schema (draft 2020-12), e.g. for an editor or another tool."""
-    from reconciler.config.resources import SCHEMA_NAMES, schema_path
+    """Print a JSON Schema (draft 2020-12), e.g. for an editor or another tool: settings,
+    skus and customers describe the mapping files, plan a saved plan, run the records under
+    runs/, the others the JSON output of the command of that name."""
+    from reconciler.config.resources import schema_path
 
     if name not in SCHEMA_NAMES:
         raise ReconcileError(f"unknown schema {name!r}; expected one of {', '.join(SCHEMA_NAMES)}")
@@ -364,6 +378,7 @@ def show(
         Path,
         typer.Argument(metavar="PLANFILE", help="A plan saved by `reconcile plan --out FILE`."),
     ],
+    config_dir: ConfigDirOption = None,  # accepted like everywhere; a plan file is self-contained
     fmt: Annotated[
         cli_options.Format,
         typer.Option(

@@ -1,10 +1,15 @@
 """Examples shown at the end of each command's --help (tests/test_cli_conventions.py parses
-every line against the real command, so an example cannot drift from the options)."""
+every line against the real command, and tests/test_first_hour.py runs every one against
+the sandbox, so an example cannot drift from the options or the behaviour)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+# A run id as `apply` names its record (runlog._claim_run_id: UTC start + trigger); a test
+# checks the form and runs the example against a run of that id.
+EXAMPLE_RUN_ID = "20261115T060003Z-scheduled"
 
 EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "": [  # reconcile --help
@@ -17,7 +22,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     ],
     "init": [
         ("reconcile init billing-config", "scaffold a new config repository"),
-        ("reconcile init . --pin git+https://github.com/ORG/REPO@SHA", "workflows install SHA"),
+        ("reconcile init billing-config --dry-run", "list what it would write, write nothing"),
     ],
     "validate": [
         ("reconcile validate", "every problem as file:line:col on stderr"),
@@ -46,11 +51,12 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "show": [
         ("reconcile show plan.json", "re-render a saved plan"),
         ("reconcile show plan.json --format markdown", ""),
+        ("reconcile show --config-dir . plan.json", "--config-dir before or after"),
     ],
     "activity": [
         ("reconcile activity", "recent runs, newest first"),
         ("reconcile activity --limit 5", ""),
-        ("reconcile activity 2026-11-15T06-00-03Z-scheduled", "one run's details"),
+        (f"reconcile activity {EXAMPLE_RUN_ID}", "one run's details"),
     ],
     "check-unmapped": [
         ("reconcile check-unmapped", "list customers using unmapped SKUs, e-mail them"),
@@ -67,6 +73,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "schema": [
         ("reconcile schema customers", "JSON Schema of mappings/customers.yaml"),
         ("reconcile schema plan > plan.schema.json", ""),
+        ("reconcile schema --config-dir billing-config status", "--config-dir: anywhere"),
     ],
     "sandbox": [
         ("reconcile sandbox", "simulators on a free port; prints the export lines"),
@@ -74,7 +81,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     ],
     "demo": [
         ("reconcile demo", "the whole tour in a temporary directory"),
-        ("reconcile demo --dir /tmp/tour", "keep the config and run log afterwards"),
+        ("reconcile demo --dir tour", "put the config and run log in ./tour"),
     ],
 }
 

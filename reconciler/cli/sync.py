@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ import typer
 
 from reconciler.cli import json_output as cli_json
 from reconciler.cli import term
+from reconciler.cli.application import command_for
 
 # The option types live in cli_options (light to import); re-exported for the commands here.
 from reconciler.cli.options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
@@ -79,6 +81,15 @@ def run_plan(
     verbose: bool = False,
 ) -> int:
     config = load_config(config_dir)
+    if not config.settings.enabled:
+        # only `status` and the hidden `is-enabled` said so: a plan that `apply` will not make
+        # must say it up front (stderr: stdout stays the plan)
+        typer.echo(
+            "note: integration deactivated (enabled: false in mappings/settings.yaml): "
+            "`apply` and the scheduled sync change nothing; turn it on with "
+            f"`{command_for(config_dir, 'activate')}`",
+            err=True,
+        )
     engine = SyncEngine(config, clients, ui=Ui(busy=_busy, notice=_notice))
     with requests_shown(engine, verbose):
         return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
@@ -145,7 +156,8 @@ def _plan(
     if note:
         typer.echo(f"warning: {plain(note)}", err=True)
     if out is not None:
-        typer.echo(f"Saved plan to {out}; apply exactly it with: reconcile apply {out}", err=True)
+        again = command_for(config.config_dir, "apply", shlex.quote(str(out)))
+        typer.echo(f"Saved plan to {out}; apply exactly it with: {again}", err=True)
     if planned.plan.has_errors:
         # The plan (stdout) shows them in place; stderr carries them for scripts and CI.
         for cp in planned.plan.customers:
@@ -198,10 +210,9 @@ def _confirm(yes: bool, *, to_stderr: bool = False) -> Callable[[Plan], bool] | 
     """The prompt (to_stderr: `--format json`, whose stdout is the JSON alone)."""
     if yes:
         return None
-    shown_on = sys.stderr if to_stderr else sys.stdout
 
     def ask(plan: Plan) -> bool:
-        if not (_is_tty(sys.stdin) and _is_tty(shown_on)):
+        if not _can_confirm(to_stderr):
             raise Declined("no terminal to confirm on and no --yes: nothing was applied")
         answer = typer.prompt(
             "Apply these changes to ConnectWise? Only 'yes' will be accepted", err=to_stderr
@@ -211,7 +222,42 @@ def _confirm(yes: bool, *, to_stderr: bool = False) -> Callable[[Plan], bool] | 
     return ask
 
 
-def _report(outcome: SyncOutcome, *, err: bool = False) -> None:
+def _can_confirm(to_stderr: bool) -> bool:
+    """The prompt needs a person: stdin and the stream the plan is shown on are terminals."""
+    return _is_tty(sys.stdin) and _is_tty(sys.stderr if to_stderr else sys.stdout)
+
+
+def _not_started(outcome: SyncOutcome) -> tuple[int, int]:
+    """(changes, customers) an interrupted apply never started: what a re-run would do."""
+    changes = customers = 0
+    for cr in outcome.result.customers:
+        if cr.plan.errors:
+            continue  # never applied, interrupted or not
+        left = len(cr.plan.changes) - len(cr.results)
+        if left > 0:
+            changes, customers = changes + left, customers + 1
+    return changes, customers
+
+
+def _interrupted_line(outcome: SyncOutcome, config_dir: Path) -> str:
+    writes = outcome.record.totals.writes
+    done = f"{writes} write{'s' if writes != 1 else ''} committed before it (recorded)"
+    changes, customers = _not_started(outcome)
+    if not changes:
+        return (
+            f"Interrupted by {outcome.interrupted_by}: {done}; every planned write had already "
+            "been sent, nothing remains to apply."
+        )
+    again = command_for(config_dir, "apply")
+    return (
+        f"Interrupted by {outcome.interrupted_by}: {done}; {changes} change"
+        f"{'s' if changes != 1 else ''} for {customers} customer"
+        f"{'s' if customers != 1 else ''} not started. To finish, run `{again}` again "
+        "(it plans afresh from what is now in ConnectWise)."
+    )
+
+
+def _report(outcome: SyncOutcome, config_dir: Path, *, err: bool = False) -> None:
     """What apply did, for people (err: on stderr, under `--format json`)."""
     for cr in outcome.result.customers:
         for r in cr.results:
@@ -230,12 +276,7 @@ def _report(outcome: SyncOutcome, *, err: bool = False) -> None:
     totals = outcome.record.totals
     failed = sum(1 for c in outcome.result.customers if not c.ok)
     if outcome.interrupted_by:
-        typer.echo(
-            f"Interrupted by {outcome.interrupted_by}: {totals.writes} "
-            f"write{'s' if totals.writes != 1 else ''} committed before it (recorded); "
-            "no write was started after it. Re-run to finish.",
-            err=True,
-        )
+        typer.echo(_interrupted_line(outcome, config_dir), err=True)
         return
     typer.echo(
         f"Apply complete: {totals.writes} write{'s' if totals.writes != 1 else ''}, "
@@ -262,13 +303,16 @@ def run_apply(
     fmt: OutputFormat = OutputFormat.TEXT,
 ) -> int:
     as_json = fmt is OutputFormat.JSON
-    if as_json and not yes and plan_file is None and not _is_tty(sys.stdin):
-        # Refused before any work: a pipe cannot answer the prompt, and stdout is the JSON.
+    if not yes and plan_file is None and not _can_confirm(as_json):
+        # Refused before any work (no API read, no plan shown): nobody can answer the prompt.
+        # A saved plan is not confirmed (it was reviewed when it was made), so it may go on.
         error = (
-            "apply --format json without --yes needs a terminal to confirm on (stdin is not "
-            "one): nothing was applied; pass --yes to apply without asking"
+            "apply without --yes needs a terminal to confirm on (there is none): nothing was "
+            f"read or applied. Review with `{command_for(config_dir, 'plan', '--out', 'plan.json')}`"
+            f", then `{command_for(config_dir, 'apply', 'plan.json')}`; or pass --yes"
         )
-        typer.echo(json_dumps(cli_json.apply_json(None, None, 1, error), indent=2))
+        if as_json:  # stdout is the JSON alone
+            typer.echo(json_dumps(cli_json.apply_json(None, None, 1, error), indent=2))
         raise ReconcileError(error)
     progress = _Progress()
     ui = Ui(
@@ -299,7 +343,7 @@ def run_apply(
         )
         with requests_shown(engine, verbose):
             outcome = engine.apply(request)
-            _report(outcome, err=as_json)
+            _report(outcome, config_dir, err=as_json)
     except (ReconcileError, KeyboardInterrupt) as exc:
         if as_json:  # the JSON still says what happened (and names the failed run's record)
             code = exc.exit_code if isinstance(exc, ReconcileError) else _signal_exit(exc)

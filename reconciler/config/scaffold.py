@@ -104,20 +104,24 @@ def scaffold_files(source: pin.Pin | None = None) -> list[ScaffoldFile]:
     return files
 
 
-def init(target_dir: Path, source: pin.Pin | None = None) -> list[str]:
-    """Write the scaffold into `target_dir`; refuse (writing nothing) if any file exists."""
+def init(target_dir: Path, source: pin.Pin | None = None, *, dry_run: bool = False) -> list[str]:
+    """Write the scaffold into `target_dir`; refuse (writing nothing) if any file exists.
+    dry_run: the same checks, and the files it would write, but nothing is written."""
     files = scaffold_files(source)
     existing = [f.target for f in files if (target_dir / f.target).exists()]
     if existing:
+        listed = "".join(f"\n  {name}" for name in existing)
         raise ReconcileError(
-            f"refusing to overwrite existing files in {target_dir}: {', '.join(existing)} "
-            "(move them away or pick another directory)"
+            f"refusing to overwrite {len(existing)} existing file(s) in {target_dir}; move "
+            f"them away or pick another directory (nothing was written):{listed}"
         )
     missing = [
         str(f.source) for f in files if f.text is None and not (f.source or Path()).is_file()
     ]
     if missing:
         raise ReconcileError(f"package data missing: {', '.join(missing)}; reinstall")
+    if dry_run:
+        return [f.target for f in files]
     for f in files:
         dest = target_dir / f.target
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +195,13 @@ def set_enabled(config_dir: Path, enabled: bool) -> bool:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            [Problem(Location(SETTINGS_FILE), "file not found (run `reconcile init` first)")]
+            [
+                Problem(
+                    Location(str(Path(config_dir) / SETTINGS_FILE)),
+                    "file not found: not a config directory (pass --config-dir DIR, or "
+                    "create one with `reconcile init DIR`)",
+                )
+            ]
         ) from None
     text = yamlsource.decode(raw, SETTINGS_FILE)
     # libyaml's marks do not count a byte-order mark; splice the text after it.
