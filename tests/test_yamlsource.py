@@ -104,7 +104,9 @@ def test_duplicate_key_names_both_locations(loader: type) -> None:
 
 def test_tab_indentation(loader: type) -> None:
     assert problems_of("a: 1\n\tb: 2\n") == [
-        "f.yaml:2:1: tab character in indentation; YAML indentation must use spaces"
+        "f.yaml:2:1: tab character in indentation; YAML indentation must use spaces\n"
+        "  2 |  b: 2\n"
+        "    | ^"
     ]
 
 
@@ -115,13 +117,13 @@ def test_tab_after_spaces_points_at_the_tab(loader: type) -> None:
 
 def test_syntax_error_location_and_context(loader: type) -> None:
     (problem,) = problems_of("a: [1, 2\nb: 3\n")
-    assert problem.startswith("f.yaml:2:2: YAML syntax error: ")
-    assert "while parsing a flow sequence started at line 1" in problem
+    # at the bracket that is never closed, not where the parser gave up (issue 28)
+    assert problem.startswith("f.yaml:1:4: this '[' is not closed by a ']'")
 
 
 def test_unclosed_quote(loader: type) -> None:
     (problem,) = problems_of("- id: 'zt-0001\n")
-    assert problem.startswith("f.yaml:2:1: YAML syntax error: found unexpected end of stream")
+    assert problem.startswith("f.yaml:1:7: this quote is never closed")
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n", "~\n", "null"])

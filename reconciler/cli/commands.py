@@ -118,7 +118,11 @@ def validate(
             typer.echo(lines_of(problem), err=True)
     if problems:
         if format is not ValidateFormat.JSON:
-            typer.echo(f"mappings invalid: {len(problems)} problem(s)", err=True)
+            typer.echo(
+                f"error: mappings invalid: {len(problems)} problem(s); fix them, then run "
+                f"`{command_for(root, 'validate')}` again",
+                err=True,
+            )
         raise typer.Exit(1)
     if format is not ValidateFormat.JSON:
         typer.echo(f"mappings valid: {len(loaded.skus)} SKUs, {len(loaded.customers)} customers")

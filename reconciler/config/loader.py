@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.config import schema, yamlsource
+from reconciler.config import schema, yamlhints, yamlsource
 from reconciler.config.yamlsource import Document
 from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.model import (
@@ -148,7 +148,7 @@ def _read_one(
         def check_progress(done: int) -> None:
             report_check(f"checking {rel}", done, items)
 
-    files.problems.extend(schema.validate(doc, kind, check_progress))
+    files.problems.extend(yamlhints.comment_hints(schema.validate(doc, kind, check_progress), raw))
     return doc
 
 

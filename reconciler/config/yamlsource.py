@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.config import yamlhints
 from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.model import Location
 
@@ -155,21 +156,15 @@ def _syntax_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
         )
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
-        location = Location(file, mark.line + 1, mark.column + 1)
         line_text = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
         indent = line_text[: len(line_text) - len(line_text.lstrip(" \t"))]
         if "\t" in indent and mark.column <= len(indent):
             return Problem(
                 Location(file, mark.line + 1, indent.index("\t") + 1),
                 "tab character in indentation; YAML indentation must use spaces",
+                excerpt=yamlhints.excerpt(text.splitlines(), mark.line, indent.index("\t")),
             )
-        message = f"YAML syntax error: {exc.problem}"
-        if exc.context:
-            where = ""
-            if exc.context_mark is not None and exc.context_mark.line != mark.line:
-                where = f" started at line {exc.context_mark.line + 1}"
-            message += f" ({exc.context}{where})"
-        return Problem(location, message)
+        return yamlhints.explain(exc, text, file)  # the cause in plain words, with a caret
     return Problem(Location(file, 1, 1), f"YAML error: {exc}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.core.vocabulary import Location
 
@@ -14,9 +14,13 @@ class Problem:
 
     location: Location
     message: str
+    # For a terminal only: the offending line and a caret under the column (JSON, GitHub
+    # annotations and sorting use location + message alone).
+    excerpt: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
+        head = f"{self.location}: {self.message}"
+        return f"{head}\n{self.excerpt}" if self.excerpt else head
 
 
 class ReconcileError(Exception):
