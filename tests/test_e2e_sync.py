@@ -182,7 +182,11 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     stale = run(config_dir, "apply", str(plan_file))
     assert stale.exit_code == 1
     assert "stale plan: ConnectWise changed since it was made" in stale.output
-    assert "agreements > 1001 > additions > 9001 > quantity: 40 -> 41" in stale.output
+    # one line per difference, in words (issue 28; was a path and Python reprs)
+    assert (
+        "  agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 40 → 41 since the plan was "
+        "made\n" in stale.output
+    )
     assert sandbox.stats.writes == 0
 
     run(config_dir, "plan", "--out", str(plan_file), *AS_OF)

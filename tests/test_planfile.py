@@ -60,11 +60,11 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
     moved_snap = planfile.snapshot(p, moved, products)
     assert planfile.fingerprint(moved_snap) != planfile.fingerprint(snap)
     assert planfile.describe_drift(snap, moved_snap) == [
-        "agreements > 1001 > additions > 1 > quantity: 40 -> 41"
+        "agreement 1001 addition #1 (ZT-OKTA-SSO): quantity 40 → 41 since the plan was made"
     ]
     extra = state(addition(1, "ZT-OKTA-SSO", 40), addition(7, "ZT-OKTA-MFA", 2))
     assert planfile.describe_drift(snap, planfile.snapshot(p, extra, products)) == [
-        "agreements > 1001 > additions > 7: appeared"
+        "agreement 1001 addition #7 (ZT-OKTA-MFA): added since the plan was made (quantity 2)"
     ]
 
 

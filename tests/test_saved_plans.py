@@ -70,7 +70,7 @@ def test_an_edited_quantity_is_refused(sandbox, config_dir):
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1
     assert "the saved plan differs from the plan re-derived now" in result.output
-    assert "/after: 4200 in the file, 42 re-derived" in result.output
+    assert ", update ZT-OKTA-SSO: after 4200 in the file, 42 now\n" in result.output
     assert sandbox.stats.writes == 0
 
 
@@ -84,7 +84,7 @@ def test_a_removal_redirected_to_an_unmanaged_addition_is_refused(sandbox, confi
     removal["addition_id"] = helpdesk["id"]
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1 and sandbox.stats.writes == 0
-    assert f"/addition_id: {helpdesk['id']} in the file" in result.output
+    assert f", remove ZT-OKTA-UD: addition_id {helpdesk['id']} in the file" in result.output
     assert sandbox.addition(helpdesk["id"]) == helpdesk
 
 
@@ -101,7 +101,7 @@ def test_flipping_safe_in_an_unsafe_plan_is_refused(sandbox, config_dir):
     flipped = {**data, "safe": True, "unsafe_reasons": []}
     result = apply_saved(config_dir, flipped)
     assert result.exit_code == 1 and sandbox.stats.writes == 0
-    assert "safe: True in the file, False re-derived" in result.output
+    assert "  safe: true in the file, false now\n" in result.output  # JSON's words, no reprs
     # the verdict is recomputed: the untouched unsafe plan exits 3, --force applies it
     assert apply_saved(config_dir, data).exit_code == 3 and sandbox.stats.writes == 0
     forced = apply_saved(config_dir, data, "--force")
@@ -152,7 +152,7 @@ def test_revenue_rounded_to_cents_is_accepted_unit_prices_never(sandbox, config_
     change(price_edit, "add", "ZT-OKTA-LCM")["unit_price"] = "5.00"
     refused = apply_saved(config_dir, price_edit)
     assert refused.exit_code == 1 and sandbox.stats.writes == 0
-    assert "unit_price: '5.00' in the file, '5.0025' re-derived" in refused.output
+    assert 'add ZT-OKTA-LCM: unit_price "5.00" in the file, "5.0025" now' in refused.output
     rounded = json.loads(json.dumps(data))
     change(rounded, "add", "ZT-OKTA-LCM")["revenue_delta"] = "30.02"  # another tool's cents
     accepted = apply_saved(config_dir, rounded)
@@ -161,10 +161,10 @@ def test_revenue_rounded_to_cents_is_accepted_unit_prices_never(sandbox, config_
 
 def test_differences_is_exact_about_types_and_lengths():
     assert differences({"a": [1, 2]}, {"a": [1, 2]}) == []
-    assert differences({"a": True}, {"a": 1}) == ["a: True in the file, 1 re-derived"]
-    assert differences({"a": 42.0}, {"a": 42}) == ["a: 42.0 in the file, 42 re-derived"]
-    assert differences({"a": [1]}, {"a": [1, 2]}) == ["a: 1 entries in the file, 2 re-derived"]
-    assert differences({"x": 1}, {}) == ["x: in the file, not in the re-derived plan"]
+    assert differences({"a": True}, {"a": 1}) == ["a: true in the file, 1 now"]
+    assert differences({"a": 42.0}, {"a": 42}) == ["a: 42.0 in the file, 42 now"]
+    assert differences({"a": [1]}, {"a": [1, 2]}) == ["a: 1 in the file, 2 now"]
+    assert differences({"x": 1}, {}) == ["x: in the file only, not in the plan made now"]
     assert differences({"revenue_delta": "12.38"}, {"revenue_delta": "12.375"}) == []
     assert differences({"revenue_delta": "12.39"}, {"revenue_delta": "12.375"}) != []
     assert differences({"unit_price": "4.13"}, {"unit_price": "4.125"}) != []

@@ -42,7 +42,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.money import json_number
 from reconciler.net.http import ApiError, OutcomeUnknown, one_line
-from reconciler.plan import planfile
+from reconciler.plan import drift, planfile
 
 MAX_POST_ATTEMPTS = 6
 # Before re-reading after an unknown POST outcome: a server that timed out on us may still
@@ -273,11 +273,8 @@ class _Applier:
         now = planfile.additions_snapshot(current, self.products, self.plan.period.as_of)
         if now == saved["additions"]:
             return None
-        drift = "; ".join(planfile.describe_drift(saved["additions"], now, limit=3))
-        return (
-            f"stale: agreement #{agreement_id}'s additions changed since the plan was made "
-            f"({drift}); skipped, nothing written. Run `reconcile plan` again"
-        )
+        moved = "; ".join(drift.additions(agreement_id, saved["additions"], now, limit=3))
+        return f"stale: {moved}; skipped, nothing written. Run `reconcile plan` again"
 
     async def customer(self, cp: CustomerPlan) -> CustomerResult:
         if cp.errors:

@@ -341,23 +341,7 @@ def _canonical(value: Any, depth: int) -> Iterable[str]:
 
 
 def describe_drift(saved: dict[str, Any], current: dict[str, Any], limit: int = 10) -> list[str]:
-    """Human lines for what moved between two snapshots (deepdiff does the walking)."""
-    from deepdiff import DeepDiff  # only when something moved; a heavy import for every run
+    """Human lines for what moved between two snapshots, one per difference (plan.drift)."""
+    from reconciler.plan import drift
 
-    diff = DeepDiff(saved, current, ignore_order=True, view="tree")
-    lines: list[str] = []
-    for kind, items in sorted(diff.items()):
-        for item in items:
-            path = " > ".join(str(k) for k in item.path(output_format="list"))
-            if kind == "values_changed" or kind == "type_changes":
-                lines.append(f"{path}: {item.t1!r} -> {item.t2!r}")
-            elif "added" in kind:
-                lines.append(f"{path}: appeared")
-            elif "removed" in kind:
-                lines.append(f"{path}: disappeared")
-            else:
-                lines.append(f"{path}: changed")
-    lines.sort()
-    if len(lines) > limit:
-        lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
-    return lines
+    return drift.describe(saved, current, limit)

@@ -12,32 +12,44 @@ not manage cannot exist.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from reconciler.plan import drift
+
 LIMIT = 12  # differences listed in a refusal
 _CENT = Decimal("0.01")
 
+Path = tuple[str, ...]
+
 
 def differences(saved: Any, derived: Any, limit: int = LIMIT) -> list[str]:
-    """Where the saved plan's JSON departs from the re-derived plan's ([] = identical)."""
-    found: list[str] = []
-    _walk(saved, derived, "", found)
-    found.sort()
-    if len(found) > limit:
-        found = [*found[:limit], f"... and {len(found) - limit} more"]
-    return found
+    """Where the saved plan's JSON departs from the re-derived plan's ([] = identical), one
+    line each, named as a person reads a plan ("customer zt-0007, update ZT-OKTA-SSO: after
+    4200 in the file, 42 now"), capped with a count."""
+    found: list[tuple[Path, str]] = []
+    _walk(saved, derived, (), found)
+    found.sort(key=lambda item: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in item[0]])
+    return drift.cap([_line(path, what, saved) for path, what in found], limit)
 
 
-def _walk(saved: Any, derived: Any, path: str, found: list[str]) -> None:
+def _line(path: Path, what: str, saved: Any) -> str:
+    head, field = _where(path, saved)
+    if not head:
+        return f"{field or 'the plan'}: {what}"
+    return f"{head}: {field} {what}" if field else f"{head}: {what}"
+
+
+def _walk(saved: Any, derived: Any, path: Path, found: list[tuple[Path, str]]) -> None:
     if isinstance(saved, dict) and isinstance(derived, dict):
         for key in sorted(set(saved) | set(derived), key=str):
-            at = f"{path}/{key}" if path else str(key)
+            at = (*path, str(key))
             if key not in derived:
-                found.append(f"{at}: in the file, not in the re-derived plan")
+                found.append((at, "in the file only, not in the plan made now"))
             elif key not in saved:
-                found.append(f"{at}: missing from the file (re-derived: {_show(derived[key])})")
+                found.append((at, f"missing from the file (now {_show(derived[key])})"))
             elif key == "revenue_delta" and _same_to_the_cent(saved[key], derived[key]):
                 continue
             else:
@@ -45,13 +57,46 @@ def _walk(saved: Any, derived: Any, path: str, found: list[str]) -> None:
         return
     if isinstance(saved, list) and isinstance(derived, Sequence) and not isinstance(derived, str):
         if len(saved) != len(derived):
-            found.append(f"{path}: {len(saved)} entries in the file, {len(derived)} re-derived")
+            found.append((path, f"{len(saved)} in the file, {len(derived)} now"))
         for i, (a, b) in enumerate(zip(saved, derived, strict=False)):
-            _walk(a, b, f"{path}/{i}", found)
+            _walk(a, b, (*path, str(i)), found)
         return
     # type() as well as ==: JSON true == 1 and 42.0 == 42 in Python, not on an invoice
     if type(saved) is not type(derived) or saved != derived:
-        found.append(f"{path}: {_show(saved)} in the file, {_show(derived)} re-derived")
+        found.append((path, f"{_show(saved)} in the file, {_show(derived)} now"))
+
+
+def _where(path: Path, saved: Any) -> tuple[str, str]:
+    """A path in the plan's JSON, named by what it is: the customer, the change, the
+    agreement and addition of the state snapshot; the field last."""
+    names: list[str] = []
+    rest = list(path)
+    node = saved
+    if rest[:1] == ["customers"] and len(rest) > 1 and rest[1].isdigit():
+        node = _item(saved.get("customers") if isinstance(saved, dict) else None, rest[1])
+        names.append(f"customer {node.get('id', '#' + rest[1])}")
+        rest = rest[2:]
+        if rest[:1] == ["changes"] and len(rest) > 1 and rest[1].isdigit():
+            change = _item(node.get("changes"), rest[1])
+            action, product = change.get("action", "change"), change.get("product", "")
+            names.append(f", {action} {product or '#' + rest[1]}")
+            rest = rest[2:]
+    elif rest[:2] == ["state", "agreements"] and len(rest) > 2:
+        names.append(f"agreement {rest[2]}")
+        rest = rest[3:]
+        if rest[:1] == ["additions"] and len(rest) > 1:
+            names.append(f"addition #{rest[1]}")
+            rest = rest[2:]
+    elif rest[:2] == ["state", "catalog"] and len(rest) > 2:
+        names.append(f"catalog product {rest[2]}")
+        rest = rest[3:]
+    return " ".join(names).replace(" ,", ","), ".".join(rest)
+
+
+def _item(items: Any, index: str) -> dict[str, Any]:
+    if isinstance(items, list) and int(index) < len(items) and isinstance(items[int(index)], dict):
+        return items[int(index)]
+    return {}
 
 
 def _same_to_the_cent(saved: Any, derived: Any) -> bool:
@@ -69,5 +114,10 @@ def _same_to_the_cent(saved: Any, derived: Any) -> bool:
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    """JSON's spelling (true, null, "5.00"), as in the file the user may have edited."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
