@@ -200,7 +200,9 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     fresh = run(config_dir, "apply", str(plan_file))
     assert fresh.exit_code == 0, fresh.output
     assert sandbox.stats.writes == 11
-    assert [r["outcome"] for r in _runs(config_dir)] == ["success", "failed", "failed"]
+    # at a terminal, outside CI, the two refusals wrote nothing and are not in runs/ (issue 28)
+    assert [r["outcome"] for r in _runs(config_dir)] == ["success"]
+    assert "(not recorded in runs/: nothing was written" in changed.stderr
 
 
 def test_unsafe_plan_exit_3_then_force(sandbox, config_dir):
@@ -290,7 +292,10 @@ def _runs(config_dir: Path) -> list[dict]:
     return records
 
 
-def test_failed_attempts_are_recorded_as_failed_runs(sandbox, config_dir, monkeypatch):
+def test_failed_attempts_in_ci_are_recorded_as_failed_runs(sandbox, config_dir, monkeypatch):
+    """Unattended (CI, or a scheduled run) a failure before any write is a sync outcome:
+    recorded and e-mailed. At a terminal it is only shown (the next test)."""
+    monkeypatch.setenv("CI", "true")
     set_setting(config_dir, "min_existing", "1")
     set_setting(config_dir, "max_quantity_change_percent", "1")
     assert run(config_dir, "apply", "--yes", *AS_OF).exit_code == 3
@@ -305,6 +310,24 @@ def test_failed_attempts_are_recorded_as_failed_runs(sandbox, config_dir, monkey
     latest = _runs(config_dir)[0]
     assert latest["outcome"] == "failed" and "check credentials and API URL" in latest["error"]
     assert sandbox.stats.writes == 0
+
+
+def test_failed_local_attempts_stay_out_of_runs(sandbox, config_dir, monkeypatch):
+    """Issue 28: a person trying things on a laptop (a wrong key, an unsafe plan) does not
+    fill the committed sync log with runs that changed nothing; the error says so."""
+    set_setting(config_dir, "min_existing", "1")
+    set_setting(config_dir, "max_quantity_change_percent", "1")
+    unsafe = run(config_dir, "apply", "--yes", *AS_OF)
+    assert unsafe.exit_code == 3 and "unsafe plan refused" in unsafe.stderr
+    assert "(not recorded in runs/: nothing was written" in unsafe.stderr
+    monkeypatch.setenv("CW_PRIVATE_KEY", "wrong")
+    wrong = run(config_dir, "apply", "--yes", "--force", *AS_OF)
+    assert wrong.exit_code == 1 and "(not recorded in runs/" in wrong.stderr
+    assert not (config_dir / "runs").exists() and sandbox.stats.writes == 0
+    # the same refusal on a schedule is recorded, as are all of them in CI
+    scheduled = run(config_dir, "apply", "--yes", "--trigger", "scheduled", *AS_OF)
+    assert scheduled.exit_code == 1 and "not recorded" not in scheduled.stderr
+    assert [r["outcome"] for r in _runs(config_dir)] == ["failed"]
 
 
 def test_declined_confirmation_records_nothing(sandbox, config_dir):

@@ -214,7 +214,7 @@ def test_a_stop_signal_while_reading_exits_128_plus_its_number(tmp_path: Path, s
     as interrupted by that signal, exit 130 for SIGINT and 143 for SIGTERM (DESIGN 12.5)."""
     world = make_world(tmp_path / "w", 200, seed=5, max_concurrency=4)
     with Sandbox(world.fixture, latency_ms=40) as sb:
-        env = {**os.environ, **sb.env()}
+        env = {**os.environ, **sb.env(), "CI": "true"}  # recorded: CI records refusals
         child = reconcile(world.root, env, *APPLY)
         deadline = time.monotonic() + 60
         while sb.stats.requests.get("GET additions", 0) < 20 and time.monotonic() < deadline:

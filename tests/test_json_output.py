@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 from conftest import set_setting
 from typer.testing import CliRunner
 
@@ -107,8 +108,8 @@ def test_apply_json_without_yes_and_no_terminal_refuses_before_any_request(
     assert result.exit_code == 1
     data = doc_of(result, "apply")
     assert data["outcome"] == "not-run" and data["run_id"] is None
-    assert "--yes" in data["error"] and "nothing was applied" in data["error"]
-    assert "error: apply --format json without --yes" in result.stderr
+    assert "--yes" in data["error"] and "nothing was read or applied" in data["error"]
+    assert "error: apply without --yes needs a terminal" in result.stderr
     assert "Apply these changes" not in result.output  # never prompted
     assert sandbox.stats.total == 0 and not (config_dir / "runs").exists()
 
@@ -122,8 +123,9 @@ def test_apply_json_of_a_saved_plan_needs_no_yes(sandbox: Sandbox, config_dir: P
 
 
 def test_apply_json_reports_a_refused_unsafe_plan_and_its_record(
-    sandbox: Sandbox, config_dir: Path
+    sandbox: Sandbox, config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("CI", "true")  # recorded in CI; a local attempt is not (issue 28)
     set_setting(config_dir, "min_existing", "1")
     set_setting(config_dir, "max_quantity_change_percent", "1")
     result = run(config_dir, "apply", "--yes", "--no-email", "--format", "json", *AS_OF)

@@ -129,7 +129,7 @@ def test_a_run_that_fails_on_429s_records_them(sandbox: Sandbox, config_dir: Pat
     sandbox.configure_faults(error_429=1.0, retry_after=0)
     engine = SyncEngine(
         load_config(config_dir),
-        Clients(environ=sandbox.env(), options={**RETRY, "max_retries": 2}),
+        Clients(environ={**sandbox.env(), "CI": "true"}, options={**RETRY, "max_retries": 2}),
     )
     with pytest.raises(ReconcileError):  # the read failed: recorded, then raised
         engine.apply(ApplyRequest(as_of=AS_OF, send_email=False))

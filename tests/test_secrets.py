@@ -84,6 +84,7 @@ def test_a_bad_api_credential_is_refused_before_any_request(
 ) -> None:
     value = BAD.format(n=API_VARS.index(name))
     monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CI", "true")  # in CI the refused apply is recorded (and checked below)
     results = [
         invoke(config_dir, "plan", *AS_OF),
         invoke(config_dir, "apply", "--yes", *AS_OF),

@@ -345,6 +345,8 @@ def run_apply(
             outcome = engine.apply(request)
             _report(outcome, config_dir, err=as_json)
     except (ReconcileError, KeyboardInterrupt) as exc:
+        if engine is not None and engine.unrecorded and isinstance(exc, ReconcileError):
+            exc.args = (f"{exc}\n{NOT_RECORDED}",)
         if as_json:  # the JSON still says what happened (and names the failed run's record)
             code = exc.exit_code if isinstance(exc, ReconcileError) else _signal_exit(exc)
             recorded = engine.recorded if engine is not None else None
@@ -356,6 +358,12 @@ def run_apply(
         doc = cli_json.apply_json(outcome.record, outcome.record_path, outcome.exit_code)
         typer.echo(json_dumps(doc, indent=2))
     return outcome.exit_code
+
+
+NOT_RECORDED = (
+    "(not recorded in runs/: nothing was written, and runs/ keeps the syncs that ran; "
+    "scheduled and CI runs record such failures)"
+)
 
 
 def _signal_exit(exc: KeyboardInterrupt) -> int:

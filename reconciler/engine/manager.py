@@ -332,6 +332,8 @@ class SyncEngine:
         self.traffic = self.clients.traffic
         # The run record the last apply wrote (also when it then raised): None if none.
         self.recorded: Path | None = None
+        # The last apply failed before any write and, being local, was not recorded.
+        self.unrecorded = False
 
     def _metered(self) -> None:
         """Fresh request statistics (`traffic`) for the command about to run: what -v shows
@@ -400,7 +402,7 @@ class SyncEngine:
     def apply(self, req: ApplyRequest) -> SyncOutcome:
         """Lock, plan or verify, check safety, confirm, then the journaled apply, record and
         e-mails. Raises (after recording a failed run) when the sync could not start."""
-        self.recorded = None
+        self.recorded, self.unrecorded = None, False
         saved, window, trigger, smtp = self._guard(req)
         self._metered()
         from_file = saved is not None
@@ -418,9 +420,13 @@ class SyncEngine:
                 check_safe(planned.plan, force=req.force)
                 planned = replace(planned, plan=self._note_forced(planned.plan, req.force))
             except (ReconcileError, Interrupted) as exc:
-                if not isinstance(exc, Declined):
-                    with signals.deferred():
-                        self._record_failure(planned, window, exc, trigger, req, smtp)
+                if isinstance(exc, Declined):
+                    raise
+                if not self._records_refusals(trigger):
+                    self.unrecorded = True
+                    raise
+                with signals.deferred():
+                    self._record_failure(planned, window, exc, trigger, req, smtp)
                 raise
             if self.ui.confirm is not None and not from_file and not self.ui.confirm(planned.plan):
                 raise Declined("apply cancelled: nothing was applied")
@@ -538,6 +544,18 @@ class SyncEngine:
         outcome = chat.send(event, self._environ())
         if outcome is not None:
             self.ui.notice(str(outcome))
+
+    def _records_refusals(self, trigger: str) -> bool:
+        """Whether an apply that failed before its first write goes into runs/ (and is
+        e-mailed): on a schedule or in CI, where nobody watches the terminal, yes; a person
+        trying things at a terminal sees the error, and runs/ (committed, the audit of
+        syncs) does not fill with attempts that changed nothing (issue 28, DESIGN 13)."""
+        env = self._environ()
+        in_ci = env.get("GITHUB_ACTIONS", "").lower() == "true" or env.get("CI", "").lower() in {
+            "true",
+            "1",
+        }
+        return trigger == "scheduled" or in_ci
 
     def _environ(self) -> Mapping[str, str]:
         return os.environ if self.clients.environ is None else self.clients.environ
