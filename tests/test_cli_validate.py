@@ -54,7 +54,6 @@ BASE = {
 }
 
 
-
 def invalid(count: int, config_dir: Path | None = None) -> str:
     """validate's last line: `error:`, and what to run next, keeping --config-dir (issue 28)."""
     where = f" --config-dir {config_dir}" if config_dir is not None else ""
@@ -62,6 +61,7 @@ def invalid(count: int, config_dir: Path | None = None) -> str:
         f"error: mappings invalid: {count} problem(s); fix them, then run "
         f"`reconcile{where} validate` again"
     )
+
 
 def make(root: Path, files: dict[str, bytes | None]) -> Path:
     for rel, content in {**BASE, **files}.items():

@@ -306,10 +306,11 @@ def run_apply(
     if not yes and plan_file is None and not _can_confirm(as_json):
         # Refused before any work (no API read, no plan shown): nobody can answer the prompt.
         # A saved plan is not confirmed (it was reviewed when it was made), so it may go on.
+        review = command_for(config_dir, "plan", "--out", "plan.json")
         error = (
             "apply without --yes needs a terminal to confirm on (there is none): nothing was "
-            f"read or applied. Review with `{command_for(config_dir, 'plan', '--out', 'plan.json')}`"
-            f", then `{command_for(config_dir, 'apply', 'plan.json')}`; or pass --yes"
+            f"read or applied. Review with `{review}`, then "
+            f"`{command_for(config_dir, 'apply', 'plan.json')}`; or pass --yes"
         )
         if as_json:  # stdout is the JSON alone
             typer.echo(json_dumps(cli_json.apply_json(None, None, 1, error), indent=2))

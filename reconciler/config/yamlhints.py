@@ -80,21 +80,37 @@ def _recognise(exc: yaml.MarkedYAMLError, lines: list[str]) -> _Hint | None:
         return _misplaced(lines, mark.line)
     bad = _BAD_START.search(problem)
     if bad and bad.group(1) == "\t":
-        return _Hint(mark.line, mark.column, "tab character; YAML indents and separates "
-                     "with spaces only: replace the tab with spaces")  # fmt: skip
+        return _Hint(
+            mark.line,
+            mark.column,
+            "tab character; YAML indents and separates "
+            "with spaces only: replace the tab with spaces",
+        )
     if bad:
-        return _Hint(mark.line, mark.column, f"a plain value cannot start with '{bad.group(1)}'"
-                     f": put the value in quotes, e.g. key: \"{bad.group(1)}...\"")  # fmt: skip
+        return _Hint(
+            mark.line,
+            mark.column,
+            f"a plain value cannot start with '{bad.group(1)}'"
+            f': put the value in quotes, e.g. key: "{bad.group(1)}..."',
+        )
     if "quoted scalar" in where and context is not None:
-        return _Hint(context.line, context.column, "this quote is never closed: add the "
-                     "closing quote (a value with a quote inside goes in the other kind of "
-                     "quotes)")  # fmt: skip
+        return _Hint(
+            context.line,
+            context.column,
+            "this quote is never closed: add the "
+            "closing quote (a value with a quote inside goes in the other kind of "
+            "quotes)",
+        )
     if "flow sequence" in where or "flow mapping" in where:
         opener = "[" if "sequence" in where else "{"
         closer = "]" if opener == "[" else "}"
         at = context if context is not None else mark
-        return _Hint(at.line, at.column, f"this '{opener}' is not closed by a '{closer}' on "
-                     "the same line (or a ',' is missing between items)")  # fmt: skip
+        return _Hint(
+            at.line,
+            at.column,
+            f"this '{opener}' is not closed by a '{closer}' on "
+            "the same line (or a ',' is missing between items)",
+        )
     return None
 
 
@@ -104,10 +120,18 @@ def _no_colon(lines: list[str], number: int) -> _Hint:
     if found:
         col = found.start(1)
         key, value = text[:col].strip(), text[col + 1 :].strip()
-        return _Hint(number, col, f"missing space after ':' (YAML reads `{text.strip()}` "
-                     f"as one word, not a key and a value): write `{key}: {value}`")  # fmt: skip
-    return _Hint(number, _indent(text), "this line is neither `key: value` nor a list item "
-                 "`- ...`: add ': ' after the key, or join it to the line above")  # fmt: skip
+        return _Hint(
+            number,
+            col,
+            f"missing space after ':' (YAML reads `{text.strip()}` "
+            f"as one word, not a key and a value): write `{key}: {value}`",
+        )
+    return _Hint(
+        number,
+        _indent(text),
+        "this line is neither `key: value` nor a list item "
+        "`- ...`: add ': ' after the key, or join it to the line above",
+    )
 
 
 def _colon_in_value(lines: list[str], number: int, col: int) -> _Hint:
@@ -116,33 +140,56 @@ def _colon_in_value(lines: list[str], number: int, col: int) -> _Hint:
     if first is not None and first.end() <= col:
         key = text[: text.index(":")].strip().lstrip("- ").strip()
         value = text[first.end() :].split(" #")[0].strip()
-        return _Hint(number, col, f"unquoted ':' in a value: put the value in quotes, e.g. "
-                     f"{key}: \"{value}\"")  # fmt: skip
+        return _Hint(
+            number,
+            col,
+            f"unquoted ':' in a value: put the value in quotes, e.g. {key}: \"{value}\"",
+        )
     above = _previous_content(lines, number)
     if above is not None and _indent(text) > _indent(lines[above]):
-        return _Hint(number, _indent(text), f"indented more than line {above + 1} above it: "
-                     f"keys of one mapping start in the same column ({_indent(lines[above])} "
-                     "spaces), and a nested mapping needs its parent key to end with ':'")  # fmt: skip
-    return _Hint(number, col, "unexpected ':' here: a value containing ': ' must be quoted, "
-                 "and a new key must start on its own line")  # fmt: skip
+        return _Hint(
+            number,
+            _indent(text),
+            f"indented more than line {above + 1} above it: "
+            f"keys of one mapping start in the same column ({_indent(lines[above])} "
+            "spaces), and a nested mapping needs its parent key to end with ':'",
+        )
+    return _Hint(
+        number,
+        col,
+        "unexpected ':' here: a value containing ': ' must be quoted, "
+        "and a new key must start on its own line",
+    )
 
 
 def _misplaced(lines: list[str], number: int) -> _Hint:
     text = _line(lines, number)
     col = _indent(text)
     if text.strip().startswith("-"):
-        return _Hint(number, col, "a list item ('- ') where a key was expected: a list goes "
-                     "under a key of its own (`key:` on the line above, items indented "
-                     "below it), and a mapping cannot mix keys and items")  # fmt: skip
+        return _Hint(
+            number,
+            col,
+            "a list item ('- ') where a key was expected: a list goes "
+            "under a key of its own (`key:` on the line above, items indented "
+            "below it), and a mapping cannot mix keys and items",
+        )
     above = _previous_content(lines, number)
     if above is not None:
         prev = lines[above]
         key_col = _indent(prev) + (len(prev.lstrip(" ")) - len(prev.lstrip(" -")))
-        return _Hint(number, col, f"indentation does not match: this line starts at column "
-                     f"{col + 1}, line {above + 1} above at column {key_col + 1}; keys of one "
-                     "mapping line up (spaces only)")  # fmt: skip
-    return _Hint(number, col, "a key was expected here: check this line's indentation and "
-                 "that the line above is complete (`key: value`)")  # fmt: skip
+        return _Hint(
+            number,
+            col,
+            f"indentation does not match: this line starts at column "
+            f"{col + 1}, line {above + 1} above at column {key_col + 1}; keys of one "
+            "mapping line up (spaces only)",
+        )
+    return _Hint(
+        number,
+        col,
+        "a key was expected here: check this line's indentation and "
+        "that the line above is complete (`key: value`)",
+    )
 
 
 def _previous_content(lines: list[str], number: int) -> int | None:

@@ -54,6 +54,7 @@ from reconciler.core.model import (
     PeriodKind,
     Plan,
 )
+from reconciler.core.nearest import did_you_mean
 from reconciler.core.periods import period_for
 from reconciler.engine import collector
 from reconciler.engine.clients import Clients
@@ -192,9 +193,10 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
     if unknown:
         known = ", ".join(c.id for c in config.customers[:8])
         more = ", ..." if len(config.customers) > 8 else ""
+        hint = did_you_mean(unknown[0], (c.id for c in config.customers))
         raise ReconcileError(
             f"unknown customer {', '.join(map(repr, unknown))}: not in the mappings "
-            f"(known: {known}{more})"
+            f"(known: {known}{more}){hint}"
         )
     wanted = set(ids)
     shared = {

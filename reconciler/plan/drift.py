@@ -91,8 +91,11 @@ def _addition(
     lines = []
     if old.get("cancelled_date") != new.get("cancelled_date"):
         when = new.get("cancelled_date")
-        lines.append(f"{name}: cancelled (as of {when}) {SINCE}" if when else
-                     f"{name}: no longer cancelled {SINCE}")  # fmt: skip
+        lines.append(
+            f"{name}: cancelled (as of {when}) {SINCE}"
+            if when
+            else f"{name}: no longer cancelled {SINCE}"
+        )
     if old.get("quantity") != new.get("quantity"):
         lines.append(
             f"{name}: quantity {show(old.get('quantity'))} → {show(new.get('quantity'))} {SINCE}"

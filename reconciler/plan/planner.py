@@ -28,6 +28,7 @@ from reconciler.core.model import (
     Usage,
     is_live_managed,
 )
+from reconciler.core.nearest import did_you_mean
 from reconciler.plan.safety import unsafe_reasons
 
 _DEAD_STATUSES = {"cancelled", "expired", "inactive"}
@@ -69,21 +70,25 @@ def resolve_agreement(
     `companies` is keyed by casefolded identifier (`companies_by_key`)."""
     company = companies.get(customer.company.casefold())
     if company is None:
-        return None, f"ConnectWise company '{customer.company}' not found"
+        hint = did_you_mean(customer.company, (c.identifier for c in companies.values()))
+        return None, f"ConnectWise company '{customer.company}' not found{hint}"
+    own = by_company.get(company.id, ())
     if isinstance(customer.agreement, int):
         agreement = agreements.get(customer.agreement)
         if agreement is None:
-            return None, f"agreement {customer.agreement} not found"
+            hint = did_you_mean(str(customer.agreement), (str(a.id) for a in own))
+            return None, f"agreement {customer.agreement} not found{hint}{_listed(own)}"
         if agreement.company_id != company.id:
             return None, (
                 f"agreement {agreement.id} ('{agreement.name}') belongs to another company "
                 f"(id {agreement.company_id}), not '{customer.company}'"
             )
     else:
-        named = [a for a in by_company.get(company.id, ()) if a.name == customer.agreement]
+        named = [a for a in own if a.name == customer.agreement]
         if not named:
+            hint = did_you_mean(customer.agreement, (a.name for a in own))
             return None, (
-                f"no agreement named '{customer.agreement}' for company '{customer.company}'"
+                f"no agreement named '{customer.agreement}' for company '{customer.company}'{hint}"
             )
         if len(named) > 1:
             ids = ", ".join(str(a.id) for a in sorted(named, key=lambda a: a.id))
@@ -93,6 +98,17 @@ def resolve_agreement(
             )
         agreement = named[0]
     return agreement, None
+
+
+def _listed(agreements: Sequence[Agreement], most: int = 5) -> str:
+    """The company's agreements, when few: what the mapping could have meant."""
+    if not agreements or len(agreements) > most:
+        return ""
+    return (
+        " (the company's agreements: "
+        + ", ".join(f"{a.id} '{a.name}'" for a in sorted(agreements, key=lambda a: a.id))
+        + ")"
+    )
 
 
 def agreement_problem(agreement: Agreement, period: Period) -> str | None:
@@ -216,7 +232,8 @@ def _plan_agreement(
         item = actual.catalog.get(product)
         if after > 0 and (item is None or item.inactive):
             why = "not found" if item is None else "inactive"
-            errors.append(f"catalog product '{product}' (SKU {sku}) is {why} in ConnectWise")
+            hint = did_you_mean(product, actual.catalog) if item is None else ""
+            errors.append(f"catalog product '{product}' (SKU {sku}) is {why} in ConnectWise{hint}")
             continue
         if existing is None:
             if not config.settings.add_missing:
@@ -330,8 +347,10 @@ def plan(
             # No usage because ZeroTek has never heard of the id (a typo, a migrated
             # tenant) is not "every user left": cancelling their licences would be wrong.
             draft.unknown = True
+            unmapped_ids = (i for i in usage.known_customers if config.customer(i) is None)
             draft.warnings.append(
-                f"ZeroTek does not know customer '{c.id}': left untouched (check the id)"
+                f"ZeroTek does not know customer '{c.id}': left untouched (check the id"
+                f"{did_you_mean(c.id, unmapped_ids)})"
             )
         agreement, error = resolve_agreement(c, companies, actual.agreements, by_company)
         if error is None and agreement is not None:

@@ -94,9 +94,8 @@ def _where(path: Path, saved: Any) -> tuple[str, str]:
 
 
 def _item(items: Any, index: str) -> dict[str, Any]:
-    if isinstance(items, list) and int(index) < len(items) and isinstance(items[int(index)], dict):
-        return items[int(index)]
-    return {}
+    item = items[int(index)] if isinstance(items, list) and int(index) < len(items) else None
+    return item if isinstance(item, dict) else {}
 
 
 def _same_to_the_cent(saved: Any, derived: Any) -> bool:
