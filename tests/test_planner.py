@@ -135,7 +135,10 @@ def test_per_customer_errors_isolate_only_that_customer() -> None:
         "zt-3": ("agreement 1003 ('C') ended on 2026-11-01",),
         "zt-4": ("agreement 1004 ('D') belongs to another company (id 251), not 'ACME'",),
         "zt-5": ("agreement 1005 ('E') is inactive",),
-        "zt-6": ("agreement 1999 not found",),
+        "zt-6": (
+            "agreement 1999 not found (the company's agreements: 1001 'A', 1002 'B', "
+            "1003 'C', 1005 'E')",
+        ),
         "zt-7": ("ConnectWise company 'GHOST' not found",),
     }
     assert actions(p) == [("add", "ZT-OKTA-SSO", 0, 2)] and p.has_errors
