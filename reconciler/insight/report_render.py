@@ -32,13 +32,25 @@ def money(value: Decimal | None, currency: str) -> str:
     return "not priced" if value is None else display(value, currency=currency)
 
 
+def _valued(r: Row, currency: str) -> str:
+    """`3 x 4.00 = 12.00/month`; without a price, say so once in words (not "3 x not
+    priced = not priced/month")."""
+    if r.unit_price is None or r.amount is None:
+        licences = f"{r.quantity} licence{'s' if r.quantity != 1 else ''}"
+        return f"{licences}, no price known (none in skus.yaml or the ConnectWise catalog)"
+    return (
+        f"{r.quantity} x {money(r.unit_price, currency)} = {money(r.amount, currency)}/month"
+    )
+
+
 def _where(r: Row) -> str:
     parts = [r.customer_id, r.customer_name]
     return " ".join(dict.fromkeys(parts))
 
 
 def _totals_line(t: Totals, currency: str) -> str:
-    more = f" (+{t.unvalued} not priced)" if t.unvalued else ""
+    rows = f"{t.unvalued} row{'s' if t.unvalued != 1 else ''}"
+    more = f" (plus {rows} with no price, not counted in the amount)" if t.unvalued else ""
     margin = f", margin {money(t.margin, currency)}" if t.margin else ""
     return f"{t.quantity} licences, {money(t.amount, currency)}/month{margin}{more}"
 
@@ -59,9 +71,7 @@ def text(report: Report) -> str:
             product = r.product or "no catalog product"
             out.append(
                 f"  {t(_where(r))}: {t(r.sku)} ({t(product)}) "
-                f"ZeroTek {r.zerotek_users}, billed "
-                f"{r.billed}: {r.quantity} x {money(r.unit_price, cur)} = "
-                f"{money(r.amount, cur)}/month"
+                f"ZeroTek {r.zerotek_users}, billed {r.billed}: {_valued(r, cur)}"
                 + (f", margin {money(r.margin, cur)}" if r.margin is not None else "")
             )
         out.append("")
