@@ -56,11 +56,16 @@ def status(
 
     from reconciler.engine.status import check_status, render_status, status_json
 
-    report = asyncio.run(check_status(config_dir_of(ctx, config_dir)))
+    root = config_dir_of(ctx, config_dir)
+    report = asyncio.run(check_status(root))
     if fmt is StatusFormat.JSON:
         typer.echo(json.dumps(status_json(report), indent=2, ensure_ascii=False))
     else:
         typer.echo(render_status(report))
+        if report.ok:
+            typer.echo(
+                f"next: `{command_for(root, 'plan')}` shows what a sync would change", err=True
+            )
     if not report.ok:
         raise typer.Exit(1)
 
@@ -126,6 +131,11 @@ def validate(
         raise typer.Exit(1)
     if format is not ValidateFormat.JSON:
         typer.echo(f"mappings valid: {len(loaded.skus)} SKUs, {len(loaded.customers)} customers")
+        typer.echo(
+            f"next: `{command_for(root, 'status')}` checks the credentials and whether the "
+            "integration is active",
+            err=True,
+        )
 
 
 @app.command()
@@ -210,11 +220,13 @@ def schema_command(
 def _set_enabled(ctx: typer.Context, config_dir: Path | None, enabled: bool) -> None:
     from reconciler.config import scaffold
 
-    changed = scaffold.set_enabled(config_dir_of(ctx, config_dir), enabled)
+    root = config_dir_of(ctx, config_dir)
+    changed = scaffold.set_enabled(root, enabled)
     if enabled:
         typer.echo("integration activated" if changed else "integration already active")
     else:
         typer.echo("integration deactivated" if changed else "integration already inactive")
+        typer.echo(f"`{command_for(root, 'activate')}` turns it back on", err=True)
 
 
 @app.command()

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli import options as cli_options
-from reconciler.cli.application import ConfigDirOption, app, config_dir_of
+from reconciler.cli.application import ConfigDirOption, app, command_for, config_dir_of
 from reconciler.core.vocabulary import PeriodKind
 
 # discover.DEFAULT_MIN_CONFIDENCE; not imported from there, which would load rapidfuzz for
@@ -76,7 +76,16 @@ def discover(
         for rel, count in written.items():
             typer.echo(f"appended {count} mapping(s) to {rel}", err=True)
         if written:
-            typer.echo("mappings valid; review with `git diff` and `reconcile plan`", err=True)
+            again = command_for(root, "plan")
+            typer.echo(f"mappings valid; review with `git diff` and `{again}`", err=True)
+    elif fmt is not DiscoverFormat.JSON and any(
+        p.proposed for p in (*found.customers, *found.skus)
+    ):
+        typer.echo(
+            f"next: review the proposals, then `{command_for(root, 'discover', '--write')}` "
+            "appends those at --min-confidence or above to mappings/",
+            err=True,
+        )
 
 
 class ReportFormat(StrEnum):
@@ -119,3 +128,10 @@ def report(
     with cli_sync._busy(READING), collector.quiet():
         found = asyncio.run(insight.run_report(config, window))
     typer.echo(report_render.render(found, fmt.value), nl=False)
+    unmapped = {report_render.Kind.UNMAPPED_CUSTOMER, report_render.Kind.UNMAPPED_SKU}
+    if fmt is ReportFormat.TEXT and any(r.kind in unmapped for r in found.rows):
+        root = config_dir_of(ctx, config_dir)
+        typer.echo(
+            f"next: `{command_for(root, 'discover')}` proposes mappings for the unmapped ones",
+            err=True,
+        )

@@ -167,6 +167,12 @@ def _plan(
             for line in customer_annotations(config, planned.plan):
                 workflow_command(line, err=True)  # meant: passes the guard
         return 1
+    if fmt is Format.TEXT and out is None and planned.plan.changes and config.settings.enabled:
+        typer.echo(
+            f"next: `{command_for(config.config_dir, 'apply')}` makes these changes (it shows "
+            "the plan again and asks first)",
+            err=True,
+        )
     if detailed_exitcode and planned.plan.changes:
         return 2
     return 0
@@ -283,6 +289,8 @@ def _report(outcome: SyncOutcome, config_dir: Path, *, err: bool = False) -> Non
         f"{len(outcome.result.customers) - failed} customers ok, {failed} with errors.",
         err=err,
     )
+    details = command_for(config_dir, "activity", outcome.record.run_id)
+    typer.echo(f"next: `{details}` shows this run; runs/INDEX.md lists them all", err=True)
 
 
 def run_apply(
