@@ -7,7 +7,7 @@ read-only towards ConnectWise and ZeroTek.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -78,14 +78,16 @@ def discover(
         if written:
             again = command_for(root, "plan")
             typer.echo(f"mappings valid; review with `git diff` and `{again}`", err=True)
-    elif fmt is not DiscoverFormat.JSON and any(
-        p.proposed for p in (*found.customers, *found.skus)
-    ):
+    elif fmt is not DiscoverFormat.JSON and _any_proposed(found):
         typer.echo(
             f"next: review the proposals, then `{command_for(root, 'discover', '--write')}` "
             "appends those at --min-confidence or above to mappings/",
             err=True,
         )
+
+
+def _any_proposed(found: Any) -> bool:
+    return any(p.proposed for p in found.customers) or any(p.proposed for p in found.skus)
 
 
 class ReportFormat(StrEnum):
@@ -128,7 +130,9 @@ def report(
     with cli_sync._busy(READING), collector.quiet():
         found = asyncio.run(insight.run_report(config, window))
     typer.echo(report_render.render(found, fmt.value), nl=False)
-    unmapped = {report_render.Kind.UNMAPPED_CUSTOMER, report_render.Kind.UNMAPPED_SKU}
+    from reconciler.insight.report import Kind
+
+    unmapped = {Kind.UNMAPPED_CUSTOMER, Kind.UNMAPPED_SKU}
     if fmt is ReportFormat.TEXT and any(r.kind in unmapped for r in found.rows):
         root = config_dir_of(ctx, config_dir)
         typer.echo(
