@@ -126,7 +126,7 @@ def _sandbox_example(words: list[str], env: dict[str, str], cwd: Path) -> None:
             break
     time.sleep(0.5)  # into its wait loop: Ctrl-C there is the normal way to stop it
     child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=60)
+    _out, err = child.communicate(timeout=60)
     assert first.startswith("export "), (first, err)
     assert child.returncode == 0 and "Sandbox stopped." in err
 
@@ -273,7 +273,8 @@ def test_a_stale_plan_says_what_moved_in_words_and_activity_repeats_it(
     assert refused.exit_code == 1 and sandbox.stats.writes == 0
     lines = [
         "  agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 40 → 41 since the plan was made",
-        "  agreement 1002 addition #9006 (ZT-OKTA-UD): cancelled or removed since the plan was made",
+        "  agreement 1002 addition #9006 (ZT-OKTA-UD): cancelled or removed since the plan was "
+        "made",
     ]
     assert refused.stderr.splitlines()[1:] == lines, refused.stderr
     assert "{" not in refused.stderr and "None" not in refused.stderr  # no Python reprs
