@@ -38,9 +38,7 @@ def _valued(r: Row, currency: str) -> str:
     if r.unit_price is None or r.amount is None:
         licences = f"{r.quantity} licence{'s' if r.quantity != 1 else ''}"
         return f"{licences}, no price known (none in skus.yaml or the ConnectWise catalog)"
-    return (
-        f"{r.quantity} x {money(r.unit_price, currency)} = {money(r.amount, currency)}/month"
-    )
+    return f"{r.quantity} x {money(r.unit_price, currency)} = {money(r.amount, currency)}/month"
 
 
 def _where(r: Row) -> str:
