@@ -155,7 +155,7 @@ def test_every_example_in_every_help_runs(
         return
     asks = "apply" in words and "--yes" not in words and "plan.json" not in words
     if asks:  # run as at a terminal, answering the prompt as the user would
-        monkeypatch.setattr(cli_sync, "_is_tty", lambda stream: True)
+        monkeypatch.setattr(cli_sync, "is_tty", lambda stream: True)
     result = cli(*words, input="yes\n" if asks else None)
     assert result.exit_code == 0, (line, result.output)
 
@@ -379,7 +379,7 @@ def test_the_newcomer_tour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         plan = cli("--config-dir", str(cfg), "plan", *AS_OF)
         assert plan.exit_code == 0 and f"`{dash} apply`" in plan.stderr
 
-        monkeypatch.setattr(cli_sync, "_is_tty", lambda stream: True)
+        monkeypatch.setattr(cli_sync, "is_tty", lambda stream: True)
         apply = cli("--config-dir", str(cfg), "apply", *AS_OF, "--no-email", input="yes\n")
         assert apply.exit_code == 0, apply.output
         match = re.search(rf"next: `{re.escape(dash)} activity (\S+)`", apply.stderr)

@@ -22,6 +22,7 @@ from reconciler.cli.application import command_for
 
 # The option types live in cli_options (light to import); re-exported for the commands here.
 from reconciler.cli.options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
+from reconciler.cli.progress import busy, is_tty
 from reconciler.config.loader import load_config
 from reconciler.config.schema import annotation_file, github_annotation
 from reconciler.core.errors import ConfigError, Problem, ReconcileError
@@ -53,20 +54,6 @@ def parse_as_of(value: str | None) -> dt.date | None:
         raise ReconcileError(f"--as-of: {value!r} is not a date, expected YYYY-MM-DD") from None
 
 
-def _is_tty(stream: object) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def _busy(message: str) -> contextlib.AbstractContextManager[object]:
-    """A spinner on a terminal while ConnectWise and ZeroTek are read (thousands of
-    requests at scale); nothing in logs and pipes."""
-    if not _is_tty(sys.stderr):
-        return contextlib.nullcontext()
-
-    return term.stderr_console().status(message)
-
-
 def run_plan(
     config_dir: Path,
     customers: list[str] | None,
@@ -90,7 +77,7 @@ def run_plan(
             f"`{command_for(config_dir, 'activate')}`",
             err=True,
         )
-    engine = SyncEngine(config, clients, ui=Ui(busy=_busy, notice=_notice))
+    engine = SyncEngine(config, clients, ui=Ui(busy=busy, notice=_notice))
     with requests_shown(engine, verbose):
         return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
                      if_due, baseline_dir)  # fmt: skip
@@ -230,7 +217,7 @@ def _confirm(yes: bool, *, to_stderr: bool = False) -> Callable[[Plan], bool] | 
 
 def _can_confirm(to_stderr: bool) -> bool:
     """The prompt needs a person: stdin and the stream the plan is shown on are terminals."""
-    return _is_tty(sys.stdin) and _is_tty(sys.stderr if to_stderr else sys.stdout)
+    return is_tty(sys.stdin) and is_tty(sys.stderr if to_stderr else sys.stdout)
 
 
 def _not_started(outcome: SyncOutcome) -> tuple[int, int]:
@@ -325,7 +312,7 @@ def run_apply(
         raise ReconcileError(error)
     progress = _Progress()
     ui = Ui(
-        busy=_busy,
+        busy=busy,
         notice=_notice,
         show_plan=lambda plan: typer.echo(
             render.text(plan, color=term.use_color(sys.stderr if as_json else sys.stdout)),
@@ -410,7 +397,7 @@ class _Progress:
                 self._bar.stop()
                 self._bar = None
             return
-        if total and _is_tty(sys.stderr):
+        if total and is_tty(sys.stderr):
             from rich.progress import Progress
 
             # stderr: stdout is for results (the JSON of `apply --format json`)
