@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import shlex
@@ -254,6 +255,19 @@ def test_did_you_mean_for_names_and_ids_the_plan_checked(
     typo = cli("plan", "--config-dir", str(config_dir), "--customer", "zt-001", *AS_OF)
     assert typo.exit_code == 1 and "did you mean 'zt-0001'?" in typo.stderr
     assert sandbox.stats.writes == 0
+
+
+def test_a_local_refusal_is_not_recorded_and_json_says_not_run(
+    sandbox: Sandbox, config_dir: Path
+) -> None:
+    set_setting(config_dir, "min_existing", "1")
+    set_setting(config_dir, "max_quantity_change_percent", "1")
+    result = cli("--config-dir", str(config_dir), "apply", "--yes", "--format", "json", *AS_OF)
+    assert result.exit_code == 3
+    data = json.loads(result.stdout)
+    assert (data["outcome"], data["record"], data["run_id"]) == ("not-run", None, None)
+    assert "unsafe plan refused" in data["error"] and "not recorded in runs/" in data["error"]
+    assert not (config_dir / "runs").exists()
 
 
 # --- stale plans in words, also in activity -------------------------------------------------

@@ -44,6 +44,15 @@ CASES = {
         9,
         "missing space after ':'",
     ),
+    "no space after the colon, with a comment": (
+        "skus.yaml",
+        "- sku: OKTA-SSO\n  product:ZT-OKTA-SSO  # the SSO product\n",
+        "2:10",
+        "  product:ZT-OKTA-SSO  # the SSO product",
+        9,
+        "(YAML reads `product:ZT-OKTA-SSO` as one word, not a key and a value): write "
+        "`product: ZT-OKTA-SSO`",
+    ),
     "unquoted colon in a value": (
         "customers.yaml",
         "- id: zt-0001\n  name: Acme: Corp\n  company: ACME\n  agreement: 1001\n",

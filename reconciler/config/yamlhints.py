@@ -119,11 +119,12 @@ def _no_colon(lines: list[str], number: int) -> _Hint:
     found = _KEY_WITHOUT_SPACE.match(text)
     if found:
         col = found.start(1)
-        key, value = text[:col].strip(), text[col + 1 :].strip()
+        body = text.split(" #")[0].rstrip()  # a trailing comment is not part of the word
+        key, value = body[:col].strip(), body[col + 1 :].strip()
         return _Hint(
             number,
             col,
-            f"missing space after ':' (YAML reads `{text.strip()}` "
+            f"missing space after ':' (YAML reads `{body.strip()}` "
             f"as one word, not a key and a value): write `{key}: {value}`",
         )
     return _Hint(

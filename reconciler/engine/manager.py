@@ -551,7 +551,8 @@ class SyncEngine:
         """Whether an apply that failed before its first write goes into runs/ (and is
         e-mailed): on a schedule or in CI, where nobody watches the terminal, yes; a person
         trying things at a terminal sees the error, and runs/ (committed, the audit of
-        syncs) does not fill with attempts that changed nothing (issue 28, DESIGN 13)."""
+        syncs) does not fill with attempts that changed nothing (docs/guide.md, "What a
+        failed attempt records")."""
         env = self._environ()
         in_ci = env.get("GITHUB_ACTIONS", "").lower() == "true" or env.get("CI", "").lower() in {
             "true",
