@@ -6,6 +6,7 @@ cli_app; the commands below and those of cli_insight register on it, and `main` 
 
 from __future__ import annotations
 
+import shlex
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -178,7 +179,9 @@ def init(
     for written in files:
         typer.echo(f"  {written}")
     if dry_run:
-        typer.echo(f"nothing written (dry run); create them with `reconcile init {target}`")
+        pinned = ["--pin", shlex.quote(pin_source)] if pin_source is not None else []
+        again = " ".join(["reconcile", "init", shlex.quote(str(target)), *pinned])
+        typer.echo(f"nothing written (dry run); create them with `{again}`")
         return
     if source is not None:
         typer.echo(f"workflows install the reconciler from {source.url}")
