@@ -59,7 +59,10 @@ def test_active_when_everything_checks_out(sb: Sandbox, config_dir: Path) -> Non
     assert f"ConnectWise: ok ({sb.cw_url})" in out
     assert f"ZeroTek: ok ({sb.zerotek_url})" in out
     assert "mappings: ok (7 customers, 5 SKUs)" in out
-    assert out.rstrip().endswith("Status: active")
+    assert "Status: active\n" in out
+    assert out.rstrip().endswith(
+        f"next: `reconcile --config-dir {config_dir} plan` shows what a sync would change"
+    )
 
 
 def test_wrong_private_key_is_reported_without_key_material(sb: Sandbox, config_dir: Path) -> None:

@@ -110,21 +110,8 @@ def _plan(
     baseline_dir: Path | None,
 ) -> int:
     engine.check_customers(customers)  # unknown ids fail before any request
-    if if_due:
-        if period is not PeriodKind.LAST_BILLING_PERIOD:
-            raise ReconcileError(
-                "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
-            )
-        today = parse_as_of(as_of) or today_in(config.settings.timezone)
-        decision = engine.due(today)  # also posts a missed sync to chat
-        if not decision.due:
-            # The workflow applies only when a plan file exists: a leftover one must not be
-            # mistaken for today's.
-            if out is not None:
-                out.unlink(missing_ok=True)
-            typer.echo(decision.reason)
-            return 0
-        typer.echo(decision.reason, err=True)
+    if if_due and not _due(engine, config, period, as_of, out):
+        return 0
     baseline, note = _load_baseline(baseline_dir)
     planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, baseline))
     if baseline_dir is not None:
@@ -163,6 +150,27 @@ def _plan(
     if detailed_exitcode and planned.plan.changes:
         return 2
     return 0
+
+
+def _due(
+    engine: SyncEngine, config: Config, period: PeriodKind, as_of: str | None, out: Path | None
+) -> bool:
+    """`--if-due`: whether to plan today; when not, say why on stdout."""
+    if period is not PeriodKind.LAST_BILLING_PERIOD:
+        raise ReconcileError(
+            "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
+        )
+    today = parse_as_of(as_of) or today_in(config.settings.timezone)
+    decision = engine.due(today)  # also posts a missed sync to chat
+    if not decision.due:
+        # The workflow applies only when a plan file exists: a leftover one must not be
+        # mistaken for today's.
+        if out is not None:
+            out.unlink(missing_ok=True)
+        typer.echo(decision.reason)
+        return False
+    typer.echo(decision.reason, err=True)
+    return True
 
 
 def _notice(line: str) -> None:
