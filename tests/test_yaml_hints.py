@@ -122,6 +122,10 @@ def test_the_excerpt_stays_out_of_json_and_annotations(tmp_path: Path) -> None:
     assert "\n" not in as_json.stdout.split('"message": ')[1].split('"')[1]
     github = runner.invoke(app, ["validate", "--format", "github", "--config-dir", str(root)])
     assert github.stdout.count("::error") == 1 and "%0A" not in github.stdout
+    status = runner.invoke(app, ["status", "--config-dir", str(root)])
+    detail = next(line for line in status.stdout.splitlines() if "skus.yaml:2:10" in line)
+    assert detail.endswith("write `product: ZT-OKTA-SSO`")  # one line, no excerpt glued on
+    assert " | " not in status.stdout
 
 
 def test_other_commands_show_the_same_problem_as_an_error(tmp_path: Path) -> None:

@@ -377,7 +377,7 @@ def _signal_exit(exc: KeyboardInterrupt) -> int:
 
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, ConfigError):
-        return "; ".join(str(p) for p in exc.problems) or "invalid mappings"
+        return "; ".join(f"{p.location}: {p.message}" for p in exc.problems) or "invalid mappings"
     if isinstance(exc, KeyboardInterrupt):
         return f"interrupted by {exc}" if str(exc) else "interrupted"
     return str(exc)

@@ -69,7 +69,8 @@ async def check_status(
             "mappings",
             False,
             f"invalid: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}",
-            tuple(str(p) for p in exc.problems),
+            # one line each: the excerpt under a syntax error is for validate's terminal
+            tuple(f"{p.location}: {p.message}" for p in exc.problems),
         )
         try:
             settings = load_settings_only(config_dir)
