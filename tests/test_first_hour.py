@@ -177,6 +177,16 @@ def test_the_hint_after_plan_out_keeps_config_dir(
     assert applied.exit_code == 0, applied.output
 
 
+def test_the_hint_after_a_selective_plan_applies_the_same_selection(
+    sandbox: Sandbox, config_dir: Path
+) -> None:
+    args = ["--customer", "zt-0007", "--period", "current", *AS_OF]
+    result = cli("plan", "--config-dir", str(config_dir), *args)
+    assert result.exit_code == 0
+    hint = f"next: `reconcile --config-dir {config_dir} apply {' '.join(args)}`"
+    assert hint in result.stderr
+
+
 def test_deactivate_outside_a_config_dir_names_config_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -391,7 +401,7 @@ def test_the_newcomer_tour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert status.exit_code == 0 and f"`{dash} plan`" in status.stderr
 
         plan = cli("--config-dir", str(cfg), "plan", *AS_OF)
-        assert plan.exit_code == 0 and f"`{dash} apply`" in plan.stderr
+        assert plan.exit_code == 0 and f"`{dash} apply --as-of 2026-11-24`" in plan.stderr
 
         monkeypatch.setattr(cli_sync, "is_tty", lambda stream: True)
         apply = cli("--config-dir", str(cfg), "apply", *AS_OF, "--no-email", input="yes\n")

@@ -142,9 +142,13 @@ def _plan(
                 workflow_command(line, err=True)  # meant: passes the guard
         return 1
     if fmt is Format.TEXT and out is None and planned.plan.changes and config.settings.enabled:
+        # the same selection: a bare `apply` after `plan --customer X` would apply everyone
+        same = [w for c in customers or () for w in ("--customer", shlex.quote(c))]
+        same += ["--period", period.value] if period is not PeriodKind.LAST_BILLING_PERIOD else []
+        same += ["--as-of", shlex.quote(as_of)] if as_of else []
         typer.echo(
-            f"next: `{command_for(config.config_dir, 'apply')}` makes these changes (it shows "
-            "the plan again and asks first)",
+            f"next: `{command_for(config.config_dir, 'apply', *same)}` makes these changes "
+            "(it shows the plan again and asks first)",
             err=True,
         )
     if detailed_exitcode and planned.plan.changes:
