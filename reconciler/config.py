@@ -415,6 +415,7 @@ def _settings(data: dict[str, Any]) -> Settings:
         timezone=billing.get("timezone", d.timezone),
         add_missing=billing.get("add_missing", d.add_missing),
         removal=Removal(billing.get("removal", d.removal.value)),
+        keep_orphans=billing.get("orphans", "remove") == "keep",
         safety=Safety(
             max_removal_percent=float(
                 safety.get("max_removal_percent", d.safety.max_removal_percent)
@@ -423,6 +424,7 @@ def _settings(data: dict[str, Any]) -> Settings:
                 safety.get("max_quantity_change_percent", d.safety.max_quantity_change_percent)
             ),
             min_existing=safety.get("min_existing", d.safety.min_existing),
+            max_quantity=safety.get("max_quantity", d.safety.max_quantity),
         ),
         notifications=Notifications(
             administrators=tuple(notes.get("administrators", ())),

@@ -202,6 +202,18 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
     ]
 
 
+def company_peers(
+    config: Config, customers: Sequence[CustomerMap], ids: Sequence[str] | None
+) -> list[CustomerMap]:
+    """What a `--customer` plan reads: the selection and every customer of the same
+    companies, the only ones whose agreement can resolve to a selected one's (the planner
+    brings those along, DESIGN 13.3). Every customer when none is selected."""
+    if not ids:
+        return list(customers)
+    keys = {c.company.casefold() for c in customers}
+    return [c for c in config.customers if c.company.casefold() in keys]
+
+
 def check_enabled(config: Config) -> None:
     if not config.settings.enabled:
         raise Refused(
@@ -231,13 +243,14 @@ async def make_plan(
 ) -> Planned:
     """Read both systems (concurrently) and plan; the snapshot is what staleness is
     judged against, in a saved plan and at the just-in-time re-read before each write."""
-    customers = select_customers(config, customer_ids)
+    customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
     actual, usage = await asyncio.gather(
         read_state(cw, config, customers),
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
-    plan = planner.plan(config, usage, actual, ids)
+    selected = [c.id for c in select_customers(config, customer_ids)] if customer_ids else None
+    plan = planner.plan(config, usage, actual, selected)
     state = planfile.snapshot(plan, actual, config.managed_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
@@ -254,7 +267,8 @@ async def make_plans_with_baseline(
     """The head plan and the base branch's plan from ONE read of ConnectWise and ZeroTek
     (12.7): the union of both configs' customers and products is read once, each plan is
     derived from it, so a difference between them can only come from the mappings."""
-    head_customers = select_customers(config, customer_ids)
+    selected = select_customers(config, customer_ids)
+    head_customers = company_peers(config, selected, customer_ids)
     ids = [c.id for c in head_customers] if customer_ids else None
     base_customers = [c for c in baseline.customers if ids is None or c.id in set(ids)]
     # Both variants of a customer whose mapping changed: companies and agreements of each.
@@ -269,8 +283,10 @@ async def make_plans_with_baseline(
             zerotek=lambda: clients.zerotek(config),
         ),
     )
-    head = planner.plan(config, usage, actual, ids)
-    base = planner.plan(baseline, usage, actual, [c.id for c in base_customers] if ids else None)
+    chosen = [c.id for c in selected] if ids else None
+    head = planner.plan(config, usage, actual, chosen)
+    base_ids = [c.id for c in base_customers if chosen is None or c.id in set(chosen)]
+    base = planner.plan(baseline, usage, actual, base_ids if ids else None)
     # The snapshot a saved plan carries must be what `apply` will read with the head config
     # alone: the catalog the head maps, not the union.
     products = config.managed_products

@@ -62,6 +62,9 @@ class Safety:
     max_removal_percent: float = 30
     max_quantity_change_percent: float = 50
     min_existing: int = 10
+    # No change may leave more licences than this on one line (DESIGN 13.2): a glitch that
+    # reports a million users must not bill them, also on a line that does not exist yet.
+    max_quantity: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class Settings:
     currency: str = "USD"  # ISO 4217, named on every money figure
     add_missing: bool = True
     removal: Removal = Removal.CANCEL
+    keep_orphans: bool = False  # billing.orphans: keep (warn) instead of remove (13.1)
     safety: Safety = Safety()
     notifications: Notifications = Notifications()
 
@@ -163,6 +167,9 @@ class Usage:
     # ZeroTek's customer directory (id -> name); None when the source has none (CSV,
     # single-customer sync), which turns off the "mapped customer unknown" warning.
     known_customers: dict[str, str] | None = None
+    # Customers whose usage cannot be trusted (one SKU in two spellings, DESIGN 13.3):
+    # customer id -> why; an error for that customer, its licences never summed.
+    problems: dict[str, str] = field(default_factory=dict)
 
 
 # --- ConnectWise actual state --------------------------------------------------------------
@@ -218,6 +225,12 @@ class Addition:
 
     def active_on(self, day: dt.date) -> bool:
         return self.cancelled_date is None or self.cancelled_date > day
+
+    @property
+    def no_charge(self) -> bool:
+        """Billed at 0 whatever its unitPrice (`billCustomer` DoNotBill / NoCharge); an
+        unread value counts as billed, the conservative reading for revenue figures."""
+        return self.bill_customer is not None and self.bill_customer != "Billable"
 
 
 class ManagedProducts:
@@ -310,9 +323,17 @@ class Change:
     effective_date: dt.date | None = None  # add: the date sent as effectiveDate
     unit_cost: Decimal | None = None
     description: str | None = None
+    # The line is not `Billable` in ConnectWise (DESIGN 13.3): its quantity is still
+    # managed, its money counts 0 everywhere ("no charge").
+    no_charge: bool = False
+    # An orphan (DESIGN 13.1): a line the ledger says we wrote that no current mapping
+    # manages; `sku` and `customer_id` are then the ledger's ("was SKU S of customer C").
+    orphan: bool = False
 
     @property
     def revenue_delta(self) -> Decimal:
+        if self.no_charge:
+            return Decimal(0)
         return (self.after - self.before) * self.unit_price
 
 

@@ -45,6 +45,12 @@ def _date(value: dt.date | None) -> str | None:
 
 
 def change_to_dict(c: Change) -> dict[str, Any]:
+    # The 13.1/13.3 marks only where they hold: plans without them stay byte-identical.
+    marks: dict[str, Any] = {}
+    if c.no_charge:
+        marks["no_charge"] = True
+    if c.orphan:
+        marks["cause"] = "unmapped"
     return {
         "action": c.action.value,
         "sku": c.sku,
@@ -59,6 +65,7 @@ def change_to_dict(c: Change) -> dict[str, Any]:
         "revenue_delta": money.optional(c.revenue_delta),
         "effective_date": _date(c.effective_date),
         "description": c.description,
+        **marks,
     }
 
 
@@ -183,6 +190,8 @@ def _change(ch: Obj, customer_id: str) -> Change:
         effective_date=ch.opt_date("effective_date"),
         unit_cost=ch.opt_decimal("unit_cost"),
         description=ch.opt_text("description"),
+        no_charge=ch.has("no_charge") and ch.boolean("no_charge"),
+        orphan=ch.has("cause") and ch.text("cause") == "unmapped",
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
@@ -52,8 +52,27 @@ def describe_change(c: Change, plan: Plan) -> str:
         if method is not plan.removal and c.effective_date is not None:  # cancel -> zero
             how += f": it starts {c.effective_date.isoformat()}, after today"
         what = f"remove {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} ({how})"
+    return f"{what}{_why(c, t)}  {_money_note(c, currency)}"
+
+
+def orphan_reason(c: Change) -> str:
+    """Why an orphan is removed (DESIGN 13.1), in the words every surface uses."""
+    return f"no longer mapped: was SKU {c.sku} of customer {c.customer_id}"
+
+
+def _why(c: Change, escape: Callable[[str], str]) -> str:
+    return f" — {escape(orphan_reason(c))}" if c.orphan else ""
+
+
+def _money_note(c: Change, currency: str) -> str:
+    if c.no_charge:
+        return f"[no charge @ {display(c.unit_price, currency=currency)}]"
     price = display(c.unit_price, currency=currency)
-    return f"{what}  [{money(c.revenue_delta, currency)}/month @ {price}]"
+    return f"[{money(c.revenue_delta, currency)}/month @ {price}]"
+
+
+def _price_cell(c: Change) -> str:
+    return f"{display(c.unit_price)} (no charge)" if c.no_charge else display(c.unit_price)
 
 
 def summary_line(plan: Plan) -> str:
@@ -178,8 +197,8 @@ def markdown(plan: Plan) -> str:
             out.append("|---|---|---|---:|---:|---|---:|---:|")
             for c in cp.changes:
                 out.append(
-                    f"| {c.action.value} | {md(c.product)} | {md(c.sku)} | {c.before} | "
-                    f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                    f"| {c.action.value}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
+                    f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
                     f"{money(c.revenue_delta)} |"
                 )
             out.append("")
@@ -229,8 +248,8 @@ def _compared_rows(
             # one no longer does: its effect on the invoice is the opposite of the change.
             action = f"no longer {c.action.value}" if x.cause == "dropped" else c.action.value
             out.append(
-                f"| {who} | {action} | {md(c.product)} | {md(c.sku)} | {c.before} | "
-                f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                f"| {who} | {action}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
+                f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
                 f"{money(x.revenue_delta)} |"
             )
     out.append("")
