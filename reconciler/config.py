@@ -21,6 +21,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.model import (
     Config,
     CustomerMap,
+    LedgerLine,
     Location,
     Notifications,
     Removal,
@@ -41,7 +42,9 @@ _EXPECTED = {
     "settings": "a mapping of settings (see schemas/settings.schema.json)",
     "skus": "a list of SKU mappings (see schemas/skus.schema.json)",
     "customers": "a list of customer mappings (see schemas/customers.schema.json)",
+    "managed": "the list of managed additions (see `reconcile schema managed`)",
 }
+LEDGER_FILE = "state/managed.json"
 
 
 # --- URLs -------------------------------------------------------------------------------------
@@ -88,6 +91,7 @@ class _Files:
     settings: Document | None = None
     skus: Document | None = None
     customers: list[Document] = field(default_factory=list)
+    ledger: Document | None = None  # state/managed.json, when it exists
     raw: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes (digest)
     problems: list[Problem] = field(default_factory=list)
 
@@ -172,6 +176,8 @@ def _read(config_dir: Path, progress: Progress | None = None) -> _Files:
         doc = _read_one(config_dir, rel, "customers", files, progress)
         if doc is not None:
             files.customers.append(doc)
+    if (config_dir / LEDGER_FILE).exists():  # JSON is YAML: read with marks, like the rest
+        files.ledger = _read_one(config_dir, LEDGER_FILE, "managed", files)
     return files
 
 
@@ -466,6 +472,20 @@ def _customer_maps(docs: list[Document]) -> tuple[CustomerMap, ...]:
     )
 
 
+def _ledger(doc: Document) -> tuple[LedgerLine, ...]:
+    return tuple(
+        LedgerLine(
+            item["agreement_id"],
+            item["addition_id"],
+            item["product"],
+            item["customer_id"],
+            item["sku"],
+            item["run"],
+        )
+        for _, item in _items(doc)
+    )
+
+
 def digest(raw: dict[str, bytes]) -> str:
     """sha256 over (relative path, bytes) of each mapping file, in path order."""
     h = hashlib.sha256()
@@ -514,6 +534,7 @@ def load_config(config_dir: Path, progress: Progress | None = None) -> Config:
         skus=_sku_maps(files.skus),
         customers=_customer_maps(files.customers),
         digest=digest(files.raw),
+        ledger=None if files.ledger is None else _ledger(files.ledger),
     )
 
 

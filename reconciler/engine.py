@@ -35,13 +35,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reconciler import chat, collector, notify, planfile, planner, runlog, schedule, verify
+from reconciler import (
+    chat,
+    collector,
+    ledger,
+    notify,
+    orphans,
+    planfile,
+    planner,
+    runlog,
+    schedule,
+    verify,
+)
 from reconciler.apply import apply_plan
 from reconciler.billed import Billed, billed_before
 from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
-from reconciler.connectwise.state import read_state
+from reconciler.connectwise.state import read_owned, read_state
 from reconciler.env import API_CREDENTIAL_VARS
 from reconciler.errors import ReconcileError
 from reconciler.files import atomic_write
@@ -49,6 +60,7 @@ from reconciler.http import Traffic
 from reconciler.interrupt import Interrupted, StopSignals
 from reconciler.lock import config_lock
 from reconciler.model import (
+    ActualState,
     ApplyResult,
     CatalogItem,
     Config,
@@ -250,10 +262,19 @@ async def make_plan(
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
     selected = [c.id for c in select_customers(config, customer_ids)] if customer_ids else None
+    actual = await _with_ledger_agreements(cw, config, actual, selected)
     plan = planner.plan(config, usage, actual, selected)
-    state = planfile.snapshot(plan, actual, config.managed_products)
+    state = planfile.snapshot(plan, actual, config.owned_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
+
+
+async def _with_ledger_agreements(
+    cw: ConnectWiseClient, config: Config, actual: ActualState, selected: Sequence[str] | None
+) -> ActualState:
+    """The ledger's agreements the mappings did not make us read (orphans, DESIGN 13.1)."""
+    extra = orphans.ledger_agreements(config, selected, actual.additions)
+    return await read_owned(cw, actual, extra, config.owned_products)
 
 
 async def make_plans_with_baseline(
@@ -284,6 +305,9 @@ async def make_plans_with_baseline(
         ),
     )
     chosen = [c.id for c in selected] if ids else None
+    actual = await _with_ledger_agreements(cw, config, actual, chosen)
+    if baseline.ledger is not None and baseline.ledger != config.ledger:
+        actual = await _with_ledger_agreements(cw, baseline, actual, chosen)
     head = planner.plan(config, usage, actual, chosen)
     base_ids = [c.id for c in base_customers if chosen is None or c.id in set(chosen)]
     base = planner.plan(baseline, usage, actual, base_ids if ids else None)
@@ -291,7 +315,7 @@ async def make_plans_with_baseline(
     # alone: the catalog the head maps, not the union.
     products = config.managed_products
     own = replace(actual, catalog={k: v for k, v in actual.catalog.items() if k in products})
-    state = planfile.snapshot(head, own, products)
+    state = planfile.snapshot(head, own, config.owned_products)
     planned = Planned(replace(head, state_fingerprint=planfile.fingerprint(state)), state)
     return planned, base
 
@@ -396,6 +420,8 @@ class SyncEngine:
 
         with self.ui.busy(READING):
             planned = self._run(go())
+        if self.config.ledger is None:
+            self.ui.notice(orphans.NO_LEDGER)
         if req.out is not None:
             try:
                 atomic_write(req.out, scrub(planfile.dumps(planned.plan, planned.state)))
@@ -506,11 +532,26 @@ class SyncEngine:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
             handle.finish(result, interrupted_by=signals.name or None)
+            owned = self._rewrite_ledger(planned, result, handle.record.run_id)
             emails = self._email(handle, plan, req, smtp)
             self._chat(chat.sync_outcome_event(handle.record))
-        failed = any(not c.ok for c in result.customers)
+        failed = not owned or any(not c.ok for c in result.customers)
         code = signals.exit_code or (1 if failed else 0)
         return SyncOutcome(result, handle.record, handle.path, emails, signals.name or None, code)
+
+    def _rewrite_ledger(self, planned: Planned, result: ApplyResult, run_id: str) -> bool:
+        """state/managed.json from this run's outcomes, still under the lock (13.1). A
+        ledger that cannot be written is a failed run (one line naming the path): the
+        next plan would miss what this one wrote."""
+        try:
+            ledger.rewrite(self.config, planned.state, result, run_id)
+        except OSError as exc:
+            self.ui.notice(
+                f"error: cannot write {exc.filename or 'state/managed.json'}: "
+                f"{exc.strerror or exc}; the lines this run wrote are in its run record"
+            )
+            return False
+        return True
 
     async def _write(
         self, planned: Planned, handle: runlog.RunHandle, signals: StopSignals

@@ -97,12 +97,26 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class LedgerLine:
+    """One addition the reconciler manages, as state/managed.json lists it (DESIGN 13.1)."""
+
+    agreement_id: int
+    addition_id: int
+    product: str
+    customer_id: str
+    sku: str
+    run: str
+
+
+@dataclass(frozen=True)
 class Config:
     config_dir: Path
     settings: Settings
     skus: tuple[SkuMap, ...]
     customers: tuple[CustomerMap, ...]
     digest: str  # sha256 over the mapping files' bytes: a saved plan is stale when it moves
+    # state/managed.json; None when the file does not exist yet (no apply wrote it).
+    ledger: tuple[LedgerLine, ...] | None = None
 
     # Indexes built on first use (cached_property writes the instance dict directly, so it
     # works on a frozen dataclass): lookups per customer must stay O(1) at thousands.
@@ -129,6 +143,13 @@ class Config:
     @cached_property
     def managed_products(self) -> ManagedProducts:
         return ManagedProducts(s.product for s in self.skus)
+
+    @cached_property
+    def owned_products(self) -> ManagedProducts:
+        """The managed products and those of the ledger's lines (orphans are read, planned
+        and verified as ours); the mappings' spelling wins."""
+        ledger = [line.product for line in self.ledger or ()]
+        return ManagedProducts([*ledger, *(s.product for s in self.skus)])
 
     def sku(self, sku: str) -> SkuMap | None:
         return self._skus_by_name.get(sku.casefold())

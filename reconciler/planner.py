@@ -28,6 +28,7 @@ from reconciler.model import (
     Usage,
     is_live_managed,
 )
+from reconciler.orphans import with_orphans
 from reconciler.safety import unsafe_reasons
 
 _DEAD_STATUSES = {"cancelled", "expired", "inactive"}
@@ -375,6 +376,7 @@ def plan(
         reported_users=reported_users,
         selection=None if customer_ids is None else tuple(sorted(set(customer_ids))),
     )
+    result = with_orphans(result, config, actual)  # DESIGN 13.1: counted by the thresholds
     return replace(result, unsafe_reasons=unsafe_reasons(result, config.settings.safety))
 
 
