@@ -60,6 +60,7 @@ from reconciler.http import Traffic
 from reconciler.interrupt import Interrupted, StopSignals
 from reconciler.lock import config_lock
 from reconciler.model import (
+    Action,
     ActualState,
     ApplyResult,
     CatalogItem,
@@ -69,12 +70,13 @@ from reconciler.model import (
     Period,
     PeriodKind,
     Plan,
+    Usage,
 )
 from reconciler.periods import period_for
 from reconciler.record import EmailOutcome, RunRecord, RunSummary
 from reconciler.report import Kind, Pricer, Row, unmapped_customer_rows
 from reconciler.scrub import check_credentials, scrub
-from reconciler.usage import fetch_usage
+from reconciler.usage import fetch_usage, second_opinion
 
 EXIT_UNSAFE = 3
 READING = "Reading ConnectWise and ZeroTek…"
@@ -263,10 +265,41 @@ async def make_plan(
     )
     selected = [c.id for c in select_customers(config, customer_ids)] if customer_ids else None
     actual = await _with_ledger_agreements(cw, config, actual, selected)
-    plan = planner.plan(config, usage, actual, selected)
+    plan, _ = await _plan_checked(config, usage, actual, selected, clients)
     state = planfile.snapshot(plan, actual, config.owned_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
+
+
+async def _plan_checked(
+    config: Config,
+    usage: Usage,
+    actual: ActualState,
+    selected: Sequence[str] | None,
+    clients: Clients,
+) -> tuple[Plan, Usage]:
+    """Plan; when the bulk usage left customers at zero users on an agreement the plan
+    removes lines from, ask ZeroTek again per customer first (13.2: the second opinion)
+    and plan again with what it said."""
+    plan = planner.plan(config, usage, actual, selected)
+    if selected is not None:
+        return plan, usage  # already the per-customer call
+    emptied = {c.agreement_id for c in plan.changes if c.action is Action.REMOVE and not c.orphan}
+    known = usage.known_customers or {}
+    doubtful = [
+        cp.customer_id
+        for cp in plan.customers
+        if cp.agreement_id in emptied
+        and not usage.users.get(cp.customer_id)
+        and cp.customer_id in known
+    ]
+    if not doubtful:
+        return plan, usage
+    zerotek = lambda: clients.zerotek(config)  # noqa: E731
+    checked = await second_opinion(config, usage, doubtful, zerotek=zerotek)
+    if checked.problems == usage.problems:
+        return plan, usage
+    return planner.plan(config, checked, actual, selected), checked
 
 
 async def _with_ledger_agreements(
@@ -308,7 +341,7 @@ async def make_plans_with_baseline(
     actual = await _with_ledger_agreements(cw, config, actual, chosen)
     if baseline.ledger is not None and baseline.ledger != config.ledger:
         actual = await _with_ledger_agreements(cw, baseline, actual, chosen)
-    head = planner.plan(config, usage, actual, chosen)
+    head, usage = await _plan_checked(config, usage, actual, chosen, clients)
     base_ids = [c.id for c in base_customers if chosen is None or c.id in set(chosen)]
     base = planner.plan(baseline, usage, actual, base_ids if ids else None)
     # The snapshot a saved plan carries must be what `apply` will read with the head config

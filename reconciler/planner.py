@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from reconciler.guards import silent_skus
 from reconciler.model import (
     Action,
     ActualState,
@@ -377,7 +378,8 @@ def plan(
         selection=None if customer_ids is None else tuple(sorted(set(customer_ids))),
     )
     result = with_orphans(result, config, actual)  # DESIGN 13.1: counted by the thresholds
-    return replace(result, unsafe_reasons=unsafe_reasons(result, config.settings.safety))
+    reasons = unsafe_reasons(result, config.settings.safety) + silent_skus(result, config, usage)
+    return replace(result, unsafe_reasons=reasons)
 
 
 def _bring_along(
