@@ -325,7 +325,7 @@ def json_compared(cmp: Comparison, note: str | None = None) -> str:
             entry = planfile.plan_to_dict(only)["customers"][0]
             data["customers"].append(entry)
         entry["changes"] = [
-            {**planfile.change_to_dict(x.change), "cause": x.cause} for x in cc.labelled
+            {**planfile.change_to_dict(x.change), "cause": _cause(x)} for x in cc.labelled
         ]
     counts = {cause: sum(len(cc.of(cause)) for cc in cmp.customers)
               for cause in ("change", "drift", "dropped")}  # fmt: skip
@@ -336,6 +336,12 @@ def json_compared(cmp: Comparison, note: str | None = None) -> str:
         "note": note,
     }
     return json_dumps(data, indent=2) + "\n"
+
+
+def _cause(x: Labelled) -> str:
+    """An orphan's removal this pull request causes says why (DESIGN 13.1): `unmapped` is
+    a `change` of its own kind; counted with the changes in `baseline`."""
+    return "unmapped" if x.change.orphan and x.cause == "change" else x.cause
 
 
 def json_text(plan: Plan) -> str:

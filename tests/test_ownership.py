@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 from pathlib import Path
 
 from conftest import set_setting
@@ -164,3 +165,19 @@ def test_a_broken_ledger_is_a_validate_error_with_its_line(sandbox, config_dir):
     assert result.exit_code == 1
     assert re.search(r"state/managed.json:\d+:\d+: addition_id", result.output), result.output
     assert "Traceback" not in result.output
+
+
+def test_an_orphan_is_under_this_pull_request_with_baseline(sandbox, config_dir, tmp_path):
+    converge(config_dir)
+    base = tmp_path / "base"
+    shutil.copytree(config_dir, base)
+    drop_sku(config_dir, "OKTA-LCM")
+    md = run(config_dir, "plan", "--format", "markdown", "--baseline", str(base), *AS_OF).stdout
+    this_pr = md.split("#### This pull request")[1].split("#### Drift")[0]
+    assert "no longer mapped\\: was SKU OKTA-LCM of customer zt-0003" in this_pr
+    assert "-30.00 USD" in this_pr
+    data = json.loads(
+        run(config_dir, "plan", "--format", "json", "--baseline", str(base), *AS_OF).stdout
+    )
+    causes = [ch["cause"] for c in data["customers"] for ch in c["changes"]]
+    assert causes == ["unmapped"]
