@@ -181,3 +181,14 @@ def test_an_orphan_is_under_this_pull_request_with_baseline(sandbox, config_dir,
     )
     causes = [ch["cause"] for c in data["customers"] for ch in c["changes"]]
     assert causes == ["unmapped"]
+
+
+def test_report_counts_a_moved_customers_old_line_as_over_billed(sandbox, config_dir):
+    converge(config_dir)
+    customers = config_dir / "mappings" / "customers.yaml"
+    text, n = re.subn(r"\n- id: zt-0004\n(  [^\n]*\n)+", "\n", customers.read_text())
+    assert n == 1
+    customers.write_text(text)
+    report = json.loads(run(config_dir, "report", "--format", "json", *AS_OF).stdout)
+    (row,) = [r for r in report["rows"] if r["agreement_id"] == 1004]
+    assert (row["kind"], row["difference"], row["monthly_amount"]) == ("over-billed", 27, "108.00")
