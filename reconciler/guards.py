@@ -35,6 +35,8 @@ def within_one_edit(a: str, b: str) -> bool:
 
 def silent_skus(plan: Plan, config: Config, usage: Usage) -> tuple[str, ...]:
     """Why the plan is unsafe because of silent mapped SKUs (empty when none is)."""
+    if plan.reported_users == 0:
+        return ()  # every SKU is silent: the wipe guard (safety) says it once, better
     reported = {_key(s) for skus in usage.users.values() for s, n in skus.items() if n > 0}
     unmapped = sorted({s.strip() for skus in usage.users.values() for s in skus
                        if config.sku(s.strip()) is None})  # fmt: skip
