@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import ConfigError, Problem
-from reconciler.model import Location
+from reconciler.core.errors import ConfigError, Problem
+from reconciler.core.model import Location
 from reconciler.usage.identity import sku_key
 
 COLUMNS = ("customer_id", "sku", "user", "assigned_on", "unassigned_on")
