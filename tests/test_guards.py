@@ -71,7 +71,7 @@ def test_one_customer_leaving_a_sku_is_an_ordinary_removal(sandbox, config_dir):
 
 
 def test_within_one_edit() -> None:
-    from reconciler.guards import within_one_edit
+    from reconciler.plan.guards import within_one_edit
 
     assert within_one_edit("okta-mfa", "okta-mfaa") and within_one_edit("okta-mfaa", "okta-mfa")
     assert within_one_edit("okta-sso", "okta-ss0") and within_one_edit("a", "")

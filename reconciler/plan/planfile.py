@@ -45,12 +45,8 @@ def _date(value: dt.date | None) -> str | None:
 
 
 def change_to_dict(c: Change) -> dict[str, Any]:
-    # The 13.1/13.3 marks only where they hold: plans without them stay byte-identical.
-    marks: dict[str, Any] = {}
-    if c.no_charge:
-        marks["no_charge"] = True
-    if c.orphan:
-        marks["cause"] = "unmapped"
+    # `cause` only where it holds, as with --baseline (DESIGN 12.7, 13.1)
+    marks: dict[str, Any] = {"cause": "unmapped"} if c.orphan else {}
     return {
         "action": c.action.value,
         "sku": c.sku,
@@ -65,6 +61,7 @@ def change_to_dict(c: Change) -> dict[str, Any]:
         "revenue_delta": money.optional(c.revenue_delta),
         "effective_date": _date(c.effective_date),
         "description": c.description,
+        "no_charge": c.no_charge,
         **marks,
     }
 
