@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -90,7 +91,7 @@ class _Files:
     settings: Document | None = None
     skus: Document | None = None
     customers: list[Document] = field(default_factory=list)
-    ledger: Document | None = None  # state/managed.json, when it exists
+    ledger: list[dict[str, Any]] | None = None  # state/managed.json, when it exists
     raw: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes (digest)
     problems: list[Problem] = field(default_factory=list)
 
@@ -184,9 +185,28 @@ def _read(config_dir: Path, progress: Progress | None = None) -> _Files:
         doc = _read_one(config_dir, rel, "customers", files, progress)
         if doc is not None:
             files.customers.append(doc)
-    if (config_dir / LEDGER_FILE).exists():  # JSON is YAML: read with marks, like the rest
-        files.ledger = _read_one(config_dir, LEDGER_FILE, "managed", files)
+    _read_ledger(config_dir, files)
     return files
+
+
+def _read_ledger(config_dir: Path, files: _Files) -> None:
+    """state/managed.json, when it exists. Machine-written and tens of thousands of lines:
+    parsed as JSON and checked item by item at speed; only a file that fails is read again
+    like the mapping files (JSON is YAML), so each problem gets its line and column."""
+    path = config_dir / LEDGER_FILE
+    if not path.exists():
+        return
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        data = None
+    if data is not None and schema.items_valid("managed", data):
+        files.raw[LEDGER_FILE] = path.read_bytes()
+        files.ledger = data
+        return
+    doc = _read_one(config_dir, LEDGER_FILE, "managed", files)
+    if doc is not None and isinstance(doc.data, list):
+        files.ledger = [item for _, item in _items(doc)]
 
 
 # --- cross-file checks -------------------------------------------------------------------------
@@ -480,7 +500,7 @@ def _customer_maps(docs: list[Document]) -> tuple[CustomerMap, ...]:
     )
 
 
-def _ledger(doc: Document) -> tuple[LedgerLine, ...]:
+def _ledger(items: list[dict[str, Any]]) -> tuple[LedgerLine, ...]:
     return tuple(
         LedgerLine(
             item["agreement_id"],
@@ -490,7 +510,7 @@ def _ledger(doc: Document) -> tuple[LedgerLine, ...]:
             item["sku"],
             item["run"],
         )
-        for _, item in _items(doc)
+        for item in items
     )
 
 
