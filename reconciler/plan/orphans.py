@@ -37,6 +37,11 @@ NO_LEDGER = (
 )
 
 
+def orphan_reason(change: Change) -> str:
+    """Why an orphan is removed, in the words every surface uses (plan, record, e-mail)."""
+    return f"no longer mapped: was SKU {change.sku} of customer {change.customer_id}"
+
+
 def in_scope(
     config: Config, selection: Sequence[str] | None, agreements: Iterable[int]
 ) -> list[LedgerLine]:

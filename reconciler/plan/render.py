@@ -14,6 +14,7 @@ from reconciler.core.money import optional as money_optional
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.plan import planfile
 from reconciler.plan.baseline import Comparison, CustomerComparison, Labelled
+from reconciler.plan.orphans import orphan_reason
 from reconciler.secure.untrusted import html as h
 from reconciler.secure.untrusted import json_dumps
 from reconciler.secure.untrusted import markdown as md
@@ -53,11 +54,6 @@ def describe_change(c: Change, plan: Plan) -> str:
             how += f": it starts {c.effective_date.isoformat()}, after today"
         what = f"remove {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} ({how})"
     return f"{what}{_why(c, t)}  {_money_note(c, currency)}"
-
-
-def orphan_reason(c: Change) -> str:
-    """Why an orphan is removed (DESIGN 13.1), in the words every surface uses."""
-    return f"no longer mapped: was SKU {c.sku} of customer {c.customer_id}"
 
 
 def _why(c: Change, escape: Callable[[str], str]) -> str:

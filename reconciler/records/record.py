@@ -29,6 +29,7 @@ from reconciler.core.model import (
     Period,
     Plan,
 )
+from reconciler.plan.orphans import orphan_reason
 
 Ok = bool | Literal["unknown"] | None
 UNKNOWN: Literal["unknown"] = "unknown"
@@ -55,6 +56,9 @@ class ChangeRecord:
     ok: Ok = None
     error: str | None = None
     note: str | None = None
+    # Why a change no usage explains was planned: an orphan's "no longer mapped: was SKU S
+    # of customer C" (DESIGN 13.1). None for ordinary changes.
+    why: str | None = None
 
     @property
     def committed(self) -> bool:
@@ -74,6 +78,7 @@ class ChangeRecord:
             after=change.after,
             unit_price=money.plain(change.unit_price),
             revenue_delta=money.plain(change.revenue_delta),
+            why=orphan_reason(change) if change.orphan else None,
         )
 
 
