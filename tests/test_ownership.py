@@ -197,3 +197,18 @@ def test_report_counts_a_moved_customers_old_line_as_over_billed(sandbox, config
     report = json.loads(run(config_dir, "report", "--format", "json", *AS_OF).stdout)
     (row,) = [r for r in report["rows"] if r["agreement_id"] == 1004]
     assert (row["kind"], row["difference"], row["monthly_amount"]) == ("over-billed", 27, "108.00")
+
+
+def test_discover_remembers_a_removed_mapping_from_the_ledger(sandbox, config_dir):
+    converge(config_dir)
+    drop_sku(config_dir, "OKTA-LCM")
+    customers = config_dir / "mappings" / "customers.yaml"
+    text, n = re.subn(r"\n- id: zt-0004\n(  [^\n]*\n)+", "\n", customers.read_text())
+    assert n == 1
+    customers.write_text(text)
+    found = json.loads(run(config_dir, "discover", "--format", "json", *AS_OF).stdout)
+    (contoso,) = [c for c in found["customers"] if c["id"] == "zt-0004"]
+    assert contoso["confidence"] == 0.99 and contoso["agreement"]["id"] == 1004
+    assert "state/managed.json" in contoso["reason"]
+    (lcm,) = [s for s in found["skus"] if s["sku"] == "OKTA-LCM"]
+    assert lcm["product"]["identifier"] == "ZT-OKTA-LCM" and "state/managed.json" in lcm["reason"]
