@@ -212,3 +212,21 @@ def test_discover_remembers_a_removed_mapping_from_the_ledger(sandbox, config_di
     assert "state/managed.json" in contoso["reason"]
     (lcm,) = [s for s in found["skus"] if s["sku"] == "OKTA-LCM"]
     assert lcm["product"]["identifier"] == "ZT-OKTA-LCM" and "state/managed.json" in lcm["reason"]
+
+
+def test_a_sku_pointed_at_another_product_leaves_no_line_behind(sandbox, config_dir):
+    # Found: OKTA-LCM repointed from ZT-OKTA-LCM: the new product was added and the old
+    # line billed on beside it.
+    converge(config_dir)
+    skus = config_dir / "mappings" / "skus.yaml"
+    text, n = re.subn(
+        r"(- sku: OKTA-LCM\n  product: )ZT-OKTA-LCM", r"\1MSP-BACKUP", skus.read_text()
+    )
+    assert n == 1
+    skus.write_text(text)
+    plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
+    assert orphans(plan) == [("zt-0003", "ZT-OKTA-LCM", 1003, 6)]
+    applied = run(config_dir, *APPLY)
+    assert applied.exit_code == 0, applied.output
+    assert live(sandbox, 1003) == {"ZT-OKTA-SSO": [18], "ZT-OKTA-MFA": [18], "MSP-BACKUP": [6]}
+    assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0
