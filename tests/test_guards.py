@@ -11,7 +11,7 @@ from pathlib import Path
 import world_edits
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.wire import Request, Response, json_response
 

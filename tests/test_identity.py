@@ -12,7 +12,7 @@ import world_edits
 from conftest import set_setting
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import set_setting
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.records import agreement_record
 

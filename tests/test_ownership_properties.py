@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.config.resources import example_dir
 from reconciler.sandbox import Sandbox, default_fixture
 from reconciler.sandbox.records import agreement_record
