@@ -176,3 +176,6 @@ def test_a_no_charge_line_is_managed_at_zero_money(sandbox, config_dir):
     applied = run(config_dir, "apply", "--yes", "--no-email", "--customer", "zt-0004", *AS_OF)
     assert applied.exit_code == 0, applied.output
     assert live(sandbox, 1004) == {"ZT-OKTA-SSO": [27]}  # the quantity is still managed
+    (path,) = sorted((config_dir / "runs").glob("*/*/*.json"))
+    (written,) = [ch for c in json.loads(path.read_text())["customers"] for ch in c["changes"]]
+    assert (written["why"], written["revenue_delta"], written["ok"]) == ("no charge", "0.00", True)

@@ -56,8 +56,8 @@ class ChangeRecord:
     ok: Ok = None
     error: str | None = None
     note: str | None = None
-    # Why a change no usage explains was planned: an orphan's "no longer mapped: was SKU S
-    # of customer C" (DESIGN 13.1). None for ordinary changes.
+    # What the plain figures do not say: an orphan's "no longer mapped: was SKU S of
+    # customer C" (13.1), "no charge" for a line that is not Billable (13.3); else None.
     why: str | None = None
 
     @property
@@ -78,8 +78,14 @@ class ChangeRecord:
             after=change.after,
             unit_price=money.plain(change.unit_price),
             revenue_delta=money.plain(change.revenue_delta),
-            why=orphan_reason(change) if change.orphan else None,
+            why=_why(change),
         )
+
+
+def _why(change: Change) -> str | None:
+    words = [orphan_reason(change)] if change.orphan else []
+    words += ["no charge"] if change.no_charge else []
+    return "; ".join(words) or None
 
 
 @dataclass
