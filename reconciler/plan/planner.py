@@ -310,9 +310,7 @@ def plan(
     period = usage.period
     companies = companies_by_key(actual.companies.values())
     by_company = agreements_by_company(actual.agreements.values())
-    brought: list[str] = []
-    if customer_ids is not None:
-        customer_ids, brought = _bring_along(config, actual, customer_ids, companies, by_company)
+    customer_ids, brought = _bring_along(config, actual, customer_ids, companies, by_company)
     wanted = None if customer_ids is None else set(customer_ids)
     selected = sorted(
         (c for c in config.customers if wanted is None or c.id in wanted),
@@ -377,7 +375,11 @@ def plan(
         reported_users=reported_users,
         selection=None if customer_ids is None else tuple(sorted(set(customer_ids))),
     )
-    result = with_orphans(result, config, actual)  # DESIGN 13.1: counted by the thresholds
+    return _guarded(with_orphans(result, config, actual), config, usage)
+
+
+def _guarded(result: Plan, config: Config, usage: Usage) -> Plan:
+    """The verdict over the whole plan, orphans' removals included (DESIGN 13.1, 13.2)."""
     reasons = unsafe_reasons(result, config.settings.safety) + silent_skus(result, config, usage)
     return replace(result, unsafe_reasons=reasons)
 
@@ -385,15 +387,18 @@ def plan(
 def _bring_along(
     config: Config,
     actual: ActualState,
-    ids: Sequence[str],
+    ids: Sequence[str] | None,
     companies: Mapping[str, Company],
     by_company: Mapping[int, Sequence[Agreement]],
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str] | None, list[str]]:
     """`--customer C` plans every customer whose agreement resolves to C's (DESIGN 13.3):
     one named by id and another by name are one agreement, and planning C alone would set
     the line to C's users only. Only customers of C's company can resolve to it (the
     caller reads them). Returns the ids to plan, and a note per agreement planned for more
-    than one of them (the same for the expanded selection: a saved plan re-derives it)."""
+    than one of them (the same for the expanded selection: a saved plan re-derives it).
+    None (every customer) stays None."""
+    if ids is None:
+        return None, []
     wanted = set(ids)
     keys = {c.company.casefold() for c in config.customers if c.id in wanted}
     peers = [c for c in config.customers if c.company.casefold() in keys]
