@@ -69,12 +69,12 @@ def with_orphans(plan: Plan, config: Config, actual: ActualState) -> Plan:
     by the caller."""
     if config.ledger is None:
         return plan  # the engine says so once (NO_LEDGER)
-    read = {cp.agreement_id for cp in plan.customers if cp.agreement_id is not None}
+    index = _Index(plan, config)
     found = [
         (line, addition)
-        for line in in_scope(config, plan.selection, read)
+        for line in in_scope(config, plan.selection, index.by_agreement)
         if (addition := _live_line(line, actual, plan.period.as_of)) is not None
-        and not _still_managed(line, plan, config)
+        and not index.still_managed(line)
     ]
     if not found:
         return plan
@@ -93,22 +93,39 @@ def _live_line(line: LedgerLine, actual: ActualState, as_of: dt.date) -> Additio
     return None
 
 
-def _still_managed(line: LedgerLine, plan: Plan, config: Config) -> bool:
-    """Some current mapping manages the line (or may: an erroring customer is left alone)."""
-    mapped = config.customer(line.customer_id)
-    planned = {cp.customer_id: cp for cp in plan.customers}
-    own = planned.get(line.customer_id)
-    if mapped is not None and (own is None or own.errors or own.agreement_id is None):
-        return True  # not planned here, or in error: never guess
-    on_agreement = [cp for cp in plan.customers if cp.agreement_id == line.agreement_id]
-    if any(cp.errors for cp in on_agreement):
-        return True
-    if plan.selection is not None and not on_agreement:
-        # another customer outside the selection may map to it by id
-        others = set(plan.selection)
-        if any(c.agreement == line.agreement_id for c in config.customers if c.id not in others):
+class _Index:
+    """The plan's customers by id and by agreement, built once (ledgers hold tens of
+    thousands of lines)."""
+
+    def __init__(self, plan: Plan, config: Config) -> None:
+        self.config = config
+        self.planned = {cp.customer_id: cp for cp in plan.customers}
+        self.by_agreement: dict[int, list[CustomerPlan]] = defaultdict(list)
+        for cp in plan.customers:
+            if cp.agreement_id is not None:
+                self.by_agreement[cp.agreement_id].append(cp)
+        # With a selection, a customer outside it may still map to an agreement by id.
+        chosen = set(plan.selection or ())
+        self.elsewhere = (
+            {c.agreement for c in config.customers if c.id not in chosen}
+            if plan.selection is not None
+            else set()
+        )
+
+    def still_managed(self, line: LedgerLine) -> bool:
+        """Some current mapping manages the line (or may: an erroring customer is left
+        alone, never guessed about)."""
+        own = self.planned.get(line.customer_id)
+        if self.config.customer(line.customer_id) is not None and (
+            own is None or own.errors or own.agreement_id is None
+        ):
+            return True  # not planned here, or in error
+        on_agreement = self.by_agreement.get(line.agreement_id, [])
+        if any(cp.errors for cp in on_agreement):
             return True
-    return bool(on_agreement) and line.product in config.managed_products
+        if not on_agreement and line.agreement_id in self.elsewhere:
+            return True
+        return bool(on_agreement) and line.product in self.config.managed_products
 
 
 def _removal(line: LedgerLine, addition: Addition, config: Config) -> Change:
