@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import clirun
 import pytest
 import world_edits
 from runlog_samples import (
@@ -20,9 +21,7 @@ from runlog_samples import (
     run_smtp,
     success_result,
 )
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.records import runlog
 
 SMTP_VARS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_TLS")
@@ -41,7 +40,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return clirun.invoke(*args, env=env)
 
 
 # --- activity ------------------------------------------------------------------------------

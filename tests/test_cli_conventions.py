@@ -11,26 +11,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clirun
 import pytest
 import typer
 import world_edits
 from typer.main import get_command
-from typer.testing import CliRunner
 
 from reconciler.cli.commands import WORKFLOW_ORDER, app
 from reconciler.cli.help import EXAMPLES
 from reconciler.sandbox import Sandbox
 
-runner = CliRunner()
 GROUP = get_command(app)
 COMMANDS = [name for name, cmd in GROUP.commands.items() if not cmd.hidden]  # type: ignore[attr-defined]
 AS_OF = ["--as-of", "2026-11-24"]
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, width: int = 80):
-    result = runner.invoke(app, list(args), env=env, terminal_width=width)
-    assert "Traceback" not in result.output, result.output
-    return result
+    return clirun.invoke(*args, env=env, width=width)
 
 
 def _on_a_tty(args: list[str], env: dict[str, str]) -> bytes:

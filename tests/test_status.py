@@ -8,10 +8,9 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import clirun
 import pytest
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,8 +41,7 @@ def config_dir(tmp_path: Path) -> Path:
 def status(config_dir: Path, env: dict[str, str]) -> tuple[int, str]:
     full: dict[str, str | None] = dict.fromkeys(ENV_VARS)  # None unsets what the shell has
     full.update(env)
-    result = CliRunner().invoke(app, ["status", "--config-dir", str(config_dir)], env=full)
-    assert result.exception is None or isinstance(result.exception, SystemExit)
+    result = clirun.invoke("status", "--config-dir", str(config_dir), env=full)
     return result.exit_code, result.output
 
 
