@@ -1,25 +1,41 @@
-"""Shared fixtures: the sandbox on loopback and a config dir pointed at it."""
+"""Shared fixtures (the sandbox on loopback and a config dir pointed at it) and the
+Hypothesis profiles."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from reconciler.config.resources import example_dir
 from reconciler.sandbox import Sandbox, default_fixture
 
 ENV_PREFIXES = ("CW_", "ZEROTEK_", "SMTP_", "RECONCILE_", "GITHUB_")
 
+# Hypothesis: "ci" runs the full example counts (CI=true, as GitHub Actions sets it, or
+# HYPOTHESIS_PROFILE=ci); "dev", the default elsewhere, a fifth of them (at least 10), so
+# the local suite stays quick. A test asking for N examples says `examples(N)`.
+settings.register_profile("ci", max_examples=100)  # Hypothesis's own default
+settings.register_profile("dev", max_examples=20)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
+    "ci" if os.environ.get("CI", "").lower() == "true" else "dev"
+)
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def examples(n: int) -> int:
+    """`n` examples under the "ci" profile, a fifth of them (at least 10) under "dev"."""
+    return n if HYPOTHESIS_PROFILE == "ci" else max(10, n // 5)
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's real credentials or CI variables."""
-    import os
-
     for name in list(os.environ):
         if name.startswith(ENV_PREFIXES):
             monkeypatch.delenv(name)

@@ -13,7 +13,7 @@ from pathlib import Path
 import hypothesis.strategies as st
 import world_edits
 from clirun import run
-from conftest import set_setting
+from conftest import examples, set_setting
 from hypothesis import HealthCheck, given, settings
 from plan_builders import addition, config, customer, state, usage
 
@@ -106,7 +106,7 @@ PRICES = st.decimals(min_value=0, max_value=1_000_000, places=4, allow_nan=False
 
 
 @settings(
-    max_examples=20,
+    max_examples=examples(20),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import world_edits
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -160,7 +161,7 @@ def edit(world: World, name: str, rng: random.Random) -> None:
             table.setdefault(max(ids) + 1, {**table[victim], "id": max(ids) + 1})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(sorted(SCHEMAS)))
 def test_indexed_answers_equal_the_full_scan_across_edits(seed: int, name: str) -> None:
     rng = random.Random(seed)
@@ -295,7 +296,7 @@ def _client(sb: Sandbox) -> httpx.Client:
 ROUTES = {"companies": "/company/companies", "agreements": "/finance/agreements"}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(sorted(ROUTES)))
 def test_served_pages_counts_and_forward_only_pages_equal_the_scan(
     served: Sandbox, seed: int, name: str
@@ -375,7 +376,7 @@ def _usage_by_definition(
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     rows=st.lists(
         st.tuples(

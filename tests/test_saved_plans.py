@@ -16,6 +16,7 @@ import hypothesis.strategies as st
 import pytest
 import world_edits
 from clirun import run
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 
 from reconciler.config.resources import example_dir
@@ -214,7 +215,7 @@ def _tamper(value: Any, delta: int) -> Any:
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
