@@ -1,16 +1,20 @@
-"""Shared fixtures (the sandbox on loopback and a config dir pointed at it) and the
-Hypothesis profiles."""
+"""Shared fixtures (the sandbox on loopback, with or without the environment pointed at
+it, a config dir, an SMTP server), the `reconcile` child process, and the Hypothesis
+profiles."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from runlog_samples import SmtpServer, run_smtp
 
 from reconciler.config.resources import example_dir
 from reconciler.sandbox import Sandbox, default_fixture
@@ -50,6 +54,20 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    """The sandbox alone: the environment is not pointed at it (see `sandbox`)."""
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """An SMTP server (aiosmtpd) on loopback; `.env()` points the reconciler at it."""
+    with run_smtp() as server:
+        yield server
+
+
+@pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     """A copy of the example mappings (pointed at the sandbox by the environment)."""
     root = tmp_path / "config"
@@ -65,3 +83,11 @@ def set_setting(config_dir: Path, key: str, value: str) -> None:
     )
     assert n == 1, key
     path.write_text(text)
+
+
+def reconcile(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`python -m reconciler --config-dir ROOT ARGS...` as a child process, output piped."""
+    command = [sys.executable, "-m", "reconciler", "--config-dir", str(root), *args]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )

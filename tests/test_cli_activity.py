@@ -6,7 +6,6 @@ import datetime as dt
 import html
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import clirun
@@ -18,7 +17,6 @@ from runlog_samples import (
     failed_result,
     free_port,
     partial_result,
-    run_smtp,
     success_result,
 )
 
@@ -31,12 +29,6 @@ SMTP_VARS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_F
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (*SMTP_VARS, "RECONCILE_CONFIG_DIR", "GITHUB_EVENT_NAME"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    with run_smtp() as server:
-        yield server
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

@@ -28,12 +28,6 @@ COMPANIES = "/company/companies"
 ADDITIONS_1003 = "/finance/agreements/1003/additions"
 
 
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
 def client_for(sb: Sandbox, **options: Any) -> ConnectWiseClient:
     options.setdefault("backoff_base", 0.01)
     options.setdefault("backoff_max", 0.05)

@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 import world_edits
+from conftest import reconcile
 from generated_world import AS_OF, World, as_desired, duplicates, live, make_world
 from runlog_samples import run_smtp
 
@@ -31,13 +31,6 @@ from reconciler.sandbox import Sandbox
 from reconciler.sandbox.wire import Request, Response
 
 APPLY = ["apply", "--yes", "--no-email", "--as-of", AS_OF.isoformat()]
-
-
-def reconcile(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "reconciler", "--config-dir", str(root), *args]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str, str]:

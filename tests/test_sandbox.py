@@ -62,12 +62,6 @@ def shared() -> Iterator[Sandbox]:
         yield sb
 
 
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
 # --- fixture ---------------------------------------------------------------------------------
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import clirun
@@ -24,12 +23,6 @@ ENV_VARS = (
     "ZEROTEK_API_TOKEN",
     "RECONCILE_CONFIG_DIR",
 )
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture
