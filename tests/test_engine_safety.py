@@ -21,10 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import clirun
 import pytest
 import world_edits
-from conftest import reconcile
+from conftest import reconcile, trials
 from generated_world import AS_OF, World, as_desired, duplicates, live, make_world
 from runlog_samples import run_smtp
 
@@ -75,9 +74,6 @@ def _wait_for_an_exit(procs: list[subprocess.Popen[str]], limit: float = 60) -> 
         time.sleep(0.02)
 
 
-_IN_PROCESS = threading.Lock()
-
-
 def _race(root: Path, trial: int) -> None:
     world = make_world(root, 8, seed=100 + trial)
     with Sandbox(world.fixture) as sb:
@@ -85,12 +81,9 @@ def _race(root: Path, trial: int) -> None:
         args = APPLY
         if trial % 2:
             saved = str(world.root / "p.json")
-            # In this process (one interpreter start fewer per trial); one at a time, as
-            # CliRunner swaps the process's environment and standard streams.
-            with _IN_PROCESS:
-                planned = clirun.run(world.root, "plan", "--out", saved,
-                                     "--as-of", AS_OF.isoformat(), env=dict(sb.env()))  # fmt: skip
-            assert planned.exit_code == 0, planned.output
+            code, _, err = finish(reconcile(world.root, env, "plan", "--out", saved,
+                                            "--as-of", AS_OF.isoformat()))  # fmt: skip
+            assert code == 0, err
             args = ["apply", saved, "--yes", "--no-email"]
         procs: list[subprocess.Popen[str]] = []
 
@@ -118,12 +111,13 @@ def _race(root: Path, trial: int) -> None:
 def test_two_concurrent_applies_never_duplicate_and_the_loser_names_the_holder(
     tmp_path: Path,
 ) -> None:
-    """10 trials of two applies started together on one config dir (half planning live,
-    half applying one saved plan). The first write is held until one process has exited,
-    so the two always overlap: exactly one applies, the other exits 1 at once naming the
-    holder. Trials run two at a time (each is mostly waiting on its subprocesses)."""
+    """10 trials (4 under the local "dev" profile) of two applies started together on one
+    config dir (half planning live, half applying one saved plan). The first write is held
+    until one process has exited, so the two always overlap: exactly one applies, the other
+    exits 1 at once naming the holder. Trials run two at a time (each is mostly waiting on
+    its subprocesses)."""
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(_race, tmp_path / f"t{n}", n) for n in range(10)]
+        futures = [pool.submit(_race, tmp_path / f"t{n}", n) for n in range(trials(10))]
         for future in futures:
             future.result()
 
