@@ -212,7 +212,8 @@ def schema_command(
 ) -> None:
     """Print a JSON Schema (draft 2020-12), e.g. for an editor or another tool: settings,
     skus and customers describe the mapping files, plan a saved plan, run the records under
-    runs/, the others the JSON output of the command of that name."""
+    runs/, managed the ledger state/managed.json, the others the JSON output of the command
+    of that name."""
     from reconciler.config.resources import schema_path
 
     if name not in SCHEMA_NAMES:
