@@ -300,7 +300,9 @@ def test_init_then_validate(tmp_path: Path) -> None:
     assert invoke("validate", "--config-dir", str(target)).exit_code == 0
     again = invoke("init", str(target))
     assert again.exit_code == 1
-    assert "refusing to overwrite 20 existing file(s)" in again.stderr
+    from reconciler.config.scaffold import scaffold_files
+
+    assert f"refusing to overwrite {len(scaffold_files())} existing file(s)" in again.stderr
     assert "\n  mappings/settings.yaml\n" in again.stderr  # one file per line
 
 
