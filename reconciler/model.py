@@ -49,6 +49,9 @@ class CustomerMap:
     exclude_skus: tuple[str, ...] = ()
     shared_agreement: bool = False
     location: Location | None = field(default=None, compare=False)
+    # The customer's own price per SKU (DESIGN 13.4), overriding skus.yaml's unit_price;
+    # sorted (SKU, price) pairs so the map stays frozen and hashable.
+    prices: tuple[tuple[str, Decimal], ...] = ()
 
 
 class Removal(StrEnum):
@@ -62,6 +65,7 @@ class Safety:
     max_removal_percent: float = 30
     max_quantity_change_percent: float = 50
     min_existing: int = 10
+    max_price_change_percent: float = 50  # any one repriced line (DESIGN 13.4)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class Settings:
     currency: str = "USD"  # ISO 4217, named on every money figure
     add_missing: bool = True
     removal: Removal = Removal.CANCEL
+    reprice: bool = False  # DESIGN 13.4: bring managed lines to their mapped price
     safety: Safety = Safety()
     notifications: Notifications = Notifications()
 
@@ -306,13 +311,19 @@ class Change:
     addition_id: int | None  # None for add
     before: int  # quantity before (0 for add)
     after: int  # quantity after (0 for remove)
-    unit_price: Decimal
+    unit_price: Decimal  # what the line bills at after the change
     effective_date: dt.date | None = None  # add: the date sent as effectiveDate
     unit_cost: Decimal | None = None
     description: str | None = None
+    # An update that also sets the line's unitPrice to `unit_price` (DESIGN 13.4);
+    # `price_before` is what it billed at (None: ConnectWise holds no price on it).
+    repriced: bool = False
+    price_before: Decimal | None = None
 
     @property
     def revenue_delta(self) -> Decimal:
+        if self.repriced:
+            return self.after * self.unit_price - self.before * (self.price_before or Decimal(0))
         return (self.after - self.before) * self.unit_price
 
 

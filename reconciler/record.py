@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
@@ -55,10 +56,23 @@ class ChangeRecord:
     ok: Ok = None
     error: str | None = None
     note: str | None = None
+    # A repriced line (DESIGN 13.4): {"before": price or None, "after": price}; None when
+    # its price stays (and in records written before prices were desired state).
+    price_change: dict[str, str | None] | None = None
 
     @property
     def committed(self) -> bool:
         return self.ok is True
+
+    def price_words(self, show: Callable[[str], str]) -> str:
+        """The unit price for people, each figure through `show`: `4.00 → 4.25` for a
+        repriced line (`none` when it had no price), else the one price."""
+        change = self.price_change
+        if not isinstance(change, dict) or not isinstance(change.get("after"), str):
+            return show(self.unit_price)
+        before = change.get("before")
+        was = show(before) if isinstance(before, str) else "none"
+        return f"{was} → {show(str(change['after']))}"
 
     def settle(self, result: ChangeResult) -> None:
         self.ok = UNKNOWN if result.unknown else result.ok
@@ -74,7 +88,14 @@ class ChangeRecord:
             after=change.after,
             unit_price=money.plain(change.unit_price),
             revenue_delta=money.plain(change.revenue_delta),
+            price_change=_price_change(change),
         )
+
+
+def _price_change(change: Change) -> dict[str, str | None] | None:
+    if not change.repriced:
+        return None
+    return {"before": money.optional(change.price_before), "after": money.plain(change.unit_price)}
 
 
 @dataclass

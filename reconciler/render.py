@@ -43,9 +43,9 @@ def describe_change(c: Change, plan: Plan) -> str:
         if c.effective_date:
             what += f", effective {c.effective_date.isoformat()}"
     elif c.action is Action.UPDATE:
-        what = (
-            f"update {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} → {c.after}"
-        )
+        what = f"update {t(c.product)} ({t(c.sku)}) #{c.addition_id} {update_words(c)}"
+        if c.repriced:  # the new price is on the line already
+            return f"{what}  [{money(c.revenue_delta, currency)}/month]"
     else:
         method = plan.removal_of(c)
         how = _REMOVAL_WORDS[method]
@@ -54,6 +54,25 @@ def describe_change(c: Change, plan: Plan) -> str:
         what = f"remove {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} ({how})"
     price = display(c.unit_price, currency=currency)
     return f"{what}  [{money(c.revenue_delta, currency)}/month @ {price}]"
+
+
+def price_words(c: Change) -> str:
+    """`4.00 → 4.25` of a repriced line (DESIGN 13.4); `none` when it had no price."""
+    before = "none" if c.price_before is None else display(c.price_before)
+    return f"{before} → {display(c.unit_price)}"
+
+
+def update_words(c: Change) -> str:
+    """What an update changes, quantity and price together: `quantity 40 → 42`,
+    `price 4.00 → 4.25`, or `quantity 40 → 42, price 4.00 → 4.25` (one PATCH)."""
+    parts = [f"quantity {c.before} → {c.after}"] if c.before != c.after else []
+    if c.repriced:
+        parts.append(f"price {price_words(c)}")
+    return ", ".join(parts)
+
+
+def _unit_price_cell(c: Change) -> str:
+    return price_words(c) if c.repriced else display(c.unit_price)
 
 
 def summary_line(plan: Plan) -> str:
@@ -179,7 +198,7 @@ def markdown(plan: Plan) -> str:
             for c in cp.changes:
                 out.append(
                     f"| {c.action.value} | {md(c.product)} | {md(c.sku)} | {c.before} | "
-                    f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                    f"{c.after} | {_effective(c)} | {_unit_price_cell(c)} | "
                     f"{money(c.revenue_delta)} |"
                 )
             out.append("")
@@ -230,7 +249,7 @@ def _compared_rows(
             action = f"no longer {c.action.value}" if x.cause == "dropped" else c.action.value
             out.append(
                 f"| {who} | {action} | {md(c.product)} | {md(c.sku)} | {c.before} | "
-                f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                f"{c.after} | {_effective(c)} | {_unit_price_cell(c)} | "
                 f"{money(x.revenue_delta)} |"
             )
     out.append("")
