@@ -202,6 +202,8 @@ class _Applier:
         if change.repriced:
             price = json_number(change.unit_price)  # refused, never rounded
             ops.append({"op": "replace", "path": "unitPrice", "value": price})
+        if not ops:  # the planner never makes one; a PATCH of nothing would be a 400
+            return ChangeResult(change, False, error="an update that changes nothing")
         return await self._patch_ops(change, ops)
 
     async def _delete(self, change: Change) -> ChangeResult:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.errors import Problem
-from reconciler.money import PRICE_PLACES, places
+from reconciler.money import PRICE_PLACES, display, places
 from reconciler.yamlsource import Document
 
 
@@ -89,7 +89,8 @@ def check_prices(
                 problems.append(
                     Problem(
                         where,
-                        f"prices: {sku} is {value} but {seen[0]} is {seen[1]}; both bill "
+                        f"prices: {sku} is {display(price)} but {seen[0]} is "
+                        f"{display(seen[1])}; both bill "
                         f"product '{product}' as one addition, which has one price",
                     )
                 )

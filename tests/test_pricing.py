@@ -15,6 +15,7 @@ from plan_builders import SKUS, addition, config, customer, state, usage
 from runlog_samples import SETTINGS, run_smtp
 
 from reconciler import notify, planfile
+from reconciler.config import load_config, validate_config
 from reconciler.model import (
     Action,
     ApplyResult,
@@ -188,3 +189,75 @@ def test_the_sync_email_names_the_price_change() -> None:
     assert "Prices changed: 1 of the updated additions" in sync.text
     assert "4.00 USD → 4.25 USD" in sync.text and "+3.00 USD" in sync.text
     assert "4.00 USD → 4.25 USD" in sync.html
+
+
+# --- customers.yaml `prices:` and settings ---------------------------------------------------
+
+SKUS_YAML = (
+    "- sku: OKTA-SSO\n  product: ZT-OKTA-SSO\n  unit_price: 4.25\n"
+    "- sku: OKTA-SSO-LEGACY\n  product: ZT-OKTA-SSO\n  unit_price: 4.25\n"
+    "- sku: OKTA-MFA\n  product: ZT-OKTA-MFA\n"
+)
+
+
+def _mappings(root: Path, prices: str, settings: str = "") -> Path:
+    files = {
+        "settings.yaml": "connectwise:\n  api_url: https://cw.example/apis/3.0\n" + settings,
+        "skus.yaml": SKUS_YAML,
+        "customers.yaml": (
+            "- id: zt-1\n  name: Acme\n  company: ACME\n  agreement: 7\n"
+            "  exclude_skus: [OKTA-MFA]\n" + prices
+        ),
+    }
+    for name, text in files.items():
+        (root / "mappings").mkdir(parents=True, exist_ok=True)
+        (root / "mappings" / name).write_text(text)
+    return root
+
+
+def test_prices_load_exactly_with_reprice_and_the_price_threshold(tmp_path: Path) -> None:
+    root = _mappings(
+        tmp_path,
+        "  prices:\n    OKTA-SSO: 3.8\n    okta-sso-legacy: 3.80\n",
+        "billing:\n  reprice: true\nsafety:\n  max_price_change_percent: 12.5\n",
+    )
+    cfg = load_config(root)
+    assert cfg.customers[0].prices == (("OKTA-SSO", D("3.8")), ("okta-sso-legacy", D("3.80")))
+    assert cfg.settings.reprice is True and cfg.settings.safety.max_price_change_percent == 12.5
+    assert load_config(_mappings(tmp_path / "default", "")).settings.reprice is False
+
+
+def test_every_price_problem_is_reported_at_its_key(tmp_path: Path) -> None:
+    root = _mappings(
+        tmp_path,
+        "  prices:\n"
+        "    OKTA-SSO: 3.80\n"  # line 7
+        "    OKTA-SSO-LEGACY: 3.90\n"  # 8: one product, two prices
+        "    OKTA-MFA: 2\n"  # 9: excluded
+        "    OKTA-PAM: 2\n"  # 10: not in skus.yaml
+        "    Okta-Sso: 3.80\n"  # 11: OKTA-SSO again
+        "    OKTA-SSO-X: 1.23456\n"  # 12: unknown and 5 places
+        "    OKTA-Y: -1\n"  # 13: out of range (schema)
+        "    OKTA-Z: '4.00'\n",  # 14: a string (schema)
+    )
+    assert [str(p) for p in validate_config(root)] == [
+        "mappings/customers.yaml:8:5: prices: OKTA-SSO-LEGACY is 3.90 but OKTA-SSO is 3.80; both "
+        "bill product 'ZT-OKTA-SSO' as one addition, which has one price",
+        "mappings/customers.yaml:9:5: prices: SKU 'OKTA-MFA' is in this customer's exclude_skus, "
+        "so it is never billed to it; remove the price or the exclusion",
+        "mappings/customers.yaml:10:5: prices: unknown SKU 'OKTA-PAM', expected a SKU listed in "
+        "mappings/skus.yaml",
+        "mappings/customers.yaml:11:5: prices: SKU 'Okta-Sso' is also listed as 'OKTA-SSO'; "
+        "list it once",
+        "mappings/customers.yaml:12:5: prices: unknown SKU 'OKTA-SSO-X', expected a SKU listed "
+        "in mappings/skus.yaml",
+        "mappings/customers.yaml:12:17: prices.OKTA-SSO-X: expected at most 4 decimal places, "
+        "got 1.23456",
+        "mappings/customers.yaml:13:5: prices: unknown SKU 'OKTA-Y', expected a SKU listed in "
+        "mappings/skus.yaml",
+        "mappings/customers.yaml:13:13: prices.OKTA-Y: expected a number from 0 to 1000000, got -1",
+        "mappings/customers.yaml:14:5: prices: unknown SKU 'OKTA-Z', expected a SKU listed in "
+        "mappings/skus.yaml",
+        "mappings/customers.yaml:14:13: prices.OKTA-Z: expected a number, got string '4.00'; "
+        "write the number without quotes",
+    ]
