@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_builders import CATALOG, config, customer, state, usage
 
-from reconciler.model import Action, Addition, Agreement, Company, Settings, SkuMap
-from reconciler.planner import plan
+from reconciler.core.model import Action, Addition, Agreement, Company, Settings, SkuMap
+from reconciler.plan.planner import plan
 
 PRODUCT_OF = {"OKTA-SSO": "ZT-OKTA-SSO", "OKTA-MFA": "ZT-OKTA-MFA", "OKTA-WF": "ZT-OKTA-WF"}
 CUSTOMERS = {"zt-1": 1001, "zt-2": 1002, "zt-3": 1003}

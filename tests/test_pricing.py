@@ -14,9 +14,9 @@ import jsonschema
 from plan_builders import SKUS, addition, config, customer, state, usage
 from runlog_samples import SETTINGS, run_smtp
 
-from reconciler import notify, planfile
-from reconciler.config import load_config, validate_config
-from reconciler.model import (
+from reconciler.config.loader import load_config, validate_config
+from reconciler.config.resources import load_schema
+from reconciler.core.model import (
     Action,
     ApplyResult,
     Change,
@@ -25,11 +25,12 @@ from reconciler.model import (
     Safety,
     Settings,
 )
-from reconciler.planner import plan
-from reconciler.record import RunRecord
-from reconciler.report import Kind, build_report
-from reconciler.resources import load_schema
-from reconciler.safety import unsafe_reasons
+from reconciler.insight.report import Kind, build_report
+from reconciler.notify import email as notify
+from reconciler.plan import planfile
+from reconciler.plan.planner import plan
+from reconciler.plan.safety import unsafe_reasons
+from reconciler.records.record import RunRecord
 
 D = Decimal
 REPRICE = Settings(reprice=True)
