@@ -3,6 +3,7 @@ every line against the real command, so an example cannot drift from the options
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 EXAMPLES: dict[str, list[tuple[str, str]]] = {
@@ -91,7 +92,7 @@ def epilog(command: str) -> str | None:
     return "Examples:\n\n\b\n" + "\n".join(lines)
 
 
-def add_examples(group: Any, commands: dict[str, Any]) -> None:
+def add_examples(group: Any, commands: Mapping[str, Any]) -> None:
     if group.epilog is None:
         group.epilog = epilog("")
     for name, command in commands.items():

@@ -27,7 +27,6 @@ def on_tty() -> Iterator[Update | None]:
     def update(what: str, done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             from reconciler.cli import term
@@ -36,7 +35,7 @@ def on_tty() -> Iterator[Update | None]:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                console=Console(stderr=True, **term.rich_console_options()),  # type: ignore[arg-type]
+                console=term.stderr_console(),
                 transient=True,
             )
             bar.start()

@@ -61,9 +61,8 @@ def _busy(message: str) -> contextlib.AbstractContextManager[object]:
     requests at scale); nothing in logs and pipes."""
     if not _is_tty(sys.stderr):
         return contextlib.nullcontext()
-    from rich.console import Console
 
-    return Console(stderr=True, **term.rich_console_options()).status(message)
+    return term.stderr_console().status(message)
 
 
 def run_plan(
@@ -207,7 +206,7 @@ def _confirm(yes: bool, *, to_stderr: bool = False) -> Callable[[Plan], bool] | 
         answer = typer.prompt(
             "Apply these changes to ConnectWise? Only 'yes' will be accepted", err=to_stderr
         )
-        return answer.strip().lower() == "yes"
+        return str(answer).strip().lower() == "yes"
 
     return ask
 
@@ -353,11 +352,10 @@ class _Progress:
                 self._bar = None
             return
         if total and _is_tty(sys.stderr):
-            from rich.console import Console
             from rich.progress import Progress
 
             # stderr: stdout is for results (the JSON of `apply --format json`)
-            console = Console(stderr=True, **term.rich_console_options())
+            console = term.stderr_console()
             self._bar = Progress(transient=True, console=console)
             self._bar.start()
             self._task = self._bar.add_task("Applying", total=total)

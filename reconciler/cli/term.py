@@ -8,7 +8,10 @@ overrides all of them.
 from __future__ import annotations
 
 import os
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _forced: bool | None = None
 
@@ -31,10 +34,13 @@ def use_color(stream: TextIO) -> bool:
         return False
 
 
-def rich_console_options() -> dict[str, object]:
-    """Keyword arguments for rich's Console so its colours follow the same rules."""
+def stderr_console() -> Console:
+    """rich's Console on stderr, its colours following the same rules. (rich is imported
+    here, when a spinner or bar is shown, not when the module loads: --help stays fast.)"""
+    from rich.console import Console
+
     if _forced is True:
-        return {"force_terminal": True}
+        return Console(stderr=True, force_terminal=True)
     if _forced is False or os.environ.get("NO_COLOR"):
-        return {"no_color": True}
-    return {}
+        return Console(stderr=True, no_color=True)
+    return Console(stderr=True)

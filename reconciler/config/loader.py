@@ -11,7 +11,6 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -125,10 +124,15 @@ def _read_one(
         files.problems.append(Problem(Location(rel), f"cannot read: {exc.strerror}"))
         return None
     files.raw[rel] = raw
-    read_progress = check_progress = None
+    read_progress: Callable[[int], None] | None = None
+    check_progress: Callable[[int], None] | None = None
     if progress is not None:
         lines = raw.count(b"\n") + 1
-        read_progress = partial(progress, f"reading {rel}", total=lines)
+        report = progress  # bound here: the closures below outlive this branch
+
+        def read_progress(done: int) -> None:
+            report(f"reading {rel}", done, lines)
+
     try:
         doc = yamlsource.read(yamlsource.decode(raw, rel), rel, _EXPECTED[kind], read_progress)
     except ConfigError as exc:
@@ -140,7 +144,11 @@ def _read_one(
     # README promises every problem in one run.
     files.problems.extend(doc.problems)
     if progress is not None and isinstance(doc.data, list):
-        check_progress = partial(progress, f"checking {rel}", total=len(doc.data))
+        items, report_check = len(doc.data), progress
+
+        def check_progress(done: int) -> None:
+            report_check(f"checking {rel}", done, items)
+
     files.problems.extend(schema.validate(doc, kind, check_progress))
     return doc
 

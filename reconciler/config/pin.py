@@ -69,8 +69,8 @@ def pin_from_direct_url(raw: str) -> Pin | None:
     if isinstance(vcs, dict) and vcs.get("vcs") == "git" and isinstance(vcs.get("commit_id"), str):
         candidate = f"git+{url}@{vcs['commit_id']}"
     elif isinstance(archive, dict):
-        hashes = archive.get("hashes") if isinstance(archive.get("hashes"), dict) else {}
-        digest = hashes.get("sha256")
+        hashes = archive.get("hashes")
+        digest = hashes.get("sha256") if isinstance(hashes, dict) else None
         legacy = archive.get("hash")
         if digest is None and isinstance(legacy, str) and legacy.startswith("sha256="):
             digest = legacy.removeprefix("sha256=")

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
+from jsonschema.protocols import Validator
 
 from reconciler.config.resources import load_schema
 from reconciler.config.yamlsource import Document, JsonPath, resolve_plain
@@ -107,14 +108,15 @@ def format_checker() -> FormatChecker:
 _TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
     "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
 )
-_Validator = validators.extend(Draft202012Validator, type_checker=_TYPES)
+_Validator = validators.extend(Draft202012Validator, type_checker=_TYPES)  # type: ignore[no-untyped-call]
 
 
 @cache
-def validator(name: str) -> Draft202012Validator:
+def validator(name: str) -> Validator:
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
-    return _Validator(schema, format_checker=format_checker())
+    checked: Validator = _Validator(schema, format_checker=format_checker())
+    return checked
 
 
 _RANGE_KEYWORDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
@@ -131,7 +133,7 @@ def _has_float(value: Any) -> bool:
 
 
 @cache
-def _item_checks(name: str) -> tuple[Draft202012Validator, Callable[[Any], bool]] | None:
+def _item_checks(name: str) -> tuple[Validator, Callable[[Any], bool]] | None:
     """For a list schema: (validator of one item, fast yes/no check of one item), else None.
 
     jsonschema explains every error well but costs ~70 us per customer; fastjsonschema
@@ -173,7 +175,9 @@ def validate(doc: Document, schema_name: str, progress: Progress | None = None) 
         errors += (((), e) for e in full.iter_errors(doc.data))
     else:
         item_validator, item_ok = per_item
-        outer = {k: v for k, v in full.schema.items() if k != "items"}
+        schema = full.schema
+        assert isinstance(schema, dict)  # a list schema (per_item): never the bool form
+        outer = {k: v for k, v in schema.items() if k != "items"}
         errors += (((), e) for e in full.evolve(schema=outer).iter_errors(doc.data))
         for index, item in enumerate(doc.data):
             if not item_ok(item):

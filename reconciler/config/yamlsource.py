@@ -48,6 +48,12 @@ _CORE_TAGS = {
 }
 
 
+def _position(event: yaml.Event) -> tuple[int, int]:
+    """1-based (line, column) of an event; every event the parser emits carries a mark."""
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+
+
 @dataclass
 class Document:
     """A parsed YAML file: its value plus where every part of it came from."""
@@ -192,8 +198,8 @@ class _Builder:
         return Location(self.file, packed >> 32, packed & 0xFFFFFFFF)
 
     def loc(self, event: yaml.Event) -> Location:
-        mark = event.start_mark
-        return Location(self.file, mark.line + 1, mark.column + 1)
+        line, column = _position(event)
+        return Location(self.file, line, column)
 
     def _skip(self, event: yaml.Event) -> None:
         """Read past a collection whose start event was just read, reporting any alias."""
@@ -212,9 +218,9 @@ class _Builder:
             self.problems.append(Problem(self.loc(event), _ALIAS_MESSAGE))
             self.unknown.add(path)
             return None
-        mark = event.start_mark
-        self.marks[path] = (mark.line + 1) << 32 | (mark.column + 1)
-        tag = event.tag
+        line, column = _position(event)
+        self.marks[path] = line << 32 | column
+        tag = getattr(event, "tag", None)
         if tag is not None and tag != "!" and tag not in _CORE_TAGS:
             # Application tags (!foo, !!python/...) would change meaning behind the schema.
             self.problems.append(
@@ -266,8 +272,8 @@ class _Builder:
                 self._discard(get())
                 continue
             key = self._keys.setdefault(key_event.value, key_event.value)
-            key_mark = key_event.start_mark
-            packed = (key_mark.line + 1) << 32 | (key_mark.column + 1)
+            key_line, key_column = _position(key_event)
+            packed = key_line << 32 | key_column
             if key == "<<" and not key_event.style:
                 self.problems.append(
                     Problem(
@@ -360,7 +366,7 @@ def read(text: str, file: str, expected: str, progress: Progress | None = None) 
             if not isinstance(event, yaml.StreamEndEvent):
                 raise yaml.composer.ComposerError(
                     "expected a single document in the stream",
-                    document.start_mark,
+                    document.start_mark,  # type: ignore[arg-type]  # the C loader's Mark
                     "but found another document",
                     event.start_mark,
                 )

@@ -15,7 +15,8 @@ from functools import cached_property
 from pathlib import Path
 
 # Defined in vocabulary (light enough for `reconcile --help` to import); nouns of this model.
-from reconciler.core.vocabulary import Location, PeriodKind
+from reconciler.core.vocabulary import Location as Location  # re-exported
+from reconciler.core.vocabulary import PeriodKind as PeriodKind  # re-exported
 
 # --- configuration (desired-state inputs, from mappings/*.yaml) -----------------------------
 

@@ -454,7 +454,7 @@ class _NoCookies(httpx.Cookies):
 class _Client(httpx.AsyncClient):
     _no_cookies = _NoCookies()
 
-    @property  # type: ignore[override]
+    @property
     def cookies(self) -> httpx.Cookies:
         return self._no_cookies
 

@@ -140,11 +140,17 @@ class GitHubClient:
 
     def create_comment(self, number: int, body: str) -> dict[str, Any]:
         url = f"/repos/{self.repo}/issues/{number}/comments"
-        return self._request("POST", url, json={"body": self._scrubber(body)}).json()
+        answer: dict[str, Any] = self._request(
+            "POST", url, json={"body": self._scrubber(body)}
+        ).json()
+        return answer
 
     def update_comment(self, comment_id: int, body: str) -> dict[str, Any]:
         url = f"/repos/{self.repo}/issues/comments/{comment_id}"
-        return self._request("PATCH", url, json={"body": self._scrubber(body)}).json()
+        answer: dict[str, Any] = self._request(
+            "PATCH", url, json={"body": self._scrubber(body)}
+        ).json()
+        return answer
 
 
 def is_plan_comment(comment: Mapping[str, Any], marker: str = PLAN_MARKER) -> bool:

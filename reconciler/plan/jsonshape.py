@@ -130,4 +130,8 @@ def _kind(value: Any) -> str:
         return repr(text)
     if isinstance(value, int | float):
         return str(value)
-    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__

@@ -35,7 +35,7 @@ def size(value: object) -> str:
     """Bytes as people read them (1,000-based: kB, MB)."""
     if type(value) is not int:
         return "?"
-    n = int(value)  # type: ignore[call-overload]
+    n = int(value)
     if n < 1000:
         return f"{n} B"
     if n < 1_000_000:

@@ -199,24 +199,27 @@ def render_runs_text(runs: Sequence[RunSummary]) -> str:
         "ERRORS",
         "RUN",
     ]
-    rows: list[Sequence[str]] = [header] + [
-        [
-            t(cell)
-            for cell in (
-                when(s.started),
-                s.trigger,
-                s.period,
-                s.outcome,
-                *(
-                    ("?", "?", "?")
-                    if s.outcome == "incomplete"
-                    else (s.customers_changed, s.quantities_updated, money(s.revenue_delta))
-                ),
-                s.errors,
-                s.run_id,
-            )
-        ]
-        for s in runs
+    rows: list[Sequence[str]] = [
+        header,
+        *(
+            [
+                t(cell)
+                for cell in (
+                    when(s.started),
+                    s.trigger,
+                    s.period,
+                    s.outcome,
+                    *(
+                        ("?", "?", "?")
+                        if s.outcome == "incomplete"
+                        else (s.customers_changed, s.quantities_updated, money(s.revenue_delta))
+                    ),
+                    s.errors,
+                    s.run_id,
+                )
+            ]
+            for s in runs
+        ),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     numeric = {4, 5, 6, 7}

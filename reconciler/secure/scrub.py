@@ -207,7 +207,7 @@ def guarded_output() -> Iterator[None]:
     saved = sys.stdout, sys.stderr
     out = OutputGuard(sys.stdout, workflow=workflow, scrub=scrub)
     err = OutputGuard(sys.stderr, workflow=workflow, scrub=scrub)
-    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    sys.stdout, sys.stderr = out, err
     try:
         yield
     finally:
@@ -224,6 +224,6 @@ def guard_process_output() -> None:
     workflow = in_github_actions()
     out = OutputGuard(sys.stdout, workflow=workflow, scrub=scrub)
     err = OutputGuard(sys.stderr, workflow=workflow, scrub=scrub)
-    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    sys.stdout, sys.stderr = out, err
     atexit.register(err.finish)
     atexit.register(out.finish)

@@ -274,7 +274,7 @@ class OutputGuard(io.TextIOBase):
         text = self._scrub(text)
         return defuse_commands(text) if self.workflow else text
 
-    def write(self, s: str) -> int:  # type: ignore[override]
+    def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
         self._pending += s
