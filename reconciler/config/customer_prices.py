@@ -42,9 +42,11 @@ def check_prices(
     if not isinstance(raw, dict):
         return []
     excluded = item.get("exclude_skus")
-    if not isinstance(excluded, list):
-        excluded = []
-    excluded_keys = {s.casefold() for s in excluded if isinstance(s, str)}
+    excluded_keys = (
+        {s.casefold() for s in excluded if isinstance(s, str)}
+        if isinstance(excluded, list)
+        else set()
+    )
     problems: list[Problem] = []
     spelled: dict[str, str] = {}
     per_product: dict[str, tuple[str, Decimal]] = {}
@@ -58,40 +60,41 @@ def check_prices(
                     f"prices.{sku}: expected at most {PRICE_PLACES} decimal places, got {value}",
                 )
             )
-        if not isinstance(sku, str) or products is None:
-            continue
-        key = sku.casefold()
-        where = doc.key_location(at)
-        first = spelled.setdefault(key, sku)
-        if first != sku:
-            problems.append(
-                Problem(where, f"prices: SKU '{sku}' is also listed as '{first}'; list it once")
-            )
-        elif key not in products:
-            problems.append(
-                Problem(
-                    where,
-                    f"prices: unknown SKU '{sku}', expected a SKU listed in mappings/skus.yaml",
-                )
-            )
-        elif key in excluded_keys:
-            problems.append(
-                Problem(
-                    where,
-                    f"prices: SKU '{sku}' is in this customer's exclude_skus, so it is never "
-                    "billed to it; remove the price or the exclusion",
-                )
-            )
-        elif price is not None:
-            product = products[key]
-            seen = per_product.setdefault(product.casefold(), (sku, price))
-            if seen[1] != price:
-                problems.append(
-                    Problem(
-                        where,
-                        f"prices: {sku} is {display(price)} but {seen[0]} is "
-                        f"{display(seen[1])}; both bill "
-                        f"product '{product}' as one addition, which has one price",
-                    )
-                )
+        if isinstance(sku, str) and products is not None:
+            why = _sku_problem(sku, price, products, excluded_keys, spelled, per_product)
+            if why is not None:
+                problems.append(Problem(doc.key_location(at), f"prices: {why}"))
     return problems
+
+
+def _sku_problem(
+    sku: str,
+    price: Decimal | None,
+    products: Mapping[str, str],
+    excluded: set[str],
+    spelled: dict[str, str],
+    per_product: dict[str, tuple[str, Decimal]],
+) -> str | None:
+    """What is wrong with one SKU of a customer's `prices:` (the SKUs seen so far in
+    `spelled` and their prices per product in `per_product`), else None."""
+    key = sku.casefold()
+    first = spelled.setdefault(key, sku)
+    if first != sku:
+        return f"SKU '{sku}' is also listed as '{first}'; list it once"
+    if key not in products:
+        return f"unknown SKU '{sku}', expected a SKU listed in mappings/skus.yaml"
+    if key in excluded:
+        return (
+            f"SKU '{sku}' is in this customer's exclude_skus, so it is never billed to it; "
+            "remove the price or the exclusion"
+        )
+    if price is None:
+        return None  # the schema reports it
+    product = products[key]
+    seen = per_product.setdefault(product.casefold(), (sku, price))
+    if seen[1] == price:
+        return None
+    return (
+        f"{sku} is {display(price)} but {seen[0]} is {display(seen[1])}; both bill product "
+        f"'{product}' as one addition, which has one price"
+    )
