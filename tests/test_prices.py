@@ -249,3 +249,27 @@ def test_the_pull_request_shows_its_repricing(sandbox, config_dir, tmp_path):
     assert change["price_change"] == {"before": "4.00", "after": "4.25"}
     # 0.25 x 141 repriced licences + 2 new SSO adds' 0.25 x (18 + 9 + 4)
     assert data["baseline"]["pull_request_revenue_delta"] == "43.00"
+
+
+def test_a_saved_repriced_plan_applies_as_reviewed_and_an_edited_one_is_refused(
+    sandbox, config_dir, tmp_path
+):
+    raise_sso(config_dir)
+    set_setting(config_dir, "reprice", "true")
+    saved = tmp_path / "plan.json"
+    assert run(config_dir, "plan", *AS_OF, "--out", str(saved)).exit_code == 0
+    edited = tmp_path / "edited.json"
+    data = json.loads(saved.read_text())
+    for c in data["customers"]:
+        for ch in c["changes"]:
+            if ch["addition_id"] == 9005:
+                ch["price_change"]["after"] = ch["unit_price"] = "4.50"
+    edited.write_text(json.dumps(data))
+    refused = run(config_dir, "apply", str(edited), "--yes")
+    assert refused.exit_code == 1 and "price_change/after" in refused.output
+    assert sandbox.stats.writes == 0
+
+    applied = run(config_dir, "apply", str(saved), "--yes")
+    assert applied.exit_code == 0, applied.output
+    prices = sso_prices(sandbox)
+    assert {i: prices[i] for i in SSO_LINES} == {i: (q, 4.25) for i, q in SSO_LINES.items()}
