@@ -26,6 +26,8 @@ from reconciler.core.money import display
 def override(config: Config, customer: CustomerMap, product: str) -> Decimal | None:
     """The customer's own price for `product`: its override of any of its SKUs mapped
     to it (validate makes them agree and refuses overrides of excluded SKUs)."""
+    if not customer.prices:
+        return None  # most customers: no map to walk
     key = product.casefold()
     for sku, price in customer.prices:
         mapping = config.sku(sku)
@@ -46,8 +48,12 @@ def mapped_price(
     config: Config, customers: Sequence[CustomerMap], product: str, agreement_id: int
 ) -> tuple[Decimal | None, str | None]:
     """(the mapped price of `product` on an agreement billing `customers`, None) or
-    (None, why it cannot be decided): sharers of one line that map different prices."""
+    (None, why it cannot be decided): sharers of one line that map different prices.
+    `product` is one that at least one of `customers` manages (not only excludes)."""
     default = config.terms(product).unit_price
+    if len(customers) == 1:  # the usual agreement: then its one customer manages it
+        own = override(config, customers[0], product)
+        return (default if own is None else own), None
     found: dict[Decimal | None, list[str]] = defaultdict(list)
     for customer in customers:
         if _manages(config, customer, product):
