@@ -40,11 +40,15 @@ def raise_sso(config_dir: Path, price: str = "4.25") -> None:
 
 def give_price(config_dir: Path, customer: str, sku: str, price: str) -> None:
     """Add `prices: {sku: price}` to a customer of the example customers.yaml."""
+    give_prices(config_dir, customer, {sku: price})
+
+
+def give_prices(config_dir: Path, customer: str, prices: dict[str, str]) -> None:
+    """Add `prices:` to a customer of the example customers.yaml."""
     path = config_dir / "mappings" / "customers.yaml"
+    block = "  prices:\n" + "".join(f"    {sku}: {price}\n" for sku, price in prices.items())
     text, n = re.subn(
-        rf"(- id: {customer}\n(?:  [^\n]*\n)*)",
-        rf"\1  prices:\n    {sku}: {price}\n",
-        path.read_text(),
+        rf"(- id: {customer}\n(?:  [^\n]*\n)*)", lambda m: m.group(1) + block, path.read_text()
     )
     assert n == 1
     path.write_text(text)

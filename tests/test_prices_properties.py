@@ -1,17 +1,29 @@
-"""Property test of prices as desired state (DESIGN 13.4): whatever the prices in
+"""Property tests of prices as desired state (DESIGN 13.4): whatever the prices in
 ConnectWise, skus.yaml and the customers' overrides, applying the plan with
 `reprice: true` leaves every managed line at its mapped price (where one exists) and a
-re-plan changes nothing; with `reprice: false` no existing line's price ever changes."""
+re-plan changes nothing; with `reprice: false` no existing line's price ever changes.
+First on the planner with a simulated apply (many examples), then through the real
+`apply` against the sandbox (fewer: each starts a server)."""
 
 import dataclasses
+import shutil
+import tempfile
 from decimal import Decimal
+from pathlib import Path
 
-from hypothesis import given, settings
+import world_edits
+from conftest import set_setting
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plan_builders import CATALOG, config, customer, state, usage
+from test_prices import give_prices
+from typer.testing import CliRunner
 
+from reconciler.cli import app
+from reconciler.config.resources import example_dir
 from reconciler.core.model import Action, Addition, Agreement, Company, Settings, SkuMap
 from reconciler.plan.planner import plan
+from reconciler.sandbox import Sandbox, default_fixture
 
 PRODUCT_OF = {"OKTA-SSO": "ZT-OKTA-SSO", "OKTA-MFA": "ZT-OKTA-MFA", "OKTA-WF": "ZT-OKTA-WF"}
 CUSTOMERS = {"zt-1": 1001, "zt-2": 1002, "zt-3": 1003}
@@ -117,3 +129,90 @@ def test_after_apply_every_line_bills_its_mapped_price_or_none_moves(
         assert plan(cfg, u, after).changes == ()  # converged, prices included
     else:
         assert not any(c.repriced for c in p.changes)
+
+
+# --- the same property through the real apply, against the sandbox -------------------------
+
+SANDBOX_SKUS = {
+    "OKTA-SSO": "ZT-OKTA-SSO",
+    "OKTA-MFA": "ZT-OKTA-MFA",
+    "OKTA-LCM": "ZT-OKTA-LCM",
+    "OKTA-UD": "ZT-OKTA-UD",
+    "OKTA-WF": "ZT-OKTA-WF",
+}
+AGREEMENT_OF = {f"zt-000{i}": 1000 + i for i in range(1, 8)}
+EXCLUDED = {("zt-0005", "ZT-OKTA-UD")}  # the example mappings exclude it: never touched
+wire_prices = st.sampled_from(["0", "3.00", "4.00", "4.25", "6.5"])
+
+
+def _sandbox_config(root: Path, unit: dict[str, str | None], own: dict[str, dict[str, str]],
+                    reprice: bool) -> None:  # fmt: skip
+    shutil.copytree(example_dir(), root / "mappings")
+    (root / "mappings" / "skus.yaml").write_text(
+        "".join(
+            f"- sku: {sku}\n  product: {product}\n"
+            + (f"  unit_price: {unit[sku]}\n" if unit.get(sku) is not None else "")
+            for sku, product in SANDBOX_SKUS.items()
+        )
+    )
+    for cid, prices in own.items():
+        give_prices(root, cid, prices)
+    set_setting(root, "reprice", "true" if reprice else "false")
+    set_setting(root, "max_price_change_percent", "100000")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.fixed_dictionaries({s: st.one_of(st.none(), wire_prices) for s in SANDBOX_SKUS}),
+    st.dictionaries(
+        st.sampled_from(sorted(AGREEMENT_OF)),
+        st.dictionaries(
+            st.sampled_from(["OKTA-SSO", "OKTA-MFA", "OKTA-WF"]),
+            wire_prices,
+            min_size=1,
+            max_size=2,
+        ),
+        max_size=3,
+    ),
+    st.dictionaries(
+        st.sampled_from([9001, 9002, 9005, 9007, 9008, 9010]),
+        st.sampled_from([3.0, 4.0, 4.25]),
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_apply_against_the_sandbox_leaves_mapped_prices_or_moves_none(
+    unit, own, edits, reprice
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(default_fixture()) as sb:
+        root = Path(tmp)
+        _sandbox_config(root, unit, own, reprice)
+        for addition_id, price in edits.items():
+            world_edits.update_addition(sb, addition_id, unitPrice=price)
+        before = {a["id"]: a["unitPrice"] for a in sb.all_additions()}
+        result = CliRunner().invoke(
+            app,
+            ["--config-dir", str(root), "apply", "--yes", "--force", "--no-email",
+             "--as-of", "2026-11-24"],
+            env=sb.env(),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        mapped_of = {SANDBOX_SKUS[s]: p for s, p in unit.items()}
+        for cid, agreement in AGREEMENT_OF.items():
+            mapped = {**mapped_of, **{SANDBOX_SKUS[s]: p for s, p in own.get(cid, {}).items()}}
+            for line in sb.additions(agreement):
+                product = line["product"]["identifier"]
+                live = line["cancelledDate"] is None and line["quantity"]
+                if product not in mapped or not live or (cid, product) in EXCLUDED:
+                    continue
+                was = before.get(line["id"])
+                if was is not None and not reprice:
+                    assert line["unitPrice"] == was, (cid, line)  # no price ever changes
+                elif mapped[product] is not None:
+                    assert Decimal(str(line["unitPrice"])) == Decimal(mapped[product]), (cid, line)
+        again = CliRunner().invoke(
+            app,
+            ["--config-dir", str(root), "plan", "--detailed-exitcode", "--as-of", "2026-11-24"],
+            env=sb.env(),
+        )
+        assert again.exit_code == 0, again.output  # converged: nothing left to write
