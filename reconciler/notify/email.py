@@ -271,8 +271,9 @@ def _sync_email(
 
     def row(c: Any, ch: Any) -> tuple[str, ...]:
         money = amount(ch.revenue_delta, currency, signed=True)
+        sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
         price = ch.price_words(lambda p: amount(p, currency))
-        return (c.name, c.company, c.agreement.text(), ch.sku, f"{ch.before} -> {ch.after}",
+        return (c.name, c.company, c.agreement.text(), sku, f"{ch.before} -> {ch.after}",
                 price, money)  # fmt: skip
 
     done = {

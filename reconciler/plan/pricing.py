@@ -72,8 +72,9 @@ def mapped_price(
 
 
 def differs(line: Addition, mapped: Decimal | None) -> bool:
-    """Whether `line` bills at another price than its mapped one (never without one)."""
-    return mapped is not None and line.unit_price != mapped
+    """Whether `line` bills at another price than its mapped one (never without one, and
+    never for a line that is not Billable: it bills nothing at any price, DESIGN 13.3)."""
+    return mapped is not None and not line.no_charge and line.unit_price != mapped
 
 
 @dataclass(frozen=True)

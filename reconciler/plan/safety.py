@@ -33,6 +33,7 @@ def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
             f"{managed} managed addition{'s' if managed != 1 else ''} exist: this would "
             "remove them all"
         )
+    reasons.extend(_over_cap(plan, safety.max_quantity))
     if managed < safety.min_existing or managed == 0:
         return tuple(reasons)
     removals = plan.count(Action.REMOVE)
@@ -84,4 +85,22 @@ def _price_reasons(plan: Plan, safety: Safety) -> list[str]:
         f"{len(too_far)} repriced line{'s' if len(too_far) != 1 else ''} move beyond "
         f"max_price_change_percent {safety.max_price_change_percent:g}% (e.g. {c.product} "
         f"#{c.addition_id} {was} → {display(c.unit_price)}{how}): check the prices"
+    ]
+
+
+def _over_cap(plan: Plan, cap: int) -> list[str]:
+    """Quantity cap (DESIGN 13.2), whatever `min_existing` says: one glitched count would
+    otherwise bill a million seats on a line that does not exist yet (an add is never
+    counted by the percentage thresholds)."""
+    over = [c for c in plan.changes if c.after > cap]
+    if not over:
+        return []
+    shown = ", ".join(
+        f"{c.customer_id} {c.product} {c.before} -> {c.after}"
+        for c in sorted(over, key=lambda c: (c.customer_id, c.product))[:5]
+    )
+    more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+    return [
+        f"{len(over)} change{'s' if len(over) != 1 else ''} would set a quantity above "
+        f"max_quantity {cap}: {shown}{more}"
     ]

@@ -30,6 +30,7 @@ from reconciler.core.model import (
     Period,
     Plan,
 )
+from reconciler.plan.orphans import orphan_reason
 
 Ok = bool | Literal["unknown"] | None
 UNKNOWN: Literal["unknown"] = "unknown"
@@ -56,6 +57,9 @@ class ChangeRecord:
     ok: Ok = None
     error: str | None = None
     note: str | None = None
+    # What the plain figures do not say: an orphan's "no longer mapped: was SKU S of
+    # customer C" (13.1), "no charge" for a line that is not Billable (13.3); else None.
+    why: str | None = None
     # A repriced line (DESIGN 13.4): {"before": price or None, "after": price}; None when
     # its price stays (and in records written before prices were desired state).
     price_change: dict[str, str | None] | None = None
@@ -88,8 +92,15 @@ class ChangeRecord:
             after=change.after,
             unit_price=money.plain(change.unit_price),
             revenue_delta=money.plain(change.revenue_delta),
+            why=_why(change),
             price_change=_price_change(change),
         )
+
+
+def _why(change: Change) -> str | None:
+    words = [orphan_reason(change)] if change.orphan else []
+    words += ["no charge"] if change.no_charge else []
+    return "; ".join(words) or None
 
 
 def _price_change(change: Change) -> dict[str, str | None] | None:
