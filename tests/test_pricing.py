@@ -262,3 +262,11 @@ def test_every_price_problem_is_reported_at_its_key(tmp_path: Path) -> None:
         "mappings/customers.yaml:14:13: prices.OKTA-Z: expected a number, got string '4.00'; "
         "write the number without quotes",
     ]
+
+
+def test_a_line_that_is_not_billable_is_never_repriced_nor_warned_about() -> None:
+    free = dataclasses.replace(addition(1, "ZT-OKTA-SSO", 10), bill_customer="DoNotBill")
+    u = usage({"zt-1": {"OKTA-SSO": 10}})
+    for settings in (REPRICE, Settings()):
+        p = plan(config(customer(), settings=settings, skus=RAISED), u, state(free))
+        assert p.changes == () and not [w for w in p.warnings if "another price" in w]
