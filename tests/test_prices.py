@@ -13,20 +13,13 @@ import threading
 from pathlib import Path
 
 import world_edits
+from clirun import run
 from conftest import set_setting
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]
 SSO_LINES = {9001: 42, 9005: 12, 9007: 27, 9008: 60}  # quantities after the sync
-
-
-def run(config_dir: Path, *args: str):
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def raise_sso(config_dir: Path, price: str = "4.25") -> None:

@@ -12,14 +12,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import world_edits
-from conftest import set_setting
+from clirun import run
+from conftest import examples, set_setting
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plan_builders import CATALOG, config, customer, state, usage
 from test_prices import give_prices
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.config.resources import example_dir
 from reconciler.core.model import Action, Addition, Agreement, Company, Settings, SkuMap
 from reconciler.plan.planner import plan
@@ -92,7 +91,7 @@ def _live(actual, agreement):
     ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(lines, unit_prices, overrides, usages, st.booleans())
 def test_after_apply_every_line_bills_its_mapped_price_or_none_moves(
     raw, unit_price, own, users, reprice
@@ -161,7 +160,7 @@ def _sandbox_config(root: Path, unit: dict[str, str | None], own: dict[str, dict
     set_setting(root, "max_price_change_percent", "100000")
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     st.fixed_dictionaries({s: st.one_of(st.none(), wire_prices) for s in SANDBOX_SKUS}),
     st.dictionaries(
@@ -190,12 +189,9 @@ def test_apply_against_the_sandbox_leaves_mapped_prices_or_moves_none(
         for addition_id, price in edits.items():
             world_edits.update_addition(sb, addition_id, unitPrice=price)
         before = {a["id"]: a["unitPrice"] for a in sb.all_additions()}
-        result = CliRunner().invoke(
-            app,
-            ["--config-dir", str(root), "apply", "--yes", "--force", "--no-email",
-             "--as-of", "2026-11-24"],
-            env=sb.env(),
-        )  # fmt: skip
+        env: dict[str, str | None] = {**sb.env()}
+        result = run(root, "apply", "--yes", "--force", "--no-email", "--as-of", "2026-11-24",
+                     env=env)  # fmt: skip
         assert result.exit_code == 0, result.output
         mapped_of = {SANDBOX_SKUS[s]: p for s, p in unit.items()}
         for cid, agreement in AGREEMENT_OF.items():
@@ -210,9 +206,5 @@ def test_apply_against_the_sandbox_leaves_mapped_prices_or_moves_none(
                     assert line["unitPrice"] == was, (cid, line)  # no price ever changes
                 elif mapped[product] is not None:
                     assert Decimal(str(line["unitPrice"])) == Decimal(mapped[product]), (cid, line)
-        again = CliRunner().invoke(
-            app,
-            ["--config-dir", str(root), "plan", "--detailed-exitcode", "--as-of", "2026-11-24"],
-            env=sb.env(),
-        )
+        again = run(root, "plan", "--detailed-exitcode", "--as-of", "2026-11-24", env=env)
         assert again.exit_code == 0, again.output  # converged: nothing left to write
