@@ -146,6 +146,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
         "error": None,
         "note": None,
         "why": None,  # an orphan's reason (DESIGN 13.1)
+        "price_change": None,
     }
     assert record["customers"][1]["agreement"]["end_date"] is None
     assert record["warnings"] == ["ZeroTek customer zt-0099 has usage but no mapping"]
