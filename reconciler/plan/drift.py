@@ -12,6 +12,7 @@ from typing import Any
 
 LIMIT = 10
 SINCE = "since the plan was made"
+_ADDITION_NAMED = {"cancelled_date", "quantity"}  # said in their own words below
 _AGREEMENT_FIELDS = {
     "status": "status",
     "end_date": "end date",
@@ -70,8 +71,9 @@ def _agreement(aid: str, old: dict[str, Any] | None, new: dict[str, Any] | None)
     lines = []
     if old.get("cancelled") != new.get("cancelled"):
         lines.append(f"{name}: {'cancelled' if new.get('cancelled') else 'reopened'} {SINCE}")
-    for key, label in _AGREEMENT_FIELDS.items():
-        if old.get(key) != new.get(key):
+    for key in sorted((set(old) | set(new)) - {"cancelled", "additions"}):
+        if old.get(key) != new.get(key):  # every field counts, named ones in plain words
+            label = _AGREEMENT_FIELDS.get(key, key.replace("_", " "))
             lines.append(f"{name}: {label} {show(old.get(key))} → {show(new.get(key))} {SINCE}")
     before, after = old.get("additions") or {}, new.get("additions") or {}
     for xid in sorted(set(before) | set(after), key=_id_order):
@@ -100,10 +102,10 @@ def _addition(
         lines.append(
             f"{name}: quantity {show(old.get('quantity'))} → {show(new.get('quantity'))} {SINCE}"
         )
-    if old.get("product") != new.get("product"):
-        lines.append(
-            f"{name}: product {show(old.get('product'))} → {show(new.get('product'))} {SINCE}"
-        )
+    for key in sorted(set(old) | set(new)):  # any other field (the price): a difference too
+        if key not in _ADDITION_NAMED and old.get(key) != new.get(key):
+            label = key.replace("_", " ")
+            lines.append(f"{name}: {label} {show(old.get(key))} → {show(new.get(key))} {SINCE}")
     return lines
 
 
@@ -114,6 +116,8 @@ def _catalog(ident: str, old: dict[str, Any] | None, new: dict[str, Any] | None)
     lines = []
     if old.get("inactive") != new.get("inactive"):
         lines.append(f"{name}: {'made inactive' if new.get('inactive') else 'reactivated'} {SINCE}")
-    if old.get("id") != new.get("id"):
-        lines.append(f"{name}: id {show(old.get('id'))} → {show(new.get('id'))} {SINCE}")
+    for key in sorted((set(old) | set(new)) - {"inactive"}):
+        if old.get(key) != new.get(key):
+            label = key.replace("_", " ")
+            lines.append(f"{name}: {label} {show(old.get(key))} → {show(new.get(key))} {SINCE}")
     return lines
