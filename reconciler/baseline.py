@@ -10,13 +10,42 @@ delta is therefore sum(change) - sum(dropped). Pure: no I/O.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
-from reconciler.model import Change, CustomerPlan, Plan
+from reconciler.model import Change, Config, CustomerPlan, Plan, Settings
 
 Cause = Literal["change", "drift", "dropped"]
+
+# Where the credentials go (DESIGN 13.6): taken from the base branch, never from the pull
+# request's head, which anyone with a branch can edit. (Settings attribute, settings.yaml
+# key.) SMTP and the chat webhook are set only by environment variables today; a settings
+# key for them must join this list (tests/test_trust.py checks the schema for such keys).
+CONNECTION_SETTINGS = (
+    ("cw_api_url", "connectwise.api_url"),
+    ("zerotek_api_url", "zerotek.api_url"),
+)
+
+
+def connection_from_base(head: Config, base: Settings | None) -> tuple[Config, list[str]]:
+    """`head` with the base branch's connection settings, and one warning per setting the
+    head changes. No base settings (a first pull request): none from the head either, so
+    only the environment (CW_API_URL, ZEROTEK_API_URL) can name an API root."""
+    settings = head.settings
+    warnings = []
+    for attribute, key in CONNECTION_SETTINGS:
+        ours = getattr(head.settings, attribute)
+        theirs = getattr(base, attribute) if base is not None else ""
+        settings = replace(settings, **{attribute: theirs})
+        if ours != theirs:
+            where = "the base branch's" if base is not None else "no"
+            warnings.append(
+                f"mappings/settings.yaml {key}: this pull request changes it; it applies "
+                f"after merge, and this plan used {where} value (environment variables "
+                "still override it)"
+            )
+    return replace(head, settings=settings), warnings
 
 
 @dataclass(frozen=True)

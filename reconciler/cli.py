@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,6 +28,9 @@ from reconciler.errors import ConfigError, ReconcileError
 from reconciler.scrub import guard_process_output
 from reconciler.untrusted import plain
 from reconciler.vocabulary import PeriodKind
+
+if TYPE_CHECKING:
+    from reconciler.pin import Pin
 
 __all__ = ["WORKFLOW_ORDER", "app", "main"]
 
@@ -141,6 +144,15 @@ def init(
             show_default=False,
         ),
     ] = None,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            "--upgrade",
+            help="In an existing config repository: rewrite the generated workflows and "
+            "requirements/locked.txt to this version (keeping their pin unless --pin), "
+            "printing the diff. Mappings, runs/ and state/ are not touched.",
+        ),
+    ] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Scaffold a config repository: commented settings, SKU and customer mappings that
@@ -149,6 +161,9 @@ def init(
     from reconciler import pin, scaffold
 
     target = directory if directory is not None else config_dir_of(ctx, config_dir)
+    if upgrade:
+        _upgrade(target, pin.parse_pin(pin_source) if pin_source is not None else None)
+        return
     source = pin.parse_pin(pin_source) if pin_source is not None else pin.installed_pin()
     for written in scaffold.init(target, source):
         typer.echo(f"created {target / written}")
@@ -165,6 +180,22 @@ def init(
         "next: edit the files (each key is explained in its comments), "
         "then run `reconcile validate`"
     )
+
+
+def _upgrade(target: Path, source: Pin | None) -> None:
+    from reconciler.upgrade import upgrade
+
+    chosen, results = upgrade(target, source)
+    for item in results:
+        typer.echo(item.diff(), nl=False)
+    changed = [item.target for item in results if item.changed]
+    typer.echo(
+        f"upgraded {', '.join(changed)}" if changed else "already up to date: nothing changed",
+        err=True,
+    )
+    typer.echo(f"workflows install the reconciler from {chosen.url}", err=True)
+    if changed:
+        typer.echo("next: read the diff above, then commit it in a pull request", err=True)
 
 
 @app.command("schema")
@@ -323,6 +354,14 @@ def apply(
             "(default: refuse at once).",
         ),
     ] = 0,
+    if_due: Annotated[
+        bool,
+        typer.Option(
+            "--if-due",
+            help="For the schedule: apply nothing (exit 0, one line saying why) when runs/ "
+            "already holds a successful scheduled run for this period.",
+        ),
+    ] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Make ConnectWise match ZeroTek usage: plan, show, confirm, apply, verify, record, e-mail.
@@ -348,6 +387,7 @@ def apply(
         command=lock_command(),
         verbose=verbose_of(ctx),
         fmt=fmt,
+        if_due=if_due,
     )
     raise typer.Exit(code)
 
@@ -531,12 +571,25 @@ def pr_comment(
     ],
     repo: Annotated[str, typer.Option("--repo", help="OWNER/REPO (github.repository).")],
     pr: Annotated[int, typer.Option("--pr", help="The pull-request number.")],
+    head_sha: Annotated[
+        str | None,
+        typer.Option(
+            "--head-sha", help="The commit planned (shown in the comment).", show_default=False
+        ),
+    ] = None,
+    author: Annotated[
+        str,
+        typer.Option(
+            "--author", help="The login the token writes as: only its comments are edited."
+        ),
+    ] = "github-actions[bot]",
 ) -> None:
     """CI helper: post FILE as the PR's plan comment, updating the previous one in place
-    (found by its hidden marker). Token from GITHUB_TOKEN, API root from GITHUB_API_URL."""
+    (found by its hidden marker and its author: this token's identity). Token from
+    GITHUB_TOKEN, API root from GITHUB_API_URL."""
     from reconciler.github import post_plan_comment
 
-    result = post_plan_comment(file, repo, pr)
+    result = post_plan_comment(file, repo, pr, head_sha=head_sha, author=author)
     typer.echo(f"plan comment {result.action}: {result.url or result.comment_id}")
 
 

@@ -16,13 +16,14 @@ from typing import Any
 import typer
 
 from reconciler import cli_json, render, term
-from reconciler.baseline import compare
+from reconciler.baseline import compare, connection_from_base
 
 # The option types live in cli_options (light to import); re-exported for the commands here.
 from reconciler.cli_options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
 from reconciler.clients import Clients
-from reconciler.config import load_config
+from reconciler.config import load_config, load_settings_only
 from reconciler.engine import (
+    AlreadyApplied,
     ApplyRequest,
     Declined,
     PlanRequest,
@@ -31,7 +32,7 @@ from reconciler.engine import (
     Ui,
 )
 from reconciler.errors import ConfigError, Problem, ReconcileError
-from reconciler.model import Config, CustomerResult, Location, PeriodKind, Plan
+from reconciler.model import Config, CustomerResult, Location, PeriodKind, Plan, Settings
 from reconciler.periods import today_in
 from reconciler.record import RunRecord
 from reconciler.schema import annotation_file, github_annotation
@@ -78,10 +79,16 @@ def run_plan(
     verbose: bool = False,
 ) -> int:
     config = load_config(config_dir)
+    baseline: tuple[Config | None, list[str]] | None = None
+    if baseline_dir is not None:
+        base, notes = _load_baseline(baseline_dir)
+        # A pull request never chooses where the keys go (DESIGN 13.6).
+        config, changed = connection_from_base(config, _base_settings(base, baseline_dir))
+        baseline = (base, notes + changed)
     engine = SyncEngine(config, clients, ui=Ui(busy=_busy, notice=_notice))
     with requests_shown(engine, verbose):
         return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
-                     if_due, baseline_dir)  # fmt: skip
+                     if_due, baseline)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -108,7 +115,7 @@ def _plan(
     fmt: Format,
     detailed_exitcode: bool,
     if_due: bool,
-    baseline_dir: Path | None,
+    baseline: tuple[Config | None, list[str]] | None,
 ) -> int:
     engine.check_customers(customers)  # unknown ids fail before any request
     if if_due:
@@ -126,9 +133,10 @@ def _plan(
             typer.echo(decision.reason)
             return 0
         typer.echo(decision.reason, err=True)
-    baseline, note = _load_baseline(baseline_dir)
-    planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, baseline))
-    if baseline_dir is not None:
+    base, notes = baseline if baseline is not None else (None, [])
+    note = " ".join(notes) or None
+    planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, base))
+    if baseline is not None:
         # No loadable base (a first pull request, or one that repairs broken mappings):
         # compared with an empty plan, every change is this pull request's.
         empty = replace(planned.plan, customers=())
@@ -141,8 +149,8 @@ def _plan(
     else:
         text = render.render(planned.plan, fmt.value, color=term.use_color(sys.stdout))
     typer.echo(text, nl=False)
-    if note:
-        typer.echo(f"warning: {plain(note)}", err=True)
+    for line in notes:
+        typer.echo(f"warning: {plain(line)}", err=True)
     if out is not None:
         typer.echo(f"Saved plan to {out}; apply exactly it with: reconcile apply {out}", err=True)
     if planned.plan.has_errors:
@@ -163,20 +171,29 @@ def _notice(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def _load_baseline(directory: Path | None) -> tuple[Config | None, str | None]:
+def _load_baseline(directory: Path) -> tuple[Config | None, list[str]]:
     """The base branch's config, or None and why it could not be used."""
-    if directory is None:
-        return None, None
     if not (directory / "mappings").is_dir():
-        return None, f"--baseline {directory}: no mappings/ there; every change is shown as new"
+        return None, [f"--baseline {directory}: no mappings/ there; every change is shown as new"]
     try:
-        return load_config(directory), None
+        return load_config(directory), []
     except ConfigError as exc:
         first = exc.problems[0] if exc.problems else "unknown problem"
-        return None, (
+        return None, [
             f"--baseline {directory}: the base branch's mappings do not load ({first}); "
             "every change is shown as this pull request's"
-        )
+        ]
+
+
+def _base_settings(base: Config | None, directory: Path) -> Settings | None:
+    """The base branch's settings: from its config, else its settings.yaml alone (mappings
+    being repaired by this pull request), else None (no settings there)."""
+    if base is not None:
+        return base.settings
+    try:
+        return load_settings_only(directory)
+    except ConfigError:
+        return None
 
 
 def customer_annotations(config: Config, plan: Plan) -> list[str]:
@@ -259,6 +276,7 @@ def run_apply(
     command: str = "reconcile apply",
     verbose: bool = False,
     fmt: OutputFormat = OutputFormat.TEXT,
+    if_due: bool = False,
 ) -> int:
     as_json = fmt is OutputFormat.JSON
     if as_json and not yes and plan_file is None and not _is_tty(sys.stdin):
@@ -295,10 +313,16 @@ def run_apply(
             trigger=trigger,
             lock_timeout=lock_timeout,
             command=command,
+            if_due=if_due,
         )
         with requests_shown(engine, verbose):
             outcome = engine.apply(request)
             _report(outcome, err=as_json)
+    except AlreadyApplied as exc:
+        typer.echo(str(exc), err=as_json)
+        if as_json:
+            typer.echo(json_dumps(cli_json.apply_json(None, None, 0, str(exc)), indent=2))
+        return 0
     except (ReconcileError, KeyboardInterrupt) as exc:
         if as_json:  # the JSON still says what happened (and names the failed run's record)
             code = exc.exit_code if isinstance(exc, ReconcileError) else _signal_exit(exc)

@@ -81,6 +81,14 @@ class Declined(Refused):
     """Nobody said yes: not a failed sync, so nothing is recorded or e-mailed."""
 
 
+class AlreadyApplied(Declined):
+    """`apply --if-due`: the period already has a successful scheduled run (a queued
+    scheduled sync that another run beat to it). Not a failure: exit 0, nothing recorded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=0)
+
+
 # --- what commands hand the engine, and get back ------------------------------------------
 
 
@@ -124,6 +132,7 @@ class ApplyRequest:
     trigger: str | None = None  # None: detected (GITHUB_EVENT_NAME=schedule -> scheduled)
     lock_timeout: float = 0.0
     command: str = "reconcile apply"  # how the lock names its holder
+    if_due: bool = False  # refuse a period runs/ already records as applied by the schedule
 
 
 @dataclass(frozen=True)
@@ -359,6 +368,14 @@ class SyncEngine:
             self._chat(event)
         return decision
 
+    def _check_not_applied(self, window: Period) -> None:
+        if (window.start, window.end) in schedule.scheduled_successes(self.config.config_dir):
+            raise AlreadyApplied(
+                f"not applied: period {window.start.isoformat()}..{window.end.isoformat()} "
+                "already has a successful scheduled sync in runs/ (a run that finished while "
+                "this one waited); nothing was written"
+            )
+
     # --- plan ------------------------------------------------------------------------------
 
     @collector.quiet()
@@ -403,6 +420,8 @@ class SyncEngine:
             StopSignals() as signals,
             config_lock(self.config.config_dir, req.command, req.lock_timeout),
         ):
+            if req.if_due:  # under the lock: a run finishing now has written its record
+                self._check_not_applied(window)
             planned: Planned | None = None
             try:
                 planned = self._run(self._read(req, saved, window))
