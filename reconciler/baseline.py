@@ -32,19 +32,17 @@ def connection_from_base(head: Config, base: Settings | None) -> tuple[Config, l
     """`head` with the base branch's connection settings, and one warning per setting the
     head changes. No base settings (a first pull request): none from the head either, so
     only the environment (CW_API_URL, ZEROTEK_API_URL) can name an API root."""
-    settings = head.settings
-    warnings = []
-    for attribute, key in CONNECTION_SETTINGS:
-        ours = getattr(head.settings, attribute)
-        theirs = getattr(base, attribute) if base is not None else ""
-        settings = replace(settings, **{attribute: theirs})
-        if ours != theirs:
-            where = "the base branch's" if base is not None else "no"
-            warnings.append(
-                f"mappings/settings.yaml {key}: this pull request changes it; it applies "
-                f"after merge, and this plan used {where} value (environment variables "
-                "still override it)"
-            )
+    source = base if base is not None else Settings()  # its API roots are unset ("")
+    where = "the base branch's" if base is not None else "no"
+    warnings = [
+        f"mappings/settings.yaml {key}: this pull request changes it; it applies after "
+        f"merge, and this plan used {where} value (environment variables still override it)"
+        for attribute, key in CONNECTION_SETTINGS
+        if getattr(head.settings, attribute) != getattr(source, attribute)
+    ]
+    settings = replace(
+        head.settings, cw_api_url=source.cw_api_url, zerotek_api_url=source.zerotek_api_url
+    )
     return replace(head, settings=settings), warnings
 
 

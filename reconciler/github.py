@@ -241,6 +241,7 @@ def post_plan_comment(
     env = os.environ if environ is None else environ
     if pr < 1:
         raise ReconcileError(f"--pr: {pr} is not a pull-request number")
+    head_sha = (head_sha or "").strip().lower() or None
     if head_sha is not None and not _SHA.match(head_sha):
         raise ReconcileError(f"--head-sha: {head_sha!r} is not a commit id (hex)")
     try:
