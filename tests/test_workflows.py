@@ -311,18 +311,21 @@ class SyncRun:
 
 def _sync(
     clone: Path, sandbox: Sandbox, event: str, as_of: str | None = None, *,
-    cancel: Cancel | None = None, **inputs: Any,
+    cancel: Cancel | None = None, secrets: dict[str, str] | None = None,
+    runner: dict[str, str] | None = None, **inputs: Any,
 ) -> SyncRun:  # fmt: skip
+    """`secrets`: more repository/environment secrets; `runner`: more runner environment."""
     today = as_of or (DUE_AS_OF if event == "schedule" else AS_OF)
+    extra = runner or {}
 
     def context() -> Contexts:
-        return Contexts(github=_github(), inputs=inputs, secrets=sandbox.env(),
-                        vars={"RECONCILE_AS_OF": today})  # fmt: skip
+        return Contexts(github=_github(), inputs=inputs, secrets={**sandbox.env(),
+                        **(secrets or {})}, vars={"RECONCILE_AS_OF": today})  # fmt: skip
 
     runner = clone.parent / f"runner-{len(list(clone.parent.glob('runner-*')))}"
     artifacts, apply_dir = runner / "artifacts", runner / "apply" / "work"
     artifacts.mkdir(parents=True)
-    plan = _run("sync.yml", "plan", clone, context(), event, artifacts=artifacts)
+    plan = _run("sync.yml", "plan", clone, context(), event, artifacts=artifacts, **extra)
     ctx = context()
     ctx.github = {"event_name": event, **ctx.github}
     ctx.needs = {"plan": {"outputs": plan.outputs, "result": "failure" if plan.failed else
@@ -336,7 +339,8 @@ def _sync(
     origin = _git(clone, "remote", "get-url", "origin").strip()
     _git(clone.parent, "clone", "--quiet", origin, str(apply_dir))
     _git(apply_dir, "checkout", "--quiet", "--detach", sha)
-    apply = _run("sync.yml", "apply", apply_dir, ctx, event, artifacts=artifacts, cancel=cancel)
+    apply = _run("sync.yml", "apply", apply_dir, ctx, event, artifacts=artifacts, cancel=cancel,
+                 **extra)  # fmt: skip
     return SyncRun(plan, apply, apply_dir, artifacts)
 
 
