@@ -79,10 +79,11 @@ def listener() -> Iterator[Listener]:
 
 
 def _set_api_urls(settings: Path, cw: str, zerotek: str) -> None:
+    """The `api_url:` of the connectwise section, then of the zerotek section."""
     text = settings.read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^(  api_url: )https://api-na\S+", rf"\g<1>{cw}", text)
-    text = re.sub(r"(?m)^(  api_url: )https://api\.zerotek\S+", rf"\g<1>{zerotek}", text)
-    assert text.count(cw) == 1 and text.count(zerotek) == 1
+    urls = iter((cw, zerotek))
+    text, count = re.subn(r"(?m)^(  api_url: )\S+", lambda m: m.group(1) + next(urls), text)
+    assert count == 2 and text.index(cw) < text.index("zerotek:") < text.index(zerotek)
     settings.write_text(text, encoding="utf-8")
 
 
@@ -191,7 +192,7 @@ def _jobs() -> Iterator[tuple[str, str, dict[str, Any], set[str]]]:
 def _setup_commands() -> str:
     text = DOCS.read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    return "\n".join(b for b in blocks if "gh api" in b)
+    return "\n".join(b for b in blocks if re.search(r"^gh (api|secret) ", b, re.M))
 
 
 def _environments() -> dict[str, dict[str, Any]]:
@@ -221,6 +222,9 @@ def test_finding1_pull_request_jobs_reach_only_read_only_keys_and_the_rest_is_ma
             assert not secrets
             continue
         environment = job.get("environment")
+        if not secrets:  # e.g. validate.yml's validate job: nothing to reach
+            assert environment is None
+            continue
         assert environment in environments, f"{workflow}/{job_id}: {environment} not in setup"
         if workflow == "validate.yml":  # runs for pull requests: read-only keys only
             assert secrets <= READ_ONLY, f"{workflow}/{job_id}: {secrets - READ_ONLY}"
@@ -290,9 +294,9 @@ def test_finding3_a_queued_scheduled_run_does_not_apply_the_period_again(
     applied = json.loads((clone / "plan.json").read_text(encoding="utf-8"))
     updated = [ch["addition_id"] for c in applied["customers"] for ch in c["changes"]
                if ch["action"] == "update"]  # fmt: skip
-    target = sandbox.world.addition(updated[0])
+    target = sandbox.addition(updated[0])
     assert target is not None  # a line the first run set: a clerk now changes it by hand
-    set_addition_quantity(sandbox.world, target["id"], int(target["quantity"]) + 5)
+    set_addition_quantity(sandbox, target["id"], int(target["quantity"]) + 5)
     (clone / "plan.json").unlink()
 
     queued = _sync(clone, sandbox, "schedule")  # the clone is still at the trigger commit
@@ -432,14 +436,16 @@ def test_finding6_init_upgrade_rewrites_the_generated_files_and_prints_the_diff(
     assert reconcile("init", str(repo), "--pin", old_pin).returncode == 0
     fresh = {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()}
     sync, lock = repo / ".github/workflows/sync.yml", repo / "requirements/locked.txt"
-    sync.write_text(sync.read_text().replace("          if: always()\n", "", 1))  # older
+    older = sync.read_text().replace("        if: always()\n", "", 1)
+    assert older != sync.read_text()
+    sync.write_text(older)
     lock.write_text("# an older lock\n")
     (repo / "mappings/customers.yaml").write_text("# the MSP's own, never touched\n")
 
     upgraded = reconcile("init", str(repo), "--upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "+++ b/.github/workflows/sync.yml" in upgraded.stdout
-    assert "+          if: always()" in upgraded.stdout
+    assert "+        if: always()" in upgraded.stdout
     assert "-# an older lock" in upgraded.stdout
     assert sync.read_bytes() == fresh[Path(".github/workflows/sync.yml")]  # pin kept
     assert lock.read_bytes() == fresh[Path("requirements/locked.txt")]
