@@ -34,10 +34,11 @@ from test_workflows import (
 )
 from workflow_runner import Contexts, load_workflow
 
-from reconciler import baseline, pin
-from reconciler.resources import schemas_dir
+from reconciler.config import pin
+from reconciler.config.resources import schemas_dir
+from reconciler.core.vocabulary import PLAN_MARKER
+from reconciler.plan import baseline
 from reconciler.sandbox import Sandbox
-from reconciler.vocabulary import PLAN_MARKER
 
 # The workflow tests' fixtures: a bare origin made by `reconcile init`, a clone, the sandbox.
 origin, clone, sandbox = test_workflows.origin, test_workflows.clone, test_workflows.sandbox
