@@ -306,6 +306,8 @@ def test_finding3_a_queued_scheduled_run_does_not_apply_the_period_again(
                                for s in queued.steps if s.ran]  # fmt: skip
     assert "already has a successful scheduled sync" in queued.step("Apply").stdout
     assert sandbox.stats.writes == writes  # the clerk's edit stands
+    (twin,) = (first.apply_dir / "runs").rglob("*-scheduled.md")
+    assert twin.read_text(encoding="utf-8").strip() not in queued.apply.summary  # not its run
     tree = _git(origin, "ls-tree", "-r", "--name-only", BRANCH).split()
     assert len([f for f in tree if f.endswith("-scheduled.json")]) == 1
 
