@@ -312,6 +312,34 @@ def test_finding3_a_queued_scheduled_run_does_not_apply_the_period_again(
     assert len([f for f in tree if f.endswith("-scheduled.json")]) == 1
 
 
+def test_finding3_apply_if_due_refuses_an_applied_period_before_any_request(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    repo = tmp_path / "config"
+    subprocess.run([sys.executable, "-m", "reconciler", "init", str(repo)], check=True,
+                   capture_output=True)  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **_python_env(),
+        **sandbox.env(),
+        "GITHUB_EVENT_NAME": "schedule",
+    }
+
+    def reconcile(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=repo, env=env,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+
+    assert reconcile("plan", "--as-of", "2026-11-20", "--out", "plan.json").returncode == 0
+    first = reconcile("apply", "plan.json", "--yes", "--if-due")  # not applied yet: applies
+    assert first.returncode == 0, first.stderr
+    requests, runs = sandbox.stats.total, sorted((repo / "runs").rglob("*.json"))
+    again = reconcile("apply", "plan.json", "--yes", "--if-due")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("not applied: period 2026-10-16..2026-11-15 already has")
+    assert sandbox.stats.total == requests  # refused before any request
+    assert sorted((repo / "runs").rglob("*.json")) == runs  # and nothing recorded
+
+
 # --- finding 4: nobody can take over the plan comment ---------------------------------------
 
 
