@@ -149,9 +149,9 @@ def test_unknown_customer_fails_before_any_request(sandbox, config_dir):
 
 def test_current_period_uses_its_window(sandbox, config_dir):
     cur = json.loads(
-        run(config_dir, "plan", "--period", "current", "--format", "json", *AS_OF).output
+        run(config_dir, "plan", "--period", "current", "--format", "json", *AS_OF).stdout
     )
-    last = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).output)
+    last = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
     assert cur["period"] == {
         "kind": "current",
         "start": "2026-11-16",
@@ -225,7 +225,7 @@ def test_no_tty_and_no_yes_refuses(sandbox, config_dir):
 
 
 def test_markdown_plan_for_pull_requests(sandbox, config_dir):
-    out = run(config_dir, "plan", "--format", "markdown", *AS_OF).output
+    out = run(config_dir, "plan", "--format", "markdown", *AS_OF).stdout
     assert out.startswith("<!-- reconcile:plan -->")
     assert "| ➕ add | 7 |" in out
 

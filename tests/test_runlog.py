@@ -145,6 +145,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
         "ok": True,
         "error": None,
         "note": None,
+        "why": None,  # an orphan's reason (DESIGN 13.1)
     }
     assert record["customers"][1]["agreement"]["end_date"] is None
     assert record["warnings"] == ["ZeroTek customer zt-0099 has usage but no mapping"]
