@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 D = dt.date
 LAST = Period(PeriodKind.LAST_BILLING_PERIOD, D(2026, 10, 16), D(2026, 11, 15), D(2026, 11, 24))
 CURRENT = Period(PeriodKind.CURRENT, D(2026, 11, 16), D(2026, 11, 24), D(2026, 11, 24))
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture(scope="module")

@@ -221,9 +221,11 @@ def _report(outcome: SyncOutcome, *, err: bool = False) -> None:
         for r in cr.results:
             note = f" ({plain(r.note)})" if r.note else ""
             mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
+            c = r.change
+            price = f", price {render.price_words(c)}" if c.repriced else ""
             typer.echo(
-                f"  {plain(cr.plan.customer_id)}: {r.change.action.value} "
-                f"{plain(r.change.product)} {r.change.before} → {r.change.after}: {mark}{note}",
+                f"  {plain(cr.plan.customer_id)}: {c.action.value} "
+                f"{plain(c.product)} {c.before} → {c.after}{price}: {mark}{note}",
                 err=err,
             )
         for e in cr.errors:

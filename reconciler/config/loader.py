@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.config import schema, yamlsource
+from reconciler.config.customer_prices import check_prices, prices_of
 from reconciler.config.yamlsource import Document
 from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.model import (
@@ -372,7 +373,9 @@ def _check_companies(docs: list[Document]) -> list[Problem]:
     return problems
 
 
-def _check_customers(docs: list[Document], known_skus: dict[str, str] | None) -> list[Problem]:
+def _check_customers(
+    docs: list[Document], known_skus: dict[str, str] | None, products: dict[str, str] | None
+) -> list[Problem]:
     problems = _check_companies(docs)
     # (document, index) rather than a Location: locations are only worked out for the few
     # entries that are reported (100,000 customers, ~0 problems).
@@ -389,6 +392,7 @@ def _check_customers(docs: list[Document], known_skus: dict[str, str] | None) ->
                     problems.append(
                         Problem(where, f"duplicate customer id '{cid}' (first at {first_id})")
                     )
+            problems += check_prices(doc, index, item, products)
             excludes = item.get("exclude_skus")
             if known_skus is not None and isinstance(excludes, list):
                 for j, sku in enumerate(excludes):
@@ -450,6 +454,7 @@ def _settings(data: dict[str, Any]) -> Settings:
         add_missing=billing.get("add_missing", d.add_missing),
         removal=Removal(billing.get("removal", d.removal.value)),
         keep_orphans=billing.get("orphans", "remove") == "keep",
+        reprice=billing.get("reprice", d.reprice),
         safety=Safety(
             max_removal_percent=float(
                 safety.get("max_removal_percent", d.safety.max_removal_percent)
@@ -459,6 +464,9 @@ def _settings(data: dict[str, Any]) -> Settings:
             ),
             min_existing=safety.get("min_existing", d.safety.min_existing),
             max_quantity=safety.get("max_quantity", d.safety.max_quantity),
+            max_price_change_percent=float(
+                safety.get("max_price_change_percent", d.safety.max_price_change_percent)
+            ),
         ),
         notifications=Notifications(
             administrators=tuple(notes.get("administrators", ())),
@@ -494,6 +502,7 @@ def _customer_maps(docs: list[Document]) -> tuple[CustomerMap, ...]:
             exclude_skus=tuple(item.get("exclude_skus", ())),
             shared_agreement=item.get("shared_agreement", False),
             location=doc.location((index,)),
+            prices=prices_of(item),
         )
         for doc in docs
         for index, item in _items(doc)
@@ -526,10 +535,15 @@ def digest(raw: dict[str, bytes]) -> str:
 
 
 def _problems(files: _Files) -> list[Problem]:
-    known = None
+    known = products = None
     if files.skus is not None and isinstance(files.skus.data, list):
         known = {
             item["sku"].casefold(): item["sku"]
+            for _, item in _items(files.skus)
+            if isinstance(item.get("sku"), str)
+        }
+        products = {  # a missing product is the schema's error, not an unknown SKU
+            item["sku"].casefold(): str(item.get("product") or "")
             for _, item in _items(files.skus)
             if isinstance(item.get("sku"), str)
         }
@@ -538,7 +552,7 @@ def _problems(files: _Files) -> list[Problem]:
             files.problems
             + _check_urls(files.settings)
             + _check_skus(files.skus)
-            + _check_customers(files.customers, known)
+            + _check_customers(files.customers, known, products)
         )
     )
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import additions_path, read_additions
+from reconciler.core import money
 from reconciler.core.errors import ReconcileError
 from reconciler.core.model import (
     Action,
@@ -184,11 +185,27 @@ class _Applier:
         )
 
     async def _patch(self, change: Change, field: str, value: Any) -> ChangeResult:
+        return await self._patch_ops(change, [{"op": "replace", "path": field, "value": value}])
+
+    async def _patch_ops(self, change: Change, ops: list[dict[str, Any]]) -> ChangeResult:
         assert change.addition_id is not None
         path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
-        await self.cw.patch(path, [{"op": "replace", "path": field, "value": value}])
+        await self.cw.patch(path, ops)
         self.writes += 1
         return ChangeResult(change, True, addition_id=change.addition_id)
+
+    async def _update(self, change: Change) -> ChangeResult:
+        """Quantity and price of one line in one PATCH (DESIGN 13.4): one write, so the
+        line is never left with the new quantity at the old price or the reverse."""
+        ops: list[dict[str, Any]] = []
+        if change.after != change.before:
+            ops.append({"op": "replace", "path": "quantity", "value": change.after})
+        if change.repriced:
+            price = json_number(change.unit_price)  # refused, never rounded
+            ops.append({"op": "replace", "path": "unitPrice", "value": price})
+        if not ops:  # the planner never makes one; a PATCH of nothing would be a 400
+            return ChangeResult(change, False, error="an update that changes nothing")
+        return await self._patch_ops(change, ops)
 
     async def _delete(self, change: Change) -> ChangeResult:
         path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
@@ -208,7 +225,7 @@ class _Applier:
             if change.action is Action.ADD:
                 return await self._add(change)
             if change.action is Action.UPDATE:
-                return await self._patch(change, "quantity", change.after)
+                return await self._update(change)
             method = self.plan.removal_of(change)  # the method `plan` showed
             if method is Removal.DELETE:
                 return await self._delete(change)
@@ -247,8 +264,9 @@ class _Applier:
             c = r.change
             live = _live(current[c.agreement_id], c.product, self.products, as_of)
             want = [c.after] if c.after > 0 else []
+            price = _price_problem(c, current[c.agreement_id])
             if r.unknown:
-                done = live == want
+                done = live == want and price is None
                 self.writes += int(done)
                 verdict = "written" if done else "not written"
                 r = replace(r, ok=done, unknown=False, note=f"settled by re-read: {verdict}")
@@ -259,6 +277,8 @@ class _Applier:
                     f"verification: {c.product} expected quantity {c.after or 'none'}, "
                     f"found {found}"
                 )
+            if price is not None:
+                problems.append(price)
         return settled, problems
 
     async def fresh(self, agreement_id: int) -> str | None:
@@ -323,6 +343,20 @@ class _Applier:
 
 
 INTERRUPTED_BEFORE = "interrupted before this customer's first write: nothing written"
+
+
+def _price_problem(change: Change, current: tuple[Addition, ...]) -> str | None:
+    """Why a repriced line does not bill its new price after the write, else None."""
+    if not change.repriced:
+        return None
+    line = next((a for a in current if a.id == change.addition_id), None)
+    found = "no such addition" if line is None else money.optional(line.unit_price) or "none"
+    if line is not None and line.unit_price == change.unit_price:
+        return None
+    return (
+        f"verification: {change.product} #{change.addition_id} expected unit price "
+        f"{money.plain(change.unit_price)}, found {found}"
+    )
 
 
 def _failures(results: list[ChangeResult]) -> list[str]:

@@ -272,8 +272,9 @@ def _sync_email(
     def row(c: Any, ch: Any) -> tuple[str, ...]:
         money = amount(ch.revenue_delta, currency, signed=True)
         sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
+        price = ch.price_words(lambda p: amount(p, currency))
         return (c.name, c.company, c.agreement.text(), sku, f"{ch.before} -> {ch.after}",
-                amount(ch.unit_price, currency), money)  # fmt: skip
+                price, money)  # fmt: skip
 
     done = {
         action: [row(c, ch) for c in run.customers for ch in c.changes
@@ -296,6 +297,9 @@ def _sync_email(
         f"Revenue delta: {amount(totals.revenue_delta, currency, signed=True)} per month",
         f"Errors: {totals.errors}",
     ]
+    repriced = [ch for c in run.customers for ch in c.changes if ch.committed and ch.price_change]
+    if repriced:  # DESIGN 13.4: counted among the updates above, named here
+        summary.insert(-2, f"Prices changed: {len(repriced)} of the updated additions")
     if totals.unknown:
         summary.append(f"Writes with unknown outcome: {totals.unknown} (check ConnectWise)")
     # Never attempted although planned: the whole plan when it was refused (unsafe, stale).

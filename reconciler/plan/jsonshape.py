@@ -118,6 +118,11 @@ class Obj:
     def obj(self, key: str, keys: frozenset[str] | None = None) -> Obj:
         return Obj(self._value(key), self._at(self.path, key), keys)
 
+    def opt_obj(self, key: str, keys: frozenset[str] | None = None) -> Obj | None:
+        """The object at `key`; None when it is null or absent (a key added later)."""
+        value = self._data.get(key)
+        return None if value is None else Obj(value, self._at(self.path, key), keys)
+
     def objs(self, key: str, keys: frozenset[str] | None = None) -> Iterator[Obj]:
         where = self._at(self.path, key)
         for i, item in enumerate(self.array(key)):

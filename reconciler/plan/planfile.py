@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, overload
 
@@ -61,9 +62,17 @@ def change_to_dict(c: Change) -> dict[str, Any]:
         "revenue_delta": money.optional(c.revenue_delta),
         "effective_date": _date(c.effective_date),
         "description": c.description,
+        "price_change": price_change(c),
         "no_charge": c.no_charge,
         **marks,
     }
+
+
+def price_change(c: Change) -> dict[str, str | None] | None:
+    """A repriced line's {"before", "after"} unit price (DESIGN 13.4), else None."""
+    if not c.repriced:
+        return None
+    return {"before": money.optional(c.price_before), "after": money.plain(c.unit_price)}
 
 
 def customer_to_dict(cp: CustomerPlan) -> dict[str, Any]:
@@ -173,6 +182,7 @@ def _change(ch: Obj, customer_id: str) -> Change:
         action = Action(ch.text("action"))
     except ValueError:
         raise ShapeError(f"{ch.path}/action: expected add, update or remove") from None
+    repriced, price_before = _price_change(ch)
     return Change(
         action=action,
         customer_id=customer_id,
@@ -187,9 +197,22 @@ def _change(ch: Obj, customer_id: str) -> Change:
         effective_date=ch.opt_date("effective_date"),
         unit_cost=ch.opt_decimal("unit_cost"),
         description=ch.opt_text("description"),
+        repriced=repriced,
+        price_before=price_before,
         no_charge=ch.has("no_charge") and ch.boolean("no_charge"),
         orphan=ch.has("cause") and ch.text("cause") == "unmapped",
     )
+
+
+def _price_change(ch: Obj) -> tuple[bool, Decimal | None]:
+    """(repriced, price before) of a change read back; plans saved before prices were
+    desired state (no key) reprice nothing. Its `after` is `unit_price`, which the
+    re-derived plan's comparison checks (verify), as every other field."""
+    price = ch.opt_obj("price_change", frozenset({"before", "after"}))
+    if price is None:
+        return False, None
+    price.decimal("after")
+    return True, price.opt_decimal("before")
 
 
 def _customer(c: Obj) -> CustomerPlan:
@@ -296,6 +319,9 @@ def additions_snapshot(
             "product": x.product_identifier,
             "quantity": x.quantity,
             "cancelled_date": _date(x.cancelled_date),
+            # a price moved since the plan is stale too: the plan showed, and may send,
+            # a price reviewed against the old one (DESIGN 13.4)
+            "unit_price": money.optional(x.unit_price),
         }
         for x in additions
         if is_live_managed(x, products, as_of)

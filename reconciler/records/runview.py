@@ -95,7 +95,7 @@ def render_run(run: RunRecord) -> str:
             md(ch.sku),
             md(ch.product),
             f"{ch.before} → {ch.after}",
-            price(ch.unit_price),
+            ch.price_words(price),
             money(ch.revenue_delta),
             result_text(ch.ok) + (f": {md(ch.error)}" if ch.error else ""),
         ]
@@ -263,7 +263,7 @@ def render_run_text(run: RunRecord) -> str:
             note = f" ({t(ch.note)})" if ch.note else ""
             out.append(
                 f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
-                f"{ch.after} @ {price(ch.unit_price)} = {money(ch.revenue_delta)} "
+                f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
                 f"{t(run.currency)}"
                 f"  {result}{note}"
             )
