@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from reconciler import __version__
 from reconciler.errors import ConfigError, ReconcileError
-from reconciler.scrub import guarded_output
+from reconciler.scrub import guarded_output, shorten
 from reconciler.untrusted import plain
 
 
@@ -285,4 +285,4 @@ def lock_command() -> str:
     """How the config-directory lock names this process: the command line, arguments only."""
     import sys
 
-    return " ".join(["reconcile", *sys.argv[1:]])[:200]
+    return shorten(" ".join(["reconcile", *sys.argv[1:]]), 200)

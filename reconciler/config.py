@@ -29,6 +29,7 @@ from reconciler.model import (
     SkuMap,
 )
 from reconciler.money import PRICE_PLACES, places
+from reconciler.scrub import shorten
 from reconciler.yamlsource import Document
 
 MAPPINGS = "mappings"
@@ -224,7 +225,7 @@ def _check_money(doc: Document, index: int, item: dict[str, Any]) -> list[Proble
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(text, 40, mark="...")
 
 
 def _check_terms(doc: Document) -> list[Problem]:

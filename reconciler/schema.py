@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError, val
 
 from reconciler.errors import Problem
 from reconciler.resources import load_schema
+from reconciler.scrub import shorten
 from reconciler.untrusted import command_data, command_property
 from reconciler.yamlsource import Document, JsonPath, resolve_plain
 
@@ -199,7 +200,7 @@ def validate(doc: Document, schema_name: str, progress: Progress | None = None) 
 
 
 def quote(value: str, limit: int = 60) -> str:
-    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    text = shorten(value, limit, mark="...")
     return "'" + text.replace("'", "\\'") + "'"
 
 

@@ -191,6 +191,15 @@ def scrub_tree(value: Any, extra: Iterable[str] = ()) -> Any:
     return Scrubber(extra).tree(value)
 
 
+def shorten(text: object, limit: int, extra: Iterable[str] = (), *, mark: str = "…") -> str:
+    """The one way untrusted or API text is cut to `limit` characters for a message
+    (DESIGN 13.5): credentials are scrubbed from the whole text FIRST, then it is made one
+    line, then cut. Cutting first would leave a credential's first characters, which the
+    scrubber no longer recognises, in the message."""
+    whole = " ".join(scrub(str(text), extra).split())
+    return whole if len(whole) <= limit else whole[: max(0, limit - len(mark))] + mark
+
+
 # --- the process's streams -------------------------------------------------------------------
 # Here, not in untrusted: the guard (untrusted.OutputGuard) takes the scrubber as a
 # parameter, so untrusted never imports this module (no import cycle).
