@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from reconciler import __version__
-from reconciler.errors import ConfigError, ReconcileError
+from reconciler.errors import ConfigError, ReconcileError, os_error_line
 from reconciler.scrub import guarded_output, shorten
 from reconciler.untrusted import plain
 
@@ -166,8 +166,13 @@ class _Group(TyperGroup):
                     typer.echo(lines_of(problem), err=True)
                 raise typer.Exit(1) from None
             except ReconcileError as exc:
+                for line in getattr(exc, "committed", ()):  # RunLogFailed: the truth first
+                    typer.echo(line, err=True)
                 typer.echo(f"error: {lines_of(exc)}", err=True)
                 raise typer.Exit(exc.exit_code) from None
+            except OSError as exc:  # a disk or permission error nothing above expected
+                typer.echo(f"error: {plain(os_error_line(exc))}", err=True)
+                raise typer.Exit(1) from None
             except KeyboardInterrupt as exc:
                 typer.echo("Interrupted.", err=True)
                 # 128 + the signal's number (interrupt.Interrupted): 143 for SIGTERM

@@ -43,7 +43,7 @@ from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
 from reconciler.connectwise.state import read_state
 from reconciler.env import API_CREDENTIAL_VARS
-from reconciler.errors import ReconcileError
+from reconciler.errors import ReconcileError, RunLogFailed
 from reconciler.files import atomic_write
 from reconciler.http import Traffic
 from reconciler.interrupt import Interrupted, StopSignals
@@ -469,7 +469,7 @@ class SyncEngine:
         stop new writes from here on; the record and e-mails always get written."""
         plan = planned.plan
         with signals.deferred():
-            handle = runlog.start_run(
+            handle = runlog.start_run_or_refuse(
                 self.config.config_dir,
                 plan,
                 trigger=trigger,
@@ -489,7 +489,13 @@ class SyncEngine:
             finally:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
-            handle.finish(result, interrupted_by=signals.name or None)
+            try:
+                handle.finish(result, interrupted_by=signals.name or None)
+            except RunLogFailed:
+                # The e-mails still tell the truth (the record in memory); the error, with
+                # every committed write, is what the command shows.
+                self._email(handle, plan, req, smtp)
+                raise
             emails = self._email(handle, plan, req, smtp)
             self._chat(chat.sync_outcome_event(handle.record))
         failed = any(not c.ok for c in result.customers)
@@ -508,7 +514,8 @@ class SyncEngine:
                 on_customer=self.ui.customer_done,
                 expected=planned.state,
                 journal=handle,
-                stop=lambda: signals.requested,
+                # A run log that refused a write stops new writes as a signal does.
+                stop=lambda: signals.requested or handle.broken is not None,
             )
 
     def _email(
@@ -525,7 +532,8 @@ class SyncEngine:
                 self.config.settings, handle.record, plan, send=req.send_email, smtp=smtp
             )
         finally:  # the record's twin, summary and INDEX.md are written here, always
-            handle.set_emails(emails)
+            if handle.broken is None:
+                handle.set_emails(emails)
         return tuple(emails)
 
     def _chat(self, event: chat.ChatEvent) -> None:
@@ -564,7 +572,7 @@ class SyncEngine:
         """A sync that did not happen (API down, stale or unsafe plan, a signal before the
         first write) is still a sync outcome: record it and e-mail it, or a failed scheduled
         run would go unnoticed."""
-        handle = runlog.start_run(
+        handle = runlog.start_run_or_refuse(
             self.config.config_dir,
             planned.plan if planned else None,
             trigger=trigger,
