@@ -243,6 +243,7 @@ def plan(
             "file and exit 0.",
         ),
     ] = False,
+    max_duration: cli_options.MaxDurationOption = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -272,6 +273,7 @@ def plan(
         if_due=if_due,
         baseline_dir=baseline,
         verbose=verbose_of(ctx),
+        max_duration=max_duration,
     )
     raise typer.Exit(code)
 
@@ -323,14 +325,15 @@ def apply(
             "(default: refuse at once).",
         ),
     ] = 0,
+    max_duration: cli_options.MaxDurationOption = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Make ConnectWise match ZeroTek usage: plan, show, confirm, apply, verify, record, e-mail.
 
     Exit 0 on success, 1 on any error (customers without errors are still applied; also
     when another apply holds the config directory's lock), 3 when the plan is unsafe and
-    --force was not given, 130/143 when interrupted by SIGINT/SIGTERM (what was written
-    is recorded).
+    --force was not given, 124 when --max-duration ended it, 130/143 when interrupted by
+    SIGINT/SIGTERM (what was written is recorded).
     """
     from reconciler import cli_sync
 
@@ -348,6 +351,7 @@ def apply(
         command=lock_command(),
         verbose=verbose_of(ctx),
         fmt=fmt,
+        max_duration=max_duration,
     )
     raise typer.Exit(code)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from reconciler import cli_json, render, term
+from reconciler import cli_json, deadline, render, term
 from reconciler.baseline import compare
 
 # The option types live in cli_options (light to import); re-exported for the commands here.
@@ -76,12 +76,14 @@ def run_plan(
     baseline_dir: Path | None = None,
     clients: Clients | None = None,
     verbose: bool = False,
+    max_duration: str | None = None,
 ) -> int:
+    seconds = deadline.max_duration(max_duration, clients.environ if clients else None)
     config = load_config(config_dir)
     engine = SyncEngine(config, clients, ui=Ui(busy=_busy, notice=_notice))
     with requests_shown(engine, verbose):
         return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
-                     if_due, baseline_dir)  # fmt: skip
+                     if_due, baseline_dir, seconds)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -109,6 +111,7 @@ def _plan(
     detailed_exitcode: bool,
     if_due: bool,
     baseline_dir: Path | None,
+    max_duration: float | None = None,
 ) -> int:
     engine.check_customers(customers)  # unknown ids fail before any request
     if if_due:
@@ -127,7 +130,8 @@ def _plan(
             return 0
         typer.echo(decision.reason, err=True)
     baseline, note = _load_baseline(baseline_dir)
-    planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, baseline))
+    request = PlanRequest(customers, period, parse_as_of(as_of), out, baseline, max_duration)
+    planned = engine.plan(request)
     if baseline_dir is not None:
         # No loadable base (a first pull request, or one that repairs broken mappings):
         # compared with an empty plan, every change is this pull request's.
@@ -259,6 +263,7 @@ def run_apply(
     command: str = "reconcile apply",
     verbose: bool = False,
     fmt: OutputFormat = OutputFormat.TEXT,
+    max_duration: str | None = None,
 ) -> int:
     as_json = fmt is OutputFormat.JSON
     if as_json and not yes and plan_file is None and not _is_tty(sys.stdin):
@@ -295,6 +300,7 @@ def run_apply(
             trigger=trigger,
             lock_timeout=lock_timeout,
             command=command,
+            max_duration=deadline.max_duration(max_duration, clients.environ if clients else None),
         )
         with requests_shown(engine, verbose):
             outcome = engine.apply(request)

@@ -42,11 +42,18 @@ from reconciler.clients import Clients
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
 from reconciler.connectwise.state import read_state
+from reconciler.deadline import (
+    EXIT_TIME_LIMIT,
+    MAX_DURATION_VAR,
+    TIME_LIMIT,
+    RunDeadline,
+    TimeLimit,
+)
 from reconciler.env import API_CREDENTIAL_VARS
 from reconciler.errors import ReconcileError, RunLogFailed
 from reconciler.files import atomic_write
 from reconciler.http import Traffic
-from reconciler.interrupt import Interrupted, StopSignals
+from reconciler.interrupt import Abandoned, Interrupted, StopSignals
 from reconciler.lock import config_lock
 from reconciler.model import (
     ApplyResult,
@@ -111,6 +118,7 @@ class PlanRequest:
     as_of: dt.date | None = None
     out: Path | None = None  # also save the plan (with its state snapshot) here
     baseline: Config | None = None  # also plan the base branch's mappings (12.7)
+    max_duration: float | None = None  # seconds (--max-duration); None: unbounded
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,7 @@ class ApplyRequest:
     trigger: str | None = None  # None: detected (GITHUB_EVENT_NAME=schedule -> scheduled)
     lock_timeout: float = 0.0
     command: str = "reconcile apply"  # how the lock names its holder
+    max_duration: float | None = None  # seconds (--max-duration); None: unbounded
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ class SyncOutcome:
     record: RunRecord
     record_path: Path
     emails: tuple[EmailOutcome, ...]
-    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM"
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" / "time limit"
     exit_code: int = 0
 
     @property
@@ -327,12 +336,30 @@ class SyncEngine:
         self.traffic = self.clients.traffic
         # The run record the last apply wrote (also when it then raised): None if none.
         self.recorded: Path | None = None
+        self.deadline = RunDeadline.unbounded()  # the current command's --max-duration
 
-    def _metered(self) -> None:
+    def _metered(self, max_duration: float | None = None) -> None:
         """Fresh request statistics (`traffic`) for the command about to run: what -v shows
-        and the run record keeps are that command's requests alone."""
+        and the run record keeps are that command's requests alone; and its clock
+        (--max-duration), which its clients can consult."""
         self.traffic = Traffic()
-        self.clients = replace(self.clients, traffic=self.traffic)
+        self.deadline = RunDeadline(max_duration)
+        self.clients = replace(self.clients, traffic=self.traffic, deadline=self.deadline)
+
+    async def _in_time(self, coro: Coroutine[Any, Any, T]) -> T:
+        """A read bounded by what is left of --max-duration: at the limit every request
+        of it is cancelled (nothing is left running) and TimeLimit (exit 124) raised."""
+        try:
+            async with asyncio.timeout(self.deadline.timeout()):
+                return await coro
+        except TimeoutError:
+            if not self.deadline.expired:
+                raise
+            raise TimeLimit(
+                f"time limit: {self.deadline.describe()} passed while reading ConnectWise and "
+                "ZeroTek; nothing was written. Re-run, or allow more time "
+                f"({MAX_DURATION_VAR})"
+            ) from None
 
     @staticmethod
     def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -365,7 +392,7 @@ class SyncEngine:
     def plan(self, req: PlanRequest) -> Planned:
         """Read-only: never writes to ConnectWise, takes no lock."""
         select_customers(self.config, req.customers)  # unknown ids fail before any request
-        self._metered()
+        self._metered(req.max_duration)
         check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # no header could carry it
         window = self.period(req.period, req.as_of)
 
@@ -379,7 +406,7 @@ class SyncEngine:
                 return replace(planned, base=base)
 
         with self.ui.busy(READING):
-            planned = self._run(go())
+            planned = self._run(self._in_time(go()))
         if req.out is not None:
             try:
                 atomic_write(req.out, scrub(planfile.dumps(planned.plan, planned.state)))
@@ -397,7 +424,7 @@ class SyncEngine:
         e-mails. Raises (after recording a failed run) when the sync could not start."""
         self.recorded = None
         saved, window, trigger, smtp = self._guard(req)
-        self._metered()
+        self._metered(req.max_duration)
         from_file = saved is not None
         with (
             StopSignals() as signals,
@@ -405,7 +432,7 @@ class SyncEngine:
         ):
             planned: Planned | None = None
             try:
-                planned = self._run(self._read(req, saved, window))
+                planned = self._run(self._in_time(self._read(req, saved, window)))
                 # Verified (or never given): the re-derived plan is what is applied. The
                 # file's copy, tens of megabytes at 10,000 customers, goes now.
                 saved = None
@@ -415,7 +442,7 @@ class SyncEngine:
             except (ReconcileError, Interrupted) as exc:
                 if not isinstance(exc, Declined):
                     with signals.deferred():
-                        self._record_failure(planned, window, exc, trigger, req, smtp)
+                        self._record_failure(planned, window, exc, trigger, req, smtp, signals)
                 raise
             if self.ui.confirm is not None and not from_file and not self.ui.confirm(planned.plan):
                 raise Declined("apply cancelled: nothing was applied")
@@ -479,8 +506,18 @@ class SyncEngine:
             )
             self.recorded = handle.path
             self.ui.applying(sum(1 for cp in plan.customers if cp.changes))
+            limited: list[bool] = []  # set when the time limit kept a write from starting
+
+            def stop() -> bool:
+                if signals.requested or handle.broken is not None:
+                    return True
+                if self.deadline.expired:
+                    limited.append(True)
+                    return True
+                return False
+
             try:
-                result = self._run(self._write(planned, handle, signals))
+                result = self._run(self._write(planned, handle, stop))
             except BaseException as exc:
                 # A bug, not a sync outcome: still record what the journal knows, and say so.
                 handle.record.requests = self.traffic.to_json()
@@ -489,21 +526,40 @@ class SyncEngine:
             finally:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
+            stopped_by = signals.name or (TIME_LIMIT if limited else None)
             try:
-                handle.finish(result, interrupted_by=signals.name or None)
+                handle.finish(result, interrupted_by=stopped_by)
             except RunLogFailed:
                 # The e-mails still tell the truth (the record in memory); the error, with
                 # every committed write, is what the command shows.
-                self._email(handle, plan, req, smtp)
+                self._notify(handle, plan, req, smtp, signals, chat_event=False)
                 raise
-            emails = self._email(handle, plan, req, smtp)
-            self._chat(chat.sync_outcome_event(handle.record))
+            emails = self._notify(handle, plan, req, smtp, signals)
         failed = any(not c.ok for c in result.customers)
-        code = signals.exit_code or (1 if failed else 0)
-        return SyncOutcome(result, handle.record, handle.path, emails, signals.name or None, code)
+        code = signals.exit_code or (EXIT_TIME_LIMIT if limited else (1 if failed else 0))
+        return SyncOutcome(result, handle.record, handle.path, emails, stopped_by, code)
+
+    def _notify(
+        self,
+        handle: runlog.RunHandle,
+        plan: Plan | None,
+        req: ApplyRequest,
+        smtp: notify.SmtpSettings | None,
+        signals: StopSignals,
+        *,
+        chat_event: bool = True,
+    ) -> tuple[EmailOutcome, ...]:
+        """E-mails, then the chat message; a second stop signal abandons what is left
+        (the record says which were sent)."""
+        with signals.notifying():
+            emails = self._email(handle, plan, req, smtp)
+            if chat_event and not signals.abandoned:
+                with contextlib.suppress(Abandoned):
+                    self._chat(chat.sync_outcome_event(handle.record))
+        return emails
 
     async def _write(
-        self, planned: Planned, handle: runlog.RunHandle, signals: StopSignals
+        self, planned: Planned, handle: runlog.RunHandle, stop: Callable[[], bool]
     ) -> ApplyResult:
         async with self.clients.connectwise(self.config) as cw:
             return await apply_plan(
@@ -514,8 +570,8 @@ class SyncEngine:
                 on_customer=self.ui.customer_done,
                 expected=planned.state,
                 journal=handle,
-                # A run log that refused a write stops new writes as a signal does.
-                stop=lambda: signals.requested or handle.broken is not None,
+                # A stop signal, a run log that refused a write, or the time limit.
+                stop=stop,
             )
 
     def _email(
@@ -568,6 +624,7 @@ class SyncEngine:
         trigger: str,
         req: ApplyRequest,
         smtp: notify.SmtpSettings | None,
+        signals: StopSignals,
     ) -> None:
         """A sync that did not happen (API down, stale or unsafe plan, a signal before the
         first write) is still a sync outcome: record it and e-mail it, or a failed scheduled
@@ -585,11 +642,16 @@ class SyncEngine:
         if isinstance(exc, Interrupted):
             message = f"interrupted by {exc}: stopped before any write; nothing was written"
             handle.fail(message, interrupted_by=str(exc))
+        elif isinstance(exc, TimeLimit):
+            handle.fail(str(exc), interrupted_by=TIME_LIMIT)
         else:
             message = str(exc)
             handle.fail(message)
-        self._email(handle, None, req, smtp)
-        self._chat(chat.sync_failed_event(handle.record))
+        with signals.notifying():
+            self._email(handle, None, req, smtp)
+            if not signals.abandoned:
+                with contextlib.suppress(Abandoned):
+                    self._chat(chat.sync_failed_event(handle.record))
 
     # --- check-unmapped -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from reconciler.deadline import RunDeadline
 from reconciler.errors import ReconcileError
 from reconciler.scrub import shorten
 from reconciler.slots import Slots
@@ -186,6 +187,8 @@ class HttpApi:
     api: ClassVar[str] = "api"  # the run record's name for it (connectwise, zerotek)
     # Path segments after these are ids in route patterns (besides all-digit segments).
     id_after: ClassVar[frozenset[str]] = frozenset()
+    # The run's --max-duration (set by clients.Clients): how long waits may still last.
+    run_deadline: RunDeadline = RunDeadline.unbounded()
 
     def __init__(
         self,
