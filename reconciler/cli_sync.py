@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from reconciler.engine import (
     Ui,
 )
 from reconciler.errors import ConfigError, Problem, ReconcileError
+from reconciler.files import read_json
 from reconciler.model import Config, CustomerResult, Location, PeriodKind, Plan
 from reconciler.periods import today_in
 from reconciler.record import RunRecord
@@ -337,8 +337,8 @@ def _read_record(path: Path | None) -> RunRecord | None:
     if path is None:
         return None
     try:
-        return RunRecord.from_json(json.loads(path.read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError):
+        return RunRecord.from_json(read_json(path))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from reconciler import schema, yamlsource
 from reconciler.errors import ConfigError, Problem
+from reconciler.files import inside
 from reconciler.model import (
     Config,
     CustomerMap,
@@ -116,13 +117,27 @@ def _read_one(
     config_dir: Path, rel: str, kind: str, files: _Files, progress: Progress | None = None
 ) -> Document | None:
     path = config_dir / rel
+    if path.exists() and not inside(config_dir, path):
+        # A symlink out of the repository: never read (its content would be quoted in
+        # errors, and what is reviewed would not be what is applied).
+        files.problems.append(
+            Problem(
+                Location(rel),
+                "resolves outside the config directory (a symlink?); "
+                "mapping files must be inside it",
+            )
+        )
+        return None
     try:
-        raw = path.read_bytes()
+        raw = yamlsource.read_limited(path)
     except FileNotFoundError:
         files.problems.append(Problem(Location(rel), f"file not found, expected {_EXPECTED[kind]}"))
         return None
     except OSError as exc:
         files.problems.append(Problem(Location(rel), f"cannot read: {exc.strerror}"))
+        return None
+    except ValueError as exc:
+        files.problems.append(Problem(Location(rel), str(exc)))
         return None
     files.raw[rel] = raw
     read_progress = check_progress = None

@@ -9,10 +9,13 @@ can say "runs/INDEX.md: No space left on device" in one line (DESIGN 13.5)."""
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 # Pieces gathered into writes of about this size: one syscall per record customer was slow.
 _CHUNK = 1 << 16
@@ -73,3 +76,44 @@ def _replace(path: Path, data: str | bytes | Iterable[str | bytes], keep_mode: b
         pass
     finally:
         os.close(dir_fd)
+
+
+# --- reading what is on disk: bounded (DESIGN 13.5) ---------------------------------------
+
+# A run record at 10,000 customers is tens of megabytes; nothing we write comes near this.
+MAX_JSON_BYTES = 1 << 30
+
+
+def loads_json(data: str | bytes) -> Any:
+    """JSON text -> value; ValueError (never RecursionError) for nesting too deep to parse:
+    `[` x 3000 in a hand-edited file is a bad file, not a crash."""
+    try:
+        # Bytes as UTF-8 only (what we write): json.loads would guess UTF-16 from a BOM.
+        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except RecursionError:
+        raise ValueError("nested too deeply to be a file this tool wrote") from None
+
+
+def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file, refused with ValueError when larger than `max_bytes` or malformed
+    (OSError when it cannot be read)."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{size:,} bytes, larger than the {max_bytes:,} accepted")
+    return loads_json(path.read_bytes())
+
+
+def content_digest(path: Path) -> str:
+    """The key cached summaries are stored under: what the file holds, not its size or
+    time (an edit can keep the size; a fresh checkout changes every time)."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether `path`, symlinks resolved, is `root` or below it (symlinks resolved too)."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True

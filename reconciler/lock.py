@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reconciler.errors import ReconcileError, os_error_line
+from reconciler.files import loads_json
 
 LOCK_DIR = ".reconcile"
 LOCK_NAME = "lock"
@@ -70,7 +71,7 @@ def _me(command: str) -> Holder:
 
 def _read_holder(fd: int) -> Holder | None:
     try:
-        data = json.loads(os.pread(fd, 65536, 0).decode("utf-8"))
+        data = loads_json(os.pread(fd, 65536, 0).decode("utf-8"))
         return Holder(
             int(data["pid"]),
             str(data["host"]),

@@ -20,6 +20,7 @@ import jsonschema
 
 from reconciler import money
 from reconciler.errors import ReconcileError
+from reconciler.files import read_json
 from reconciler.jsonshape import Obj, ShapeError
 from reconciler.model import (
     Action,
@@ -250,7 +251,7 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
     what a full schema pass over them would catch at a fraction of its cost. The state
     snapshot is an object whose fingerprint the plan carries (see engine.verify_saved)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
     except FileNotFoundError:
         raise ReconcileError(f"{path}: plan file not found") from None
     except IsADirectoryError:
@@ -260,6 +261,8 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f":{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ReconcileError(f"{path}{where}: not a plan file (invalid JSON)") from None
+    except ValueError as exc:  # too large, or nested too deeply (files.read_json)
+        raise ReconcileError(f"{path}: not a plan file ({exc})") from None
     envelope = {**data, "customers": []} if isinstance(data, dict) else data
     validator = jsonschema.Draft202012Validator(load_schema("plan.schema.json"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(envelope))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from typing import Any
 from reconciler import runindex
 from reconciler.billed import Billed
 from reconciler.errors import ReconcileError, RunLogFailed, os_error_line
-from reconciler.files import atomic_write, write_all
+from reconciler.files import atomic_write, content_digest, loads_json, read_json, write_all
 from reconciler.model import ApplyResult, ChangeResult, CustomerResult, Period, Plan
 from reconciler.money import plain
 from reconciler.record import EmailOutcome, RunRecord, RunSummary, customer_json
@@ -292,12 +293,12 @@ class RunHandle:
         atomic_write(self.path, stream)
         shown = self.record
         if stream.scrubbed:  # a credential in the data: show what the file holds
-            shown = RunRecord.from_json(json.loads(self.path.read_bytes()))
+            shown = RunRecord.from_json(read_json(self.path))
         if twin:
             atomic_write(self.md_path, render_run(shown))
         if summary:
             summary_of = runindex.summary_of(shown, self.path)
-            runindex.write(runs_dir(self.config_dir), summary_of, stream.size)
+            runindex.write(runs_dir(self.config_dir), summary_of, stream.digest())
         self._record_bytes = stream.size
         if index:
             rebuild_index(self.config_dir)
@@ -316,6 +317,11 @@ class _RecordStream:
         self.size = 0
         self.scrubbed = False
         self._scrubber = Scrubber()
+        self._hash = hashlib.sha256()
+
+    def digest(self) -> str:
+        """files.content_digest of what was streamed (so no re-read of the file)."""
+        return self._hash.hexdigest()
 
     def __iter__(self) -> Iterator[bytes]:
         head = self.record.to_json(customers=False)
@@ -337,6 +343,7 @@ class _RecordStream:
     def _bytes(self, text: str) -> bytes:
         data = text.encode("utf-8")
         self.size += len(data)
+        self._hash.update(data)
         return data
 
 
@@ -414,7 +421,7 @@ def replay_journal(record: RunRecord, path: Path) -> RunRecord:
     by_id = {c.id: c for c in record.customers}
     for line in lines:
         try:
-            entry = json.loads(line)
+            entry = loads_json(line)
             if "id" in entry:
                 cust = by_id[entry["id"]]
                 cust.errors, cust.verified = list(entry["errors"]), bool(entry["verified"])
@@ -481,7 +488,7 @@ def start_run_or_refuse(config_dir: Path, plan: Plan | None, **kw: Any) -> RunHa
 
 def _read_record(path: Path) -> RunRecord:
     """Raises OSError/ValueError/KeyError/TypeError/AttributeError on an unreadable one."""
-    record = RunRecord.from_json(json.loads(path.read_bytes()))
+    record = RunRecord.from_json(read_json(path))
     if record.outcome == "incomplete":
         record = replay_journal(record, path)
     return record
@@ -498,7 +505,11 @@ def _summary(path: Path, *, repair: bool = False) -> RunSummary:
         stored = runindex.read(runs, path)
         if stored is not None:
             return stored
-    unreadable = (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError)
+    # read_json refuses nesting too deep to parse (ValueError); RecursionError stays listed
+    # for a record that parses but is too deep for what reads it: "unreadable", never fatal.
+    unreadable = (
+        OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError
+    )  # fmt: skip
     try:
         record = _read_record(path)
         summary = runindex.summary_of(record, path)
@@ -525,7 +536,7 @@ def _repair(record: RunRecord, path: Path, summary: RunSummary) -> None:
     if record.outcome != "incomplete":  # killed between finishing and removing it
         journal_path(path).unlink(missing_ok=True)
     if not journal_path(path).exists():
-        runindex.write(path.parents[2], summary, path.stat().st_size)
+        runindex.write(path.parents[2], summary, content_digest(path))
 
 
 def _run_files(config_dir: Path) -> list[Path]:
