@@ -111,9 +111,9 @@ def test_a_lock_holder_record_of_deep_json_is_not_a_crash(config_dir: Path) -> N
     path.write_text(DEEP_JSON)
     with path.open("r+") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
-        with pytest.raises(ReconcileError, match="locked by another process"):
-            with config_lock(config_dir, "test"):
-                pass
+        refused = pytest.raises(ReconcileError, match="locked by another process")
+        with refused, config_lock(config_dir, "test"):
+            pass
 
 
 def test_a_read_only_runs_dir_is_one_line_naming_it(sandbox: Sandbox, config_dir: Path) -> None:
