@@ -580,8 +580,14 @@ def sandbox_command(
 ) -> None:
     """Run the loopback ConnectWise + ZeroTek simulators (the example data) in the foreground
     and print the environment that points the CLI at them. Ctrl-C stops them."""
+    from reconciler.sandbox import Sandbox
     from reconciler.sandbox.foreground import serve_until_stopped
+    from reconciler.scrub import declare_public
 
+    # Its export lines are public demo values: printed as they are, even when this shell
+    # already holds them as credentials (the scrubber would otherwise redact them).
+    sb = Sandbox
+    declare_public(sb.company_id, sb.public_key, sb.private_key, sb.client_id, sb.zerotek_token)
     root = config_dir_of(ctx, config_dir)  # named in the hint on how to use the sandbox
     serve_until_stopped(port=port, latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
                         quiet=quiet, config_dir=root)  # fmt: skip
