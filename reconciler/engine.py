@@ -69,6 +69,7 @@ from reconciler.periods import period_for
 from reconciler.record import EmailOutcome, RunRecord, RunSummary
 from reconciler.report import Kind, Pricer, Row, unmapped_customer_rows
 from reconciler.scrub import check_credentials, scrub
+from reconciler.taskgroup import all_or_none2
 from reconciler.usage import fetch_usage
 
 EXIT_UNSAFE = 3
@@ -242,7 +243,8 @@ async def make_plan(
     judged against, in a saved plan and at the just-in-time re-read before each write."""
     customers = select_customers(config, customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
-    actual, usage = await asyncio.gather(
+    # All or none: a failed usage read must not leave ConnectWise requests running.
+    actual, usage = await all_or_none2(
         read_state(cw, config, customers),
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
@@ -269,7 +271,7 @@ async def make_plans_with_baseline(
     # Both variants of a customer whose mapping changed: companies and agreements of each.
     union = list({(c.id, c): c for c in [*head_customers, *base_customers]}.values())
     reading = replace(config, skus=tuple(dict.fromkeys((*config.skus, *baseline.skus))))
-    actual, usage = await asyncio.gather(
+    actual, usage = await all_or_none2(
         read_state(cw, reading, union),
         fetch_usage(
             config,

@@ -6,7 +6,6 @@ against any server following them, not just the sandbox.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote_plus
@@ -25,6 +24,7 @@ from reconciler.http import (
     RequestStats,
 )
 from reconciler.scrub import basic_auth_token
+from reconciler.taskgroup import all_or_none
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
 
@@ -162,7 +162,7 @@ class ConnectWiseClient(HttpApi):
         if not values:
             return []
         chunks = in_chunks(field, values, self.condition_budget(path, fields), extra=conditions)
-        pages = await asyncio.gather(*(self.get_all(path, c, fields) for c in chunks))
+        pages = await all_or_none([self.get_all(path, c, fields) for c in chunks])
         return [item for page in pages for item in page]
 
     def condition_budget(self, path: str, fields: str | None = None) -> int:

@@ -51,6 +51,7 @@ from reconciler.model import (
     ManagedProducts,
 )
 from reconciler.planner import agreements_by_company, companies_by_key, resolve_agreement
+from reconciler.taskgroup import all_or_none, cancel_and_wait
 
 _T = TypeVar("_T", Company, CatalogItem)
 _NONE = ManagedProducts(())  # read_additions' default: every addition someone else's
@@ -132,9 +133,12 @@ class _Reading:
                 tasks, self.agreement_tasks = self.agreement_tasks, []
                 await _all_or_none(tasks)
             await self._settle()
-        finally:
-            for task in (*self.agreement_tasks, *self.additions.values()):
+        except BaseException as exc:
+            pending = [*self.agreement_tasks, *self.additions.values()]
+            for task in pending:
                 _discard(task)  # only unfinished ones (a failure elsewhere): never left running
+            await cancel_and_wait(pending, exc)  # ...and ended before the error goes on
+            raise
 
     async def _companies(self, index: int) -> None:
         condition = in_list("identifier", self.company_groups[index])
@@ -242,15 +246,8 @@ class _Reading:
 
 
 async def _all_or_none(aws: Sequence[Awaitable[Any]]) -> None:
-    """Like `asyncio.gather`, but the first failure cancels the others (no request is left
-    running behind an error) and is raised as itself, not wrapped in an ExceptionGroup."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
+    """taskgroup.all_or_none: the first failure cancels the others and waits for them."""
+    await all_or_none(aws)
 
 
 def _discard(task: asyncio.Task[Any]) -> None:

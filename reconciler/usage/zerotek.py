@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from reconciler.http import (
     RequestStats,
 )
 from reconciler.model import Period, Usage
+from reconciler.taskgroup import all_or_none, all_or_none2
 
 CUSTOMERS = "/v1/customers"
 USAGE = "/v1/usage"
@@ -185,14 +185,12 @@ async def fetch_zerotek_usage(
     answers 404 for are left out of `known_customers`, so the planner warns about them and
     leaves them untouched while the others proceed (as in a full sync)."""
     if customer_ids is None:
-        users, known = await asyncio.gather(
+        users, known = await all_or_none2(
             client.usage(period.start, period.end), client.customers()
         )
         return Usage(period=period, users=users, known_customers=known)
     ids = list(dict.fromkeys(customer_ids))
-    results = await asyncio.gather(
-        *(client.customer_usage(c, period.start, period.end) for c in ids)
-    )
+    results = await all_or_none([client.customer_usage(c, period.start, period.end) for c in ids])
     answered = dict(zip(ids, results, strict=True))
     return Usage(
         period=period,
