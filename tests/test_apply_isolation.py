@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from reconciler import engine
-from reconciler.apply import apply_plan
-from reconciler.clients import Clients
-from reconciler.config import load_config
-from reconciler.model import ChangeResult, CustomerResult, PeriodKind
-from reconciler.periods import period_for
+from reconciler.config.loader import load_config
+from reconciler.connectwise.apply import apply_plan
+from reconciler.core.model import ChangeResult, CustomerResult, PeriodKind
+from reconciler.core.periods import period_for
+from reconciler.engine import manager as engine
+from reconciler.engine.clients import Clients
 from reconciler.sandbox import Sandbox
 
 

@@ -25,14 +25,16 @@ import pytest
 from conftest import set_setting
 from typer.testing import CliRunner
 
-from reconciler import chat, notify, runlog
-from reconciler.cli import app
+from reconciler.cli.commands import app
+from reconciler.config.env import CWCredentials
 from reconciler.connectwise import client as cw_client
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.deadline import RunDeadline, parse_duration, within
-from reconciler.env import CWCredentials
-from reconciler.github import GitHubClient
-from reconciler.model import Period, PeriodKind
+from reconciler.core.model import Period, PeriodKind
+from reconciler.net.deadline import RunDeadline, parse_duration, within
+from reconciler.notify import chat
+from reconciler.notify import email as notify
+from reconciler.notify.github import GitHubClient
+from reconciler.records import runlog
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]

@@ -20,9 +20,9 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from reconciler.cli import app
+from reconciler.cli.commands import app
 from reconciler.sandbox import Sandbox, default_fixture
-from reconciler.untrusted import escape_controls
+from reconciler.secure.untrusted import escape_controls
 
 OSC52 = "\x1b]52;c;ZWNobyBwd25lZA==\x07"
 CLEAR = "\x1b[2J\x1b[H"

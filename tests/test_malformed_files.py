@@ -11,10 +11,10 @@ import pytest
 from disk_faults import DiskFault
 from typer.testing import CliRunner
 
-from reconciler import runlog
-from reconciler.cli import app
-from reconciler.errors import ReconcileError
-from reconciler.lock import config_lock, lock_path
+from reconciler.cli.commands import app
+from reconciler.core.errors import ReconcileError
+from reconciler.engine.lock import config_lock, lock_path
+from reconciler.records import runlog
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]

@@ -20,9 +20,9 @@ from conftest import set_setting
 from disk_faults import COMPONENTS, KINDS, DiskFault
 from typer.testing import CliRunner
 
-from reconciler import runlog
-from reconciler.cli import app
-from reconciler.runview import render_run, render_run_text
+from reconciler.cli.commands import app
+from reconciler.records import runlog
+from reconciler.records.runview import render_run, render_run_text
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import verify
 from reconciler.connectwise import payload
-from reconciler.jsonshape import Obj
-from reconciler.scrub import basic_auth_token, shorten
+from reconciler.plan import verify
+from reconciler.plan.jsonshape import Obj
+from reconciler.secure.scrub import basic_auth_token, shorten
 
 ENV = {
     "CW_COMPANY_ID": "zerotekco",

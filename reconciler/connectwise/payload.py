@@ -10,9 +10,9 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reconciler.errors import ReconcileError
-from reconciler.model import Addition, Agreement, CatalogItem, Company, ManagedProducts
-from reconciler.scrub import shorten
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import Addition, Agreement, CatalogItem, Company, ManagedProducts
+from reconciler.secure.scrub import shorten
 
 COMPANIES = "/company/companies"
 AGREEMENTS = "/finance/agreements"
