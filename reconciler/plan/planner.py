@@ -334,6 +334,9 @@ def plan(
                 f"ZeroTek does not know customer '{c.id}': left untouched (check the id)"
             )
         agreement, error = resolve_agreement(c, companies, actual.agreements, by_company)
+        refused = actual.refused.get(c.company.casefold())
+        if refused is not None:  # not "not found": ConnectWise would not say
+            error = f"ConnectWise refused the query for company '{c.company}': {refused}"
         if error is None and agreement is not None:
             error = agreement_problem(agreement, period)
         if error:
