@@ -24,6 +24,7 @@ COMPONENTS: dict[str, Callable[[str], bool]] = {
     "journal": lambda p: p.endswith(".journal"),
     "record": lambda p: bool(_RUN_FILE.search(os.path.basename(p))),
     "INDEX": lambda p: "INDEX.md" in os.path.basename(p) or f"{os.sep}index{os.sep}" in p,
+    "ledger": lambda p: "managed.json" in os.path.basename(p),
 }
 KINDS = ("ENOSPC", "EIO", "short", "EROFS")
 _WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC

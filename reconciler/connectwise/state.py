@@ -66,7 +66,8 @@ async def read_state(
     client: ConnectWiseClient, config: Config, customers: Sequence[CustomerMap]
 ) -> ActualState:
     products = config.managed_products
-    reading = _Reading(client, customers, products)
+    # orphans' lines (DESIGN 13.1) are read as ours: whole quantities, the ledger's spelling
+    reading = _Reading(client, customers, config.owned_products)
     catalog_rows = asyncio.ensure_future(
         client.get_chunked(CATALOG, "identifier", list(products), fields=CATALOG_FIELDS)
     )
@@ -87,6 +88,31 @@ async def read_additions(
     path = additions_path(agreement_id)
     rows = await client.get_all(path, fields=ADDITION_FIELDS)
     return tuple(addition(r, agreement_id, path, managed) for r in rows)
+
+
+async def read_owned(
+    client: ConnectWiseClient,
+    actual: ActualState,
+    agreement_ids: Sequence[int],
+    owned: ManagedProducts,
+) -> ActualState:
+    """`actual` plus the additions of ledger agreements no mapping made us read (orphans,
+    DESIGN 13.1): one read each. An agreement ConnectWise no longer has holds nothing."""
+    if not agreement_ids:
+        return actual
+
+    async def one(agreement_id: int) -> tuple[Addition, ...]:
+        try:
+            return await read_additions(client, agreement_id, managed=owned)
+        except ApiError as exc:
+            if exc.status == 404 and exc.code is not None:
+                return ()
+            raise
+
+    found = await asyncio.gather(*(one(i) for i in agreement_ids))
+    return dataclasses.replace(
+        actual, additions={**actual.additions, **dict(zip(agreement_ids, found, strict=True))}
+    )
 
 
 class _Reading:
