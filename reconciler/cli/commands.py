@@ -278,6 +278,7 @@ def plan(
             "file and exit 0.",
         ),
     ] = False,
+    max_duration: cli_options.MaxDurationOption = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -307,6 +308,7 @@ def plan(
         if_due=if_due,
         baseline_dir=baseline,
         verbose=verbose_of(ctx),
+        max_duration=max_duration,
     )
     raise typer.Exit(code)
 
@@ -366,14 +368,15 @@ def apply(
             "already holds a successful scheduled run for this period.",
         ),
     ] = False,
+    max_duration: cli_options.MaxDurationOption = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Make ConnectWise match ZeroTek usage: plan, show, confirm, apply, verify, record, e-mail.
 
     Exit 0 on success, 1 on any error (customers without errors are still applied; also
     when another apply holds the config directory's lock), 3 when the plan is unsafe and
-    --force was not given, 130/143 when interrupted by SIGINT/SIGTERM (what was written
-    is recorded).
+    --force was not given, 124 when --max-duration ended it, 130/143 when interrupted by
+    SIGINT/SIGTERM (what was written is recorded).
     """
     from reconciler.cli import sync as cli_sync
 
@@ -392,6 +395,7 @@ def apply(
         verbose=verbose_of(ctx),
         fmt=fmt,
         if_due=if_due,
+        max_duration=max_duration,
     )
     raise typer.Exit(code)
 
@@ -637,7 +641,13 @@ def sandbox_command(
     """Run the loopback ConnectWise + ZeroTek simulators (the example data) in the foreground
     and print the environment that points the CLI at them. Ctrl-C stops them."""
     from reconciler.cli.sandbox_command import serve_until_stopped
+    from reconciler.sandbox import Sandbox
+    from reconciler.secure.scrub import declare_public
 
+    # Its export lines are public demo values: printed as they are, even when this shell
+    # already holds them as credentials (the scrubber would otherwise redact them).
+    sb = Sandbox
+    declare_public(sb.company_id, sb.public_key, sb.private_key, sb.client_id, sb.zerotek_token)
     root = config_dir_of(ctx, config_dir)  # named in the hint on how to use the sandbox
     serve_until_stopped(port=port, latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
                         quiet=quiet, config_dir=root)  # fmt: skip

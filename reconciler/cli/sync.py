@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from reconciler.cli.progress import busy, is_tty
 from reconciler.config.loader import load_config, load_settings_only
 from reconciler.config.schema import annotation_file, github_annotation
 from reconciler.core.errors import ConfigError, Problem, ReconcileError
+from reconciler.core.files import read_json
 from reconciler.core.model import Config, CustomerResult, Location, PeriodKind, Plan, Settings
 from reconciler.core.periods import today_in
 from reconciler.engine.clients import Clients
@@ -35,6 +35,7 @@ from reconciler.engine.manager import (
     SyncEngine,
     SyncOutcome,
     Ui,
+    resolve_max_duration,
 )
 from reconciler.plan import render
 from reconciler.plan.baseline import compare, connection_from_base
@@ -65,7 +66,9 @@ def run_plan(
     baseline_dir: Path | None = None,
     clients: Clients | None = None,
     verbose: bool = False,
+    max_duration: str | None = None,
 ) -> int:
+    seconds = resolve_max_duration(max_duration, clients.environ if clients else None)
     config = load_config(config_dir)
     baseline: tuple[Config | None, list[str]] | None = None
     if baseline_dir is not None:
@@ -76,7 +79,7 @@ def run_plan(
     engine = SyncEngine(config, clients, ui=Ui(busy=busy, notice=_notice))
     with requests_shown(engine, verbose):
         return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
-                     if_due, baseline)  # fmt: skip
+                     if_due, baseline, seconds)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -93,6 +96,27 @@ def requests_shown(engine: SyncEngine, verbose: bool) -> Iterator[None]:
             typer.echo("\n".join(["Requests:", *(f"  {line}" for line in lines)]), err=True)
 
 
+def _due(
+    engine: SyncEngine, config: Config, period: PeriodKind, as_of: str | None, out: Path | None
+) -> bool:
+    """`--if-due`: whether to plan today; says why on stdout when not, stderr when so."""
+    if period is not PeriodKind.LAST_BILLING_PERIOD:
+        raise ReconcileError(
+            "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
+        )
+    today = parse_as_of(as_of) or today_in(config.settings.timezone)
+    decision = engine.due(today)  # also posts a missed sync to chat
+    if not decision.due:
+        # The workflow applies only when a plan file exists: a leftover one must not be
+        # mistaken for today's.
+        if out is not None:
+            out.unlink(missing_ok=True)
+        typer.echo(decision.reason)
+        return False
+    typer.echo(decision.reason, err=True)
+    return True
+
+
 def _plan(
     engine: SyncEngine,
     config: Config,
@@ -104,26 +128,15 @@ def _plan(
     detailed_exitcode: bool,
     if_due: bool,
     baseline: tuple[Config | None, list[str]] | None,
+    max_duration: float | None = None,
 ) -> int:
     engine.check_customers(customers)  # unknown ids fail before any request
-    if if_due:
-        if period is not PeriodKind.LAST_BILLING_PERIOD:
-            raise ReconcileError(
-                "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
-            )
-        today = parse_as_of(as_of) or today_in(config.settings.timezone)
-        decision = engine.due(today)  # also posts a missed sync to chat
-        if not decision.due:
-            # The workflow applies only when a plan file exists: a leftover one must not be
-            # mistaken for today's.
-            if out is not None:
-                out.unlink(missing_ok=True)
-            typer.echo(decision.reason)
-            return 0
-        typer.echo(decision.reason, err=True)
+    if if_due and not _due(engine, config, period, as_of, out):
+        return 0
     base, notes = baseline if baseline is not None else (None, [])
     note = " ".join(notes) or None
-    planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, base))
+    request = PlanRequest(customers, period, parse_as_of(as_of), out, base, max_duration)
+    planned = engine.plan(request)
     if baseline is not None:
         # No loadable base (a first pull request, or one that repairs broken mappings):
         # compared with an empty plan, every change is this pull request's.
@@ -267,6 +280,7 @@ def run_apply(
     verbose: bool = False,
     fmt: OutputFormat = OutputFormat.TEXT,
     if_due: bool = False,
+    max_duration: str | None = None,
 ) -> int:
     as_json = fmt is OutputFormat.JSON
     if as_json and not yes and plan_file is None and not is_tty(sys.stdin):
@@ -304,6 +318,7 @@ def run_apply(
             lock_timeout=lock_timeout,
             command=command,
             if_due=if_due,
+            max_duration=resolve_max_duration(max_duration, clients.environ if clients else None),
         )
         with requests_shown(engine, verbose):
             outcome = engine.apply(request)
@@ -345,8 +360,8 @@ def _read_record(path: Path | None) -> RunRecord | None:
     if path is None:
         return None
     try:
-        return RunRecord.from_json(json.loads(path.read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError):
+        return RunRecord.from_json(read_json(path))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -29,9 +29,11 @@ import httpx
 from reconciler.config.env import check_api_url
 from reconciler.core.errors import ReconcileError
 from reconciler.core.vocabulary import PLAN_MARKER
+from reconciler.net.deadline import within
 from reconciler.secure.scrub import Scrubber, check_credentials
 
 DEFAULT_API_URL = "https://api.github.com"
+DEADLINE_SECONDS = 30.0  # a request in all, connect through last byte (DESIGN 13.5)
 # GitHub rejects comment bodies above 65,536 characters with a 422; leave room for the note.
 MAX_BODY_CHARS = 65_000
 _REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
@@ -61,6 +63,7 @@ class GitHubClient:
         timeout: float = 30.0,
         retries: int = 2,
         backoff: float = 1.0,
+        deadline: float = DEADLINE_SECONDS,
     ) -> None:
         if not _REPO.match(repo):
             raise ReconcileError(f"--repo: {repo!r} is not OWNER/REPO")
@@ -72,6 +75,7 @@ class GitHubClient:
         self._scrubber = Scrubber((token, self._token))
         self._retries = retries
         self._backoff = backoff
+        self._deadline = deadline  # a request's total, connect through last byte (13.5)
         self._http = httpx.Client(
             base_url=check_api_url(api_url, "GITHUB_API_URL"),
             headers={
@@ -102,7 +106,15 @@ class GitHubClient:
         for attempt in range(attempts):
             failure: str | None = None
             try:
-                response = self._http.request(method, url, json=json)
+                response = within(
+                    self._deadline, lambda: self._http.request(method, url, json=json), self.close
+                )
+            except TimeoutError:
+                # The client is closed (a stuck connection): no retry on it.
+                raise ReconcileError(
+                    f"{label}: no complete answer within {self._deadline:g} s (the request "
+                    "deadline)"
+                ) from None
             except httpx.HTTPError as exc:
                 response = None
                 failure = f"{label}: {type(exc).__name__}: {self._scrubber(str(exc))}"
