@@ -20,6 +20,7 @@ from reconciler.config import schema, yamlhints, yamlsource
 from reconciler.config.customer_prices import check_prices, prices_of
 from reconciler.config.yamlsource import Document
 from reconciler.core.errors import ConfigError, Problem
+from reconciler.core.files import inside
 from reconciler.core.model import (
     Config,
     CustomerMap,
@@ -32,6 +33,7 @@ from reconciler.core.model import (
     SkuMap,
 )
 from reconciler.core.money import PRICE_PLACES, places
+from reconciler.secure.scrub import shorten
 
 MAPPINGS = "mappings"
 SETTINGS_FILE = "mappings/settings.yaml"
@@ -120,13 +122,27 @@ def _read_one(
     config_dir: Path, rel: str, kind: str, files: _Files, progress: Progress | None = None
 ) -> Document | None:
     path = config_dir / rel
+    if path.exists() and not inside(config_dir, path):
+        # A symlink out of the repository: never read (its content would be quoted in
+        # errors, and what is reviewed would not be what is applied).
+        files.problems.append(
+            Problem(
+                Location(rel),
+                "resolves outside the config directory (a symlink?); "
+                "mapping files must be inside it",
+            )
+        )
+        return None
     try:
-        raw = path.read_bytes()
+        raw = yamlsource.read_limited(path)
     except FileNotFoundError:
         files.problems.append(Problem(Location(rel), f"file not found, expected {_EXPECTED[kind]}"))
         return None
     except OSError as exc:
         files.problems.append(Problem(Location(rel), f"cannot read: {exc.strerror}"))
+        return None
+    except ValueError as exc:
+        files.problems.append(Problem(Location(rel), str(exc)))
         return None
     files.raw[rel] = raw
     read_progress: Callable[[int], None] | None = None
@@ -259,7 +275,7 @@ def _check_money(doc: Document, index: int, item: dict[str, Any]) -> list[Proble
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(text, 40, mark="...")
 
 
 def _check_terms(doc: Document) -> list[Problem]:

@@ -378,19 +378,32 @@ async def apply_plan(
     start (a stop signal)."""
     started = dt.datetime.now(dt.UTC)
     sink = journal if journal is not None else _NoJournal()
-    applier = _Applier(plan, config, cw, expected=expected, journal=sink, stop=stop)
+    # An error no customer owns (the journal or a progress hook raising) stops every new
+    # write, and apply returns (raises) only once the writes already sent have ended:
+    # nothing is left writing behind the error (DESIGN 13.5).
+    broken: list[BaseException] = []
+    applier = _Applier(
+        plan, config, cw, expected=expected, journal=sink, stop=lambda: stop() or bool(broken)
+    )
     slots = asyncio.Semaphore(max_concurrency)
 
     async def one(cp: CustomerPlan) -> CustomerResult:
-        async with slots:
-            result = await applier.customer(cp)
-        if cp.changes or cp.errors:
-            sink.customer(result)
-        if on_customer is not None:
-            on_customer(result)
+        try:
+            async with slots:
+                result = await applier.customer(cp)
+            if cp.changes or cp.errors:
+                sink.customer(result)
+            if on_customer is not None:
+                on_customer(result)
+        except BaseException as exc:
+            broken.append(exc)
+            raise
         return result
 
-    results = await asyncio.gather(*(one(cp) for cp in plan.customers))
+    outcomes = await asyncio.gather(*(one(cp) for cp in plan.customers), return_exceptions=True)
+    if broken:
+        raise broken[0]
+    results = [r for r in outcomes if isinstance(r, CustomerResult)]
     return ApplyResult(
         plan=plan,
         customers=tuple(results),

@@ -313,6 +313,9 @@ class ActualState:
     agreements: dict[int, Agreement]  # by id: every agreement of the mapped companies
     catalog: dict[str, CatalogItem]  # by identifier
     additions: dict[int, tuple[Addition, ...]]  # agreement id -> all its additions
+    # Company identifiers (casefolded) ConnectWise refused to be asked about (a 400 to a
+    # query naming that identifier alone): why, which becomes those customers' error.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from reconciler.core.money import display
 from reconciler.core.money import optional as optional_money
 from reconciler.insight.report import Kind, Report, Row, Totals
-from reconciler.secure.untrusted import chart_label, json_dumps
+from reconciler.secure.untrusted import chart_label, escape_controls, json_dumps
 from reconciler.secure.untrusted import markdown as md
 from reconciler.secure.untrusted import plain as t
 
@@ -195,8 +195,9 @@ CSV_COLUMNS = [
 
 
 def _cell(value: object) -> str:
-    """A spreadsheet must not run a name as a formula (=, +, -, @, tab, CR)."""
-    text = "" if value is None else str(value)
+    """A spreadsheet must not run a name as a formula (=, +, -, @, tab, CR), nor a terminal
+    `cat`-ing the file obey an escape sequence in it (control characters escaped)."""
+    text = "" if value is None else escape_controls(str(value))
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -222,7 +223,7 @@ def csv_text(report: Report) -> str:
                 optional_money(r.amount) or "",
                 optional_money(r.unit_cost) or "",
                 optional_money(r.margin) or "",
-                report.currency,
+                _cell(report.currency),
                 optional_money(r.billed_price) or "",
             ]
         )

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reconciler.secure.scrub import shorten
+
 
 class ShapeError(ValueError):
     """`str()` is "path: what is wrong"."""
@@ -135,8 +137,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        text = value if len(value) <= 40 else value[:39] + "…"
-        return repr(text)
+        return repr(shorten(value, 40))
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dict):

@@ -22,6 +22,7 @@ import jsonschema
 from reconciler.config.resources import load_schema
 from reconciler.core import money
 from reconciler.core.errors import ReconcileError
+from reconciler.core.files import read_json
 from reconciler.core.model import (
     Action,
     ActualState,
@@ -279,7 +280,7 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
     what a full schema pass over them would catch at a fraction of its cost. The state
     snapshot is an object whose fingerprint the plan carries (see engine.verify_saved)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
     except FileNotFoundError:
         raise ReconcileError(f"{path}: plan file not found") from None
     except IsADirectoryError:
@@ -289,6 +290,8 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f":{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ReconcileError(f"{path}{where}: not a plan file (invalid JSON)") from None
+    except ValueError as exc:  # too large, or nested too deeply (files.read_json)
+        raise ReconcileError(f"{path}: not a plan file ({exc})") from None
     envelope = {**data, "customers": []} if isinstance(data, dict) else data
     validator = jsonschema.Draft202012Validator(load_schema("plan.schema.json"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(envelope))

@@ -378,6 +378,9 @@ def plan(
         if c.id in usage.problems:
             draft.errors.append(usage.problems[c.id])
         agreement, error = resolve_agreement(c, companies, actual.agreements, by_company)
+        refused = actual.refused.get(c.company.casefold())
+        if refused is not None:  # not "not found": ConnectWise would not say
+            error = f"ConnectWise refused the query for company '{c.company}': {refused}"
         if error is None and agreement is not None:
             error = agreement_problem(agreement, period)
         if error:

@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.plan import drift
+from reconciler.secure.scrub import shorten
 
 LIMIT = 12  # differences listed in a refusal
 _CENT = Decimal("0.01")
@@ -119,4 +120,4 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return f"a list of {len(value)}"
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(text, 60, mark="...")
