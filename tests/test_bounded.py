@@ -156,8 +156,9 @@ def test_apply_at_the_time_limit_starts_no_new_write_and_records_the_truth(
 
 
 def test_apply_reading_past_the_time_limit_is_recorded_interrupted(
-    sandbox: Sandbox, config_dir: Path
+    sandbox: Sandbox, config_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("CI", "true")  # CI records a failure before any write (docs/guide.md)
     sandbox.configure_faults(error_429=1.0, retry_after=100)
     result = cli(config_dir, "apply", "--yes", "--no-email", *AS_OF, "--max-duration", "1")
     assert result.exit_code == 124, result.output

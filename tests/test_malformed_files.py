@@ -75,7 +75,7 @@ def test_yaml_nested_400_deep_is_one_line_error(config_dir: Path) -> None:
     assert "nested deeper than 32 levels" in result.stderr
     lines = result.stderr.splitlines()
     assert all(line.startswith("mappings/skus.yaml:") for line in lines[:-1]), lines
-    assert lines[-1].startswith("mappings invalid")
+    assert lines[-1].startswith("error: mappings invalid")
 
 
 def test_a_plan_file_nested_too_deep_is_one_line(sandbox: Sandbox, config_dir: Path) -> None:

@@ -190,14 +190,15 @@ def init(
         return
     source = pin.parse_pin(pin_source) if pin_source is not None else pin.installed_pin()
     files = scaffold.init(target, source, dry_run=dry_run)
-    typer.echo(f"{'would create' if dry_run else 'created'} in {target}:")
-    for written in files:
-        typer.echo(f"  {written}")
-    if dry_run:
-        pinned = ["--pin", shlex.quote(pin_source)] if pin_source is not None else []
-        again = " ".join(["reconcile", "init", shlex.quote(str(target)), *pinned])
-        typer.echo(f"nothing written (dry run); create them with `{again}`")
-        return
+    _list_files(target, files, dry_run, pin_source)
+    if not dry_run:
+        _after_init(target, source)
+
+
+def _after_init(target: Path, source: Pin | None) -> None:
+    """Where the workflows install from, and the next step."""
+    from reconciler.config import pin
+
     if source is not None:
         typer.echo(f"workflows install the reconciler from {source.url}")
     else:
@@ -211,6 +212,17 @@ def init(
         "next: edit mappings/ (each key is explained in its comments), then run "
         f"`{command_for(target, 'validate')}`"
     )
+
+
+def _list_files(target: Path, files: list[str], dry_run: bool, pin_source: str | None) -> None:
+    """One file per line, under the directory; a dry run says how to write them."""
+    typer.echo(f"{'would create' if dry_run else 'created'} in {target}:")
+    for written in files:
+        typer.echo(f"  {written}")
+    if dry_run:
+        pinned = ["--pin", shlex.quote(pin_source)] if pin_source is not None else []
+        again = " ".join(["reconcile", "init", shlex.quote(str(target)), *pinned])
+        typer.echo(f"nothing written (dry run); create them with `{again}`")
 
 
 def _upgrade(target: Path, source: Pin | None) -> None:
