@@ -325,13 +325,16 @@ class SyncEngine:
         self.clients = clients or Clients()
         self.ui = ui or Ui()
         self.traffic = self.clients.traffic
+        # The run's time limit as a time.monotonic() instant (None: none): bounds waiting
+        # for a rate limit (DESIGN 13.9); `--max-duration` (13.5) sets it.
+        self.deadline: float | None = None
         # The run record the last apply wrote (also when it then raised): None if none.
         self.recorded: Path | None = None
 
     def _metered(self) -> None:
         """Fresh request statistics (`traffic`) for the command about to run: what -v shows
         and the run record keeps are that command's requests alone."""
-        self.traffic = Traffic()
+        self.traffic = Traffic(notice=self.ui.notice, deadline=self.deadline)
         self.clients = replace(self.clients, traffic=self.traffic)
 
     @staticmethod

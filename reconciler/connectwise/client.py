@@ -25,6 +25,7 @@ from reconciler.http import (
     RequestStats,
 )
 from reconciler.scrub import basic_auth_token
+from reconciler.throttle import Throttle
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
 
@@ -53,6 +54,8 @@ class ConnectWiseClient(HttpApi):
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         stats: RequestStats | None = None,
+        throttle: Throttle | None = None,
+        max_requests_per_minute: float | None = None,
         page_size: int = PAGE_SIZE,
         max_url: int = MAX_URL,
     ) -> None:
@@ -76,6 +79,8 @@ class ConnectWiseClient(HttpApi):
             deadline=deadline,
             max_response_bytes=max_response_bytes,
             stats=stats,
+            throttle=throttle,
+            max_requests_per_minute=max_requests_per_minute,
         )
         self.page_size = page_size
         self.max_url = max_url

@@ -19,6 +19,7 @@ from reconciler.http import (
     RequestStats,
 )
 from reconciler.model import Period, Usage
+from reconciler.throttle import Throttle
 
 CUSTOMERS = "/v1/customers"
 USAGE = "/v1/usage"
@@ -46,6 +47,8 @@ class ZeroTekClient(HttpApi):
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         stats: RequestStats | None = None,
+        throttle: Throttle | None = None,
+        max_requests_per_minute: float | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -60,6 +63,8 @@ class ZeroTekClient(HttpApi):
             deadline=deadline,
             max_response_bytes=max_response_bytes,
             stats=stats,
+            throttle=throttle,
+            max_requests_per_minute=max_requests_per_minute,
         )
 
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
