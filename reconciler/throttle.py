@@ -39,8 +39,13 @@ DECREASE = 0.9  # multiplicative decrease: this share of the recent successful r
 INCREASE = 0.02  # additive increase per second: this share of the rate set at the last 429
 MIN_RATE = 1 / 60  # requests/s: never slower than one a minute
 DEFAULT_PAUSE = 1.0  # seconds, for a 429 without a usable Retry-After
-WINDOW = 2.0  # seconds of successes behind the "recent successful rate"
-ENOUGH = 20  # ... or the time of this many successes, when the rate is low
+WINDOW = 5.0  # seconds of answers behind the "rate the server let through lately"
+ENOUGH = 20  # ... or the time of this many answers, when the rate is low
+MIN_SPAN = 0.25  # seconds: a shorter start of a run is measured as this long
+FEW = 5  # fewer successes than this in that window tell nothing of the server's rate
+SPACING = 4.0  # seconds: at most one decrease in this time (429s that are not a limit,
+# one in twenty at random say, would otherwise lower the rate without end; in 4 s the
+# additive increase wins back most of a decrease)
 MAX_THROTTLED = 100  # 429s one request may take when the run has no deadline
 NOTICE_EVERY = 10.0  # seconds between two progress lines about the same throttling
 
@@ -82,7 +87,7 @@ class Throttle:
         self._step = 0.0  # the additive increase, requests/s per second
         self._grown_at = 0.0
         self._answers: collections.deque[float] = collections.deque()
-        self._since: float | None = None  # the successful rate is measured from here
+        self._first: float | None = None  # when the first request was sent
         self._latency = 0.0  # moving average of answered requests' time, seconds
         self._noticed_at = -NOTICE_EVERY
         self._noticed_rate: float | None = None
@@ -103,8 +108,8 @@ class Throttle:
         """Wait for the pause to end and the request's paced start; the send instant."""
         while True:
             now = self.clock()
-            if self._since is None:
-                self._since = now
+            if self._first is None:
+                self._first = now
             start = max(now, self.paused_until, self._next if self.rate else now)
             if self.deadline is not None and start > self.deadline:
                 raise TimeLimit(self._over_deadline(start - now))
@@ -158,26 +163,31 @@ class Throttle:
             if self.paused_until <= now:
                 self.pauses += 1
             self.paused_until = until
-            self._since = until  # the pause says nothing of the rate the server allows
-        if sent < self._decreased_at:
-            return  # sent before the last decrease: already accounted for
+        if sent < self._decreased_at or now < self._decreased_at + SPACING:
+            return  # this burst of 429s already lowered the rate
+        rate = self._lowered(now)
+        if rate is None:
+            return  # nothing known yet of what the server lets through: the pause only
         self._decreased_at = now
-        recent = self._recent_rate(now, self._since if self._since is not None else now)
-        rate = DECREASE * (recent if self.rate is None else min(self.rate, recent))
-        self.rate = max(MIN_RATE, rate)
-        self._step = INCREASE * self.rate
+        self.rate = rate
+        self._step = INCREASE * rate
         self._grown_at = 0.0
         self.decreases += 1
-        self.lowest = self.rate if self.lowest is None else min(self.lowest, self.rate)
+        self.lowest = rate if self.lowest is None else min(self.lowest, rate)
         self._tell(now)
 
-    def _recent_rate(self, now: float, since: float) -> float:
-        """Answers per second lately, outside pauses: what the server let through. Over at
-        least a second, so a first burst's few successes do not look like a rate."""
-        window = max(WINDOW, ENOUGH / self.rate if self.rate else 0.0)
-        start = max(now - window, min(since, now))
-        span = max(1.0, now - start)
-        return sum(1 for t in self._answers if t >= now - span) / span
+    def _lowered(self, now: float) -> float | None:
+        """The multiplicative decrease: a share of the rate the server let through lately
+        (answers per second over the last WINDOW seconds, pauses included: the server's
+        bucket refilled during them), or of the allowed rate when that is lower. None when
+        too few answers came to tell and no rate was set yet."""
+        since = self._first if self._first is not None else now
+        span = max(MIN_SPAN, min(WINDOW, now - since))
+        answers = sum(1 for t in self._answers if t >= now - span)
+        if answers < FEW:
+            return None if self.rate is None else max(MIN_RATE, DECREASE * self.rate)
+        recent = answers / span
+        return max(MIN_RATE, DECREASE * (recent if self.rate is None else min(self.rate, recent)))
 
     def _tell(self, now: float) -> None:
         """The progress line: on the first decrease, then when the rate moved by a fifth
