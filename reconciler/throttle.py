@@ -43,6 +43,7 @@ WINDOW = 5.0  # seconds of answers behind the "rate the server let through latel
 ENOUGH = 20  # ... or the time of this many answers, when the rate is low
 MIN_SPAN = 0.25  # seconds: a shorter start of a run is measured as this long
 FEW = 5  # fewer successes than this in that window tell nothing of the server's rate
+CROWDED = 0.2  # this share of recent attempts refused: the limit is well below the rate
 SPACING = 4.0  # seconds: at most one decrease in this time (429s that are not a limit,
 # one in twenty at random say, would otherwise lower the rate without end; in 4 s the
 # additive increase wins back most of a decrease)
@@ -87,6 +88,7 @@ class Throttle:
         self._step = 0.0  # the additive increase, requests/s per second
         self._grown_at = 0.0
         self._answers: collections.deque[float] = collections.deque()
+        self._refusals: collections.deque[float] = collections.deque()
         self._first: float | None = None  # when the first request was sent
         self._latency = 0.0  # moving average of answered requests' time, seconds
         self._noticed_at = -NOTICE_EVERY
@@ -151,23 +153,25 @@ class Throttle:
         self._answers.append(now)
         self._latency = 0.9 * self._latency + 0.1 * (now - sent) if self._latency else now - sent
         horizon = now - max(WINDOW, ENOUGH / self.rate if self.rate else 0.0)
-        while self._answers and self._answers[0] < horizon:
-            self._answers.popleft()
+        for times in (self._answers, self._refusals):
+            while times and times[0] < horizon:
+                times.popleft()
 
     def refused(self, sent: float, retry_after: float | None) -> None:
         """A 429 to a request sent at `sent`: pause every slot; lower the rate once a burst."""
         now = self.clock()
+        self._refusals.append(now)
         until = now + (DEFAULT_PAUSE if retry_after is None else retry_after)
         if until > self.paused_until:
             self.paused_seconds += until - max(now, self.paused_until)
             if self.paused_until <= now:
                 self.pauses += 1
             self.paused_until = until
-        if sent < self._decreased_at or now < self._decreased_at + SPACING:
-            return  # this burst of 429s already lowered the rate
+        if sent < self._decreased_at:
+            return  # sent before the last decrease: this burst already lowered the rate
         rate = self._lowered(now)
         if rate is None:
-            return  # nothing known yet of what the server lets through: the pause only
+            return  # too soon, or nothing known yet of what the server lets through
         self._decreased_at = now
         self.rate = rate
         self._step = INCREASE * rate
@@ -177,13 +181,23 @@ class Throttle:
         self._tell(now)
 
     def _lowered(self, now: float) -> float | None:
-        """The multiplicative decrease: a share of the rate the server let through lately
-        (answers per second over the last WINDOW seconds, pauses included: the server's
-        bucket refilled during them), or of the allowed rate when that is lower. None when
-        too few answers came to tell and no rate was set yet."""
+        """The multiplicative decrease, or None for none.
+
+        The base is the rate the server let through lately (answers per second over the
+        last WINDOW seconds, pauses included: a server's bucket refills during them) when
+        nothing limits the client yet, or when many recent attempts were refused (the
+        limit is well below the rate: follow it at once); else the allowed rate itself
+        (the answers may be fewer only because the client had less to send), and then at
+        most once every SPACING seconds. None when too few answers came to tell."""
         since = self._first if self._first is not None else now
         span = max(MIN_SPAN, min(WINDOW, now - since))
         answers = sum(1 for t in self._answers if t >= now - span)
+        refusals = sum(1 for t in self._refusals if t >= now - span)
+        crowded = refusals >= CROWDED * (answers + refusals)
+        if self.rate is not None and not crowded:
+            if now < self._decreased_at + SPACING:
+                return None
+            return max(MIN_RATE, DECREASE * min(self.rate, max(answers / span, self.rate / 2)))
         if answers < FEW:
             return None if self.rate is None else max(MIN_RATE, DECREASE * self.rate)
         recent = answers / span
