@@ -31,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.discover import discover
-from reconciler.model import Agreement, Company, Config, Directory, Settings
+from reconciler.core.model import Agreement, Company, Config, Directory, Settings
+from reconciler.insight.discover import discover
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.discovery import Expected, discovery_fixture
 

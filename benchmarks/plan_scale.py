@@ -123,7 +123,7 @@ class SandboxProcess:
 def write_settings(root: Path, concurrency: int) -> None:
     """The example settings, with the concurrency asked for and the safety limits opened:
     a generated world changes a large share of its additions on the first apply."""
-    from reconciler.resources import example_dir
+    from reconciler.config.resources import example_dir
 
     text = (example_dir() / "settings.yaml").read_text(encoding="utf-8")
     text = re.sub(r"max_concurrency: \d+", f"max_concurrency: {concurrency}", text)
@@ -193,12 +193,12 @@ def main() -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    from reconciler import engine
-    from reconciler.apply import apply_plan
-    from reconciler.clients import Clients
-    from reconciler.config import load_config
-    from reconciler.model import PeriodKind
-    from reconciler.periods import period_for
+    from reconciler.config.loader import load_config
+    from reconciler.connectwise.apply import apply_plan
+    from reconciler.core.model import PeriodKind
+    from reconciler.core.periods import period_for
+    from reconciler.engine import manager as engine
+    from reconciler.engine.clients import Clients
 
     with tempfile.TemporaryDirectory(prefix="plan-scale-") as tmp:
         root = Path(tmp)

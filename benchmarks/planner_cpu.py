@@ -20,8 +20,7 @@ import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
-from reconciler import planner
-from reconciler.model import (
+from reconciler.core.model import (
     ActualState,
     Addition,
     Agreement,
@@ -35,6 +34,7 @@ from reconciler.model import (
     SkuMap,
     Usage,
 )
+from reconciler.plan import planner
 
 TARGET_SECONDS = 1.0
 AS_OF = dt.date(2026, 11, 24)

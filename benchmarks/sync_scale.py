@@ -44,7 +44,7 @@ from plan_scale import AS_OF, SandboxProcess, write_settings
 # What "the run-log part of an apply" means: time spent inside these modules' functions
 # (outermost call only, so nested calls, e.g. into runview, count once). Missing ones are
 # skipped.
-RUNLOG_MODULES = ("reconciler.runlog", "reconciler.runindex")
+RUNLOG_MODULES = ("reconciler.records.runlog", "reconciler.records.runindex")
 # The part of it that depends on the history in runs/ (the listing behind INDEX.md), timed
 # apart, nested calls included: what issue 18 found growing with every run kept.
 HISTORY_FUNCTIONS = ("rebuild_index", "list_runs", "_sweep_temps")
@@ -166,8 +166,9 @@ def seed_history(config_dir: Path, plan_file: Path, runs: int) -> float:
     run-log writer (every change marked written), the others copies of its files with the
     run id and times changed, then one index rebuild by the project. Setup, not measured;
     copying keeps it from costing minutes when the writer is slow."""
-    from reconciler import planfile, runlog
-    from reconciler.model import ApplyResult, ChangeResult, CustomerResult
+    from reconciler.core.model import ApplyResult, ChangeResult, CustomerResult
+    from reconciler.plan import planfile
+    from reconciler.records import runlog
 
     started = time.perf_counter()
     plan = planfile.load(plan_file)[0]
@@ -219,7 +220,7 @@ def seed_history(config_dir: Path, plan_file: Path, runs: int) -> float:
 
 def activity_in_process(config_dir: Path) -> float:
     """The listing alone, without interpreter start-up and imports."""
-    from reconciler import runlog, runview
+    from reconciler.records import runlog, runview
 
     started = time.perf_counter()
     runview.render_runs_text(runlog.list_runs(config_dir, 20))

@@ -64,13 +64,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from reconciler import engine
-    from reconciler.apply import apply_plan
-    from reconciler.clients import Clients
-    from reconciler.config import load_config
-    from reconciler.http import Traffic
-    from reconciler.model import PeriodKind
-    from reconciler.periods import period_for
+    from reconciler.config.loader import load_config
+    from reconciler.connectwise.apply import apply_plan
+    from reconciler.core.model import PeriodKind
+    from reconciler.core.periods import period_for
+    from reconciler.engine import manager as engine
+    from reconciler.engine.clients import Clients
+    from reconciler.net.http import Traffic
 
     notices: list[str] = []
     rows = [

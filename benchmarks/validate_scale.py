@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.resources import example_dir
+from reconciler.config.resources import example_dir
 
 TARGET_SECONDS = 10.0
 TARGET_MB = 500.0

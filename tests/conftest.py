@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.resources import example_dir
+from reconciler.config.resources import example_dir
 from reconciler.sandbox import Sandbox, default_fixture
 
 ENV_PREFIXES = ("CW_", "ZEROTEK_", "SMTP_", "RECONCILE_", "GITHUB_")

@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.config import load_config
-from reconciler.model import Config, PeriodKind
-from reconciler.periods import period_for
-from reconciler.resources import example_dir
+from reconciler.config.loader import load_config
+from reconciler.config.resources import example_dir
+from reconciler.core.model import Config, PeriodKind
+from reconciler.core.periods import period_for
 from reconciler.sandbox import Fixture, Sandbox, generate_fixture, usage_counts
 
 AS_OF = dt.date(2026, 11, 24)  # the generated usage history is built around this day

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
-from reconciler.model import (
+from reconciler.core.model import (
     ActualState,
     Addition,
     Agreement,

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from reconciler.model import (
+from reconciler.core.model import (
     Action,
     ApplyResult,
     Change,

@@ -12,11 +12,11 @@ import jsonschema
 from plan_builders import PERIOD
 from typer.testing import CliRunner
 
-from reconciler import render
-from reconciler.baseline import compare
 from reconciler.cli import app
-from reconciler.model import Action, Change, CustomerPlan, Plan
-from reconciler.resources import load_schema
+from reconciler.config.resources import load_schema
+from reconciler.core.model import Action, Change, CustomerPlan, Plan
+from reconciler.plan import render
+from reconciler.plan.baseline import compare
 
 
 def _change(cid: str, action: Action, sku: str, before: int, after: int, price: str = "4.00",

@@ -7,8 +7,8 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-from reconciler.billed import Billed, billed_before
-from reconciler.model import (
+from reconciler.core.billed import Billed, billed_before
+from reconciler.core.model import (
     Action,
     ActualState,
     Addition,

@@ -18,9 +18,9 @@ from plan_builders import addition, config, customer, state, usage
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.model import Agreement, Company, SkuMap
-from reconciler.planner import plan
-from reconciler.resources import example_dir
+from reconciler.config.resources import example_dir
+from reconciler.core.model import Agreement, Company, SkuMap
+from reconciler.plan.planner import plan
 from reconciler.sandbox import Sandbox, default_fixture
 
 AS_OF = ["--as-of", "2026-11-24"]
@@ -281,7 +281,7 @@ def test_sku_map_terms_resolve_once_per_product():
 
 
 def test_one_formatter_exact_with_at_least_two_decimals():
-    from reconciler.money import display, json_number, plain
+    from reconciler.core.money import display, json_number, plain
 
     assert [plain(Decimal(v)) for v in ("4", "6.5", "4.125", "30.0150", "-266", "0", "-0.0")] == [
         "4.00", "6.50", "4.125", "30.015", "-266.00", "0.00", "0.00"

@@ -16,9 +16,9 @@ import pytest
 from runlog_samples import PERIOD, partial_result
 from typer.testing import CliRunner
 
-from reconciler import chat
 from reconciler.cli import app
-from reconciler.record import RunRecord
+from reconciler.notify import chat
+from reconciler.records.record import RunRecord
 from reconciler.sandbox import Sandbox
 
 SECRET_PATH = "/hooks/T000/B000/s3cr3t-token-in-the-url"
@@ -201,7 +201,8 @@ def test_plan_if_due_reports_a_missed_scheduled_sync(
 
 def test_a_refused_url_is_scrubbed_in_every_form() -> None:
     """The refusal quotes the URL with repr(), which doubles a backslash: a plain
-    `str.replace(url, ...)` missed that form; the one scrubber (reconciler.scrub) does not."""
+    `str.replace(url, ...)` missed that form; the one scrubber (reconciler.secure.scrub)
+    does not."""
     url = "https:///hooks\\s3cr3t-path"  # no host: refused before any request
     outcome = chat.send(EVENT, {chat.URL_VAR: url})
     assert outcome is not None and not outcome.sent and "has no host" in outcome.detail

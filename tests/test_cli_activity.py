@@ -22,8 +22,8 @@ from runlog_samples import (
 )
 from typer.testing import CliRunner
 
-from reconciler import runlog
 from reconciler.cli import app
+from reconciler.records import runlog
 
 SMTP_VARS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_TLS")
 
@@ -260,8 +260,8 @@ def test_bad_as_of(csv_config: Path) -> None:
 
 
 def test_unmapped_against_the_sandbox(tmp_path: Path, smtp_server: SmtpServer) -> None:
-    from reconciler.config import load_config
-    from reconciler.resources import example_dir
+    from reconciler.config.loader import load_config
+    from reconciler.config.resources import example_dir
     from reconciler.sandbox import Sandbox
 
     shutil.copytree(example_dir(), tmp_path / "mappings")

@@ -17,8 +17,8 @@ import world_edits
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from reconciler.cli import WORKFLOW_ORDER, app
-from reconciler.cli_help import EXAMPLES
+from reconciler.cli.commands import WORKFLOW_ORDER, app
+from reconciler.cli.help import EXAMPLES
 from reconciler.sandbox import Sandbox
 
 runner = CliRunner()
@@ -311,7 +311,7 @@ HEAVY = {"deepdiff", "httpx", "jsonschema", "fastjsonschema", "asyncio", "rapidf
 def test_help_imports_no_heavy_library(args: list[str]) -> None:
     """benchmarks/import_time.py measures the time; this keeps the cause from coming back."""
     code = (
-        "import sys\nfrom reconciler.cli import main\n"
+        "import sys\nfrom reconciler.cli.commands import main\n"
         f"sys.argv = ['reconcile', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
@@ -322,7 +322,8 @@ def test_help_imports_no_heavy_library(args: list[str]) -> None:
 
 
 def test_the_cli_default_confidence_is_discovers() -> None:
-    from reconciler import cli_insight, discover
+    from reconciler.cli import insight as cli_insight
+    from reconciler.insight import discover
 
     assert cli_insight.DEFAULT_MIN_CONFIDENCE == discover.DEFAULT_MIN_CONFIDENCE
 
@@ -342,9 +343,9 @@ def test_verbose_logs_retries_and_debug_every_request(sandbox: Sandbox, config_d
 
     quiet, verbose, debug = stderr(), stderr("-v"), stderr("--debug")
     assert "retry" not in quiet
-    assert "INFO reconciler.http: ConnectWise GET" in verbose and "429; retry 1" in verbose
+    assert "INFO reconciler.net.http: ConnectWise GET" in verbose and "429; retry 1" in verbose
     assert "-> 200 in" not in verbose
-    assert "DEBUG reconciler.http: ConnectWise GET /company/companies -> 200 in" in debug
+    assert "DEBUG reconciler.net.http: ConnectWise GET /company/companies -> 200 in" in debug
     for secret in (sandbox.private_key, sandbox.public_key, sandbox.zerotek_token):
         assert secret not in debug
 
@@ -352,7 +353,7 @@ def test_verbose_logs_retries_and_debug_every_request(sandbox: Sandbox, config_d
 def test_status_json_follows_its_schema(sandbox: Sandbox, config_dir: Path) -> None:
     import jsonschema
 
-    from reconciler.resources import load_schema
+    from reconciler.config.resources import load_schema
 
     result = invoke("--config-dir", str(config_dir), "status", "--format", "json")
     assert result.exit_code == 0, result.output

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from reconciler.cli import app
-from reconciler.resources import example_dir
+from reconciler.config.resources import example_dir
 
 runner = CliRunner()
 

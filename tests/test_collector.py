@@ -1,4 +1,4 @@
-"""reconciler.collector: the garbage-collector settings of a sync."""
+"""reconciler.engine.collector: the garbage-collector settings of a sync."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import collector, planner
-from reconciler.config import load_config
-from reconciler.engine import PlanRequest, SyncEngine
-from reconciler.model import PeriodKind
+from reconciler.config.loader import load_config
+from reconciler.core.model import PeriodKind
+from reconciler.engine import collector
+from reconciler.engine.manager import PlanRequest, SyncEngine
+from reconciler.plan import planner
 from reconciler.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import config
-from reconciler.config import insecure_url_reason, load_config, validate_config
-from reconciler.errors import ConfigError
-from reconciler.model import CustomerMap, Location, Removal, SkuMap
-from reconciler.resources import example_dir
+from reconciler.config import loader as config
+from reconciler.config.loader import insecure_url_reason, load_config, validate_config
+from reconciler.config.resources import example_dir
+from reconciler.core.errors import ConfigError
+from reconciler.core.model import CustomerMap, Location, Removal, SkuMap
 
 SETTINGS = "connectwise:\n  api_url: https://cw.example/apis/3.0\n"
 SKUS = "- sku: OKTA-SSO\n  product: ZT-OKTA-SSO\n- sku: OKTA-MFA\n  product: ZT-OKTA-MFA\n"

@@ -16,9 +16,9 @@ import httpx
 import pytest
 import respx
 
+from reconciler.config.env import CWCredentials, cw_credentials_from_env
 from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
 from reconciler.connectwise.conditions import eq, in_chunks, in_list, quote
-from reconciler.env import CWCredentials, cw_credentials_from_env
 from reconciler.sandbox import Sandbox, default_fixture
 
 COMPANIES = "/company/companies"
@@ -489,8 +489,8 @@ def test_cookies_a_server_sets_are_never_sent_back() -> None:
 
 
 def test_api_url_from_environment_and_only_https_off_loopback() -> None:
-    from reconciler.env import resolve_api_url
-    from reconciler.errors import ReconcileError
+    from reconciler.config.env import resolve_api_url
+    from reconciler.core.errors import ReconcileError
 
     setting = "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/"
     assert resolve_api_url(setting, "CW_API_URL", {}) == setting.rstrip("/")
@@ -505,7 +505,7 @@ def test_api_url_from_environment_and_only_https_off_loopback() -> None:
 
 
 def test_missing_credentials_name_the_variables_never_values() -> None:
-    from reconciler.errors import ReconcileError
+    from reconciler.core.errors import ReconcileError
 
     env = {"CW_COMPANY_ID": "co", "CW_PRIVATE_KEY": "priv-secret-99", "CW_CLIENT_ID": " "}
     with pytest.raises(ReconcileError) as err:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from generated_world import AS_OF, as_desired, duplicates, live, make_world, unmanaged
 
-from reconciler.runlog import list_runs
+from reconciler.records.runlog import list_runs
 from reconciler.sandbox import Sandbox
 
 

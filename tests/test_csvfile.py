@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import ConfigError
-from reconciler.model import Config, Period, PeriodKind, Settings
+from reconciler.core.errors import ConfigError
+from reconciler.core.model import Config, Period, PeriodKind, Settings
 from reconciler.usage import fetch_usage
 from reconciler.usage.csvfile import count_users, read_assignments
 from reconciler.usage.zerotek import ZeroTekClient

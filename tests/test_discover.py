@@ -13,10 +13,10 @@ import yaml
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.config import load_config
-from reconciler.matching import choose_agreement, score_names, tokens
-from reconciler.model import Agreement
-from reconciler.resources import example_dir, load_schema
+from reconciler.config.loader import load_config
+from reconciler.config.resources import example_dir, load_schema
+from reconciler.core.model import Agreement
+from reconciler.insight.matching import choose_agreement, score_names, tokens
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.discovery import discovery_fixture
 

@@ -13,7 +13,7 @@ from conftest import set_setting
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.resources import load_schema
+from reconciler.config.resources import load_schema
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]
@@ -272,7 +272,7 @@ def test_saved_plan_cannot_be_narrowed_at_apply_time(sandbox, config_dir, tmp_pa
 
 
 def _runs(config_dir: Path) -> list[dict]:
-    from reconciler import runlog
+    from reconciler.records import runlog
 
     records = [
         runlog.load_run(config_dir, r.run_id).to_json() for r in runlog.list_runs(config_dir)
@@ -401,7 +401,7 @@ def test_run_records_name_the_currency_and_keep_exact_money(sandbox, config_dir)
     )
     assert "6.50" in {ch["unit_price"] for ch in changes}
     assert record["totals"]["revenue_delta"] == "274.50"
-    from reconciler import runlog
+    from reconciler.records import runlog
 
     (summary,) = runlog.list_runs(config_dir)
     md = (config_dir / "runs" / summary.md_link).read_text()

@@ -25,11 +25,11 @@ from generated_world import (
     unmanaged,
 )
 
-from reconciler import engine
-from reconciler.apply import apply_plan
-from reconciler.clients import Clients
-from reconciler.model import Action, ApplyResult, Config, PeriodKind, Plan
-from reconciler.periods import period_for
+from reconciler.connectwise.apply import apply_plan
+from reconciler.core.model import Action, ApplyResult, Config, PeriodKind, Plan
+from reconciler.core.periods import period_for
+from reconciler.engine import manager as engine
+from reconciler.engine.clients import Clients
 from reconciler.sandbox import Sandbox
 
 SEEDS = (11, 22, 33)

@@ -9,10 +9,10 @@ import pytest
 from fake_github import FakeGitHub
 from typer.testing import CliRunner
 
-from reconciler import github
 from reconciler.cli import app
-from reconciler.errors import ReconcileError
-from reconciler.vocabulary import PLAN_MARKER
+from reconciler.core.errors import ReconcileError
+from reconciler.core.vocabulary import PLAN_MARKER
+from reconciler.notify import github
 
 PR = 42
 PLAN = f"{PLAN_MARKER}\n### reconcile plan\n\n| | count |\n|---|---:|\n| add | 3 |\n"

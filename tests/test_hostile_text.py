@@ -26,7 +26,7 @@ from typer.testing import CliRunner, Result
 from reconciler.cli import app
 from reconciler.sandbox import Sandbox, default_fixture
 from reconciler.sandbox.records import Fixture
-from reconciler.untrusted import ZWSP
+from reconciler.secure.untrusted import ZWSP
 
 AS_OF = ["--as-of", "2026-11-24"]
 LONG = "Northwind " + "`~*_[]<>" * 1249  # 10,002 characters

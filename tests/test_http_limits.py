@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from reconciler.config.env import CWCredentials
 from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
-from reconciler.env import CWCredentials
 
 CREDS = CWCredentials("acme", "PublicKey01", "PrivateKey01", "client-id-0001")
 

@@ -15,7 +15,7 @@ from conftest import set_setting
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.resources import load_schema
+from reconciler.config.resources import load_schema
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]

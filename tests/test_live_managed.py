@@ -12,12 +12,12 @@ from decimal import Decimal
 import pytest
 from plan_builders import AS_OF, PERIOD, addition, config, customer, state, usage
 
-from reconciler import planfile
-from reconciler.apply import _live
-from reconciler.billed import billed_before
+from reconciler.connectwise.apply import _live
 from reconciler.connectwise.payload import addition as _addition
-from reconciler.model import Addition, ManagedProducts, is_live_managed
-from reconciler.planner import plan
+from reconciler.core.billed import billed_before
+from reconciler.core.model import Addition, ManagedProducts, is_live_managed
+from reconciler.plan import planfile
+from reconciler.plan.planner import plan
 
 PRODUCTS = ManagedProducts(["ZT-OKTA-SSO", "ZT-OKTA-MFA"])
 DAY = dt.timedelta(days=1)

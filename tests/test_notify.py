@@ -30,9 +30,8 @@ from runlog_samples import (
     success_result,
 )
 
-from reconciler import notify, runlog
-from reconciler.errors import ReconcileError
-from reconciler.model import (
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import (
     ApplyResult,
     Config,
     CustomerPlan,
@@ -42,8 +41,10 @@ from reconciler.model import (
     SkuMap,
     Usage,
 )
-from reconciler.model import CustomerMap as CM
-from reconciler.record import RunRecord
+from reconciler.core.model import CustomerMap as CM
+from reconciler.notify import email as notify
+from reconciler.records import runlog
+from reconciler.records.record import RunRecord
 
 PERIOD_TEXT = "last billing period, 16 Oct – 15 Nov 2026"  # a billing person's words
 

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from reconciler.model import PeriodKind, Settings
-from reconciler.periods import period_for, period_window, today_in
+from reconciler.core.model import PeriodKind, Settings
+from reconciler.core.periods import period_for, period_window, today_in
 
 D = dt.date
 LAST = PeriodKind.LAST_BILLING_PERIOD

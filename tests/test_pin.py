@@ -13,9 +13,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from reconciler import pin, scaffold
-from reconciler.errors import ReconcileError
-from reconciler.resources import requirements_dir, workflows_dir
+from reconciler.config import pin, scaffold
+from reconciler.config.resources import requirements_dir, workflows_dir
+from reconciler.core.errors import ReconcileError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "ab" * 32

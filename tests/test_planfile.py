@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plan_builders import addition, config, customer, state, usage
 
-from reconciler import planfile
-from reconciler.errors import ReconcileError
-from reconciler.planner import plan
-from reconciler.resources import load_schema
+from reconciler.config.resources import load_schema
+from reconciler.core.errors import ReconcileError
+from reconciler.plan import planfile
+from reconciler.plan.planner import plan
 
 
 def _sample():

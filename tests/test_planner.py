@@ -11,8 +11,8 @@ from plan_builders import (
     usage,
 )
 
-from reconciler.model import Action, Agreement, Company, Removal, Settings
-from reconciler.planner import plan
+from reconciler.core.model import Action, Agreement, Company, Removal, Settings
+from reconciler.plan.planner import plan
 
 
 def actions(p):
@@ -291,7 +291,7 @@ def test_unknown_member_of_a_shared_agreement_freezes_it() -> None:
 
 
 def test_two_skus_on_one_product_sum_their_users() -> None:
-    from reconciler.model import SkuMap
+    from reconciler.core.model import SkuMap
 
     skus = (SkuMap("OKTA-SSO", "ZT-OKTA-SSO"), SkuMap("OKTA-SSO-OLD", "ZT-OKTA-SSO"))
     cfg = config(customer(), skus=skus)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_builders import AS_OF, CATALOG, SKUS, config, customer, state, usage
 
-from reconciler.model import Action, Addition, Agreement, Company, Removal, Settings
-from reconciler.planner import plan
+from reconciler.core.model import Action, Addition, Agreement, Company, Removal, Settings
+from reconciler.plan.planner import plan
 
 PRODUCTS = [*(s.product for s in SKUS), "MSP-HELPDESK", "OTHER-THING"]
 SKU_NAMES = [*(s.sku for s in SKUS), "OKTA-PAM"]

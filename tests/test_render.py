@@ -1,8 +1,8 @@
 from plan_builders import addition, config, customer, state, usage
 
-from reconciler import render
-from reconciler.model import Safety, Settings
-from reconciler.planner import plan
+from reconciler.core.model import Safety, Settings
+from reconciler.plan import render
+from reconciler.plan.planner import plan
 
 
 def _plan(**settings):
@@ -63,7 +63,7 @@ def test_prices_are_shown_exactly_with_the_currency() -> None:
     # Found: unit_price 4.125 showed "@ 4.12" while revenue used 4.125.
     from decimal import Decimal
 
-    from reconciler.model import SkuMap
+    from reconciler.core.model import SkuMap
 
     skus = (SkuMap("OKTA-SSO", "ZT-OKTA-SSO", unit_price=Decimal("4.125")),)
     cfg = config(customer("zt-1"), settings=Settings(currency="EUR"), skus=skus)

@@ -20,10 +20,10 @@ from conftest import set_setting
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.model import Period, PeriodKind
-from reconciler.report import Kind, Report, Row
-from reconciler.report_render import csv_text, markdown
-from reconciler.resources import example_dir, load_schema
+from reconciler.config.resources import example_dir, load_schema
+from reconciler.core.model import Period, PeriodKind
+from reconciler.insight.report import Kind, Report, Row
+from reconciler.insight.report_render import csv_text, markdown
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.discovery import discovery_fixture
 

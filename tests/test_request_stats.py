@@ -16,15 +16,15 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from reconciler import runview
 from reconciler.cli import app
-from reconciler.clients import Clients
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
+from reconciler.config.resources import load_schema
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.engine import ApplyRequest, SyncEngine
-from reconciler.errors import ReconcileError
-from reconciler.record import RunRecord
-from reconciler.resources import load_schema
+from reconciler.core.errors import ReconcileError
+from reconciler.engine.clients import Clients
+from reconciler.engine.manager import ApplyRequest, SyncEngine
+from reconciler.records import runview
+from reconciler.records.record import RunRecord
 from reconciler.sandbox import Sandbox
 from reconciler.usage.zerotek import ZeroTekClient
 

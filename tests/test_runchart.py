@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from reconciler.runchart import Point, index_chart, points_per_period
+from reconciler.records.runchart import Point, index_chart, points_per_period
 
 
 def _p(month: int, seats: int, revenue: str, year: int = 2026) -> Point:

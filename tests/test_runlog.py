@@ -31,10 +31,10 @@ from runlog_samples import (
     success_result,
 )
 
-from reconciler import runlog
-from reconciler.errors import ReconcileError
-from reconciler.model import CustomerPlan
-from reconciler.record import EmailOutcome
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import CustomerPlan
+from reconciler.records import runlog
+from reconciler.records.record import EmailOutcome
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/run.schema.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA)
@@ -301,7 +301,7 @@ def test_secret_values_are_scrubbed_from_records(
 CHILD = """
 import sys, time
 from pathlib import Path
-from reconciler.runlog import atomic_write
+from reconciler.records.runlog import atomic_write
 
 def chunks():
     # More than any write buffer (8 KiB, 128 KiB since Python 3.14): on disk before the
@@ -368,7 +368,7 @@ def test_journal_holds_every_outcome_until_the_record_is_finished(
     """Each outcome is journaled at once. A small record is rewritten with every outcome;
     a big one not until it is finished, the journal holding every outcome: whoever reads
     the run through runlog (activity, INDEX.md) sees every outcome."""
-    from reconciler.model import ChangeResult, CustomerResult
+    from reconciler.core.model import ChangeResult, CustomerResult
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", fold_always_bytes)
     the_plan = plan(ACME)
@@ -427,7 +427,7 @@ def test_record_to_json_is_asdict_exactly() -> None:
     """to_json is hand-built for speed; it must stay what dataclasses.asdict gives."""
     import dataclasses
 
-    from reconciler.record import RunRecord
+    from reconciler.records.record import RunRecord
 
     for result in (success_result(), partial_result(), failed_result()):
         record = RunRecord.of_result(result, RUN_ID)
@@ -496,7 +496,7 @@ def test_a_large_run_killed_mid_apply_has_a_truthful_twin(
     """A large record is journal-only until finished: killed mid-apply, its twin (what
     the job summary and the repo show) still says nothing was written. The next INDEX.md
     rebuild renders it from the record and its journal: every write journaled."""
-    from reconciler.model import ChangeResult
+    from reconciler.core.model import ChangeResult
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", 0)
     the_plan = plan(ACME)
@@ -547,7 +547,7 @@ def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
     """DESIGN 12.5, durably as soon as known: a large run's journal is flushed by a thread
     whenever lines were appended since its last flush; the last flush covers every line,
     and the writes never wait for the disk."""
-    from reconciler.model import ChangeResult, CustomerResult
+    from reconciler.core.model import ChangeResult, CustomerResult
 
     flushed: list[int] = []
 

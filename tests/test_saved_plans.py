@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.resources import example_dir
+from reconciler.config.resources import example_dir
+from reconciler.plan.verify import differences
 from reconciler.sandbox import Sandbox, default_fixture
-from reconciler.verify import differences
 
 AS_OF = ["--as-of", "2026-11-24"]
 

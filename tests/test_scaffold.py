@@ -15,11 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 import reconciler
-from reconciler import scaffold
 from reconciler.cli import app
-from reconciler.config import load_config, validate_config
-from reconciler.errors import ConfigError, ReconcileError
-from reconciler.resources import SCHEMA_NAMES, example_dir, schema_path, schemas_dir
+from reconciler.config import scaffold
+from reconciler.config.loader import load_config, validate_config
+from reconciler.config.resources import SCHEMA_NAMES, example_dir, schema_path, schemas_dir
+from reconciler.core.errors import ConfigError, ReconcileError
 
 SETTINGS = "mappings/settings.yaml"
 
@@ -213,7 +213,7 @@ def test_init_from_an_installed_layout(tmp_path: Path) -> None:
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "PYTHONSAFEPATH": "1"}
     run = subprocess.run(
-        [sys.executable, "-c", "import reconciler.cli as c; print(c.__file__); c.main()",
+        [sys.executable, "-c", "import reconciler.cli.commands as c; print(c.__file__); c.main()",
          "init", str(work / "cfg")],
         cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

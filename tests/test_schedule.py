@@ -19,7 +19,7 @@ from conftest import set_setting
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.schedule import CATCH_UP_DAYS, decide, scheduled_successes
+from reconciler.core.schedule import CATCH_UP_DAYS, decide, scheduled_successes
 
 UTC = dt.UTC
 D = dt.date

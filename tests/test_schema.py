@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from reconciler import schema
-from reconciler.errors import Problem
-from reconciler.model import Location, Notifications, Safety, Settings
-from reconciler.resources import load_schema
-from reconciler.yamlsource import parse
+from reconciler.config import schema
+from reconciler.config.resources import load_schema
+from reconciler.config.yamlsource import parse
+from reconciler.core.errors import Problem
+from reconciler.core.model import Location, Notifications, Safety, Settings
 
 SCHEMAS = ["settings", "skus", "customers"]
 

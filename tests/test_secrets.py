@@ -25,9 +25,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from runlog_samples import SmtpServer, run_smtp
 from typer.testing import CliRunner, Result
 
-from reconciler import scrub
 from reconciler.cli import app
 from reconciler.sandbox import Sandbox
+from reconciler.secure import scrub
 
 AS_OF = ["--as-of", "2026-11-24"]
 

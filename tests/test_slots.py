@@ -1,4 +1,4 @@
-"""reconciler.slots: a semaphore whose waiters are served by priority, then arrival."""
+"""reconciler.net.slots: a semaphore whose waiters are served by priority, then arrival."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from reconciler import slots
-from reconciler.slots import Slots
+from reconciler.net import slots
+from reconciler.net.slots import Slots
 
 
 def test_never_more_holders_than_slots() -> None:

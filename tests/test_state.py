@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import world_edits
 
-from reconciler.clients import Clients
-from reconciler.config import load_config
+from reconciler.config.env import cw_credentials_from_env
+from reconciler.config.loader import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import read_additions, read_state
-from reconciler.env import cw_credentials_from_env
-from reconciler.errors import ReconcileError
-from reconciler.model import ActualState, Addition, Config, CustomerMap
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import ActualState, Addition, Config, CustomerMap
+from reconciler.engine.clients import Clients
 from reconciler.sandbox import Sandbox, generate_fixture
 
 REPO = Path(__file__).resolve().parents[1]

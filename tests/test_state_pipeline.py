@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import world_edits
 
-from reconciler.clients import Clients
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.conditions import chunk_values
 from reconciler.connectwise.payload import (
@@ -28,9 +27,10 @@ from reconciler.connectwise.payload import (
     company,
 )
 from reconciler.connectwise.state import read_additions, read_state
-from reconciler.errors import ReconcileError
-from reconciler.model import ActualState, Config, CustomerMap
-from reconciler.planner import agreements_by_company, companies_by_key, resolve_agreement
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import ActualState, Config, CustomerMap
+from reconciler.engine.clients import Clients
+from reconciler.plan.planner import agreements_by_company, companies_by_key, resolve_agreement
 from reconciler.sandbox import Sandbox, generate_fixture
 from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX
 from reconciler.sandbox.wire import Request, Response, cw_error

@@ -16,16 +16,16 @@ import pytest
 from generated_world import AS_OF, as_desired, duplicates, live, make_world
 from typer.testing import CliRunner
 
-from reconciler import engine
-from reconciler.apply import apply_plan
-from reconciler.cli import app
-from reconciler.clients import Clients, connectwise_client
+from reconciler.cli.commands import app
+from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.http import Traffic
-from reconciler.model import PeriodKind
-from reconciler.periods import period_for
+from reconciler.core.model import PeriodKind
+from reconciler.core.periods import period_for
+from reconciler.engine import manager as engine
+from reconciler.engine.clients import Clients, connectwise_client
+from reconciler.net.http import Traffic
+from reconciler.net.throttle import Throttle, TimeLimit
 from reconciler.sandbox import Sandbox
-from reconciler.throttle import Throttle, TimeLimit
 
 CATALOG = "/procurement/catalog"
 
@@ -225,7 +225,7 @@ def test_max_requests_per_minute_must_be_positive(tmp_path: Path) -> None:
 
 
 def test_settings_cap_reaches_the_clients(tmp_path: Path) -> None:
-    from reconciler.config import load_config
+    from reconciler.config.loader import load_config
 
     make_world(tmp_path, 2, seed=1)
     settings = tmp_path / "mappings" / "settings.yaml"

@@ -1,4 +1,4 @@
-"""The HTTP transport (`reconciler.transport`: httpx's, its pool on a backend with a cheaper
+"""The HTTP transport (`reconciler.net.transport`: httpx's, its pool on a backend with a cheaper
 health check) against real servers on loopback: plain HTTP and TLS (certificates from a
 throwaway CA made by `trustme`), keep-alive reuse, a server closing an idle connection
 (what the health check is for), large bodies both ways, broken and refused connections,
@@ -21,8 +21,8 @@ import httpx
 import pytest
 import trustme
 
-from reconciler.http import HttpApi
-from reconciler.transport import Transport
+from reconciler.net.http import HttpApi
+from reconciler.net.transport import Transport
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 BIG = 3_000_017  # more than the socket buffers hold

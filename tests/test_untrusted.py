@@ -1,4 +1,4 @@
-"""The untrusted-text sinks (reconciler.untrusted) and the credential scrubber, unit by unit.
+"""The untrusted-text sinks (reconciler.secure.untrusted) and the credential scrubber, unit by unit.
 
 The Markdown escaper is checked the strong way: for any text, what markdown-it-py (GFM-like:
 tables, strikethrough, linkify) renders from the escaped text is that text, literally, in
@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from reconciler import scrub, untrusted
-from reconciler.untrusted import ZWSP, OutputGuard, defuse_commands, markdown, plain
+from reconciler.secure import scrub, untrusted
+from reconciler.secure.untrusted import ZWSP, OutputGuard, defuse_commands, markdown, plain
 
 MD = MarkdownIt("gfm-like")  # commonmark + table + strikethrough + linkify (linkify-it-py)
 

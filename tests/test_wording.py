@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from reconciler.wording import amount, date_range, period_words, run_links
+from reconciler.core.wording import amount, date_range, period_words, run_links
 
 D = dt.date
 

@@ -31,11 +31,11 @@ from workflow_runner import (
     skipped_job,
 )
 
-from reconciler import pin, scaffold
-from reconciler.render import money
-from reconciler.resources import workflows_dir
+from reconciler.config import pin, scaffold
+from reconciler.config.resources import workflows_dir
+from reconciler.core.vocabulary import PLAN_MARKER
+from reconciler.plan.render import money
 from reconciler.sandbox import Sandbox, default_fixture
-from reconciler.vocabulary import PLAN_MARKER
 
 WORKFLOWS = workflows_dir()
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -437,7 +437,7 @@ def _commit_step(workdir: Path, event: str = "workflow_dispatch") -> subprocess.
 def _record_a_run(workdir: Path, hour: int) -> str:
     from runlog_samples import STARTED, success_result
 
-    from reconciler import runlog
+    from reconciler.records import runlog
 
     result = success_result()
     handle = runlog.start_run(
@@ -475,7 +475,7 @@ def test_commit_back_regenerates_the_index_on_the_latest_branch(
     assert sorted(p.stem for p in runs.glob("*/*/*.json")) == sorted(ids.values())
     index = (runs / "INDEX.md").read_text(encoding="utf-8")
     assert all(f"[{run_id}]" in index for run_id in ids.values())
-    from reconciler import runlog
+    from reconciler.records import runlog
 
     runlog.rebuild_index(final)  # what the run files make, regenerated here
     assert (runs / "INDEX.md").read_text(encoding="utf-8") == index

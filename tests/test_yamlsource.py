@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler import yamlsource
-from reconciler.errors import ConfigError
-from reconciler.model import Location
-from reconciler.yamlsource import parse, resolve_plain
+from reconciler.config import yamlsource
+from reconciler.config.yamlsource import parse, resolve_plain
+from reconciler.core.errors import ConfigError
+from reconciler.core.model import Location
 
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
 

@@ -15,11 +15,11 @@ import respx
 from example_usage import CURRENT_USAGE as EXPECTED_CURRENT
 from example_usage import LAST_USAGE as EXPECTED_LAST
 
-from reconciler.clients import Clients
-from reconciler.config import load_config
-from reconciler.errors import ReconcileError
-from reconciler.http import ApiError
-from reconciler.model import Config, Period, PeriodKind, Usage
+from reconciler.config.loader import load_config
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import Config, Period, PeriodKind, Usage
+from reconciler.engine.clients import Clients
+from reconciler.net.http import ApiError
 from reconciler.sandbox import Sandbox
 from reconciler.usage import fetch_usage
 from reconciler.usage.zerotek import ZeroTekClient, fetch_zerotek_usage

@@ -13,10 +13,10 @@ from urllib.parse import quote_plus
 
 import httpx
 
+from reconciler.config.env import CWCredentials
 from reconciler.connectwise.conditions import Value, in_chunks
-from reconciler.env import CWCredentials
-from reconciler.errors import ReconcileError
-from reconciler.http import (
+from reconciler.core.errors import ReconcileError
+from reconciler.net.http import (
     DEADLINE_SECONDS,
     MAX_RESPONSE_BYTES,
     ApiError,
@@ -24,8 +24,8 @@ from reconciler.http import (
     OutcomeUnknown,
     RequestStats,
 )
-from reconciler.scrub import basic_auth_token
-from reconciler.throttle import Throttle
+from reconciler.net.throttle import Throttle
+from reconciler.secure.scrub import basic_auth_token
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
 

@@ -10,8 +10,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reconciler.errors import ReconcileError
-from reconciler.model import Addition, Agreement, CatalogItem, Company, ManagedProducts
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import Addition, Agreement, CatalogItem, Company, ManagedProducts
 
 COMPANIES = "/company/companies"
 AGREEMENTS = "/finance/agreements"

@@ -24,7 +24,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from reconciler import slots
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.conditions import Value, chunk_values, in_list
 from reconciler.connectwise.payload import (
@@ -40,7 +39,7 @@ from reconciler.connectwise.payload import (
     catalog_item,
     company,
 )
-from reconciler.model import (
+from reconciler.core.model import (
     ActualState,
     Addition,
     Agreement,
@@ -50,7 +49,8 @@ from reconciler.model import (
     CustomerMap,
     ManagedProducts,
 )
-from reconciler.planner import agreements_by_company, companies_by_key, resolve_agreement
+from reconciler.net import slots
+from reconciler.plan.planner import agreements_by_company, companies_by_key, resolve_agreement
 
 _T = TypeVar("_T", Company, CatalogItem)
 _NONE = ManagedProducts(())  # read_additions' default: every addition someone else's

@@ -1,5 +1,6 @@
 """Loopback simulators of ConnectWise PSA and the ZeroTek usage API, for the demo, the
-tests and the benchmarks.
+tests and the benchmarks. Imports nothing of the product (only itself and the standard
+library), so it can stand in for the real services in any test.
 
 Supported as what `reconcile demo` and `reconcile sandbox` serve; NOT a public Python API
 (names here may change in any release). Test-only edits of the world (a clerk changing a

@@ -251,7 +251,7 @@ def discovery_fixture() -> tuple[Fixture, dict[str, Expected]]:
             record["type"] = _LICENSING
         fx.agreements.append(record)
         next_agreement += 1
-        return record["id"]  # type: ignore[return-value]
+        return int(record["id"])
 
     def zerotek(name: str, users: int) -> str:
         nonlocal n
@@ -270,9 +270,9 @@ def discovery_fixture() -> tuple[Fixture, dict[str, Expected]]:
             if name.startswith("*"):
                 right = aid
         expected[zerotek(zt_name, 5 + len(expected) % 7)] = Expected("match", ident, right)
-    for zt_name, cw_name, ident in _DECOYS:
-        if cw_name and ident:
-            agreement(f"{cw_name} IT", company(ident, cw_name), "Active", False)
+    for zt_name, decoy_name, decoy_ident in _DECOYS:
+        if decoy_name and decoy_ident:
+            agreement(f"{decoy_name} IT", company(decoy_ident, decoy_name), "Active", False)
         expected[zerotek(zt_name, 4)] = Expected("decoy")
     for zt_name, kind, owners in _AMBIGUOUS:
         for ident, cw_name, names in owners:

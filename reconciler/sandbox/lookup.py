@@ -62,7 +62,7 @@ class Table(dict[int, Record]):
         self.version += 1
         return super().setdefault(key, default)
 
-    def __ior__(self, other: Any) -> Table:
+    def __ior__(self, other: Any) -> Table:  # type: ignore[override,misc]
         self.version += 1
         super().update(other)
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterable
 
 from reconciler.sandbox.lookup import Table
 from reconciler.sandbox.records import Assignment, Fixture, Record, usage_counts
@@ -17,6 +18,10 @@ def now_stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _by_id(rows: Iterable[Record]) -> Table:
+    return Table((r["id"], r) for r in sorted(rows, key=lambda r: r["id"]))
+
+
 class World:
     """ConnectWise companies/agreements/catalog/additions and ZeroTek customers/assignments."""
 
@@ -24,12 +29,11 @@ class World:
 
     def __init__(self, fixture: Fixture) -> None:
         self.lock = threading.RLock()
-        by_id = lambda rows: Table((r["id"], r) for r in sorted(rows, key=lambda r: r["id"]))  # noqa: E731
         # Tables that count their changes: list queries are answered through indexes (lookup.py)
-        self.companies: Table = by_id(fixture.companies)
-        self.agreements: Table = by_id(fixture.agreements)
-        self.catalog: Table = by_id(fixture.catalog)
-        self._additions: dict[int, Record] = dict(by_id(fixture.additions))
+        self.companies: Table = _by_id(fixture.companies)
+        self.agreements: Table = _by_id(fixture.agreements)
+        self.catalog: Table = _by_id(fixture.catalog)
+        self._additions: dict[int, Record] = dict(_by_id(fixture.additions))
         self._by_agreement: dict[int, list[int]] = {}
         for add in self._additions.values():
             self._by_agreement.setdefault(add["agreementId"], []).append(add["id"])

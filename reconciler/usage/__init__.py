@@ -1,12 +1,15 @@
 """Desired state: licence counts per customer and SKU for a period, from the configured
-source (`usage.source`: the ZeroTek API, or an assignment-history CSV)."""
+source (`usage.source`: the ZeroTek API, or an assignment-history CSV).
+
+Imports: core, secure, config, net.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from reconciler.errors import ReconcileError
-from reconciler.model import Config, Period, Usage
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import Config, Period, Usage
 from reconciler.usage.csvfile import count_users, read_assignments
 from reconciler.usage.zerotek import ZeroTekClient, fetch_zerotek_usage
 

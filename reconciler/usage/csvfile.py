@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import ConfigError, Problem
-from reconciler.model import Location
+from reconciler.core.errors import ConfigError, Problem
+from reconciler.core.model import Location
 
 COLUMNS = ("customer_id", "sku", "user", "assigned_on", "unassigned_on")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")

@@ -10,16 +10,16 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.errors import ReconcileError
-from reconciler.http import (
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import Period, Usage
+from reconciler.net.http import (
     DEADLINE_SECONDS,
     MAX_RESPONSE_BYTES,
     ApiError,
     HttpApi,
     RequestStats,
 )
-from reconciler.model import Period, Usage
-from reconciler.throttle import Throttle
+from reconciler.net.throttle import Throttle
 
 CUSTOMERS = "/v1/customers"
 USAGE = "/v1/usage"

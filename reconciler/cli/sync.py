@@ -1,0 +1,350 @@
+"""`plan` and `apply`: the sync commands. Parsing, showing and prompting only: the engine
+(SyncEngine) does the work, including the run record and the e-mails."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from reconciler.cli import json_output as cli_json
+from reconciler.cli import term
+
+# The option types live in cli_options (light to import); re-exported for the commands here.
+from reconciler.cli.options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
+from reconciler.cli.progress import busy, is_tty
+from reconciler.config.loader import load_config
+from reconciler.config.schema import annotation_file, github_annotation
+from reconciler.core.errors import ConfigError, Problem, ReconcileError
+from reconciler.core.model import Config, CustomerResult, Location, PeriodKind, Plan
+from reconciler.core.periods import today_in
+from reconciler.engine.clients import Clients
+from reconciler.engine.manager import (
+    ApplyRequest,
+    Declined,
+    PlanRequest,
+    SyncEngine,
+    SyncOutcome,
+    Ui,
+)
+from reconciler.plan import render
+from reconciler.plan.baseline import compare
+from reconciler.records.record import RunRecord
+from reconciler.secure.untrusted import json_dumps, plain, workflow_command
+
+__all__ = ["AsOfOption", "CustomerOption", "Format", "PeriodOption"]
+
+
+def parse_as_of(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ReconcileError(f"--as-of: {value!r} is not a date, expected YYYY-MM-DD") from None
+
+
+def run_plan(
+    config_dir: Path,
+    customers: list[str] | None,
+    period: PeriodKind,
+    as_of: str | None,
+    out: Path | None,
+    fmt: Format,
+    detailed_exitcode: bool,
+    if_due: bool = False,
+    baseline_dir: Path | None = None,
+    clients: Clients | None = None,
+    verbose: bool = False,
+) -> int:
+    config = load_config(config_dir)
+    engine = SyncEngine(config, clients, ui=Ui(busy=busy, notice=_notice))
+    with requests_shown(engine, verbose):
+        return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
+                     if_due, baseline_dir)  # fmt: skip
+
+
+@contextlib.contextmanager
+def requests_shown(engine: SyncEngine, verbose: bool) -> Iterator[None]:
+    """-v: the requests the command sent, per API, on stderr when it ends (also when it
+    fails: retries and 429s are often why)."""
+    try:
+        yield
+    finally:
+        if verbose:
+            from reconciler.records import requestview
+
+            lines = requestview.text_lines(engine.traffic.to_json())
+            typer.echo("\n".join(["Requests:", *(f"  {line}" for line in lines)]), err=True)
+
+
+def _plan(
+    engine: SyncEngine,
+    config: Config,
+    customers: list[str] | None,
+    period: PeriodKind,
+    as_of: str | None,
+    out: Path | None,
+    fmt: Format,
+    detailed_exitcode: bool,
+    if_due: bool,
+    baseline_dir: Path | None,
+) -> int:
+    engine.check_customers(customers)  # unknown ids fail before any request
+    if if_due:
+        if period is not PeriodKind.LAST_BILLING_PERIOD:
+            raise ReconcileError(
+                "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
+            )
+        today = parse_as_of(as_of) or today_in(config.settings.timezone)
+        decision = engine.due(today)  # also posts a missed sync to chat
+        if not decision.due:
+            # The workflow applies only when a plan file exists: a leftover one must not be
+            # mistaken for today's.
+            if out is not None:
+                out.unlink(missing_ok=True)
+            typer.echo(decision.reason)
+            return 0
+        typer.echo(decision.reason, err=True)
+    baseline, note = _load_baseline(baseline_dir)
+    planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, baseline))
+    if baseline_dir is not None:
+        # No loadable base (a first pull request, or one that repairs broken mappings):
+        # compared with an empty plan, every change is this pull request's.
+        empty = replace(planned.plan, customers=())
+        cmp = compare(planned.plan, planned.base if planned.base is not None else empty)
+        text = {
+            Format.MARKDOWN: lambda: render.markdown_compared(cmp, note),
+            Format.JSON: lambda: render.json_compared(cmp, note),
+            Format.TEXT: lambda: render.text(planned.plan, color=term.use_color(sys.stdout)),
+        }[fmt]()
+    else:
+        text = render.render(planned.plan, fmt.value, color=term.use_color(sys.stdout))
+    typer.echo(text, nl=False)
+    if note:
+        typer.echo(f"warning: {plain(note)}", err=True)
+    if out is not None:
+        typer.echo(f"Saved plan to {out}; apply exactly it with: reconcile apply {out}", err=True)
+    if planned.plan.has_errors:
+        # The plan (stdout) shows them in place; stderr carries them for scripts and CI.
+        for cp in planned.plan.customers:
+            for e in cp.errors:
+                typer.echo(f"error: {plain(cp.customer_id)}: {plain(e)}", err=True)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            for line in customer_annotations(config, planned.plan):
+                workflow_command(line, err=True)  # meant: passes the guard
+        return 1
+    if detailed_exitcode and planned.plan.changes:
+        return 2
+    return 0
+
+
+def _notice(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _load_baseline(directory: Path | None) -> tuple[Config | None, str | None]:
+    """The base branch's config, or None and why it could not be used."""
+    if directory is None:
+        return None, None
+    if not (directory / "mappings").is_dir():
+        return None, f"--baseline {directory}: no mappings/ there; every change is shown as new"
+    try:
+        return load_config(directory), None
+    except ConfigError as exc:
+        first = exc.problems[0] if exc.problems else "unknown problem"
+        return None, (
+            f"--baseline {directory}: the base branch's mappings do not load ({first}); "
+            "every change is shown as this pull request's"
+        )
+
+
+def customer_annotations(config: Config, plan: Plan) -> list[str]:
+    """One `::error` per customer error, at that customer's entry in its mapping file, so a
+    pull request shows it on the line that names the customer."""
+    lines = []
+    for cp in plan.customers:
+        where = getattr(config.customer(cp.customer_id), "location", None)
+        for e in cp.errors:
+            problem = Problem(
+                where or Location("mappings/customers.yaml"), plain(f"{cp.customer_id}: {e}")
+            )
+            lines.append(github_annotation(problem, annotation_file(config.config_dir, problem)))
+    return lines
+
+
+def _confirm(yes: bool, *, to_stderr: bool = False) -> Callable[[Plan], bool] | None:
+    """The prompt (to_stderr: `--format json`, whose stdout is the JSON alone)."""
+    if yes:
+        return None
+    shown_on = sys.stderr if to_stderr else sys.stdout
+
+    def ask(plan: Plan) -> bool:
+        if not (is_tty(sys.stdin) and is_tty(shown_on)):
+            raise Declined("no terminal to confirm on and no --yes: nothing was applied")
+        answer = typer.prompt(
+            "Apply these changes to ConnectWise? Only 'yes' will be accepted", err=to_stderr
+        )
+        return str(answer).strip().lower() == "yes"
+
+    return ask
+
+
+def _report(outcome: SyncOutcome, *, err: bool = False) -> None:
+    """What apply did, for people (err: on stderr, under `--format json`)."""
+    for cr in outcome.result.customers:
+        for r in cr.results:
+            note = f" ({plain(r.note)})" if r.note else ""
+            mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
+            typer.echo(
+                f"  {plain(cr.plan.customer_id)}: {r.change.action.value} "
+                f"{plain(r.change.product)} {r.change.before} → {r.change.after}: {mark}{note}",
+                err=err,
+            )
+        for e in cr.errors:
+            typer.echo(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
+    for mail in outcome.emails:
+        typer.echo(f"e-mail {mail.kind}: {plain(mail.detail)}", err=True)
+    typer.echo(f"Run recorded: {outcome.record_path}", err=err)
+    totals = outcome.record.totals
+    failed = sum(1 for c in outcome.result.customers if not c.ok)
+    if outcome.interrupted_by:
+        typer.echo(
+            f"Interrupted by {outcome.interrupted_by}: {totals.writes} "
+            f"write{'s' if totals.writes != 1 else ''} committed before it (recorded); "
+            "no write was started after it. Re-run to finish.",
+            err=True,
+        )
+        return
+    typer.echo(
+        f"Apply complete: {totals.writes} write{'s' if totals.writes != 1 else ''}, "
+        f"{len(outcome.result.customers) - failed} customers ok, {failed} with errors.",
+        err=err,
+    )
+
+
+def run_apply(
+    config_dir: Path,
+    plan_file: Path | None,
+    customers: list[str] | None,
+    period: PeriodKind,
+    as_of: str | None,
+    *,
+    yes: bool,
+    force: bool,
+    no_email: bool,
+    trigger: str | None,
+    lock_timeout: float = 0.0,
+    clients: Clients | None = None,
+    command: str = "reconcile apply",
+    verbose: bool = False,
+    fmt: OutputFormat = OutputFormat.TEXT,
+) -> int:
+    as_json = fmt is OutputFormat.JSON
+    if as_json and not yes and plan_file is None and not is_tty(sys.stdin):
+        # Refused before any work: a pipe cannot answer the prompt, and stdout is the JSON.
+        error = (
+            "apply --format json without --yes needs a terminal to confirm on (stdin is not "
+            "one): nothing was applied; pass --yes to apply without asking"
+        )
+        typer.echo(json_dumps(cli_json.apply_json(None, None, 1, error), indent=2))
+        raise ReconcileError(error)
+    progress = _Progress()
+    ui = Ui(
+        busy=busy,
+        notice=_notice,
+        show_plan=lambda plan: typer.echo(
+            render.text(plan, color=term.use_color(sys.stderr if as_json else sys.stdout)),
+            nl=False,
+            err=as_json,
+        ),
+        confirm=_confirm(yes, to_stderr=as_json),
+        customer_done=progress.step,
+        applying=progress.applying,
+    )
+    engine: SyncEngine | None = None
+    try:
+        engine = SyncEngine(load_config(config_dir), clients, ui=ui)
+        request = ApplyRequest(
+            plan_file=plan_file,
+            customers=customers,
+            period=period,
+            as_of=parse_as_of(as_of),
+            force=force,
+            send_email=not no_email,
+            trigger=trigger,
+            lock_timeout=lock_timeout,
+            command=command,
+        )
+        with requests_shown(engine, verbose):
+            outcome = engine.apply(request)
+            _report(outcome, err=as_json)
+    except (ReconcileError, KeyboardInterrupt) as exc:
+        if as_json:  # the JSON still says what happened (and names the failed run's record)
+            code = exc.exit_code if isinstance(exc, ReconcileError) else _signal_exit(exc)
+            recorded = engine.recorded if engine is not None else None
+            record = _read_record(recorded)
+            message = _error_text(exc)
+            typer.echo(json_dumps(cli_json.apply_json(record, recorded, code, message), indent=2))
+        raise
+    if as_json:
+        doc = cli_json.apply_json(outcome.record, outcome.record_path, outcome.exit_code)
+        typer.echo(json_dumps(doc, indent=2))
+    return outcome.exit_code
+
+
+def _signal_exit(exc: KeyboardInterrupt) -> int:
+    signum = getattr(exc, "signum", None)
+    return 128 + signum if isinstance(signum, int) else 130
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ConfigError):
+        return "; ".join(str(p) for p in exc.problems) or "invalid mappings"
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted by {exc}" if str(exc) else "interrupted"
+    return str(exc)
+
+
+def _read_record(path: Path | None) -> RunRecord | None:
+    """The run record a failed apply wrote (it was recorded, then raised)."""
+    if path is None:
+        return None
+    try:
+        return RunRecord.from_json(json.loads(path.read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class _Progress:
+    """A progress bar on a terminal (stderr); silent otherwise, so logs stay clean."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def applying(self, total: int) -> None:
+        if total < 0:
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
+            return
+        if total and is_tty(sys.stderr):
+            from rich.progress import Progress
+
+            # stderr: stdout is for results (the JSON of `apply --format json`)
+            console = term.stderr_console()
+            self._bar = Progress(transient=True, console=console)
+            self._bar.start()
+            self._task = self._bar.add_task("Applying", total=total)
+
+    def step(self, result: CustomerResult) -> None:
+        if self._bar is not None and result.plan.changes:
+            self._bar.advance(self._task)

@@ -1,0 +1,363 @@
+"""Execute a plan against ConnectWise, then re-read and verify what was written.
+
+Billing data is never guessed at:
+- only the additions named in the plan are written (the plan holds only managed ones);
+- a POST whose outcome is unknown (dropped connection, timeout, 5xx after sending) is
+  resolved by re-reading that agreement's additions before any retry, so no fault can
+  create a duplicate addition;
+- customers run concurrently (bounded), each customer's changes in order, so the re-read
+  after an unknown outcome sees a settled agreement;
+- just before the first write to an agreement its additions are re-read: if they are not
+  what the plan was made against, that customer is skipped as stale;
+- every write's outcome goes to the journal (the run record) as soon as it is known; a
+  write whose outcome cannot be settled, even by re-reading, is recorded as unknown;
+- `stop()` true (SIGINT/SIGTERM) means no new write starts; writes in flight finish;
+- any exception while writing one customer is that customer's error, never the others'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
+
+from reconciler.connectwise.client import ConnectWiseClient
+from reconciler.connectwise.state import additions_path, read_additions
+from reconciler.core.errors import ReconcileError
+from reconciler.core.model import (
+    Action,
+    Addition,
+    ApplyResult,
+    Change,
+    ChangeResult,
+    Config,
+    CustomerPlan,
+    CustomerResult,
+    ManagedProducts,
+    Plan,
+    Removal,
+    is_live_managed,
+)
+from reconciler.core.money import json_number
+from reconciler.net.http import ApiError, OutcomeUnknown, one_line
+from reconciler.plan import planfile
+
+MAX_POST_ATTEMPTS = 6
+# Before re-reading after an unknown POST outcome: a server that timed out on us may still
+# be committing; a moment's pause makes the re-read see it rather than race it.
+SETTLE_SECONDS = 0.25
+
+
+class Journal(Protocol):
+    """Where apply reports outcomes as they become known (runlog.RunHandle)."""
+
+    def change(self, result: ChangeResult) -> None: ...
+
+    def customer(self, result: CustomerResult) -> None: ...
+
+
+class _NoJournal:
+    def change(self, result: ChangeResult) -> None:
+        pass
+
+    def customer(self, result: CustomerResult) -> None:
+        pass
+
+
+def _never() -> bool:
+    return False
+
+
+def cw_datetime(day: dt.date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def _live(
+    additions: tuple[Addition, ...], product: str, products: ManagedProducts, as_of: dt.date
+) -> list[int]:
+    """The quantities of `product`'s live managed additions (model.is_live_managed, as the
+    planner counts them): what an add created, or an update set."""
+    return [
+        a.quantity
+        for a in additions
+        if is_live_managed(a, products, as_of)
+        and products.spelling(a.product_identifier) == product
+    ]
+
+
+class _Applier:
+    def __init__(
+        self,
+        plan: Plan,
+        config: Config,
+        cw: ConnectWiseClient,
+        *,
+        expected: Mapping[str, Any] | None,
+        journal: Journal,
+        stop: Callable[[], bool],
+    ) -> None:
+        self.plan = plan
+        self.config = config
+        self.cw = cw
+        self.products = config.managed_products
+        self.writes = 0
+        self.expected = expected  # the plan's state snapshot (planfile.snapshot)
+        self.journal = journal
+        self.stop = stop
+        self._fresh: dict[int, asyncio.Task[str | None]] = {}
+
+    def _post_body(self, change: Change) -> dict[str, Any]:
+        assert change.effective_date is not None
+        body: dict[str, Any] = {
+            "product": {"id": change.product_id},
+            "quantity": change.after,
+            "billCustomer": "Billable",
+            "effectiveDate": cw_datetime(change.effective_date),
+        }
+        # Exactly the terms the plan shows (DESIGN 12.2: one decision per product, made by
+        # the planner): the figure reviewed is the figure billed, whichever SKU it came from.
+        body["unitPrice"] = json_number(change.unit_price)
+        if change.unit_cost is not None:
+            body["unitCost"] = json_number(change.unit_cost)
+        if change.description:
+            body["description"] = change.description
+        return body
+
+    async def _committed_add(self, change: Change) -> Addition | None:
+        """After an unknown outcome: the addition our POST created, if it did."""
+        current = await read_additions(self.cw, change.agreement_id, managed=self.products)
+        for addition in current:
+            if _live((addition,), change.product, self.products, self.plan.period.as_of):
+                return addition
+        return None
+
+    async def _settle_add(self, change: Change, why: str) -> ChangeResult | None:
+        """After a POST whose answer is unusable: the committed addition's result, None when
+        the re-read shows it was not written, or an unknown result when even the re-read
+        fails (then nothing is re-sent: a duplicate is worse than a missing line)."""
+        await asyncio.sleep(SETTLE_SECONDS)
+        try:
+            found = await self._committed_add(change)
+        except ReconcileError as exc:
+            error = f"outcome unknown: {why}; re-reading the agreement failed too: {exc}"
+            return ChangeResult(change, False, error=error, unknown=True)
+        if found is None:
+            return None
+        self.writes += 1
+        note = f"{why}; found committed on re-read, not re-sent"
+        return ChangeResult(change, True, addition_id=found.id, note=note)
+
+    async def _add(self, change: Change) -> ChangeResult:
+        path = additions_path(change.agreement_id)
+        body = self._post_body(change)
+        last: ApiError | None = None
+        for _ in range(MAX_POST_ATTEMPTS):
+            try:
+                created = await self.cw.post(path, body)
+            except OutcomeUnknown as exc:
+                last = exc
+                settled = await self._settle_add(change, "response lost")
+                if settled is not None:
+                    return settled
+                continue
+            except ApiError:
+                raise
+            except ReconcileError as exc:
+                # A 2xx that is not the API's answer (a proxy's HTML page): committed or
+                # not, only a re-read can tell; never re-sent on a guess.
+                why = f"unusable answer ({exc})"
+                settled = await self._settle_add(change, why)
+                if settled is not None:
+                    return settled
+                error = f"{exc}; a re-read shows it was not written"
+                return ChangeResult(change, False, error=error)
+            self.writes += 1
+            new_id = created.get("id")
+            return ChangeResult(
+                change, True, addition_id=new_id if isinstance(new_id, int) else None
+            )
+        assert last is not None
+        return ChangeResult(
+            change, False, error=f"{last} (gave up after {MAX_POST_ATTEMPTS} tries)"
+        )
+
+    async def _patch(self, change: Change, field: str, value: Any) -> ChangeResult:
+        assert change.addition_id is not None
+        path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
+        await self.cw.patch(path, [{"op": "replace", "path": field, "value": value}])
+        self.writes += 1
+        return ChangeResult(change, True, addition_id=change.addition_id)
+
+    async def _delete(self, change: Change) -> ChangeResult:
+        path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
+        try:
+            await self.cw.delete(path)
+        except ApiError as exc:
+            # A retried DELETE whose first response was lost answers 404: gone is gone.
+            if exc.status != 404:
+                raise
+            note = "already gone (an earlier attempt's response was lost)"
+            return ChangeResult(change, True, addition_id=change.addition_id, note=note)
+        self.writes += 1
+        return ChangeResult(change, True, addition_id=change.addition_id)
+
+    async def change(self, change: Change) -> ChangeResult:
+        try:
+            if change.action is Action.ADD:
+                return await self._add(change)
+            if change.action is Action.UPDATE:
+                return await self._patch(change, "quantity", change.after)
+            method = self.plan.removal_of(change)  # the method `plan` showed
+            if method is Removal.DELETE:
+                return await self._delete(change)
+            if method is Removal.ZERO:
+                return await self._patch(change, "quantity", 0)
+            # Dated the as-of day, never later, so the next plan already sees it as gone.
+            as_of = cw_datetime(self.plan.period.as_of)
+            return await self._patch(change, "cancelledDate", as_of)
+        except ApiError as exc:
+            # Idempotent writes (PATCH, DELETE) failing without a verdict may still have
+            # landed: recorded as unknown, and settled by the verification re-read.
+            sent = change.action is not Action.ADD and (exc.status is None or exc.status >= 500)
+            return ChangeResult(change, False, error=str(exc), unknown=sent)
+        except ValueError as exc:  # a price JSON cannot carry exactly: never sent
+            return ChangeResult(change, False, error=str(exc))
+        except ReconcileError as exc:  # a 2xx with an unusable body
+            unknown = change.action is not Action.ADD
+            return ChangeResult(change, False, error=str(exc), unknown=unknown)
+
+    async def verify(
+        self, cp: CustomerPlan, results: list[ChangeResult]
+    ) -> tuple[list[ChangeResult], list[str]]:
+        """Re-read the agreement: every changed product must now hold its planned quantity.
+        Writes whose outcome was unknown are settled here, by what the re-read shows."""
+        assert cp.agreement_id is not None
+        current = await read_additions(self.cw, cp.agreement_id, managed=self.products)
+        as_of = self.plan.period.as_of
+        problems: list[str] = []
+        settled: list[ChangeResult] = []
+        for r in results:
+            c = r.change
+            live = _live(current, c.product, self.products, as_of)
+            want = [c.after] if c.after > 0 else []
+            if r.unknown:
+                done = live == want
+                self.writes += int(done)
+                verdict = "written" if done else "not written"
+                r = replace(r, ok=done, unknown=False, note=f"settled by re-read: {verdict}")
+            settled.append(r)
+            if live != want:
+                found = ", ".join(map(str, live)) or "none"
+                problems.append(
+                    f"verification: {c.product} expected quantity {c.after or 'none'}, "
+                    f"found {found}"
+                )
+        return settled, problems
+
+    async def fresh(self, agreement_id: int) -> str | None:
+        """Once per agreement, before its first write: None when its managed additions are
+        still what the plan was made against, else why the customer is skipped."""
+        task = self._fresh.get(agreement_id)
+        if task is None:
+            task = asyncio.ensure_future(self._reread(agreement_id))
+            self._fresh[agreement_id] = task
+        return await task
+
+    async def _reread(self, agreement_id: int) -> str | None:
+        saved = (self.expected or {}).get("agreements", {}).get(str(agreement_id))
+        if saved is None:
+            return None
+        current = await read_additions(self.cw, agreement_id, managed=self.products)
+        now = planfile.additions_snapshot(current, self.products, self.plan.period.as_of)
+        if now == saved["additions"]:
+            return None
+        drift = "; ".join(planfile.describe_drift(saved["additions"], now, limit=3))
+        return (
+            f"stale: agreement #{agreement_id}'s additions changed since the plan was made "
+            f"({drift}); skipped, nothing written. Run `reconcile plan` again"
+        )
+
+    async def customer(self, cp: CustomerPlan) -> CustomerResult:
+        if cp.errors:
+            return CustomerResult(cp, (), cp.errors, False)
+        if not cp.changes:
+            return CustomerResult(cp, (), (), True)
+        results: list[ChangeResult] = []
+        try:
+            return await self._write(cp, results)
+        except Exception as exc:  # isolation: one customer's fault is its own
+            what = one_line(str(exc)) or type(exc).__name__
+            errors = [*_failures(results), f"stopped by an unexpected error: {what}"]
+            return CustomerResult(cp, tuple(results), tuple(errors), verified=False)
+
+    async def _write(self, cp: CustomerPlan, results: list[ChangeResult]) -> CustomerResult:
+        assert cp.agreement_id is not None
+        if self.stop():
+            return CustomerResult(cp, (), (INTERRUPTED_BEFORE,), False)
+        stale = await self.fresh(cp.agreement_id)
+        if stale is not None:
+            return CustomerResult(cp, (), (stale,), False)
+        for c in cp.changes:
+            if self.stop():
+                left = len(cp.changes) - len(results)
+                errors = [*_failures(results), f"interrupted: {left} change(s) not started"]
+                return CustomerResult(cp, tuple(results), tuple(errors), False)
+            result = await self.change(c)
+            results.append(result)
+            self.journal.change(result)
+        try:
+            settled, problems = await self.verify(cp, results)
+        except ReconcileError as exc:
+            settled, problems = results, [f"verification failed: {exc}"]
+        return CustomerResult(
+            cp, tuple(settled), (*_failures(settled), *problems), verified=not problems
+        )
+
+
+INTERRUPTED_BEFORE = "interrupted before this customer's first write: nothing written"
+
+
+def _failures(results: list[ChangeResult]) -> list[str]:
+    return [f"{r.change.action.value} {r.change.product}: {r.error}" for r in results if not r.ok]
+
+
+async def apply_plan(
+    plan: Plan,
+    config: Config,
+    cw: ConnectWiseClient,
+    *,
+    max_concurrency: int = 8,
+    on_customer: Callable[[CustomerResult], None] | None = None,
+    expected: Mapping[str, Any] | None = None,
+    journal: Journal | None = None,
+    stop: Callable[[], bool] = _never,
+) -> ApplyResult:
+    """Apply every customer's changes; customers with planning errors are left untouched.
+
+    `expected`: the plan's state snapshot, for the just-in-time re-read (None: no check);
+    `journal`: told each outcome as soon as it is known; `stop`: true once no new write may
+    start (a stop signal)."""
+    started = dt.datetime.now(dt.UTC)
+    sink = journal if journal is not None else _NoJournal()
+    applier = _Applier(plan, config, cw, expected=expected, journal=sink, stop=stop)
+    slots = asyncio.Semaphore(max_concurrency)
+
+    async def one(cp: CustomerPlan) -> CustomerResult:
+        async with slots:
+            result = await applier.customer(cp)
+        if cp.changes or cp.errors:
+            sink.customer(result)
+        if on_customer is not None:
+            on_customer(result)
+        return result
+
+    results = await asyncio.gather(*(one(cp) for cp in plan.customers))
+    return ApplyResult(
+        plan=plan,
+        customers=tuple(results),
+        started=started,
+        finished=dt.datetime.now(dt.UTC),
+        writes=applier.writes,
+    )

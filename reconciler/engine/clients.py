@@ -1,0 +1,61 @@
+"""The one place the API clients are made: one factory per API.
+
+The engine is handed a `Clients` instead of reading the environment itself, so the demo
+and the tests point a whole sync at the sandbox by passing `Clients(environ=sandbox.env())`
+(no monkeypatching, no mutation of os.environ), and tests can shorten retry timing with
+`options`. `status` uses the same factories with its own, short timeouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.config.env import cw_credentials_from_env, resolve_api_url, zerotek_token_from_env
+from reconciler.connectwise.client import ConnectWiseClient
+from reconciler.core.model import Config, Settings
+from reconciler.net.http import Traffic
+from reconciler.usage.zerotek import ZeroTekClient
+
+
+def connectwise_client(
+    settings: Settings | None, environ: Mapping[str, str] | None = None, **options: Any
+) -> ConnectWiseClient:
+    """URL from CW_API_URL (else settings), credentials from CW_* (never from a file)."""
+    url = resolve_api_url(settings.cw_api_url if settings else "", "CW_API_URL", environ)
+    if settings is not None:
+        options.setdefault("max_concurrency", settings.max_concurrency)
+        options.setdefault("max_requests_per_minute", settings.cw_max_requests_per_minute)
+    return ConnectWiseClient(url, cw_credentials_from_env(environ), **options)
+
+
+def zerotek_client(
+    settings: Settings | None, environ: Mapping[str, str] | None = None, **options: Any
+) -> ZeroTekClient:
+    """URL from ZEROTEK_API_URL (else settings), token from ZEROTEK_API_TOKEN."""
+    url = resolve_api_url(settings.zerotek_api_url if settings else "", "ZEROTEK_API_URL", environ)
+    if settings is not None:
+        options.setdefault("max_concurrency", settings.max_concurrency)
+        options.setdefault("max_requests_per_minute", settings.zerotek_max_requests_per_minute)
+    return ZeroTekClient(url, zerotek_token_from_env(environ), **options)
+
+
+@dataclass(frozen=True)
+class Clients:
+    """How a sync reaches ConnectWise and ZeroTek. `environ` None means os.environ;
+    `options` go to both clients' constructors (retry timing, deadlines, size caps);
+    every client made here counts its requests into `traffic` (the engine gives each
+    command a fresh one)."""
+
+    environ: Mapping[str, str] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    traffic: Traffic = field(default_factory=Traffic, compare=False, repr=False)
+
+    def connectwise(self, config: Config) -> ConnectWiseClient:
+        stats = self.traffic.of(ConnectWiseClient.api)
+        return connectwise_client(config.settings, self.environ, stats=stats, **self.options)
+
+    def zerotek(self, config: Config) -> ZeroTekClient:
+        stats = self.traffic.of(ZeroTekClient.api)
+        return zerotek_client(config.settings, self.environ, stats=stats, **self.options)

@@ -1,0 +1,223 @@
+"""`report`: revenue assurance - what ZeroTek says is used vs what ConnectWise bills. Pure.
+
+Built on the planner, so "billed" means exactly what a sync would compare (the active
+managed additions on the mapped agreement) and the report can never disagree with `plan`:
+- under-billed: ZeroTek users above the billed quantity (a sync would add or raise it);
+- over-billed: billed above users (a sync would lower or remove it);
+- unmapped customers: ZeroTek customers with usage and no mapping, valued;
+- unmapped SKUs: mapped customers' usage of SKUs with no mapping, valued at the catalog
+  price of the product `discover` would propose (nothing when it has none);
+each per month, with the margin where a cost is known, and totals.
+
+Prices: a discrepancy on an existing addition is valued at that addition's own unit
+price (what the customer is actually charged); a missing one at the mapping's
+`unit_price`, else the catalog's - the price the sync would bill.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from reconciler.core.model import Action, ActualState, CatalogItem, Config, Period, Usage
+from reconciler.insight.discover import propose_sku
+from reconciler.plan import planner
+
+# Only a certain product (named like the SKU, or following the existing mappings'
+# pattern) values an unmapped SKU; a fuzzy guess would invent revenue.
+CERTAIN = 0.9
+
+
+class Kind(StrEnum):
+    UNDER = "under-billed"
+    OVER = "over-billed"
+    UNMAPPED_CUSTOMER = "unmapped-customer"
+    UNMAPPED_SKU = "unmapped-sku"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One customer x product discrepancy. `quantity` is always >= 0 (the direction is
+    `kind`); money figures are per month, None when no price is known."""
+
+    kind: Kind
+    customer_id: str
+    customer_name: str
+    company: str | None
+    agreement_id: int | None
+    sku: str
+    product: str | None
+    zerotek_users: int
+    billed: int
+    unit_price: Decimal | None
+    unit_cost: Decimal | None
+
+    @property
+    def quantity(self) -> int:
+        return abs(self.zerotek_users - self.billed)
+
+    @property
+    def amount(self) -> Decimal | None:
+        return None if self.unit_price is None else self.quantity * self.unit_price
+
+    @property
+    def margin(self) -> Decimal | None:
+        if self.unit_price is None or self.unit_cost is None:
+            return None
+        return self.quantity * (self.unit_price - self.unit_cost)
+
+
+@dataclass(frozen=True)
+class Totals:
+    quantity: int
+    amount: Decimal  # of the rows with a known price
+    margin: Decimal  # of the rows with a known price and cost
+    unvalued: int  # rows without a price
+
+
+@dataclass(frozen=True)
+class Report:
+    period: Period
+    currency: str
+    rows: tuple[Row, ...]
+    billed_quantity: int  # seats ConnectWise bills for managed products (mapped customers)
+    zerotek_users: int  # users ZeroTek reports for them (mapped SKUs)
+    errors: tuple[tuple[str, str], ...]  # (customer id, error): not compared
+
+    def totals(self, kind: Kind) -> Totals:
+        rows = [r for r in self.rows if r.kind is kind]
+        return Totals(
+            quantity=sum(r.quantity for r in rows),
+            amount=sum((r.amount for r in rows if r.amount is not None), Decimal(0)),
+            margin=sum((r.margin for r in rows if r.margin is not None), Decimal(0)),
+            unvalued=sum(1 for r in rows if r.amount is None),
+        )
+
+    @property
+    def unbilled(self) -> Decimal:
+        """Money per month ZeroTek usage would bill and ConnectWise does not."""
+        kinds = (Kind.UNDER, Kind.UNMAPPED_CUSTOMER, Kind.UNMAPPED_SKU)
+        return sum((self.totals(k).amount for k in kinds), Decimal(0))
+
+    @property
+    def net(self) -> Decimal:
+        """Unbilled minus over-billed: the monthly revenue change if everything were fixed."""
+        return self.unbilled - self.totals(Kind.OVER).amount
+
+
+class Pricer:
+    """Catalog product, price and cost per month for a SKU or product: the mapping's
+    `unit_price`/`unit_cost`, else the catalog's. An unmapped SKU gets the product
+    `discover` is certain of (same identifier, or the existing mappings' pattern), else
+    none: a fuzzy guess would invent revenue."""
+
+    def __init__(self, config: Config, catalog: Iterable[CatalogItem]) -> None:
+        self.config = config
+        self.items = tuple(catalog)
+        self.catalog = {i.identifier.casefold(): i for i in self.items}
+
+    def product_for_sku(self, sku: str) -> str | None:
+        mapped = self.config.sku(sku)
+        if mapped is not None:
+            return mapped.product
+        guess = propose_sku(sku, 0, 0, self.config, self.items)
+        if guess.product is not None and guess.confidence >= CERTAIN:
+            return guess.product.identifier
+        return None
+
+    def price(self, product: str) -> Decimal | None:
+        for s in self.config.skus:
+            if s.product == product and s.unit_price is not None:
+                return s.unit_price
+        item = self.catalog.get(product.casefold())
+        return item.price if item is not None else None
+
+    def cost(self, product: str) -> Decimal | None:
+        for s in self.config.skus:
+            if s.product == product and s.unit_cost is not None:
+                return s.unit_cost
+        item = self.catalog.get(product.casefold())
+        return item.cost if item is not None else None
+
+    def row(self, kind: Kind, cid: str, name: str, sku: str, users: int) -> Row:
+        """A usage row billed nowhere (unmapped customer or SKU), valued."""
+        product = self.product_for_sku(sku)
+        mapped = self.config.customer(cid)
+        return Row(
+            kind=kind,
+            customer_id=cid,
+            customer_name=name,
+            company=mapped.company if mapped else None,
+            agreement_id=None,
+            sku=sku,
+            product=product,
+            zerotek_users=users,
+            billed=0,
+            unit_price=self.price(product) if product else None,
+            unit_cost=self.cost(product) if product else None,
+        )
+
+
+def unmapped_customer_rows(config: Config, usage: Usage, pricer: Pricer) -> list[Row]:
+    """ZeroTek customers with usage and no mapping: unbilled revenue, valued."""
+    mapped = {c.id for c in config.customers}
+    names = usage.known_customers or {}
+    return [
+        pricer.row(Kind.UNMAPPED_CUSTOMER, cid, names.get(cid, cid), sku, n)
+        for cid in sorted(set(usage.users) - mapped)
+        for sku, n in sorted(usage.users[cid].items())
+        if n > 0
+    ]
+
+
+def build_report(
+    config: Config,
+    usage: Usage,
+    actual: ActualState,
+    full_catalog: tuple[CatalogItem, ...],
+    currency: str = "USD",
+) -> Report:
+    """`full_catalog`: every catalog item, to value SKUs nobody has mapped yet."""
+    # The report answers "what are we not billing", also when the sync is update-only.
+    settings = dataclasses.replace(config.settings, add_missing=True)
+    plan = planner.plan(dataclasses.replace(config, settings=settings), usage, actual)
+    pricer = Pricer(config, (*full_catalog, *actual.catalog.values()))
+    rows: list[Row] = []
+    billed = users = 0
+    for cp in plan.customers:
+        billed += cp.managed_quantity
+        users += cp.managed_quantity
+        for c in cp.changes:
+            users += c.after - c.before
+            rows.append(
+                Row(
+                    kind=Kind.UNDER if c.after > c.before else Kind.OVER,
+                    customer_id=cp.customer_id,
+                    customer_name=cp.name,
+                    company=cp.company,
+                    agreement_id=c.agreement_id,
+                    sku=c.sku,
+                    product=c.product,
+                    zerotek_users=c.after,
+                    billed=c.before,
+                    unit_price=c.unit_price,
+                    unit_cost=(
+                        c.unit_cost
+                        if c.action is Action.ADD and c.unit_cost is not None
+                        else pricer.cost(c.product)
+                    ),
+                )
+            )
+
+    rows += unmapped_customer_rows(config, usage, pricer)
+    for cid, sku, n in plan.unmapped_skus:
+        mapped = config.customer(cid)
+        rows.append(pricer.row(Kind.UNMAPPED_SKU, cid, mapped.name if mapped else cid, sku, n))
+
+    errors = tuple((cp.customer_id, e) for cp in plan.customers for e in cp.errors)
+    order = {k: i for i, k in enumerate(Kind)}
+    rows.sort(key=lambda r: (order[r.kind], r.customer_id, r.product or "", r.sku))
+    return Report(plan.period, currency, tuple(rows), billed, users, errors)

@@ -1,0 +1,52 @@
+"""When a plan is too destructive to apply without a human saying `--force`.
+
+A ZeroTek outage that reports zero users, or a mapping typo, looks exactly like "every
+customer left": the thresholds turn that into a refused plan instead of mass cancellations.
+Pure: works on the plan alone.
+"""
+
+from __future__ import annotations
+
+from reconciler.core.model import Action, Plan, Safety
+
+
+def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
+    """Why the plan is unsafe (empty when it is safe).
+
+    Thresholds only apply when at least `min_existing` managed additions exist: on a small
+    or brand-new setup any change is a large percentage and not a sign of trouble.
+    - removals: removed additions as a percentage of the managed additions;
+    - quantity change: the sum of |after - before| over updates and removals, as a
+      percentage of the managed additions' total quantity before the plan.
+    """
+    managed = sum(cp.managed for cp in plan.customers)
+    reasons: list[str] = []
+    if plan.reported_users == 0 and managed > 0:
+        # Wipe guard (DESIGN 12.3), whatever the thresholds: ZeroTek answering "nobody uses
+        # anything" for every planned customer is far likelier an outage or an emptied
+        # tenant than every user leaving at once, and small setups sit below min_existing.
+        reasons.append(
+            f"ZeroTek reported zero users for every SKU of every planned customer, yet "
+            f"{managed} managed addition{'s' if managed != 1 else ''} exist: this would "
+            "remove them all"
+        )
+    if managed < safety.min_existing or managed == 0:
+        return tuple(reasons)
+    removals = plan.count(Action.REMOVE)
+    removal_pct = 100 * removals / managed
+    if removal_pct > safety.max_removal_percent:
+        reasons.append(
+            f"{removals} of {managed} managed additions would be removed "
+            f"({removal_pct:.0f}% > max_removal_percent {safety.max_removal_percent:g}%)"
+        )
+    before_total = sum(cp.managed_quantity for cp in plan.customers)
+    moved = sum(abs(c.after - c.before) for c in plan.changes if c.action is not Action.ADD)
+    if before_total > 0:
+        change_pct = 100 * moved / before_total
+        if change_pct > safety.max_quantity_change_percent:
+            reasons.append(
+                f"quantities of existing additions would change by {moved} of {before_total} "
+                f"({change_pct:.0f}% > max_quantity_change_percent "
+                f"{safety.max_quantity_change_percent:g}%)"
+            )
+    return tuple(reasons)

@@ -1,0 +1,98 @@
+"""runs/index/: one small summary per run, written with its record, so the Activity page
+(INDEX.md) and `reconcile activity` never parse the full records. A record holds every
+planned customer (megabytes at 10,000 customers); reading them all on each apply made the
+run log cost O(history x customers). With the summaries a listing costs one small read per
+run listed, and `activity RUN_ID` reads one record.
+
+A summary names the size of the record it was made from; one that does not match its
+record (a hand edit, a crash between the two writes, a record written by an older version
+without summaries) is ignored and the record itself is read instead, so the index can never
+disagree with the run files.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.files import atomic_write
+from reconciler.records.record import RunRecord, RunSummary
+
+INDEX_DIR = "index"
+_FIELDS = tuple(f for f in RunSummary.__dataclass_fields__ if f != "path")
+
+
+def summary_path(runs: Path, run_id: str) -> Path:
+    # Not .json: tools (and tests) that collect runs/**/*.json expect run records only.
+    return runs / INDEX_DIR / f"{run_id}.summary"
+
+
+def summary_of(record: RunRecord, path: Path) -> RunSummary:
+    totals = record.totals
+    return RunSummary(
+        run_id=record.run_id,
+        trigger=record.trigger,
+        started=record.started,
+        finished=record.finished,
+        outcome=record.outcome,
+        period=str(record.period),
+        customers=totals.customers,
+        customers_changed=totals.customers_changed,
+        quantities_updated=totals.writes,
+        revenue_delta=totals.revenue_delta,
+        errors=totals.errors,
+        path=path,
+        billed=record.billed_after(),
+        period_end=record.period.end,
+    )
+
+
+def write(runs: Path, summary: RunSummary, record_bytes: int) -> None:
+    """Store `summary` for the record of `record_bytes` bytes just written at summary.path."""
+    data: dict[str, Any] = {name: getattr(summary, name) for name in _FIELDS}
+    if summary.billed is not None:  # INDEX.md's charts: the exact revenue as a string
+        seats, revenue, currency = summary.billed
+        data["billed"] = [seats, str(revenue), currency]
+    data["record_bytes"] = record_bytes
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    atomic_write(summary_path(runs, summary.run_id), text + "\n")
+
+
+def read(runs: Path, record: Path) -> RunSummary | None:
+    """The stored summary of the run whose record is `record`, or None when there is none
+    or it does not describe the record as it is now."""
+    try:
+        data = json.loads(summary_path(runs, record.stem).read_bytes())
+        if data["record_bytes"] != record.stat().st_size or data["run_id"] != record.stem:
+            return None
+        fields = {name: data[name] for name in _FIELDS}
+        if fields["billed"] is not None:
+            seats, revenue, currency = fields["billed"]
+            fields["billed"] = (seats, Decimal(revenue), currency)
+        summary = RunSummary(**fields, path=record)
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
+        return None
+    return summary if _well_typed(summary) else None
+
+
+def _well_typed(s: RunSummary) -> bool:
+    texts = (s.run_id, s.trigger, s.started, s.outcome, s.period, s.revenue_delta)
+    numbers = (s.customers, s.customers_changed, s.quantities_updated, s.errors)
+    return (
+        all(isinstance(t, str) for t in texts)
+        and all(x is None or isinstance(x, str) for x in (s.finished, s.period_end))
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+        and (s.billed is None or _well_typed_billed(s.billed))
+    )
+
+
+def _well_typed_billed(billed: tuple[int, Decimal, str]) -> bool:
+    seats, revenue, currency = billed
+    return (
+        isinstance(seats, int)
+        and not isinstance(seats, bool)
+        and revenue.is_finite()
+        and isinstance(currency, str)
+    )
