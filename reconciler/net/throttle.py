@@ -8,9 +8,10 @@ limit, so most attempts were refused and the retry budgets ran out. Here, as in 
 
 - a 429 pauses every slot of that API until its `Retry-After` has passed: no request is
   sent during the pause (the ones already in flight cannot be called back);
-- the first 429 of a burst lowers the allowed rate (multiplicative decrease) to a share of
-  what the server let through lately; 429s answering requests sent before that decrease
-  say nothing new and do not lower it again;
+- a burst of 429s (a fifth of recent attempts or more) lowers the allowed rate
+  (multiplicative decrease) to a share of what the server let through lately; a stray
+  429 among many answers lowers a rate already set by that share of itself, at most once
+  every few seconds; 429s answering requests sent before a decrease say nothing new;
 - while the rate is what holds requests back and no 429 comes, it rises by a fixed step
   per second (additive increase); once it exceeds what `max_concurrency` slots can send
   at the observed latency, the limit is lifted;
@@ -183,21 +184,22 @@ class Throttle:
     def _lowered(self, now: float) -> float | None:
         """The multiplicative decrease, or None for none.
 
-        The base is the rate the server let through lately (answers per second over the
-        last WINDOW seconds, pauses included: a server's bucket refills during them) when
-        nothing limits the client yet, or when many recent attempts were refused (the
-        limit is well below the rate: follow it at once); else the allowed rate itself
-        (the answers may be fewer only because the client had less to send), and then at
-        most once every SPACING seconds. None when too few answers came to tell."""
+        When many recent attempts were refused (CROWDED), the client is well over the
+        limit: the base is the rate the server let through lately (answers per second
+        over the last WINDOW seconds, pauses included: a server's bucket refills during
+        them), followed at once. Otherwise a 429 is a stray one among many answers: it
+        lowers an allowed rate already set, by DECREASE and at most once every SPACING
+        seconds (not to the answers' rate: they may be fewer only because the client had
+        less to send), and sets none. None: no decrease."""
         since = self._first if self._first is not None else now
         span = max(MIN_SPAN, min(WINDOW, now - since))
         answers = sum(1 for t in self._answers if t >= now - span)
         refusals = sum(1 for t in self._refusals if t >= now - span)
         crowded = refusals >= CROWDED * (answers + refusals)
-        if self.rate is not None and not crowded:
-            if now < self._decreased_at + SPACING:
-                return None
-            return max(MIN_RATE, DECREASE * min(self.rate, max(answers / span, self.rate / 2)))
+        if not crowded:
+            if self.rate is None or now < self._decreased_at + SPACING:
+                return None  # a stray 429 among many answers: the pause says enough
+            return max(MIN_RATE, DECREASE * self.rate)
         if answers < FEW:
             return None if self.rate is None else max(MIN_RATE, DECREASE * self.rate)
         recent = answers / span
