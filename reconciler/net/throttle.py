@@ -188,9 +188,8 @@ class Throttle:
         limit: the base is the rate the server let through lately (answers per second
         over the last WINDOW seconds, pauses included: a server's bucket refills during
         them), followed at once. Otherwise a 429 is a stray one among many answers: it
-        lowers an allowed rate already set, by DECREASE and at most once every SPACING
-        seconds (not to the answers' rate: they may be fewer only because the client had
-        less to send), and sets none. None: no decrease."""
+        lowers an allowed rate already set the same way but at most once every SPACING
+        seconds and at most by half, and sets none. None: no decrease."""
         since = self._first if self._first is not None else now
         span = max(MIN_SPAN, min(WINDOW, now - since))
         answers = sum(1 for t in self._answers if t >= now - span)
@@ -199,7 +198,9 @@ class Throttle:
         if not crowded:
             if self.rate is None or now < self._decreased_at + SPACING:
                 return None  # a stray 429 among many answers: the pause says enough
-            return max(MIN_RATE, DECREASE * self.rate)
+            # the answers may be fewer only because the client had less to send: at most
+            # halve on their word
+            return max(MIN_RATE, DECREASE * min(self.rate, max(answers / span, self.rate / 2)))
         if answers < FEW:
             return None if self.rate is None else max(MIN_RATE, DECREASE * self.rate)
         recent = answers / span
