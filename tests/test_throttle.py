@@ -241,3 +241,44 @@ def test_settings_cap_reaches_the_clients(tmp_path: Path) -> None:
         assert cw.throttle.rate == 5.0 and cw.throttle.to_json()["max_per_minute"] == 300
         assert clients.traffic.to_json()["connectwise"]["throttle"]["max_per_minute"] == 300
         asyncio.run(cw.aclose())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_stray_429_only_pauses_a_burst_of_them_lowers_the_rate() -> None:
+    """Random 429s among many answers (the fault tests' 10%) must not slow a run down for
+    good; a fifth of recent attempts refused is a limit, followed at 90% of the answers'
+    rate; 429s to requests sent before that decrease do not lower it again."""
+    clock = FakeClock()
+    th = Throttle(clock=clock)
+    asyncio.run(th.wait())  # the run's first request, at t=100
+    for _ in range(40):  # 40 answers over 2 s
+        clock.now += 0.05
+        th.answered(clock.now - 0.04)
+    th.refused(clock.now - 0.04, 0.0)  # 1 of 41: stray
+    assert th.rate is None and th.decreases == 0 and th.pauses == 1
+    sent = clock.now
+    for _ in range(12):  # a burst: 13 of 53 refused
+        th.refused(sent, 1.0)
+    assert th.decreases == 1 and th.rate == pytest.approx(0.9 * 40 / 2)
+    assert th.paused_until == pytest.approx(clock.now + 1.0)
+    th.refused(sent, 1.0)  # sent before the decrease: nothing new
+    assert th.decreases == 1
+
+
+def test_the_time_limit_message_names_the_wait_and_what_is_left() -> None:
+    clock = FakeClock()
+    th = Throttle("ConnectWise", deadline=clock.now + 3, clock=clock)
+    th.refused(clock.now, 30.0)
+    with pytest.raises(TimeLimit) as caught:
+        asyncio.run(th.wait())
+    assert str(caught.value) == (
+        "ConnectWise is rate-limiting: the next request could start in 30 s, after the "
+        "run's time limit (3 s left); stopped without sending it"
+    )

@@ -118,6 +118,7 @@ class Throttle:
                 raise TimeLimit(self._over_deadline(start - now))
             if self.rate:
                 self._grow(now, paced=self._next > now)
+            if self.rate:  # (unless the increase just lifted it)
                 self._next = start + 1 / self.rate
             if start <= now:
                 return now
@@ -168,7 +169,7 @@ class Throttle:
             if self.paused_until <= now:
                 self.pauses += 1
             self.paused_until = until
-        if sent < self._decreased_at:
+        if sent <= self._decreased_at:
             return  # sent before the last decrease: this burst already lowered the rate
         rate = self._lowered(now)
         if rate is None:
