@@ -155,10 +155,12 @@ def test_retry_after_beyond_the_deadline_ends_the_request_cleanly(
 
 
 def test_throttled_plan_and_apply_converge_without_duplicates(tmp_path: Path) -> None:
-    """A hidden limit of 1,200/min: plan and apply of 20 customers finish with no customer
+    """A hidden limit of 600/min: plan and apply of 20 customers finish with no customer
     failed and no addition duplicated; the throttle noticed and told the progress line."""
     w = make_world(tmp_path, 20, seed=5)
-    with Sandbox(w.fixture, rate_limit=1200) as sb:
+    with Sandbox(w.fixture) as sb:
+        # 10/s with a burst of 5: the first burst of 8 in flight is mostly refused
+        sb.set_rate_limit(600, burst=5)
         notices: list[str] = []
         clients = Clients(environ=sb.env(), traffic=Traffic(notice=notices.append))
         period = period_for(PeriodKind.LAST_BILLING_PERIOD, w.config.settings, AS_OF)
@@ -199,8 +201,9 @@ def test_a_configured_cap_paces_from_the_first_request(logged: tuple[Sandbox, Re
 def test_the_cli_shows_the_throttling_and_records_it(tmp_path: Path) -> None:
     """`reconcile plan -v` against `--rate-limit`: the progress line, and -v's throttle
     line; settings' max_requests_per_minute is read from settings.yaml."""
-    w = make_world(tmp_path, 30, seed=3)
-    with Sandbox(w.fixture, rate_limit=900) as sb:
+    w = make_world(tmp_path, 20, seed=3)
+    with Sandbox(w.fixture) as sb:
+        sb.set_rate_limit(600, burst=5)
         result = CliRunner().invoke(
             app,
             ["--config-dir", str(tmp_path), "-v", "plan", "--as-of", AS_OF.isoformat()],

@@ -140,7 +140,7 @@ class Throttle:
             self.rate += self._step * min(now - self._grown_at, 1.0)
             if self.cap is not None:
                 self.rate = min(self.rate, self.cap)
-            elif self._latency and self.rate > 1.5 * self.concurrency / self._latency:
+            elif self._latency and self.rate > self.concurrency / self._latency:
                 self.rate = None  # more than the slots can send: no longer the limit
                 self._noticed_rate = None
                 if self.notice is not None:
