@@ -90,6 +90,7 @@ class Throttle:
         self._grown_at = 0.0
         self._answers: collections.deque[float] = collections.deque()
         self._refusals: collections.deque[float] = collections.deque()
+        self._episodes: collections.deque[float] = collections.deque()  # pauses begun
         self._first: float | None = None  # when the first request was sent
         self._latency = 0.0  # moving average of answered requests' time, seconds
         self._noticed_at = -NOTICE_EVERY
@@ -155,7 +156,7 @@ class Throttle:
         self._answers.append(now)
         self._latency = 0.9 * self._latency + 0.1 * (now - sent) if self._latency else now - sent
         horizon = now - max(WINDOW, ENOUGH / self.rate if self.rate else 0.0)
-        for times in (self._answers, self._refusals):
+        for times in (self._answers, self._refusals, self._episodes):
             while times and times[0] < horizon:
                 times.popleft()
 
@@ -166,8 +167,9 @@ class Throttle:
         until = now + (DEFAULT_PAUSE if retry_after is None else retry_after)
         if until > self.paused_until:
             self.paused_seconds += until - max(now, self.paused_until)
-            if self.paused_until <= now:
+            if self.paused_until <= now and until > now:  # Retry-After: 0 is no pause
                 self.pauses += 1
+                self._episodes.append(now)
             self.paused_until = until
         if sent <= self._decreased_at:
             return  # sent before the last decrease: this burst already lowered the rate
@@ -185,7 +187,8 @@ class Throttle:
     def _lowered(self, now: float) -> float | None:
         """The multiplicative decrease, or None for none.
 
-        When many recent attempts were refused (CROWDED), the client is well over the
+        When many recent attempts were refused (CROWDED), or a pause follows another
+        within the window (a `Retry-After: 0` is no pause), the client is over the
         limit: the base is the rate the server let through lately (answers per second
         over the last WINDOW seconds, pauses included: a server's bucket refills during
         them), followed at once. Otherwise a 429 is a stray one among many answers: it
@@ -195,7 +198,10 @@ class Throttle:
         span = max(MIN_SPAN, min(WINDOW, now - since))
         answers = sum(1 for t in self._answers if t >= now - span)
         refusals = sum(1 for t in self._refusals if t >= now - span)
-        crowded = refusals >= CROWDED * (answers + refusals)
+        # Many refused, or pauses one after another: a limit, not a stray 429.
+        crowded = refusals >= CROWDED * (answers + refusals) or (
+            sum(1 for t in self._episodes if t >= now - span) >= 2
+        )
         if not crowded:
             if self.rate is None or now < self._decreased_at + SPACING:
                 return None  # a stray 429 among many answers: the pause says enough
