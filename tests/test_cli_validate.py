@@ -9,13 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clirun
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from reconciler.cli import app
 from reconciler.config.resources import example_dir
-
-runner = CliRunner()
 
 SETTINGS = """\
 enabled: true
@@ -69,10 +67,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    result = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+    return clirun.invoke(*args, env=env)
 
 
 def test_example_validates(tmp_path: Path) -> None:
@@ -366,7 +361,7 @@ def test_a_duplicate_key_does_not_hide_the_other_problems(tmp_path: Path) -> Non
         "mappings/customers.yaml:3:3: duplicate key 'name' (first defined at "
         "mappings/customers.yaml:2:3)",
         "mappings/customers.yaml:6:3: unknown key 'colour', expected one of: id, name, company, "
-        "agreement, exclude_skus, shared_agreement",
+        "agreement, exclude_skus, shared_agreement, prices",
         "mappings/customers.yaml:7:3: missing required key 'agreement'",
         "mappings/customers.yaml:7:3: missing required key 'company'",
         "mappings/customers.yaml:7:7: id: expected a value without spaces, got string 'zt 0002'",

@@ -1,4 +1,6 @@
 import json
+from dataclasses import replace
+from decimal import Decimal
 
 import jsonschema
 import pytest
@@ -51,7 +53,14 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
             "cancelled": False,
             "end_date": None,
             "bill_start_date": None,
-            "additions": {"1": {"product": "ZT-OKTA-SSO", "quantity": 40, "cancelled_date": None}},
+            "additions": {
+                "1": {
+                    "product": "ZT-OKTA-SSO",
+                    "quantity": 40,
+                    "cancelled_date": None,
+                    "unit_price": "4.00",
+                }
+            },
         }
     }
     other = state(addition(1, "ZT-OKTA-SSO", 40), addition(2, "MSP-HELPDESK", 99))
@@ -61,6 +70,11 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
     assert planfile.fingerprint(moved_snap) != planfile.fingerprint(snap)
     assert planfile.describe_drift(snap, moved_snap) == [
         "agreements > 1001 > additions > 1 > quantity: 40 -> 41"
+    ]
+    # a price moved since the plan makes it stale too (DESIGN 13.4)
+    repriced = state(replace(addition(1, "ZT-OKTA-SSO", 40), unit_price=Decimal("4.25")))
+    assert planfile.describe_drift(snap, planfile.snapshot(p, repriced, products)) == [
+        "agreements > 1001 > additions > 1 > unit_price: '4.00' -> '4.25'"
     ]
     extra = state(addition(1, "ZT-OKTA-SSO", 40), addition(7, "ZT-OKTA-MFA", 2))
     assert planfile.describe_drift(snap, planfile.snapshot(p, extra, products)) == [

@@ -27,6 +27,7 @@ from reconciler.config.resources import load_schema
 from reconciler.config.yamlsource import Document, JsonPath, resolve_plain
 from reconciler.core.errors import Problem
 from reconciler.core.vocabulary import Location
+from reconciler.secure.scrub import shorten
 from reconciler.secure.untrusted import command_data, command_property
 
 Progress = Callable[[int], None]
@@ -133,6 +134,14 @@ def _has_float(value: Any) -> bool:
     return False
 
 
+def items_valid(name: str, data: Any) -> bool:
+    """Whether `data`, a list for the list schema `name`, is valid: the fast yes/no check
+    of every item (a machine-written file, e.g. the ledger, is read without marks first;
+    only a file this rejects is read again with marks to say where it is wrong)."""
+    checks = _item_checks(name)
+    return checks is not None and isinstance(data, list) and all(map(checks[1], data))
+
+
 @cache
 def _item_checks(name: str) -> tuple[Validator, Callable[[Any], bool]] | None:
     """For a list schema: (validator of one item, fast yes/no check of one item), else None.
@@ -204,7 +213,7 @@ def validate(doc: Document, schema_name: str, progress: Progress | None = None) 
 
 
 def quote(value: str, limit: int = 60) -> str:
-    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    text = shorten(value, limit, mark="...")
     return "'" + text.replace("'", "\\'") + "'"
 
 

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,12 +40,14 @@ from reconciler.config.env import API_CREDENTIAL_VARS
 from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
-from reconciler.connectwise.state import read_state
+from reconciler.connectwise.state import read_owned, read_state
 from reconciler.core import schedule
 from reconciler.core.billed import Billed, billed_before
-from reconciler.core.errors import ReconcileError
+from reconciler.core.errors import ReconcileError, RunLogFailed
 from reconciler.core.files import atomic_write
 from reconciler.core.model import (
+    Action,
+    ActualState,
     ApplyResult,
     CatalogItem,
     Config,
@@ -53,23 +56,35 @@ from reconciler.core.model import (
     Period,
     PeriodKind,
     Plan,
+    Usage,
 )
 from reconciler.core.periods import period_for
 from reconciler.engine import collector
 from reconciler.engine.clients import Clients
-from reconciler.engine.interrupt import Interrupted, StopSignals
+from reconciler.engine.interrupt import Abandoned, Interrupted, StopSignals
 from reconciler.engine.lock import config_lock
 from reconciler.insight.report import Kind, Pricer, Row, unmapped_customer_rows
+from reconciler.net.deadline import (
+    EXIT_TIME_LIMIT,
+    MAX_DURATION_VAR,
+    TIME_LIMIT,
+    RunDeadline,
+    TimeLimit,
+    max_duration,
+)
 from reconciler.net.http import Traffic
+from reconciler.net.taskgroup import all_or_none2
 from reconciler.notify import chat
 from reconciler.notify import email as notify
-from reconciler.plan import planfile, planner, verify
-from reconciler.records import runlog
+from reconciler.plan import orphans, planfile, planner, verify
+from reconciler.records import ledger, runlog
 from reconciler.records.record import EmailOutcome, RunRecord
 from reconciler.secure.scrub import check_credentials, scrub
-from reconciler.usage import fetch_usage
+from reconciler.usage import fetch_usage, second_opinion
 
 EXIT_UNSAFE = 3
+# --max-duration / RECONCILE_MAX_DURATION -> seconds, for the commands (net.deadline).
+resolve_max_duration = max_duration
 READING = "Reading ConnectWise and ZeroTek…"
 T = TypeVar("T")
 
@@ -84,6 +99,14 @@ class Refused(ReconcileError):
 
 class Declined(Refused):
     """Nobody said yes: not a failed sync, so nothing is recorded or e-mailed."""
+
+
+class AlreadyApplied(Declined):
+    """`apply --if-due`: the period already has a successful scheduled run (a queued
+    scheduled sync that another run beat to it). Not a failure: exit 0, nothing recorded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=0)
 
 
 # --- what commands hand the engine, and get back ------------------------------------------
@@ -116,6 +139,7 @@ class PlanRequest:
     as_of: dt.date | None = None
     out: Path | None = None  # also save the plan (with its state snapshot) here
     baseline: Config | None = None  # also plan the base branch's mappings (12.7)
+    max_duration: float | None = None  # seconds (--max-duration); None: unbounded
 
 
 @dataclass(frozen=True)
@@ -129,6 +153,8 @@ class ApplyRequest:
     trigger: str | None = None  # None: detected (GITHUB_EVENT_NAME=schedule -> scheduled)
     lock_timeout: float = 0.0
     command: str = "reconcile apply"  # how the lock names its holder
+    if_due: bool = False  # refuse a period runs/ already records as applied by the schedule
+    max_duration: float | None = None  # seconds (--max-duration); None: unbounded
 
 
 @dataclass(frozen=True)
@@ -149,7 +175,7 @@ class SyncOutcome:
     record: RunRecord
     record_path: Path
     emails: tuple[EmailOutcome, ...]
-    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM"
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" / "time limit"
     exit_code: int = 0
 
     @property
@@ -207,6 +233,18 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
     ]
 
 
+def company_peers(
+    config: Config, customers: Sequence[CustomerMap], ids: Sequence[str] | None
+) -> list[CustomerMap]:
+    """What a `--customer` plan reads: the selection and every customer of the same
+    companies, the only ones whose agreement can resolve to a selected one's (the planner
+    brings those along, DESIGN 13.3). Every customer when none is selected."""
+    if not ids:
+        return list(customers)
+    keys = {c.company.casefold() for c in customers}
+    return [c for c in config.customers if c.company.casefold() in keys]
+
+
 def check_enabled(config: Config) -> None:
     if not config.settings.enabled:
         raise Refused(
@@ -236,16 +274,58 @@ async def make_plan(
 ) -> Planned:
     """Read both systems (concurrently) and plan; the snapshot is what staleness is
     judged against, in a saved plan and at the just-in-time re-read before each write."""
-    customers = select_customers(config, customer_ids)
+    customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
-    actual, usage = await asyncio.gather(
+    # All or none: a failed usage read must not leave ConnectWise requests running.
+    actual, usage = await all_or_none2(
         read_state(cw, config, customers),
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
-    plan = planner.plan(config, usage, actual, ids)
-    state = planfile.snapshot(plan, actual, config.managed_products)
+    selected = [c.id for c in select_customers(config, customer_ids)] if customer_ids else None
+    actual = await _with_ledger_agreements(cw, config, actual, selected)
+    plan, _ = await _plan_checked(config, usage, actual, selected, clients)
+    state = planfile.snapshot(plan, actual, config.owned_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
+
+
+async def _plan_checked(
+    config: Config,
+    usage: Usage,
+    actual: ActualState,
+    selected: Sequence[str] | None,
+    clients: Clients,
+) -> tuple[Plan, Usage]:
+    """Plan; when the bulk usage left customers at zero users on an agreement the plan
+    removes lines from, ask ZeroTek again per customer first (13.2: the second opinion)
+    and plan again with what it said."""
+    plan = planner.plan(config, usage, actual, selected)
+    if selected is not None:
+        return plan, usage  # already the per-customer call
+    emptied = {c.agreement_id for c in plan.changes if c.action is Action.REMOVE and not c.orphan}
+    known = usage.known_customers or {}
+    doubtful = [
+        cp.customer_id
+        for cp in plan.customers
+        if cp.agreement_id in emptied
+        and not usage.users.get(cp.customer_id)
+        and cp.customer_id in known
+    ]
+    if not doubtful:
+        return plan, usage
+    zerotek = lambda: clients.zerotek(config)  # noqa: E731
+    checked = await second_opinion(config, usage, doubtful, zerotek=zerotek)
+    if checked.problems == usage.problems:
+        return plan, usage
+    return planner.plan(config, checked, actual, selected), checked
+
+
+async def _with_ledger_agreements(
+    cw: ConnectWiseClient, config: Config, actual: ActualState, selected: Sequence[str] | None
+) -> ActualState:
+    """The ledger's agreements the mappings did not make us read (orphans, DESIGN 13.1)."""
+    extra = orphans.ledger_agreements(config, selected, actual.additions)
+    return await read_owned(cw, actual, extra, config.owned_products)
 
 
 async def make_plans_with_baseline(
@@ -259,13 +339,14 @@ async def make_plans_with_baseline(
     """The head plan and the base branch's plan from ONE read of ConnectWise and ZeroTek
     (12.7): the union of both configs' customers and products is read once, each plan is
     derived from it, so a difference between them can only come from the mappings."""
-    head_customers = select_customers(config, customer_ids)
+    selected = select_customers(config, customer_ids)
+    head_customers = company_peers(config, selected, customer_ids)
     ids = [c.id for c in head_customers] if customer_ids else None
     base_customers = [c for c in baseline.customers if ids is None or c.id in set(ids)]
     # Both variants of a customer whose mapping changed: companies and agreements of each.
     union = list({(c.id, c): c for c in [*head_customers, *base_customers]}.values())
     reading = replace(config, skus=tuple(dict.fromkeys((*config.skus, *baseline.skus))))
-    actual, usage = await asyncio.gather(
+    actual, usage = await all_or_none2(
         read_state(cw, reading, union),
         fetch_usage(
             config,
@@ -274,13 +355,18 @@ async def make_plans_with_baseline(
             zerotek=lambda: clients.zerotek(config),
         ),
     )
-    head = planner.plan(config, usage, actual, ids)
-    base = planner.plan(baseline, usage, actual, [c.id for c in base_customers] if ids else None)
+    chosen = [c.id for c in selected] if ids else None
+    actual = await _with_ledger_agreements(cw, config, actual, chosen)
+    if baseline.ledger is not None and baseline.ledger != config.ledger:
+        actual = await _with_ledger_agreements(cw, baseline, actual, chosen)
+    head, usage = await _plan_checked(config, usage, actual, chosen, clients)
+    base_ids = [c.id for c in base_customers if chosen is None or c.id in set(chosen)]
+    base = planner.plan(baseline, usage, actual, base_ids if ids else None)
     # The snapshot a saved plan carries must be what `apply` will read with the head config
     # alone: the catalog the head maps, not the union.
     products = config.managed_products
     own = replace(actual, catalog={k: v for k, v in actual.catalog.items() if k in products})
-    state = planfile.snapshot(head, own, products)
+    state = planfile.snapshot(head, own, config.owned_products)
     planned = Planned(replace(head, state_fingerprint=planfile.fingerprint(state)), state)
     return planned, base
 
@@ -330,17 +416,34 @@ class SyncEngine:
         self.clients = clients or Clients()
         self.ui = ui or Ui()
         self.traffic = self.clients.traffic
-        # The run's time limit as a time.monotonic() instant (None: none): bounds waiting
-        # for a rate limit (DESIGN 13.9); `--max-duration` (13.5) sets it.
-        self.deadline: float | None = None
         # The run record the last apply wrote (also when it then raised): None if none.
         self.recorded: Path | None = None
+        self.deadline = RunDeadline.unbounded()  # the current command's --max-duration
 
-    def _metered(self) -> None:
+    def _metered(self, max_duration: float | None = None) -> None:
         """Fresh request statistics (`traffic`) for the command about to run: what -v shows
-        and the run record keeps are that command's requests alone."""
-        self.traffic = Traffic(notice=self.ui.notice, deadline=self.deadline)
-        self.clients = replace(self.clients, traffic=self.traffic)
+        and the run record keeps are that command's requests alone; and its clock
+        (--max-duration), which its clients can consult."""
+        self.deadline = RunDeadline(max_duration)
+        # The throttles' waiting for a rate limit is bounded by it too (DESIGN 13.9).
+        ends = None if max_duration is None else time.monotonic() + self.deadline.remaining()
+        self.traffic = Traffic(notice=self.ui.notice, deadline=ends)
+        self.clients = replace(self.clients, traffic=self.traffic, deadline=self.deadline)
+
+    async def _in_time(self, coro: Coroutine[Any, Any, T]) -> T:
+        """A read bounded by what is left of --max-duration: at the limit every request
+        of it is cancelled (nothing is left running) and TimeLimit (exit 124) raised."""
+        try:
+            async with asyncio.timeout(self.deadline.timeout()):
+                return await coro
+        except TimeoutError:
+            if not self.deadline.expired:
+                raise
+            raise TimeLimit(
+                f"time limit: {self.deadline.describe()} passed while reading ConnectWise and "
+                "ZeroTek; nothing was written. Re-run, or allow more time "
+                f"({MAX_DURATION_VAR})"
+            ) from None
 
     @staticmethod
     def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -367,13 +470,21 @@ class SyncEngine:
             self._chat(event)
         return decision
 
+    def _check_not_applied(self, window: Period) -> None:
+        if (window.start, window.end) in schedule.scheduled_successes(self.config.config_dir):
+            raise AlreadyApplied(
+                f"not applied: period {window.start.isoformat()}..{window.end.isoformat()} "
+                "already has a successful scheduled sync in runs/ (a run that finished while "
+                "this one waited); nothing was written"
+            )
+
     # --- plan ------------------------------------------------------------------------------
 
     @collector.quiet()
     def plan(self, req: PlanRequest) -> Planned:
         """Read-only: never writes to ConnectWise, takes no lock."""
         select_customers(self.config, req.customers)  # unknown ids fail before any request
-        self._metered()
+        self._metered(req.max_duration)
         check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # no header could carry it
         window = self.period(req.period, req.as_of)
 
@@ -387,7 +498,9 @@ class SyncEngine:
                 return replace(planned, base=base)
 
         with self.ui.busy(READING):
-            planned = self._run(go())
+            planned = self._run(self._in_time(go()))
+        if self.config.ledger is None:
+            self.ui.notice(orphans.NO_LEDGER)
         if req.out is not None:
             try:
                 atomic_write(req.out, scrub(planfile.dumps(planned.plan, planned.state)))
@@ -405,15 +518,17 @@ class SyncEngine:
         e-mails. Raises (after recording a failed run) when the sync could not start."""
         self.recorded = None
         saved, window, trigger, smtp = self._guard(req)
-        self._metered()
+        self._metered(req.max_duration)
         from_file = saved is not None
         with (
             StopSignals() as signals,
             config_lock(self.config.config_dir, req.command, req.lock_timeout),
         ):
+            if req.if_due:  # under the lock: a run finishing now has written its record
+                self._check_not_applied(window)
             planned: Planned | None = None
             try:
-                planned = self._run(self._read(req, saved, window))
+                planned = self._run(self._in_time(self._read(req, saved, window)))
                 # Verified (or never given): the re-derived plan is what is applied. The
                 # file's copy, tens of megabytes at 10,000 customers, goes now.
                 saved = None
@@ -423,7 +538,7 @@ class SyncEngine:
             except (ReconcileError, Interrupted) as exc:
                 if not isinstance(exc, Declined):
                     with signals.deferred():
-                        self._record_failure(planned, window, exc, trigger, req, smtp)
+                        self._record_failure(planned, window, exc, trigger, req, smtp, signals)
                 raise
             if self.ui.confirm is not None and not from_file and not self.ui.confirm(planned.plan):
                 raise Declined("apply cancelled: nothing was applied")
@@ -477,7 +592,7 @@ class SyncEngine:
         stop new writes from here on; the record and e-mails always get written."""
         plan = planned.plan
         with signals.deferred():
-            handle = runlog.start_run(
+            handle = runlog.start_run_or_refuse(
                 self.config.config_dir,
                 plan,
                 trigger=trigger,
@@ -487,8 +602,18 @@ class SyncEngine:
             )
             self.recorded = handle.path
             self.ui.applying(sum(1 for cp in plan.customers if cp.changes))
+            limited: list[bool] = []  # set when the time limit kept a write from starting
+
+            def stop() -> bool:
+                if signals.requested or handle.broken is not None:
+                    return True
+                if self.deadline.expired:
+                    limited.append(True)
+                    return True
+                return False
+
             try:
-                result = self._run(self._write(planned, handle, signals))
+                result = self._run(self._write(planned, handle, stop))
             except BaseException as exc:
                 # A bug, not a sync outcome: still record what the journal knows, and say so.
                 handle.record.requests = self.traffic.to_json()
@@ -497,15 +622,55 @@ class SyncEngine:
             finally:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
-            handle.finish(result, interrupted_by=signals.name or None)
+            stopped_by = signals.name or (TIME_LIMIT if limited else None)
+            try:
+                handle.finish(result, interrupted_by=stopped_by)
+            except RunLogFailed:
+                # The e-mails still tell the truth (the record in memory); the error, with
+                # every committed write, is what the command shows.
+                self._notify(handle, plan, req, smtp, signals, chat_event=False)
+                raise
+            owned = self._rewrite_ledger(planned, result, handle.record.run_id)
+            emails = self._notify(handle, plan, req, smtp, signals)
+        failed = not owned or any(not c.ok for c in result.customers)
+        code = signals.exit_code or (EXIT_TIME_LIMIT if limited else (1 if failed else 0))
+        return SyncOutcome(result, handle.record, handle.path, emails, stopped_by, code)
+
+    def _notify(
+        self,
+        handle: runlog.RunHandle,
+        plan: Plan | None,
+        req: ApplyRequest,
+        smtp: notify.SmtpSettings | None,
+        signals: StopSignals,
+        *,
+        chat_event: bool = True,
+    ) -> tuple[EmailOutcome, ...]:
+        """E-mails, then the chat message; a second stop signal abandons what is left
+        (the record says which were sent)."""
+        with signals.notifying():
             emails = self._email(handle, plan, req, smtp)
-            self._chat(chat.sync_outcome_event(handle.record))
-        failed = any(not c.ok for c in result.customers)
-        code = signals.exit_code or (1 if failed else 0)
-        return SyncOutcome(result, handle.record, handle.path, emails, signals.name or None, code)
+            if chat_event and not signals.abandoned:
+                with contextlib.suppress(Abandoned):
+                    self._chat(chat.sync_outcome_event(handle.record))
+        return emails
+
+    def _rewrite_ledger(self, planned: Planned, result: ApplyResult, run_id: str) -> bool:
+        """state/managed.json from this run's outcomes, still under the lock (13.1). A
+        ledger that cannot be written is a failed run (one line naming the path): the
+        next plan would miss what this one wrote."""
+        try:
+            ledger.rewrite(self.config, planned.state, result, run_id)
+        except OSError as exc:
+            self.ui.notice(
+                f"error: cannot write {exc.filename or 'state/managed.json'}: "
+                f"{exc.strerror or exc}; the lines this run wrote are in its run record"
+            )
+            return False
+        return True
 
     async def _write(
-        self, planned: Planned, handle: runlog.RunHandle, signals: StopSignals
+        self, planned: Planned, handle: runlog.RunHandle, stop: Callable[[], bool]
     ) -> ApplyResult:
         async with self.clients.connectwise(self.config) as cw:
             return await apply_plan(
@@ -516,7 +681,8 @@ class SyncEngine:
                 on_customer=self.ui.customer_done,
                 expected=planned.state,
                 journal=handle,
-                stop=lambda: signals.requested,
+                # A stop signal, a run log that refused a write, or the time limit.
+                stop=stop,
             )
 
     def _email(
@@ -533,7 +699,8 @@ class SyncEngine:
                 self.config.settings, handle.record, plan, send=req.send_email, smtp=smtp
             )
         finally:  # the record's twin, summary and INDEX.md are written here, always
-            handle.set_emails(emails)
+            if handle.broken is None:
+                handle.set_emails(emails)
         return tuple(emails)
 
     def _chat(self, event: chat.ChatEvent) -> None:
@@ -568,11 +735,12 @@ class SyncEngine:
         trigger: str,
         req: ApplyRequest,
         smtp: notify.SmtpSettings | None,
+        signals: StopSignals,
     ) -> None:
         """A sync that did not happen (API down, stale or unsafe plan, a signal before the
         first write) is still a sync outcome: record it and e-mail it, or a failed scheduled
         run would go unnoticed."""
-        handle = runlog.start_run(
+        handle = runlog.start_run_or_refuse(
             self.config.config_dir,
             planned.plan if planned else None,
             trigger=trigger,
@@ -585,11 +753,16 @@ class SyncEngine:
         if isinstance(exc, Interrupted):
             message = f"interrupted by {exc}: stopped before any write; nothing was written"
             handle.fail(message, interrupted_by=str(exc))
+        elif isinstance(exc, TimeLimit):
+            handle.fail(str(exc), interrupted_by=TIME_LIMIT)
         else:
             message = str(exc)
             handle.fail(message)
-        self._email(handle, None, req, smtp)
-        self._chat(chat.sync_failed_event(handle.record))
+        with signals.notifying():
+            self._email(handle, None, req, smtp)
+            if not signals.abandoned:
+                with contextlib.suppress(Abandoned):
+                    self._chat(chat.sync_failed_event(handle.record))
 
     # --- check-unmapped -------------------------------------------------------------------
 

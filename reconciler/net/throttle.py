@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.core.errors import ReconcileError
+from reconciler.net.deadline import TimeLimit as RunTimeLimit
 
 DECREASE = 0.9  # multiplicative decrease: this share of the recent successful rate
 INCREASE = 0.02  # additive increase per second: this share of the rate set at the last 429
@@ -52,9 +52,9 @@ MAX_THROTTLED = 100  # 429s one request may take when the run has no deadline
 NOTICE_EVERY = 10.0  # seconds between two progress lines about the same throttling
 
 
-class TimeLimit(ReconcileError):
+class TimeLimit(RunTimeLimit):
     """Waiting for the API's rate limit would outlast the run's time limit: the request
-    was not sent."""
+    was not sent. The engine ends such a run as its --max-duration (exit 124)."""
 
 
 class Throttle:
