@@ -7,6 +7,7 @@ arrived, with the time) is what the assertions read, not the client's idea of wh
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -285,3 +286,30 @@ def test_the_time_limit_message_names_the_wait_and_what_is_left() -> None:
         "ConnectWise is rate-limiting: the next request could start in 30 s, after the "
         "run's time limit (3 s left); stopped without sending it"
     )
+
+
+def test_retry_after_beyond_max_duration_ends_the_apply_as_a_time_limit(tmp_path: Path) -> None:
+    """`apply --max-duration 3` against a ConnectWise answering 429 + Retry-After 60: the
+    run ends at once as `interrupted` ("time limit"), exit 124, nothing written, and the
+    record's counts are what the server received."""
+    w = make_world(tmp_path, 5, seed=2)
+    with Sandbox(w.fixture) as sb:
+        sb.configure_faults(error_429=1.0, retry_after=60, methods={"GET"})
+        started = time.monotonic()
+        result = CliRunner().invoke(
+            app,
+            ["--config-dir", str(tmp_path), "apply", "--yes", "--no-email",
+             "--max-duration", "3", "--as-of", AS_OF.isoformat()],
+            env=sb.env(),
+        )  # fmt: skip
+        assert time.monotonic() - started < 3
+        assert result.exit_code == 124, result.output
+        assert "time limit" in result.stderr and sb.stats.writes == 0
+        runs = sorted((tmp_path / "runs").rglob("*.json"))
+        record = json.loads(runs[-1].read_text(encoding="utf-8"))
+        assert record["outcome"] == "interrupted" and record["interrupted_by"] == "time limit"
+        sent = (
+            record["requests"]["connectwise"]["requests"]
+            + record["requests"]["zerotek"]["requests"]
+        )
+        assert sent == sb.stats.total
