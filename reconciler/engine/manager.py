@@ -448,6 +448,13 @@ class SyncEngine:
                 "ZeroTek; nothing was written. Re-run, or allow more time "
                 f"({MAX_DURATION_VAR})"
             ) from None
+        except TimeLimit as exc:
+            # A throttle that cannot wait for the API's rate limit within the run's time
+            # limit (13.9): the same limit, said the same way, with its cause.
+            raise TimeLimit(
+                f"time limit: {self.deadline.describe()} would pass before {exc}; nothing "
+                f"was written. Re-run later, or allow more time ({MAX_DURATION_VAR})"
+            ) from None
 
     @staticmethod
     def _run(coro: Coroutine[Any, Any, T]) -> T:

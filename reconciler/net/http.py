@@ -185,6 +185,16 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
+def retry_delay(attempt: int, retry_after: float | None, base: float, maximum: float) -> float:
+    """The one retry policy (every HTTP client here): exponential backoff with full jitter,
+    or the server's `Retry-After` plus at most a second of jitter, so concurrent retries
+    do not stampede."""
+    jitter = random.uniform(0, min(maximum, base * 2**attempt))
+    if retry_after is None:
+        return jitter
+    return retry_after + min(jitter, 1.0)
+
+
 def one_line(text: str, limit: int = 300, extra: Iterable[str] = ()) -> str:
     """Server or exception text for a message: scrubbed, then one line, then cut."""
     return shorten(text, limit, extra)
@@ -432,12 +442,7 @@ class HttpApi:
         return response
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        cap = min(self.backoff_max, self.backoff_base * 2**attempt)
-        jitter = random.uniform(0, cap)
-        if retry_after is None:
-            return jitter
-        # The server said when; a little jitter keeps concurrent retries from stampeding.
-        return retry_after + min(jitter, 1.0)
+        return retry_delay(attempt, retry_after, self.backoff_base, self.backoff_max)
 
     def _host(self) -> str:
         parts = urlsplit(self.base_url)

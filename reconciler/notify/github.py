@@ -30,6 +30,7 @@ from reconciler.config.env import check_api_url
 from reconciler.core.errors import ReconcileError
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.net.deadline import within
+from reconciler.net.http import parse_retry_after, retry_delay
 from reconciler.secure.scrub import Scrubber, check_credentials
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -121,12 +122,20 @@ class GitHubClient:
             if response is not None and response.status_code not in _RETRY_STATUSES:
                 break
             if attempt + 1 < attempts:
-                time.sleep(self._backoff * 2**attempt)
+                time.sleep(self._delay(attempt, response))
         if response is None:
             raise ReconcileError(failure or label)
         if response.is_success:
             return response
         raise ReconcileError(f"{label}: {response.status_code} {self._message(response)}")
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        # GitHub's secondary rate limits answer with Retry-After; a wait beyond the request
+        # deadline is not worth it (the comment is refreshed on the next push).
+        after = parse_retry_after(response.headers.get("Retry-After")) if response else None
+        if after is not None and after > self._deadline:
+            after = self._deadline
+        return retry_delay(attempt, after, self._backoff, self._deadline)
 
     def _message(self, response: httpx.Response) -> str:
         try:
