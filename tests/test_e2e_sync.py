@@ -179,10 +179,22 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     assert made.exit_code == 0 and plan_file.exists()
 
     world_edits.set_addition_quantity(sandbox, 9001, 41)  # a clerk edits Acme's SSO after the plan
+    edited = sandbox.additions(1001)
     stale = run(config_dir, "apply", str(plan_file))
     assert stale.exit_code == 1
-    assert "stale plan: ConnectWise changed since it was made" in stale.output
-    assert "agreements > 1001 > additions > 9001 > quantity: 40 -> 41" in stale.output
+    # 13.7: Acme's agreement is read just before its first write and skipped as stale;
+    # the other customers are applied.
+    assert "zt-0001: stale: agreement #1001's additions changed" in stale.output
+    assert "9001 > quantity: 40 -> 41" in stale.output
+    assert sandbox.stats.writes == 10 and sandbox.additions(1001) == edited
+    sandbox.stats.reset()
+
+    # What the lists say about an agreement is read by every apply: a change refuses it all.
+    run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
+    world_edits.update_agreement(sandbox, 1001, endDate="2027-06-30T00:00:00Z")
+    listed = run(config_dir, "apply", str(plan_file))
+    assert listed.exit_code == 1 and "stale plan: ConnectWise changed" in listed.output
+    assert "agreements > 1001 > end_date" in listed.output
     assert sandbox.stats.writes == 0
 
     run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
@@ -195,8 +207,8 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
     fresh = run(config_dir, "apply", str(plan_file))
     assert fresh.exit_code == 0, fresh.output
-    assert sandbox.stats.writes == 11
-    assert [r["outcome"] for r in _runs(config_dir)] == ["success", "failed", "failed"]
+    assert sandbox.stats.writes == 1  # Acme's SSO, skipped as stale the first time
+    assert [r["outcome"] for r in _runs(config_dir)] == ["success", "failed", "failed", "partial"]
 
 
 def test_unsafe_plan_exit_3_then_force(sandbox, config_dir):

@@ -4,7 +4,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from plan_builders import addition, config, customer, state, usage
+from plan_builders import CATALOG, addition, config, customer, state, usage
 
 from reconciler.config.resources import load_schema
 from reconciler.core.errors import ReconcileError
@@ -51,7 +51,17 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
             "cancelled": False,
             "end_date": None,
             "bill_start_date": None,
-            "additions": {"1": {"product": "ZT-OKTA-SSO", "quantity": 40, "cancelled_date": None}},
+            # every field planning reads (snapshot.py): the state `apply PLANFILE` plans from
+            "additions": {
+                "1": {
+                    "product": "ZT-OKTA-SSO",
+                    "product_id": CATALOG["ZT-OKTA-SSO"].id,
+                    "quantity": 40,
+                    "unit_price": "4.00",
+                    "effective_date": None,
+                    "cancelled_date": None,
+                }
+            },
         }
     }
     other = state(addition(1, "ZT-OKTA-SSO", 40), addition(2, "MSP-HELPDESK", 99))

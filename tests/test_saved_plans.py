@@ -119,13 +119,20 @@ def test_usage_changed_since_the_plan_is_refused(sandbox, config_dir):
     assert "re-derived" in result.output
 
 
-def test_connectwise_changed_since_the_plan_is_refused_as_stale(sandbox, config_dir):
+def test_an_edited_agreement_with_changes_is_skipped_as_stale_the_others_applied(
+    sandbox, config_dir
+):
+    # 13.7: each agreement with planned changes is read once, just before its first write.
     data = save(config_dir)
     sso = next(a for a in sandbox.additions(1004) if a["product"]["identifier"] == "ZT-OKTA-SSO")
-    world_edits.update_addition(sandbox, sso["id"], quantity=26)
+    world_edits.update_addition(sandbox, sso["id"], quantity=26)  # a person, after the plan
+    edited = sandbox.additions(1004)
     result = apply_saved(config_dir, data)
-    assert result.exit_code == 1 and sandbox.stats.writes == 0
-    assert "stale plan: ConnectWise changed since it was made" in result.output
+    assert result.exit_code == 1, result.output
+    assert "zt-0004: stale: agreement #1004's additions changed" in result.output
+    assert sandbox.additions(1004) == edited
+    others = [c for c in data["customers"] if c["agreement"]["id"] != 1004]
+    assert sandbox.stats.writes == sum(len(c["changes"]) for c in others) > 0
 
 
 def test_an_untouched_plan_applies_and_a_selection_is_re_derived_as_such(sandbox, config_dir):
