@@ -164,7 +164,7 @@ def test_a_snapshot_without_a_field_planning_needs_is_refused_in_one_line(sandbo
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1 and sandbox.stats.writes == 0
     assert (
-        "error: the saved plan's state snapshot is not of this version at "
+        "error: the saved plan's state snapshot is malformed or of another version at "
         "state/agreements/1001/additions/9001: expected product_id; run `reconcile plan` again"
     ) in result.output
 

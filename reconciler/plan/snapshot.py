@@ -52,13 +52,17 @@ def additions_snapshot(
     return snap
 
 
+def _an_id(key: str) -> bool:
+    return key.isascii() and key.isdigit()  # "²".isdigit() too, and int() refuses it
+
+
 def additions_from_snapshot(agreement_id: int, snap: Any, where: str) -> tuple[Addition, ...]:
     """The additions an agreement's snapshot describes, each field type-checked (a saved
     plan comes from outside). ShapeError names the JSON path of the first defect."""
     found = []
     for key, value in Obj(snap, where).items():
         e = Obj(value, f"{where}/{key}", _KEYS | _OPTIONAL_KEYS)
-        if not key.isdigit() or not value.keys() >= _KEYS:
+        if not _an_id(key) or not value.keys() >= _KEYS:
             missing = ", ".join(sorted(_KEYS - value.keys())) or "an addition id as its key"
             raise ShapeError(f"{e.path}: expected {missing}")
         found.append(
@@ -85,13 +89,13 @@ def known_additions(state: Any) -> dict[int, tuple[Addition, ...]]:
     try:
         for key, value in Obj(state, "state").obj("agreements").items():
             where = f"state/agreements/{key}"
-            if not key.isdigit():
+            if not _an_id(key):
                 raise ShapeError(f"{where}: expected an agreement id as its key")
             additions = Obj(value, where).obj("additions")
             known[int(key)] = additions_from_snapshot(int(key), additions.raw, additions.path)
     except ShapeError as exc:
         raise ReconcileError(
-            f"the saved plan's state snapshot is not of this version at {exc}; "
+            f"the saved plan's state snapshot is malformed or of another version at {exc}; "
             "run `reconcile plan` again"
         ) from None
     return known
