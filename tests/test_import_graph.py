@@ -155,8 +155,6 @@ STILL_LONG = {
     "reconciler.cli.commands.apply",
     "reconciler.cli.commands.plan",
     "reconciler.cli.sync.run_apply",
-    "reconciler.config.schema._problems",
-    "reconciler.insight.discover.propose_sku",
     "reconciler.net.http.request",
     "reconciler.notify.email._sync_email",
     "reconciler.notify.email.send_unmapped",
@@ -164,8 +162,6 @@ STILL_LONG = {
     "reconciler.plan.planner._plan_unit",
     "reconciler.plan.planner.plan",
     "reconciler.plan.render.markdown",
-    "reconciler.sandbox.fixtures.default_fixture",
-    "reconciler.sandbox.generate.generate_fixture",
     "reconciler.usage.csvfile.read_assignments",
 }
 

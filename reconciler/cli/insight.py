@@ -53,6 +53,7 @@ def discover(
     import asyncio
 
     from reconciler.cli import sync as cli_sync
+    from reconciler.cli.progress import busy
     from reconciler.config.loader import load_config
     from reconciler.engine import collector
     from reconciler.engine import insight_reads as insight
@@ -62,7 +63,7 @@ def discover(
     root = config_dir_of(ctx, config_dir)
     config = load_config(root)
     day = cli_sync.parse_as_of(as_of)
-    with cli_sync._busy(READING), collector.quiet():
+    with busy(READING), collector.quiet():
         found = asyncio.run(insight.run_discover(config, day))
     if fmt is DiscoverFormat.JSON:
         typer.echo(discover_output.render_json(found, min_confidence), nl=False)
@@ -107,6 +108,7 @@ def report(
     import asyncio
 
     from reconciler.cli import sync as cli_sync
+    from reconciler.cli.progress import busy
     from reconciler.config.loader import load_config
     from reconciler.core.periods import period_for
     from reconciler.engine import collector
@@ -116,6 +118,6 @@ def report(
 
     config = load_config(config_dir_of(ctx, config_dir))
     window = period_for(period, config.settings, cli_sync.parse_as_of(as_of))
-    with cli_sync._busy(READING), collector.quiet():
+    with busy(READING), collector.quiet():
         found = asyncio.run(insight.run_report(config, window))
     typer.echo(report_render.render(found, fmt.value), nl=False)

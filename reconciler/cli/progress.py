@@ -1,11 +1,15 @@
-"""A progress bar on stderr for long reads (a 100,000-customer file), only on a terminal."""
+"""Progress on stderr, only on a terminal: a bar for long reads (a 100,000-customer file),
+a spinner while the APIs are read."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from reconciler.cli import term
 
 Update = Callable[[str, int, int], None]
 """(what is being done, done so far, total)"""
@@ -29,8 +33,6 @@ def on_tty() -> Iterator[Update | None]:
         if bar is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-            from reconciler.cli import term
-
             bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -48,3 +50,16 @@ def on_tty() -> Iterator[Update | None]:
     finally:
         if bar is not None:
             bar.stop()
+
+
+def is_tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def busy(message: str) -> contextlib.AbstractContextManager[object]:
+    """A spinner on a terminal while ConnectWise and ZeroTek are read (thousands of
+    requests at scale); nothing in logs and pipes."""
+    if not is_tty(sys.stderr):
+        return contextlib.nullcontext()
+    return term.stderr_console().status(message)

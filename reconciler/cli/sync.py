@@ -20,6 +20,7 @@ from reconciler.cli import term
 
 # The option types live in cli_options (light to import); re-exported for the commands here.
 from reconciler.cli.options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
+from reconciler.cli.progress import busy, is_tty
 from reconciler.config.loader import load_config
 from reconciler.config.schema import annotation_file, github_annotation
 from reconciler.core.errors import ConfigError, Problem, ReconcileError
@@ -51,20 +52,6 @@ def parse_as_of(value: str | None) -> dt.date | None:
         raise ReconcileError(f"--as-of: {value!r} is not a date, expected YYYY-MM-DD") from None
 
 
-def _is_tty(stream: object) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def _busy(message: str) -> contextlib.AbstractContextManager[object]:
-    """A spinner on a terminal while ConnectWise and ZeroTek are read (thousands of
-    requests at scale); nothing in logs and pipes."""
-    if not _is_tty(sys.stderr):
-        return contextlib.nullcontext()
-
-    return term.stderr_console().status(message)
-
-
 def run_plan(
     config_dir: Path,
     customers: list[str] | None,
@@ -79,7 +66,7 @@ def run_plan(
     verbose: bool = False,
 ) -> int:
     config = load_config(config_dir)
-    engine = SyncEngine(config, clients, ui=Ui(busy=_busy, notice=_notice))
+    engine = SyncEngine(config, clients, ui=Ui(busy=busy, notice=_notice))
     with requests_shown(engine, verbose):
         return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
                      if_due, baseline_dir)  # fmt: skip
@@ -201,7 +188,7 @@ def _confirm(yes: bool, *, to_stderr: bool = False) -> Callable[[Plan], bool] | 
     shown_on = sys.stderr if to_stderr else sys.stdout
 
     def ask(plan: Plan) -> bool:
-        if not (_is_tty(sys.stdin) and _is_tty(shown_on)):
+        if not (is_tty(sys.stdin) and is_tty(shown_on)):
             raise Declined("no terminal to confirm on and no --yes: nothing was applied")
         answer = typer.prompt(
             "Apply these changes to ConnectWise? Only 'yes' will be accepted", err=to_stderr
@@ -262,7 +249,7 @@ def run_apply(
     fmt: OutputFormat = OutputFormat.TEXT,
 ) -> int:
     as_json = fmt is OutputFormat.JSON
-    if as_json and not yes and plan_file is None and not _is_tty(sys.stdin):
+    if as_json and not yes and plan_file is None and not is_tty(sys.stdin):
         # Refused before any work: a pipe cannot answer the prompt, and stdout is the JSON.
         error = (
             "apply --format json without --yes needs a terminal to confirm on (stdin is not "
@@ -272,7 +259,7 @@ def run_apply(
         raise ReconcileError(error)
     progress = _Progress()
     ui = Ui(
-        busy=_busy,
+        busy=busy,
         notice=_notice,
         show_plan=lambda plan: typer.echo(
             render.text(plan, color=term.use_color(sys.stderr if as_json else sys.stdout)),
@@ -349,7 +336,7 @@ class _Progress:
                 self._bar.stop()
                 self._bar = None
             return
-        if total and _is_tty(sys.stderr):
+        if total and is_tty(sys.stderr):
             from rich.progress import Progress
 
             # stderr: stdout is for results (the JSON of `apply --format json`)

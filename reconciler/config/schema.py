@@ -26,6 +26,7 @@ from jsonschema.protocols import Validator
 from reconciler.config.resources import load_schema
 from reconciler.config.yamlsource import Document, JsonPath, resolve_plain
 from reconciler.core.errors import Problem
+from reconciler.core.vocabulary import Location
 from reconciler.secure.untrusted import command_data, command_property
 
 Progress = Callable[[int], None]
@@ -315,21 +316,7 @@ def _problems(error: ValidationError, doc: Document, prefix: JsonPath = ()) -> l
     schema = error.schema if isinstance(error.schema, dict) else {}
 
     if kind == "additionalProperties" and isinstance(value, dict):
-        known = list(schema.get("properties", {}))
-        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-        out = []
-        for key in value:
-            if key in known or any(p.search(key) for p in patterns):
-                continue
-            near = suggest(key, known)
-            if near:
-                message = f"{lead}unknown key '{key}', did you mean '{near}'?"
-            elif known:
-                message = f"{lead}unknown key '{key}', expected one of: {', '.join(known)}"
-            else:
-                message = f"{lead}unknown key '{key}'"
-            out.append(Problem(doc.key_location((*path, key)), message))
-        return out
+        return _unknown_keys(value, schema, doc, path, lead)
 
     if kind == "required" and isinstance(value, dict):
         missing = [k for k in expected if k not in value]
@@ -358,53 +345,78 @@ def _problems(error: ValidationError, doc: Document, prefix: JsonPath = ()) -> l
         hint = _PATTERN_HINTS.get(expected, f"text matching {expected}")
         return [Problem(where, f"{lead}expected {hint}, got {describe(value)}")]
 
-    if kind == "minLength" and expected == 1:
-        return [Problem(where, f"{lead}expected a non-empty string")]
     if kind in {"minLength", "maxLength"}:
-        bound = "at least" if kind == "minLength" else "at most"
-        return [
-            Problem(
-                where,
-                f"{lead}expected {bound} {expected} characters, got {len(value)}: {quote(value)}",
-            )
-        ]
+        return [Problem(where, lead + _length_message(kind, expected, value))]
 
     if kind == "minItems" and isinstance(value, list) and not value:
         what = schema.get("title", "this list")
         return [Problem(where, f"{lead}empty list, expected at least one entry in {what}")]
 
     if kind == "uniqueItems" and isinstance(value, list):
-        seen: dict[str, int] = {}
-        out = []
-        for index, item in enumerate(value):
-            token = json.dumps(item, sort_keys=True)
-            if token in seen:
-                first = doc.location((*path, seen[token]))
-                shown = quote(item) if isinstance(item, str) else describe(item)
-                out.append(
-                    Problem(
-                        doc.location((*path, index)),
-                        f"{lead}duplicate entry {shown} (first at {first})",
-                    )
-                )
-            else:
-                seen[token] = index
-        return out
+        return _duplicates(value, doc, path, lead)
 
     if kind in {"anyOf", "oneOf"}:
-        branches = expected
-        checker = _TYPES
-        for index, branch in enumerate(branches):
-            # Explain the branch whose type the value has: 0 for an id is "too small",
-            # not "not an integer or a string".
-            if any(checker.is_type(value, t) for t in _as_list(branch.get("type", []))):
-                inner = [e for e in error.context or () if e.schema_path[0] == index]
-                if inner:
-                    return [p for e in inner for p in _problems(e, doc, prefix)]
-        types = [t for b in branches for t in _as_list(b.get("type", []))]
-        return [Problem(where, f"{lead}expected {_type_words(types)}, got {describe(value)}")]
+        return _any_of(error, doc, prefix, where, lead)
 
     return [Problem(where, f"{lead}{error.message}")]
+
+
+def _length_message(kind: str, bound: int, value: str) -> str:
+    if kind == "minLength" and bound == 1:
+        return "expected a non-empty string"
+    words = "at least" if kind == "minLength" else "at most"
+    return f"expected {words} {bound} characters, got {len(value)}: {quote(value)}"
+
+
+def _unknown_keys(
+    value: dict[str, Any], schema: dict[str, Any], doc: Document, path: JsonPath, lead: str
+) -> list[Problem]:
+    known = list(schema.get("properties", {}))
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    out = []
+    for key in value:
+        if key in known or any(p.search(key) for p in patterns):
+            continue
+        near = suggest(key, known)
+        if near:
+            message = f"{lead}unknown key '{key}', did you mean '{near}'?"
+        elif known:
+            message = f"{lead}unknown key '{key}', expected one of: {', '.join(known)}"
+        else:
+            message = f"{lead}unknown key '{key}'"
+        out.append(Problem(doc.key_location((*path, key)), message))
+    return out
+
+
+def _duplicates(value: list[Any], doc: Document, path: JsonPath, lead: str) -> list[Problem]:
+    seen: dict[str, int] = {}
+    out = []
+    for index, item in enumerate(value):
+        token = json.dumps(item, sort_keys=True)
+        if token not in seen:
+            seen[token] = index
+            continue
+        first = doc.location((*path, seen[token]))
+        shown = quote(item) if isinstance(item, str) else describe(item)
+        message = f"{lead}duplicate entry {shown} (first at {first})"
+        out.append(Problem(doc.location((*path, index)), message))
+    return out
+
+
+def _any_of(
+    error: ValidationError, doc: Document, prefix: JsonPath, where: Location, lead: str
+) -> list[Problem]:
+    branches: list[dict[str, Any]] = error.validator_value  # type: ignore[assignment]
+    value = error.instance
+    for index, branch in enumerate(branches):
+        # Explain the branch whose type the value has: 0 for an id is "too small",
+        # not "not an integer or a string".
+        if any(_TYPES.is_type(value, t) for t in _as_list(branch.get("type", []))):
+            inner = [e for e in error.context or () if e.schema_path[0] == index]
+            if inner:
+                return [p for e in inner for p in _problems(e, doc, prefix)]
+    types = [t for b in branches for t in _as_list(b.get("type", []))]
+    return [Problem(where, f"{lead}expected {_type_words(types)}, got {describe(value)}")]
 
 
 def _as_list(types: str | list[str]) -> list[str]:

@@ -50,6 +50,13 @@ def display(value: Decimal, *, signed: bool = False, currency: str | None = None
     return f"{sign}{grouped}{suffix}"
 
 
+def delta(value: Decimal) -> str:
+    """A change in a column of changes: always signed, so "+0.00" reads as "no change"
+    beside "+8.00" and "-14.00"."""
+    text = display(value, signed=True)
+    return text if text[0] in "+-" else f"+{text}"
+
+
 def json_number(value: Decimal) -> float:
     """A price as the JSON number ConnectWise receives. JSON carries it as a double; for
     every price we can hold (<= 1,000,000 with <= 4 places, or a price ConnectWise itself

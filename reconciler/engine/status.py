@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.config.env import cw_credentials_from_env, resolve_api_url, zerotek_token_from_env
 from reconciler.config.loader import load_config, load_settings_only
-from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.errors import ConfigError, ReconcileError
 from reconciler.core.model import Config, Settings
+from reconciler.engine.clients import connectwise_client, zerotek_client
 from reconciler.net.http import ApiError, HttpApi
 from reconciler.secure.untrusted import plain
-from reconciler.usage.zerotek import CUSTOMERS, ZeroTekClient
+from reconciler.usage.zerotek import CUSTOMERS
 
 CREDENTIALS = "procedure 1 (credentials)"
 MAPPINGS = "procedure 2 (mappings)"
@@ -101,12 +100,11 @@ async def _connectwise_check(
 ) -> Check:
     name = "ConnectWise"
     try:
-        url = resolve_api_url(settings.cw_api_url if settings else "", "CW_API_URL", environ)
-        creds = cw_credentials_from_env(environ)
+        client = connectwise_client(settings, environ, **_probe_options(timeout))
     except ReconcileError as exc:
         return Check(CREDENTIALS, name, False, str(exc))
-    client = ConnectWiseClient(url, creds, timeout=timeout, max_retries=1, backoff_base=0.2)
-    return await _probe(client, "/company/companies", {"pageSize": 1, "fields": "id"}, name, url)
+    fields: dict[str, str | int] = {"pageSize": 1, "fields": "id"}
+    return await _probe(client, "/company/companies", fields, name, client.base_url)
 
 
 async def _zerotek_check(
@@ -116,14 +114,15 @@ async def _zerotek_check(
     if settings is not None and settings.usage_source != "zerotek":
         return Check(CREDENTIALS, name, True, f"not used (usage.source: {settings.usage_source})")
     try:
-        url = resolve_api_url(
-            settings.zerotek_api_url if settings else "", "ZEROTEK_API_URL", environ
-        )
-        token = zerotek_token_from_env(environ)
+        client = zerotek_client(settings, environ, **_probe_options(timeout))
     except ReconcileError as exc:
         return Check(CREDENTIALS, name, False, str(exc))
-    client = ZeroTekClient(url, token, timeout=timeout, max_retries=1, backoff_base=0.2)
-    return await _probe(client, CUSTOMERS, None, name, url)
+    return await _probe(client, CUSTOMERS, None, name, client.base_url)
+
+
+def _probe_options(timeout: float) -> dict[str, float | int]:
+    # A setup check answers fast or says why: one retry, short back-off.
+    return {"timeout": timeout, "max_retries": 1, "backoff_base": 0.2}
 
 
 async def _probe(

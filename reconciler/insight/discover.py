@@ -278,8 +278,18 @@ def propose_sku(
             f"the catalog has no {want!r}, which the {n} existing SKU mapping(s) would "
             "suggest; add it to the catalog or map the SKU by hand",
         )
-    # Fuzzy: plausible at best. A ZeroTek SKU has no description to compare, so a similar
-    # identifier alone never reaches the write threshold.
+    return _fuzzy_sku(sku, users, customers, catalog, mapped_products)
+
+
+def _fuzzy_sku(
+    sku: str,
+    users: int,
+    customers: int,
+    catalog: tuple[CatalogItem, ...],
+    mapped_products: set[str],
+) -> SkuProposal:
+    """Plausible at best: a ZeroTek SKU has no description to compare, so a similar
+    identifier alone never reaches the write threshold."""
     wanted = " ".join(tokens(sku))
     best: tuple[float, CatalogItem] | None = None
     for item in catalog:

@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.config.loader import CUSTOMERS_DIR, CUSTOMERS_FILE, SKUS_FILE, load_config
 from reconciler.core.errors import ConfigError, ReconcileError
+from reconciler.core.files import atomic_write
 from reconciler.insight.discover import CustomerProposal, Discovery, SkuProposal
 from reconciler.secure.untrusted import json_dumps
 
@@ -211,7 +212,7 @@ def write_proposals(
             else:
                 sep = b"" if before.endswith(b"\n") or not before else b"\n"
                 body = before + sep + text.encode()
-            _atomic(path, body)
+            atomic_write(path, body)
         load_config(config_dir)
     except ConfigError:
         _restore(config_dir, originals)
@@ -222,16 +223,10 @@ def write_proposals(
     return {rel: len(items) for rel, items in additions.items()}
 
 
-def _atomic(path: Path, body: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.discover.tmp")
-    tmp.write_bytes(body)
-    tmp.replace(path)
-
-
 def _restore(config_dir: Path, originals: dict[str, bytes | None]) -> None:
     for rel, before in originals.items():
         path = config_dir / rel
         if before is None:
             path.unlink(missing_ok=True)
         else:
-            _atomic(path, before)
+            atomic_write(path, before)

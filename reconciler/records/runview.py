@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
+from reconciler.core import money as money_format
 from reconciler.records import requestview
 from reconciler.records.record import Ok, RunRecord, RunSummary
 from reconciler.records.runchart import LAST_RUNS, Point, index_chart
@@ -32,12 +33,9 @@ def money(value: str | Decimal) -> str:
 def _money(value: str | Decimal) -> str:
     # Cached: a 10,000-customer run formats ~50,000 figures per write, mostly repeats.
     try:
-        d = Decimal(value)
+        return money_format.delta(Decimal(value))
     except (InvalidOperation, TypeError, ValueError):
         return "?"  # a hand-edited run file; never echo its text unescaped
-    if d == d.quantize(Decimal("0.01")):
-        return f"{d:+,.2f}"
-    return f"{d.normalize():+,f}"
 
 
 def price(value: str | Decimal) -> str:

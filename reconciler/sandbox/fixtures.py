@@ -239,16 +239,34 @@ _OTHER_COMPANIES = [
 def default_fixture() -> Fixture:
     """The example data, byte-for-byte the same on every call."""
     fx = Fixture()
+    companies = _companies()
+    fx.companies = sorted(companies.values(), key=lambda c: c["id"])
+    agreements = _agreements(companies)
+    fx.agreements = sorted(agreements, key=lambda a: a["id"])
+    fx.catalog = _catalog()
+    fx.additions = _additions(
+        {a["id"]: a for a in agreements}, {i["identifier"]: i for i in fx.catalog}
+    )
+    for zt_id, name, status, _, _, domain, skus in _CUSTOMERS:
+        fx.zerotek_customers.append({"id": zt_id, "name": name, "status": status})
+        for sku, series in skus.items():
+            rng = random.Random(f"{zt_id}/{sku}")
+            fx.assignments.extend(_series_records(rng, zt_id, sku, domain, series))
+    return fx
+
+
+def _companies() -> dict[str, Record]:
     companies: dict[str, Record] = {}
     for _, name, _, cid, ident, _, _ in _CUSTOMERS:
         if cid is not None and ident is not None:
             companies[ident] = company_record(cid, ident, name)
     for offset, (ident, name) in enumerate(_OTHER_COMPANIES):
         companies[ident] = company_record(257 + offset, ident, name)
-    fx.companies = sorted(companies.values(), key=lambda c: c["id"])
+    return companies
 
-    c = companies
-    agreements = [
+
+def _agreements(c: dict[str, Record]) -> list[Record]:
+    return [
         agreement_record(1001, "Acme Managed Services", c["ACME"], "Active", _D(2025, 1, 1)),
         agreement_record(1002, "O'Brien Identity", c["OBRIEN"], "Active", _D(2025, 3, 1)),
         agreement_record(
@@ -280,10 +298,10 @@ def default_fixture() -> Fixture:
         agreement_record(1025, 'Back\\Slash "Desk"', c["BACKSLASH"], "Active", _D(2025, 10, 1)),
         agreement_record(1026, "Uptime Legacy", c["UPTIME"], "Inactive", _D(2024, 2, 1)),
     ]
-    fx.agreements = sorted(agreements, key=lambda a: a["id"])
-    ag = {a["id"]: a for a in agreements}
 
-    catalog = [
+
+def _catalog() -> list[Record]:
+    return [
         catalog_item_record(501, "ZT-OKTA-SSO", "Okta Single Sign-On", 4.00, 2.50),
         catalog_item_record(502, "ZT-OKTA-MFA", "Okta Adaptive MFA", 3.00, 1.80),
         catalog_item_record(503, "ZT-OKTA-LCM", "Okta Lifecycle Management", 5.00, 3.20),
@@ -293,10 +311,10 @@ def default_fixture() -> Fixture:
         catalog_item_record(507, "MSP-HELPDESK", "Managed helpdesk per user", 25.00, 12.00),
         catalog_item_record(508, "MSP-BACKUP", "Cloud backup per device", 8.00, 3.00),
     ]
-    fx.catalog = catalog
-    item = {i["identifier"]: i for i in catalog}
 
-    fx.additions = [
+
+def _additions(ag: dict[int, Record], item: dict[str, Record]) -> list[Record]:
+    return [
         addition_record(9001, ag[1001], item["ZT-OKTA-SSO"], 40),
         addition_record(9002, ag[1001], item["ZT-OKTA-MFA"], 42),
         addition_record(9003, ag[1001], item["MSP-HELPDESK"], 42),
@@ -310,10 +328,3 @@ def default_fixture() -> Fixture:
         addition_record(9011, ag[1022], item["MSP-HELPDESK"], 10),
         addition_record(9012, ag[1023], item["MSP-BACKUP"], 30),
     ]
-
-    for zt_id, name, status, _, _, domain, skus in _CUSTOMERS:
-        fx.zerotek_customers.append({"id": zt_id, "name": name, "status": status})
-        for sku, series in skus.items():
-            rng = random.Random(f"{zt_id}/{sku}")
-            fx.assignments.extend(_series_records(rng, zt_id, sku, domain, series))
-    return fx
