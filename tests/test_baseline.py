@@ -8,11 +8,10 @@ import shutil
 from dataclasses import replace
 from decimal import Decimal
 
+import clirun
 import jsonschema
 from plan_builders import PERIOD
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.config.resources import load_schema
 from reconciler.core.model import Action, Change, CustomerPlan, Plan
 from reconciler.plan import render
@@ -103,13 +102,12 @@ def test_both_plans_come_from_one_read_of_both_apis(sandbox, config_dir, tmp_pat
     """--baseline costs no extra request: the same reads as a plain plan, shared."""
     base = tmp_path / "base"
     shutil.copytree(config_dir / "mappings", base / "mappings")
-    runner = CliRunner()
     args = ["--config-dir", str(config_dir), "plan", "--as-of", "2026-11-24", "--format", "json"]
-    plain = runner.invoke(app, args)
+    plain = clirun.invoke(*args)
     assert plain.exit_code == 0, plain.output
     alone = dict(sandbox.stats.requests)
     sandbox.stats.requests.clear()
-    both = runner.invoke(app, [*args, "--baseline", str(base)])
+    both = clirun.invoke(*args, "--baseline", str(base))
     assert both.exit_code == 0, both.output
     assert dict(sandbox.stats.requests) == alone  # request for request, kind by kind
     data = json.loads(both.stdout)

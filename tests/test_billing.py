@@ -12,12 +12,11 @@ from pathlib import Path
 
 import hypothesis.strategies as st
 import world_edits
-from conftest import set_setting
+from clirun import run
+from conftest import examples, set_setting
 from hypothesis import HealthCheck, given, settings
 from plan_builders import addition, config, customer, state, usage
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.config.resources import example_dir
 from reconciler.core.model import Agreement, Company, SkuMap
 from reconciler.plan.planner import plan
@@ -25,12 +24,6 @@ from reconciler.sandbox import Sandbox, default_fixture
 
 AS_OF = ["--as-of", "2026-11-24"]
 ZT3 = "- {id: zt-0003, name: Big Quote, company: BIGQUOTE, agreement: Big Quote - Identity}\n"
-
-
-def run(config_dir: Path, *args: str, env: dict[str, str] | None = None):
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args], env=env)
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def posts(sb: Sandbox) -> list[dict]:
@@ -113,7 +106,7 @@ PRICES = st.decimals(min_value=0, max_value=1_000_000, places=4, allow_nan=False
 
 
 @settings(
-    max_examples=20,
+    max_examples=examples(20),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

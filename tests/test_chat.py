@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import run as _cli
 from runlog_samples import PERIOD, partial_result
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.notify import chat
 from reconciler.records.record import RunRecord
 from reconciler.sandbox import Sandbox
@@ -140,12 +139,6 @@ def test_a_failing_or_unreachable_webhook_is_an_outcome_without_the_url(hook: Ho
 
 
 # --- from the commands -----------------------------------------------------------------------
-
-
-def _cli(config_dir: Path, *args: str) -> Any:
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def test_apply_posts_the_sync_outcome(

@@ -6,9 +6,9 @@ import datetime as dt
 import html
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
+import clirun
 import pytest
 import world_edits
 from runlog_samples import (
@@ -17,12 +17,9 @@ from runlog_samples import (
     failed_result,
     free_port,
     partial_result,
-    run_smtp,
     success_result,
 )
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.records import runlog
 
 SMTP_VARS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_TLS")
@@ -34,14 +31,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    with run_smtp() as server:
-        yield server
-
-
 def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return clirun.invoke(*args, env=env)
 
 
 # --- activity ------------------------------------------------------------------------------

@@ -9,13 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clirun
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from reconciler.cli import app
 from reconciler.config.resources import example_dir
-
-runner = CliRunner()
 
 SETTINGS = """\
 enabled: true
@@ -69,10 +67,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    result = runner.invoke(app, list(args), env=env)
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+    return clirun.invoke(*args, env=env)
 
 
 def test_example_validates(tmp_path: Path) -> None:

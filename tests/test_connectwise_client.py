@@ -7,6 +7,7 @@ import asyncio
 import base64
 import copy
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,20 +16,16 @@ from urllib.parse import quote_plus
 import httpx
 import pytest
 import respx
+from waiting import DEADLINE, until_async
 
 from reconciler.config.env import CWCredentials, cw_credentials_from_env
 from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
 from reconciler.connectwise.conditions import eq, in_chunks, in_list, quote
 from reconciler.sandbox import Sandbox, default_fixture
+from reconciler.sandbox.wire import Request, Response
 
 COMPANIES = "/company/companies"
 ADDITIONS_1003 = "/finance/agreements/1003/additions"
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 def client_for(sb: Sandbox, **options: Any) -> ConnectWiseClient:
@@ -171,7 +168,7 @@ def test_429_waits_at_least_retry_after(sb: Sandbox) -> None:
         async with client_for(sb) as cw:
             started = time.monotonic()
             task = asyncio.create_task(cw.get_all(COMPANIES, fields="id"))
-            await asyncio.sleep(0.3)
+            await until_async(lambda: sb.stats.faults["429"], "the first answer, a 429")
             sb.configure_faults()  # the retry, after Retry-After, succeeds
             rows = await task
             return time.monotonic() - started, rows
@@ -263,7 +260,7 @@ def test_post_answered_429_is_retried_because_it_was_not_processed(sb: Sandbox) 
     async def go() -> dict[str, Any]:
         async with client_for(sb) as cw:
             task = asyncio.create_task(cw.post(ADDITIONS_1003, _new_addition(sb)))
-            await asyncio.sleep(0.3)
+            await until_async(lambda: sb.stats.faults["429"], "the first answer, a 429")
             sb.configure_faults()
             return await task
 
@@ -430,19 +427,33 @@ def test_server_text_echoing_a_secret_is_redacted() -> None:
     assert str(err.value) == "ConnectWise 400 Bad: key *** on GET /company/companies"
 
 
-def test_concurrency_is_bounded() -> None:
-    with Sandbox(latency_ms=250) as sb:
+def test_concurrency_is_bounded(sb: Sandbox) -> None:
+    """Counted at the server, not timed: a request is in flight there from its processing
+    until its answer (the client sends the next one only once it has an answer)."""
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+    four = threading.Event()
 
-        async def go() -> float:
-            async with client_for(sb, max_concurrency=4) as cw:
-                started = time.monotonic()
-                await asyncio.gather(*(cw.get_all(COMPANIES, fields="id") for _ in range(16)))
-                return time.monotonic() - started
+    def held(req: Request, resp: Response) -> Response:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+            if in_flight[0] == 4:
+                four.set()
+        four.wait(timeout=DEADLINE)  # the first requests wait until 4 are in flight at once
+        time.sleep(0.05)  # room for a fifth to arrive, were the client to send one
+        with lock:
+            in_flight[0] -= 1
+        return resp
 
-        elapsed = run(go())
-    assert elapsed >= 1.0  # 16 requests, 4 at a time, 250 ms each: at least 4 rounds
-    # One at a time would take 4 s; the margin keeps a loaded CI machine green.
-    assert elapsed < 3.0
+    sb.on_response = held
+
+    async def go() -> None:
+        async with client_for(sb, max_concurrency=4) as cw:
+            await asyncio.gather(*(cw.get_all(COMPANIES, fields="id") for _ in range(16)))
+
+    run(go())
+    assert four.is_set() and peak[0] == 4  # 4 at once, never more
+    assert sb.stats["GET companies"] == 16
 
 
 def test_cookies_a_server_sets_are_never_sent_back() -> None:

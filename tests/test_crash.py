@@ -11,22 +11,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from conftest import reconcile
 from generated_world import AS_OF, as_desired, duplicates, live, make_world, unmanaged
 
 from reconciler.records.runlog import list_runs
 from reconciler.sandbox import Sandbox
-
-
-def reconcile(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "reconciler", "--config-dir", str(root), *args]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
 
 
 def apply_args() -> list[str]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-from typer.testing import CliRunner
+from clirun import run
 
-from reconciler.cli import app
 from reconciler.config.loader import load_config
 from reconciler.config.resources import example_dir, load_schema
 from reconciler.core.model import Agreement
@@ -103,12 +101,6 @@ def world(monkeypatch, tmp_path):
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
         yield sb, root, expected
-
-
-def run(root: Path, *args: str):
-    result = CliRunner().invoke(app, ["--config-dir", str(root), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def test_json_proposals_meet_the_targets_and_nothing_is_written(world):

@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import world_edits
+from clirun import checked, invoke, run
 from conftest import set_setting
 from typer.testing import CliRunner
 
@@ -17,12 +18,6 @@ from reconciler.config.resources import load_schema
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]
-
-
-def run(config_dir: Path, *args: str, input: str | None = None):
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args], input=input)
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def active(sb: Sandbox, agreement: int) -> dict[str, list[int]]:
@@ -149,9 +144,9 @@ def test_unknown_customer_fails_before_any_request(sandbox, config_dir):
 
 def test_current_period_uses_its_window(sandbox, config_dir):
     cur = json.loads(
-        run(config_dir, "plan", "--period", "current", "--format", "json", *AS_OF).output
+        run(config_dir, "plan", "--period", "current", "--format", "json", *AS_OF).stdout
     )
-    last = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).output)
+    last = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
     assert cur["period"] == {
         "kind": "current",
         "start": "2026-11-16",
@@ -237,7 +232,7 @@ def test_no_tty_and_no_yes_refuses(sandbox, config_dir):
 
 
 def test_markdown_plan_for_pull_requests(sandbox, config_dir):
-    out = run(config_dir, "plan", "--format", "markdown", *AS_OF).output
+    out = run(config_dir, "plan", "--format", "markdown", *AS_OF).stdout
     assert out.startswith("<!-- reconcile:plan -->")
     assert "| ➕ add | 7 |" in out
 
@@ -271,7 +266,7 @@ def test_usage_errors_exit_1_never_2(config_dir):
     """2 means "changes present" under --detailed-exitcode: a typo must not look like it."""
     bad_option = run(config_dir, "plan", "--period", "bogus", "--detailed-exitcode")
     assert bad_option.exit_code == 1 and "Invalid value for '--period'" in bad_option.output
-    assert CliRunner().invoke(app, ["no-such-command"]).exit_code == 1
+    assert invoke("no-such-command").exit_code == 1
 
 
 def test_saved_plan_cannot_be_narrowed_at_apply_time(sandbox, config_dir, tmp_path):
@@ -372,12 +367,12 @@ def test_per_customer_errors_also_go_to_stderr(sandbox, config_dir):
     runner = CliRunner(mix_stderr=False) if separate else CliRunner()
     base = ["--config-dir", str(config_dir)]
     for command in (["plan", "--format", "json"], ["apply", "--yes"]):
-        result = runner.invoke(app, [*base, *command, *AS_OF])
+        result = checked(runner.invoke(app, [*base, *command, *AS_OF]))
         assert result.exit_code == 1
         assert (
             "error: zt-0003: agreement 1003 ('Big Quote - Identity') is cancelled" in result.stderr
         )
-    plan_json = runner.invoke(app, [*base, "plan", "--format", "json", *AS_OF])
+    plan_json = checked(runner.invoke(app, [*base, "plan", "--format", "json", *AS_OF]))
     assert json.loads(plan_json.stdout)["summary"]["customers_with_errors"] == 1
 
 

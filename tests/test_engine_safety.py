@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 import world_edits
+from conftest import reconcile, trials
 from generated_world import AS_OF, World, as_desired, duplicates, live, make_world
 from runlog_samples import run_smtp
 
@@ -31,13 +31,6 @@ from reconciler.sandbox import Sandbox
 from reconciler.sandbox.wire import Request, Response
 
 APPLY = ["apply", "--yes", "--no-email", "--as-of", AS_OF.isoformat()]
-
-
-def reconcile(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "reconciler", "--config-dir", str(root), *args]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str, str]:
@@ -118,12 +111,13 @@ def _race(root: Path, trial: int) -> None:
 def test_two_concurrent_applies_never_duplicate_and_the_loser_names_the_holder(
     tmp_path: Path,
 ) -> None:
-    """10 trials of two applies started together on one config dir (half planning live,
-    half applying one saved plan). The first write is held until one process has exited,
-    so the two always overlap: exactly one applies, the other exits 1 at once naming the
-    holder. Trials run two at a time (each is mostly waiting on its subprocesses)."""
+    """10 trials (4 under the local "dev" profile) of two applies started together on one
+    config dir (half planning live, half applying one saved plan). The first write is held
+    until one process has exited, so the two always overlap: exactly one applies, the other
+    exits 1 at once naming the holder. Trials run two at a time (each is mostly waiting on
+    its subprocesses)."""
     with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(_race, tmp_path / f"t{n}", n) for n in range(10)]
+        futures = [pool.submit(_race, tmp_path / f"t{n}", n) for n in range(trials(10))]
         for future in futures:
             future.result()
 

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
+import clirun
 import pytest
 import yaml
 from markdown_it import MarkdownIt
 from runlog_samples import SmtpServer, run_smtp
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from reconciler.cli import app
 from reconciler.sandbox import Sandbox, default_fixture
 from reconciler.sandbox.records import Fixture
 from reconciler.secure.untrusted import ZWSP
@@ -87,8 +87,7 @@ def world(monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> Iterator[tuple[P
 
 
 def run(config_dir: Path, *args: str) -> Result:
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
+    result = clirun.run(config_dir, *args)
     assert_no_forged_commands(result.stdout)
     assert_no_forged_commands(result.stderr)
     return result

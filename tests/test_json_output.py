@@ -11,20 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from clirun import run
 from conftest import set_setting
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.config.resources import load_schema
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]
-
-
-def run(config_dir: Path, *args: str) -> Any:
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def doc_of(result: Any, schema: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -59,12 +58,6 @@ def failure(message: str, period: Period | None, run_id: str) -> RunRecord:
     record = RunRecord.start(run_id, "manual", STARTED, period or PERIOD, None)
     record.end(STARTED, outcome="failed", error=message)
     return record
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    with run_smtp() as server:
-        yield server
 
 
 def smtp_for(server: SmtpServer, **extra: str) -> notify.SmtpSettings:

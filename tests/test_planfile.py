@@ -58,6 +58,7 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
                     "product_id": CATALOG["ZT-OKTA-SSO"].id,
                     "quantity": 40,
                     "unit_price": "4.00",
+                    "bill_customer": None,
                     "effective_date": None,
                     "cancelled_date": None,
                 }
@@ -200,7 +201,8 @@ def test_fingerprint_is_the_hash_of_the_canonical_json(state: dict[str, object])
 def test_a_plan_re_derived_from_its_own_snapshot_is_the_same_plan() -> None:
     """DESIGN 13.7: `apply PLANFILE` plans the agreements it does not read from the
     snapshot's additions, so the snapshot must carry every field planning reads: prices
-    (money, billed figures), product ids, effective dates (removal method), cancellations
+    (money, billed figures), billCustomer (no charge), product ids, effective dates (removal
+    method), cancellations
     after the as-of day, and a quantity that is not whole licences on an excluded product
     (a warning, not an error, so that customer stays in the snapshot)."""
     import dataclasses
@@ -216,6 +218,7 @@ def test_a_plan_re_derived_from_its_own_snapshot_is_the_same_plan() -> None:
         dataclasses.replace(
             addition(2, "ZT-OKTA-WF", 3),
             unit_price=Decimal("6.5025"),
+            bill_customer="NoCharge",  # counted at 0 money (13.3)
             effective_date=dt.date(2026, 12, 1),  # starts after the as-of day: zeroed
         ),
         addition(3, "ZT-OKTA-SSO", 9, cancelled=dt.date(2026, 3, 1)),  # gone: not in it

@@ -196,8 +196,12 @@ def test_warnings_for_unmapped_skus_and_customers() -> None:
     assert p.warnings == (
         "ZeroTek customer 'zt-99' (Unmapped Startup) has usage but no mapping: OKTA-SSO 5",
     )
-    # a single-customer plan does not report other customers
-    assert plan(cfg, u, state(), ["zt-1"]).warnings == ()
+    # a single-customer plan does not report other customers (zt-2 comes along only
+    # because it is billed on zt-1's agreement, and says so)
+    assert plan(cfg, u, state(), ["zt-1"]).warnings == (
+        "customers zt-1, zt-2 are billed on agreement 1001: planned together "
+        "(its quantities are their sum)",
+    )
 
 
 def test_shared_agreement_sums_usage() -> None:
@@ -237,8 +241,11 @@ def test_selection_and_determinism() -> None:
     a = plan(cfg, u, state())
     b = plan(cfg, u, state())
     assert a == b and [c.customer_id for c in a.customers] == ["zt-1", "zt-2"]
+    # one agreement is one unit, also for a selection (DESIGN 13.3): zt-1 comes along
     only = plan(cfg, u, state(), ["zt-2"])
-    assert [c.customer_id for c in only.customers] == ["zt-2"]
+    assert [c.customer_id for c in only.customers] == ["zt-1", "zt-2"]
+    alone = config(customer("zt-2", agreement=1001), customer("zt-1", agreement=1002))
+    assert [c.customer_id for c in plan(alone, u, state(), ["zt-2"]).customers] == ["zt-2"]
 
 
 def test_removal_policy_is_carried_on_the_plan() -> None:

@@ -4,6 +4,7 @@ ConnectWise to the desired state on the managed set and never touches anything e
 import dataclasses
 import datetime as dt
 
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_builders import AS_OF, CATALOG, SKUS, config, customer, state, usage
@@ -89,7 +90,7 @@ def _managed_quantities(actual, agreement_id):
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(additions, usages, removals, st.booleans())
 def test_plan_converges_and_touches_only_managed_additions(raw, users, removal, excl) -> None:
     customers = [customer(c, agreement=AGREEMENT_OF[c]) for c in CUSTOMERS]

@@ -12,19 +12,12 @@ from typing import Any
 
 import pytest
 import world_edits
+from clirun import run
 from conftest import set_setting
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 
 REMOVE = re.compile(r"- remove (\S+) \((\S+)\) #(\d+) quantity (\d+) \(([^)]*)\)")
-
-
-def run(config_dir: Path, *args: str) -> Any:
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def removals(output: str) -> dict[int, str]:

@@ -16,10 +16,9 @@ from decimal import Decimal
 
 import jsonschema
 import pytest
+from clirun import run
 from conftest import set_setting
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.config.resources import example_dir, load_schema
 from reconciler.core.model import Period, PeriodKind
 from reconciler.insight.report import Kind, Report, Row
@@ -45,12 +44,6 @@ EXPECTED_ROWS = [
     ("unmapped-customer", "zt-0099", "OKTA-SSO", 5, 0, "4.00", "20.00", "7.50"),
     ("unmapped-sku", "zt-0006", "OKTA-PAM", 3, 0, None, None, None),  # no catalog product
 ]
-
-
-def run(config_dir, *args):
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def test_json_figures_equal_the_hand_computed_ones(sandbox, config_dir):

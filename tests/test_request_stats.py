@@ -12,11 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import clirun
 import jsonschema
 import pytest
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.config.loader import load_config
 from reconciler.config.resources import load_schema
 from reconciler.connectwise.client import ConnectWiseClient
@@ -194,12 +193,11 @@ def test_verbose_apply_activity_and_markdown_show_the_requests(
     sandbox: Sandbox, config_dir: Path
 ) -> None:
     root = ["--config-dir", str(config_dir)]
-    runner = CliRunner()
-    quiet = runner.invoke(app, [*root, "plan", "--as-of", "2026-11-24"])
+    quiet = clirun.invoke(*root, "plan", "--as-of", "2026-11-24")
     assert quiet.exit_code == 0 and "Requests:" not in quiet.stderr
     sandbox.stats.reset()
     args = ["apply", "--yes", "--no-email", "--as-of", "2026-11-24"]
-    applied = runner.invoke(app, ["-v", *root, *args])
+    applied = clirun.invoke("-v", *root, *args)
     assert applied.exit_code == 0, applied.output
     cw = sum(n for kind, n in sandbox.stats.requests.items() if " zt-" not in kind)
     assert f"ConnectWise: {cw} requests (0 retries, 0 rate-limited with 429)" in applied.stderr
@@ -209,11 +207,11 @@ def test_verbose_apply_activity_and_markdown_show_the_requests(
     )
     assert "Requests:" not in applied.stdout
     (path,) = (config_dir / "runs").glob("*/*/*.json")
-    shown = runner.invoke(app, [*root, "activity", path.stem])
+    shown = clirun.invoke(*root, "activity", path.stem)
     assert f"ConnectWise: {cw} requests" in shown.stdout
     twin = path.with_suffix(".md").read_text()
     assert f"| ConnectWise | {cw} | 0 | 0 |" in twin
 
-    plan_v = runner.invoke(app, ["-v", *root, "plan", "--as-of", "2026-11-24"])
+    plan_v = clirun.invoke("-v", *root, "plan", "--as-of", "2026-11-24")
     assert plan_v.exit_code == 0 and "ZeroTek: 2 requests" in plan_v.stderr
     assert "Requests:" not in plan_v.stdout

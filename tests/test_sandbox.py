@@ -20,8 +20,10 @@ import pytest
 import world_edits
 import yaml
 from example_usage import CURRENT_USAGE, LAST_USAGE
+from waiting import DEADLINE
 
 from reconciler.sandbox import Sandbox, default_fixture, generate_fixture, usage_counts
+from reconciler.sandbox import server as sandbox_server
 from reconciler.sandbox.wire import Request, Response
 
 ACCEPT = "application/vnd.connectwise.com+json; version=2020.4"
@@ -58,12 +60,6 @@ def shared() -> Iterator[Sandbox]:
     """Read-only tests share one sandbox; tests that write get their own `sb`."""
     with Sandbox() as sb:
         yield sb
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 # --- fixture ---------------------------------------------------------------------------------
@@ -546,31 +542,49 @@ def test_fault_rate_mixes_kinds_reproducibly() -> None:
     assert set(first) == {"500", "429", "drop"} and 20 < sum(first.values()) < 55
 
 
-def test_latency_is_honoured_concurrently() -> None:
+class _SleepLog:
+    """Stands in for the `time` module of the sandbox's server: real clock and real sleeps,
+    each sleep recorded, and with `meet` every sleep first waits until that many are
+    sleeping at once (a server that waits its latency one request at a time never gets
+    there, and the barrier breaks)."""
+
+    def __init__(self, meet: int = 1) -> None:
+        self.monotonic = time.monotonic
+        self.slept: list[float] = []
+        self._meet = threading.Barrier(meet, timeout=DEADLINE) if meet > 1 else None
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if self._meet is not None:
+            self._meet.wait()
+        time.sleep(seconds)
+
+
+def test_latency_is_honoured_concurrently(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _SleepLog(meet=8)
     with Sandbox(latency_ms=300) as sb:
         with cw(sb) as c:
             started = time.perf_counter()
             c.get("/company/companies")
             assert time.perf_counter() - started >= 0.3
-        barrier = threading.Barrier(8)
+        monkeypatch.setattr(sandbox_server, "time", clock)
 
         def one(_: int) -> int:
             with cw(sb) as c:
-                barrier.wait()
                 return c.get("/finance/agreements").status_code
 
-        started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(8))) == [200] * 8
-        # Serially 2.4 s; concurrently ~0.3 s. The wide margin keeps a loaded CI box green
-        # while still failing a server that handles one request at a time.
-        assert time.perf_counter() - started < 1.6
+        # All 8 met in their latency waits (else BrokenBarrierError fails every request)
+        assert len(clock.slept) == 8 and all(0 <= s <= 0.3 for s in clock.slept)
         assert sb.stats["GET agreements"] == 8 and sb.stats.total == 9
         sb.stats.reset()
         assert sb.stats.total == 0 and sb.stats.writes == 0
 
 
-def test_latency_is_the_whole_response_time_processing_included() -> None:
+def test_latency_is_the_whole_response_time_processing_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The injected latency is measured from the request's arrival: the sandbox's own
     processing happens within it, not on top of it (a benchmark's lower bound assumes
     every answer takes exactly the latency)."""
@@ -579,13 +593,18 @@ def test_latency_is_the_whole_response_time_processing_included() -> None:
         time.sleep(0.25)  # processing that takes most of the latency
         return resp
 
+    clock = _SleepLog()
+    monkeypatch.setattr(sandbox_server, "time", clock)
     with Sandbox(latency_ms=300) as sb:
         sb.on_response = slow
         with cw(sb) as c:
             started = time.perf_counter()
             assert c.get("/company/companies").status_code == 200
             took = time.perf_counter() - started
-    assert 0.3 <= took < 0.5  # 0.55 when the latency came on top of the processing
+    assert took >= 0.3
+    # what was left of the 300 ms after 250 of processing (all of it, were it added on top)
+    (rest,) = clock.slept
+    assert 0 <= rest <= 0.05
 
 
 # --- generator and CLI --------------------------------------------------------------------------

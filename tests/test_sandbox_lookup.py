@@ -5,7 +5,9 @@ is replaced, deleted or added; and the index must really be used, not fall back 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import world_edits
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +30,7 @@ from reconciler.sandbox.conditions import (
 )
 from reconciler.sandbox.connectwise import AGREEMENT, CATALOG, COMPANY, strip_nulls
 from reconciler.sandbox.lookup import Table, candidates
-from reconciler.sandbox.records import Record, company_record
+from reconciler.sandbox.records import Fixture, Record, company_record
 from reconciler.sandbox.state import World
 
 ACCEPT = "application/vnd.connectwise.com+json; version=2020.4"
@@ -35,7 +38,22 @@ ACCEPT = "application/vnd.connectwise.com+json; version=2020.4"
 
 def hostile_world() -> World:
     """A generated world plus records an index could get wrong: identifiers equal up to
-    case (and up to case-folding: ß/SS), a missing nested company, a null identifier."""
+    case (and up to case-folding: ß/SS), a missing nested company, a null identifier.
+    Each call a fresh world (its own tables and records) from one generated fixture."""
+    fx = _hostile_fixture()
+    return World(
+        dataclasses.replace(
+            fx,
+            companies=[dict(r) for r in fx.companies],
+            agreements=[dict(r) for r in fx.agreements],
+            catalog=[dict(r) for r in fx.catalog],
+        )
+    )
+
+
+@functools.cache
+def _hostile_fixture() -> Fixture:
+    """Generated once: generating it took two thirds of each property example."""
     fx, _, _ = generate_fixture(60, seed=7)
     first = fx.companies[0]
     extra = [
@@ -50,7 +68,7 @@ def hostile_world() -> World:
         {**fx.agreements[0], "id": 9101, "company": None},
         {**fx.agreements[1], "id": 9102, "company": {"id": first["id"]}},
     ]
-    return World(fx)
+    return fx
 
 
 SCHEMAS = {"companies": COMPANY, "agreements": AGREEMENT, "catalog": CATALOG}
@@ -160,7 +178,7 @@ def edit(world: World, name: str, rng: random.Random) -> None:
             table.setdefault(max(ids) + 1, {**table[victim], "id": max(ids) + 1})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(sorted(SCHEMAS)))
 def test_indexed_answers_equal_the_full_scan_across_edits(seed: int, name: str) -> None:
     rng = random.Random(seed)
@@ -295,7 +313,7 @@ def _client(sb: Sandbox) -> httpx.Client:
 ROUTES = {"companies": "/company/companies", "agreements": "/finance/agreements"}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), name=st.sampled_from(sorted(ROUTES)))
 def test_served_pages_counts_and_forward_only_pages_equal_the_scan(
     served: Sandbox, seed: int, name: str
@@ -375,7 +393,7 @@ def _usage_by_definition(
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     rows=st.lists(
         st.tuples(

@@ -15,22 +15,16 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import world_edits
+from clirun import run
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.config.resources import example_dir
 from reconciler.plan import planfile
 from reconciler.plan.verify import differences
 from reconciler.sandbox import Sandbox, default_fixture
 
 AS_OF = ["--as-of", "2026-11-24"]
-
-
-def run(config_dir: Path, *args: str, env: dict[str, str] | None = None):
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args], env=env)
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def save(config_dir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -262,7 +256,7 @@ def _tamper(value: Any, delta: int) -> Any:
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

@@ -11,11 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clirun
 import pytest
-from typer.testing import CliRunner
 
 import reconciler
-from reconciler.cli import app
 from reconciler.config import scaffold
 from reconciler.config.loader import load_config, validate_config
 from reconciler.config.resources import SCHEMA_NAMES, example_dir, schema_path, schemas_dir
@@ -78,16 +77,15 @@ def test_init_gives_editors_the_schemas_and_git_an_ignore_list(tmp_path: Path) -
 
 
 def test_schema_ids_are_urns_and_every_schema_is_printable() -> None:
-    runner = CliRunner()
     shipped = {p.name.removesuffix(".schema.json") for p in schemas_dir().glob("*.json")}
     assert set(SCHEMA_NAMES) == shipped
     for name in SCHEMA_NAMES:
         schema = json.loads(schema_path(name).read_text(encoding="utf-8"))
         assert schema["$id"] == f"urn:zerotek-cw-reconciler:schema:{name}"
-        result = runner.invoke(app, ["schema", name])
+        result = clirun.invoke("schema", name)
         assert result.exit_code == 0
         assert result.stdout == schema_path(name).read_text(encoding="utf-8")
-    bad = runner.invoke(app, ["schema", "../pyproject"])
+    bad = clirun.invoke("schema", "../pyproject")
     assert bad.exit_code == 1 and "unknown schema '../pyproject'" in bad.stderr
 
 

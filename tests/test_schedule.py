@@ -15,20 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 import world_edits
+from clirun import run
 from conftest import set_setting
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.core.schedule import CATCH_UP_DAYS, decide, scheduled_successes
 
 UTC = dt.UTC
 D = dt.date
-
-
-def run(config_dir: Path, *args: str):
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def at(moment: dt.datetime) -> time_machine.travel:

@@ -297,6 +297,7 @@ def test_problems_json_shape() -> None:
 
 # --- the fast path for long lists agrees with jsonschema ------------------------------------
 
+from conftest import examples  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -338,7 +339,7 @@ def test_fast_item_check_agrees_with_jsonschema(name: str) -> None:
     assert checks is not None
     _, fast = checks
 
-    @settings(max_examples=600, deadline=None)
+    @settings(max_examples=examples(600), deadline=None)
     @given(_items(name))
     def agree(item: dict[str, Any]) -> None:
         valid = schema.validator(name).is_valid([item])

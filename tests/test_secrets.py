@@ -20,12 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, quote_plus, urlencode
 
+import clirun
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from clirun import run as invoke
 from runlog_samples import SmtpServer, run_smtp
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 from reconciler.secure import scrub
 
@@ -44,12 +45,6 @@ def forms(value: str) -> set[str]:
         html.escape(value),
     }
     return {f for f in found if len(f) >= 6}
-
-
-def invoke(config_dir: Path, *args: str) -> Result:
-    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def everything_written(config_dir: Path, results: list[Result], smtp: SmtpServer) -> str:
@@ -124,9 +119,7 @@ def test_a_bad_github_token_is_refused_before_any_request(
         plan.write_text("<!-- reconcile:plan -->\nplan\n")
         monkeypatch.setenv("GITHUB_API_URL", server.url)
         monkeypatch.setenv("GITHUB_TOKEN", BAD.format(n=8))
-        result = CliRunner().invoke(
-            app, ["pr-comment", "--file", str(plan), "--repo", "msp/cfg", "--pr", "1"]
-        )
+        result = clirun.invoke("pr-comment", "--file", str(plan), "--repo", "msp/cfg", "--pr", "1")
         assert result.exit_code == 1 and "GITHUB_TOKEN" in result.stderr
         assert server.requests == []
         assert "mark8" not in result.output
@@ -290,11 +283,7 @@ def test_a_credential_in_a_zerotek_name_never_reaches_the_csv_report(
     secret = 'smtp"Pass-7'
     for key, customer in list(sandbox.zt_customers.items()):
         sandbox.zt_customers[key] = {**customer, "name": f"Co {secret} x"}
-    result = CliRunner().invoke(
-        app,
-        ["--config-dir", str(config_dir), "report", "--format", "csv", *AS_OF],
-        env={"SMTP_PASSWORD": secret},
-    )
+    result = invoke(config_dir, "report", "--format", "csv", *AS_OF, env={"SMTP_PASSWORD": secret})
     assert result.exit_code == 0, result.output
     cells = [cell for row in csv.reader(io.StringIO(result.stdout)) for cell in row]
     assert any("[SMTP_PASSWORD redacted]" in cell for cell in cells)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
+import clirun
 import pytest
-from typer.testing import CliRunner
 
-from reconciler.cli import app
 from reconciler.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +26,6 @@ ENV_VARS = (
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "mappings", tmp_path / "mappings")
     return tmp_path
@@ -42,8 +34,7 @@ def config_dir(tmp_path: Path) -> Path:
 def status(config_dir: Path, env: dict[str, str]) -> tuple[int, str]:
     full: dict[str, str | None] = dict.fromkeys(ENV_VARS)  # None unsets what the shell has
     full.update(env)
-    result = CliRunner().invoke(app, ["status", "--config-dir", str(config_dir)], env=full)
-    assert result.exception is None or isinstance(result.exception, SystemExit)
+    result = clirun.invoke("status", "--config-dir", str(config_dir), env=full)
     return result.exit_code, result.output
 
 

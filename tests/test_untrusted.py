@@ -16,6 +16,7 @@ import sys
 from urllib.parse import quote, quote_plus
 
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -101,7 +102,7 @@ def test_markdown_renders_hostile_text_literally(value: str) -> None:
     check_markdown(value)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text())
 @example("http://x.example")
 @example("a@b.co")
@@ -113,7 +114,7 @@ def test_markdown_renders_any_text_literally(value: str) -> None:
 _MD_ALPHABET = st.sampled_from([*list("`*_[]()<>!#@:|\\&;-+=.~^$ \n\tax1/"), "\u2028", "www."])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(_MD_ALPHABET, max_size=40).map("".join))
 def test_markdown_renders_any_punctuation_soup_literally(value: str) -> None:
     check_markdown(value)

@@ -357,7 +357,8 @@ def test_scheduled_sync_applies_and_commits_the_run_log(
     assert log[0] == "github-actions[bot]|Sync run log (schedule)"
     files = _git(origin, "show", "--name-only", "--format=", BRANCH).split()
     assert "runs/INDEX.md" in files
-    (run_json,) = [f for f in files if f.endswith(".json")]
+    assert "state/managed.json" in files  # the ownership ledger goes back with the run log
+    (run_json,) = [f for f in files if f.startswith("runs/") and f.endswith(".json")]
     run = json.loads(_git(origin, "show", f"{BRANCH}:{run_json}"))
     assert run["trigger"] == "scheduled" and run["period"]["as_of"] == DUE_AS_OF
     twin = _git(origin, "show", f"{BRANCH}:{run_json[: -len('.json')]}.md")

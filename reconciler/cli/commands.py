@@ -177,7 +177,8 @@ def schema_command(
         typer.Argument(
             metavar="NAME",
             help="settings, skus, customers (the mapping files), plan (`plan --format json`, "
-            "saved plans) or run (the records under runs/).",
+            "saved plans), run (the records under runs/) or managed (the ledger "
+            "state/managed.json).",
         ),
     ],
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +22,7 @@ from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.model import (
     Config,
     CustomerMap,
+    LedgerLine,
     Location,
     Notifications,
     Removal,
@@ -40,7 +42,9 @@ _EXPECTED = {
     "settings": "a mapping of settings (see schemas/settings.schema.json)",
     "skus": "a list of SKU mappings (see schemas/skus.schema.json)",
     "customers": "a list of customer mappings (see schemas/customers.schema.json)",
+    "managed": "the list of managed additions (see `reconcile schema managed`)",
 }
+LEDGER_FILE = "state/managed.json"
 
 
 # --- URLs -------------------------------------------------------------------------------------
@@ -87,6 +91,7 @@ class _Files:
     settings: Document | None = None
     skus: Document | None = None
     customers: list[Document] = field(default_factory=list)
+    ledger: list[dict[str, Any]] | None = None  # state/managed.json, when it exists
     raw: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes (digest)
     problems: list[Problem] = field(default_factory=list)
 
@@ -180,7 +185,28 @@ def _read(config_dir: Path, progress: Progress | None = None) -> _Files:
         doc = _read_one(config_dir, rel, "customers", files, progress)
         if doc is not None:
             files.customers.append(doc)
+    _read_ledger(config_dir, files)
     return files
+
+
+def _read_ledger(config_dir: Path, files: _Files) -> None:
+    """state/managed.json, when it exists. Machine-written and tens of thousands of lines:
+    parsed as JSON and checked item by item at speed; only a file that fails is read again
+    like the mapping files (JSON is YAML), so each problem gets its line and column."""
+    path = config_dir / LEDGER_FILE
+    if not path.exists():
+        return
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        data = None
+    if data is not None and schema.items_valid("managed", data):
+        files.raw[LEDGER_FILE] = path.read_bytes()
+        files.ledger = data
+        return
+    doc = _read_one(config_dir, LEDGER_FILE, "managed", files)
+    if doc is not None and isinstance(doc.data, list):
+        files.ledger = [item for _, item in _items(doc)]
 
 
 # --- cross-file checks -------------------------------------------------------------------------
@@ -423,6 +449,7 @@ def _settings(data: dict[str, Any]) -> Settings:
         timezone=billing.get("timezone", d.timezone),
         add_missing=billing.get("add_missing", d.add_missing),
         removal=Removal(billing.get("removal", d.removal.value)),
+        keep_orphans=billing.get("orphans", "remove") == "keep",
         safety=Safety(
             max_removal_percent=float(
                 safety.get("max_removal_percent", d.safety.max_removal_percent)
@@ -431,6 +458,7 @@ def _settings(data: dict[str, Any]) -> Settings:
                 safety.get("max_quantity_change_percent", d.safety.max_quantity_change_percent)
             ),
             min_existing=safety.get("min_existing", d.safety.min_existing),
+            max_quantity=safety.get("max_quantity", d.safety.max_quantity),
         ),
         notifications=Notifications(
             administrators=tuple(notes.get("administrators", ())),
@@ -469,6 +497,20 @@ def _customer_maps(docs: list[Document]) -> tuple[CustomerMap, ...]:
         )
         for doc in docs
         for index, item in _items(doc)
+    )
+
+
+def _ledger(items: list[dict[str, Any]]) -> tuple[LedgerLine, ...]:
+    return tuple(
+        LedgerLine(
+            item["agreement_id"],
+            item["addition_id"],
+            item["product"],
+            item["customer_id"],
+            item["sku"],
+            item["run"],
+        )
+        for item in items
     )
 
 
@@ -520,6 +562,7 @@ def load_config(config_dir: Path, progress: Progress | None = None) -> Config:
         skus=_sku_maps(files.skus),
         customers=_customer_maps(files.customers),
         digest=digest(files.raw),
+        ledger=None if files.ledger is None else _ledger(files.ledger),
     )
 
 

@@ -74,6 +74,7 @@ SCHEMA_NAMES = (
     "status",
     "apply",
     "unmapped",
+    "managed",
 )
 
 

@@ -133,6 +133,14 @@ def _has_float(value: Any) -> bool:
     return False
 
 
+def items_valid(name: str, data: Any) -> bool:
+    """Whether `data`, a list for the list schema `name`, is valid: the fast yes/no check
+    of every item (a machine-written file, e.g. the ledger, is read without marks first;
+    only a file this rejects is read again with marks to say where it is wrong)."""
+    checks = _item_checks(name)
+    return checks is not None and isinstance(data, list) and all(map(checks[1], data))
+
+
 @cache
 def _item_checks(name: str) -> tuple[Validator, Callable[[Any], bool]] | None:
     """For a list schema: (validator of one item, fast yes/no check of one item), else None.

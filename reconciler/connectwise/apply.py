@@ -108,7 +108,7 @@ class _Applier:
         self.plan = plan
         self.config = config
         self.cw = cw
-        self.products = config.managed_products
+        self.products = config.owned_products  # orphans' lines too (DESIGN 13.1)
         self.writes = 0
         self.expected = expected  # the plan's state snapshot (planfile.snapshot)
         self.journal = journal
@@ -250,13 +250,18 @@ class _Applier:
         product must now hold its planned quantity. Writes whose outcome was unknown are
         settled here, by what the re-read shows."""
         assert cp.agreement_id is not None
-        current = await read_additions(self.cw, cp.agreement_id, managed=self.products)
+        # an orphan's removal may act on another agreement than the customer's (13.1)
+        ids = sorted({r.change.agreement_id for r in results} or {cp.agreement_id})
+        reads = await asyncio.gather(
+            *(read_additions(self.cw, i, managed=self.products) for i in ids)
+        )
+        current = dict(zip(ids, reads, strict=True))
         as_of = self.plan.period.as_of
         problems: list[str] = []
         settled: list[ChangeResult] = []
         for r in results:
             c = r.change
-            live = _live(current, c.product, self.products, as_of)
+            live = _live(current[c.agreement_id], c.product, self.products, as_of)
             want = [c.after] if c.after > 0 else []
             if r.unknown:
                 done = live == want
@@ -312,9 +317,10 @@ class _Applier:
         assert cp.agreement_id is not None
         if self.stop():
             return CustomerResult(cp, (), (INTERRUPTED_BEFORE,), False)
-        stale = await self.fresh(cp.agreement_id)
-        if stale is not None:
-            return CustomerResult(cp, (), (stale,), False)
+        for agreement_id in sorted({cp.agreement_id, *(c.agreement_id for c in cp.changes)}):
+            stale = await self.fresh(agreement_id)
+            if stale is not None:
+                return CustomerResult(cp, (), (stale,), False)
         settled_by_answers = True
         for c in cp.changes:
             if self.stop():

@@ -50,6 +50,7 @@ from reconciler.core.model import (
     ManagedProducts,
 )
 from reconciler.net import slots
+from reconciler.net.http import ApiError
 from reconciler.plan.planner import agreements_by_company, companies_by_key, resolve_agreement
 
 _T = TypeVar("_T", Company, CatalogItem)
@@ -69,7 +70,8 @@ async def read_state(
     """`known`: agreements whose additions are already known (a saved plan's snapshot,
     DESIGN 13.7): taken from there, never read; every other resolved agreement is read."""
     products = config.managed_products
-    reading = _Reading(client, customers, products, known or {})
+    # orphans' lines (DESIGN 13.1) are read as ours: whole quantities, the ledger's spelling
+    reading = _Reading(client, customers, config.owned_products, known or {})
     catalog_rows = asyncio.ensure_future(
         client.get_chunked(CATALOG, "identifier", list(products), fields=CATALOG_FIELDS)
     )
@@ -90,6 +92,31 @@ async def read_additions(
     path = additions_path(agreement_id)
     rows = await client.get_all(path, fields=ADDITION_FIELDS)
     return tuple(addition(r, agreement_id, path, managed) for r in rows)
+
+
+async def read_owned(
+    client: ConnectWiseClient,
+    actual: ActualState,
+    agreement_ids: Sequence[int],
+    owned: ManagedProducts,
+) -> ActualState:
+    """`actual` plus the additions of ledger agreements no mapping made us read (orphans,
+    DESIGN 13.1): one read each. An agreement ConnectWise no longer has holds nothing."""
+    if not agreement_ids:
+        return actual
+
+    async def one(agreement_id: int) -> tuple[Addition, ...]:
+        try:
+            return await read_additions(client, agreement_id, managed=owned)
+        except ApiError as exc:
+            if exc.status == 404 and exc.code is not None:
+                return ()
+            raise
+
+    found = await asyncio.gather(*(one(i) for i in agreement_ids))
+    return dataclasses.replace(
+        actual, additions={**actual.additions, **dict(zip(agreement_ids, found, strict=True))}
+    )
 
 
 class _Reading:

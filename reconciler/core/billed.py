@@ -49,5 +49,6 @@ def billed_before(config: Config, plan: Plan, actual: ActualState) -> Billed:
                 and a.product_identifier.casefold() in kept
             ):
                 seats += a.quantity
-                revenue += a.quantity * (a.unit_price or Decimal(0))
+                if not a.no_charge:  # a DoNotBill line earns nothing (DESIGN 13.3)
+                    revenue += a.quantity * (a.unit_price or Decimal(0))
     return Billed(seats, revenue)

@@ -63,6 +63,9 @@ class Safety:
     max_removal_percent: float = 30
     max_quantity_change_percent: float = 50
     min_existing: int = 10
+    # No change may leave more licences than this on one line (DESIGN 13.2): a glitch that
+    # reports a million users must not bill them, also on a line that does not exist yet.
+    max_quantity: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,21 @@ class Settings:
     currency: str = "USD"  # ISO 4217, named on every money figure
     add_missing: bool = True
     removal: Removal = Removal.CANCEL
+    keep_orphans: bool = False  # billing.orphans: keep (warn) instead of remove (13.1)
     safety: Safety = Safety()
     notifications: Notifications = Notifications()
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One addition the reconciler manages, as state/managed.json lists it (DESIGN 13.1)."""
+
+    agreement_id: int
+    addition_id: int
+    product: str
+    customer_id: str
+    sku: str
+    run: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,8 @@ class Config:
     skus: tuple[SkuMap, ...]
     customers: tuple[CustomerMap, ...]
     digest: str  # sha256 over the mapping files' bytes: a saved plan is stale when it moves
+    # state/managed.json; None when the file does not exist yet (no apply wrote it).
+    ledger: tuple[LedgerLine, ...] | None = None
 
     # Indexes built on first use (cached_property writes the instance dict directly, so it
     # works on a frozen dataclass): lookups per customer must stay O(1) at thousands.
@@ -126,6 +144,13 @@ class Config:
     @cached_property
     def managed_products(self) -> ManagedProducts:
         return ManagedProducts(s.product for s in self.skus)
+
+    @cached_property
+    def owned_products(self) -> ManagedProducts:
+        """The managed products and those of the ledger's lines (orphans are read, planned
+        and verified as ours); the mappings' spelling wins."""
+        ledger = [line.product for line in self.ledger or ()]
+        return ManagedProducts([*ledger, *(s.product for s in self.skus)])
 
     def sku(self, sku: str) -> SkuMap | None:
         return self._skus_by_name.get(sku.casefold())
@@ -164,6 +189,9 @@ class Usage:
     # ZeroTek's customer directory (id -> name); None when the source has none (CSV,
     # single-customer sync), which turns off the "mapped customer unknown" warning.
     known_customers: dict[str, str] | None = None
+    # Customers whose usage cannot be trusted (one SKU in two spellings, DESIGN 13.3):
+    # customer id -> why; an error for that customer, its licences never summed.
+    problems: dict[str, str] = field(default_factory=dict)
 
 
 # --- ConnectWise actual state --------------------------------------------------------------
@@ -219,6 +247,12 @@ class Addition:
 
     def active_on(self, day: dt.date) -> bool:
         return self.cancelled_date is None or self.cancelled_date > day
+
+    @property
+    def no_charge(self) -> bool:
+        """Billed at 0 whatever its unitPrice (`billCustomer` DoNotBill / NoCharge); an
+        unread value counts as billed, the conservative reading for revenue figures."""
+        return self.bill_customer is not None and self.bill_customer != "Billable"
 
 
 class ManagedProducts:
@@ -311,9 +345,17 @@ class Change:
     effective_date: dt.date | None = None  # add: the date sent as effectiveDate
     unit_cost: Decimal | None = None
     description: str | None = None
+    # The line is not `Billable` in ConnectWise (DESIGN 13.3): its quantity is still
+    # managed, its money counts 0 everywhere ("no charge").
+    no_charge: bool = False
+    # An orphan (DESIGN 13.1): a line the ledger says we wrote that no current mapping
+    # manages; `sku` and `customer_id` are then the ledger's ("was SKU S of customer C").
+    orphan: bool = False
 
     @property
     def revenue_delta(self) -> Decimal:
+        if self.no_charge:
+            return Decimal(0)
         return (self.after - self.before) * self.unit_price
 
 

@@ -12,12 +12,13 @@ import datetime as dt
 
 from reconciler.connectwise.directory import read_directory
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
-from reconciler.connectwise.state import read_state
+from reconciler.connectwise.state import read_owned, read_state
 from reconciler.core.model import Config, Period, PeriodKind
 from reconciler.core.periods import period_for
 from reconciler.engine.clients import Clients
 from reconciler.insight.discover import Discovery, discover
 from reconciler.insight.report import Report, build_report
+from reconciler.plan import orphans
 from reconciler.usage import fetch_usage
 
 
@@ -46,6 +47,9 @@ async def run_report(config: Config, period: Period, clients: Clients | None = N
             fetch_usage(config, period, zerotek=lambda: clients.zerotek(config)),
             cw.get_all(CATALOG, fields=CATALOG_FIELDS),
         )
+        # orphans' lines (DESIGN 13.1) are over-billed money: read their agreements too
+        extra = orphans.ledger_agreements(config, None, actual.additions)
+        actual = await read_owned(cw, actual, extra, config.owned_products)
     catalog = tuple(catalog_item(r) for r in catalog_rows)
     currency = config.settings.currency
     return build_report(config, usage, actual, catalog, currency)

@@ -40,12 +40,14 @@ from reconciler.config.env import API_CREDENTIAL_VARS
 from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
-from reconciler.connectwise.state import read_state
+from reconciler.connectwise.state import read_owned, read_state
 from reconciler.core import schedule
 from reconciler.core.billed import Billed, billed_before
 from reconciler.core.errors import ReconcileError
 from reconciler.core.files import atomic_write
 from reconciler.core.model import (
+    Action,
+    ActualState,
     Addition,
     ApplyResult,
     CatalogItem,
@@ -55,6 +57,7 @@ from reconciler.core.model import (
     Period,
     PeriodKind,
     Plan,
+    Usage,
 )
 from reconciler.core.periods import period_for
 from reconciler.engine import collector
@@ -65,12 +68,12 @@ from reconciler.insight.report import Kind, Pricer, Row, unmapped_customer_rows
 from reconciler.net.http import Traffic
 from reconciler.notify import chat
 from reconciler.notify import email as notify
-from reconciler.plan import planfile, planner, verify
+from reconciler.plan import orphans, planfile, planner, verify
 from reconciler.plan.snapshot import known_additions
-from reconciler.records import runlog
+from reconciler.records import ledger, runlog
 from reconciler.records.record import EmailOutcome, RunRecord
 from reconciler.secure.scrub import check_credentials, scrub
-from reconciler.usage import fetch_usage
+from reconciler.usage import fetch_usage, second_opinion
 
 EXIT_UNSAFE = 3
 READING = "Reading ConnectWise and ZeroTek…"
@@ -210,6 +213,18 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
     ]
 
 
+def company_peers(
+    config: Config, customers: Sequence[CustomerMap], ids: Sequence[str] | None
+) -> list[CustomerMap]:
+    """What a `--customer` plan reads: the selection and every customer of the same
+    companies, the only ones whose agreement can resolve to a selected one's (the planner
+    brings those along, DESIGN 13.3). Every customer when none is selected."""
+    if not ids:
+        return list(customers)
+    keys = {c.company.casefold() for c in customers}
+    return [c for c in config.customers if c.company.casefold() in keys]
+
+
 def check_enabled(config: Config) -> None:
     if not config.settings.enabled:
         raise Refused(
@@ -241,16 +256,65 @@ async def make_plan(
     """Read both systems (concurrently) and plan; the snapshot is what staleness is
     judged against, in a saved plan and at the just-in-time re-read before each write.
     `known`: agreements whose additions are not read but taken from a saved plan (13.7)."""
-    customers = select_customers(config, customer_ids)
+    customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
     actual, usage = await asyncio.gather(
         read_state(cw, config, customers, known),
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
-    plan = planner.plan(config, usage, actual, ids)
-    state = planfile.snapshot(plan, actual, config.managed_products)
+    selected = [c.id for c in select_customers(config, customer_ids)] if customer_ids else None
+    actual = await _with_ledger_agreements(cw, config, actual, selected, known)
+    plan, _ = await _plan_checked(config, usage, actual, selected, clients)
+    state = planfile.snapshot(plan, actual, config.owned_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
+
+
+async def _plan_checked(
+    config: Config,
+    usage: Usage,
+    actual: ActualState,
+    selected: Sequence[str] | None,
+    clients: Clients,
+) -> tuple[Plan, Usage]:
+    """Plan; when the bulk usage left customers at zero users on an agreement the plan
+    removes lines from, ask ZeroTek again per customer first (13.2: the second opinion)
+    and plan again with what it said."""
+    plan = planner.plan(config, usage, actual, selected)
+    if selected is not None:
+        return plan, usage  # already the per-customer call
+    emptied = {c.agreement_id for c in plan.changes if c.action is Action.REMOVE and not c.orphan}
+    known = usage.known_customers or {}
+    doubtful = [
+        cp.customer_id
+        for cp in plan.customers
+        if cp.agreement_id in emptied
+        and not usage.users.get(cp.customer_id)
+        and cp.customer_id in known
+    ]
+    if not doubtful:
+        return plan, usage
+    zerotek = lambda: clients.zerotek(config)  # noqa: E731
+    checked = await second_opinion(config, usage, doubtful, zerotek=zerotek)
+    if checked.problems == usage.problems:
+        return plan, usage
+    return planner.plan(config, checked, actual, selected), checked
+
+
+async def _with_ledger_agreements(
+    cw: ConnectWiseClient,
+    config: Config,
+    actual: ActualState,
+    selected: Sequence[str] | None,
+    known: Mapping[int, tuple[Addition, ...]] | None = None,
+) -> ActualState:
+    """The ledger's agreements the mappings did not make us read (orphans, DESIGN 13.1);
+    those a saved plan's snapshot holds (`known`, 13.7) are taken from it."""
+    extra = orphans.ledger_agreements(config, selected, actual.additions)
+    have = {i: known[i] for i in extra if known and i in known}
+    if have:
+        actual = replace(actual, additions={**actual.additions, **have})
+    return await read_owned(cw, actual, [i for i in extra if i not in have], config.owned_products)
 
 
 async def make_plans_with_baseline(
@@ -264,7 +328,8 @@ async def make_plans_with_baseline(
     """The head plan and the base branch's plan from ONE read of ConnectWise and ZeroTek
     (12.7): the union of both configs' customers and products is read once, each plan is
     derived from it, so a difference between them can only come from the mappings."""
-    head_customers = select_customers(config, customer_ids)
+    selected = select_customers(config, customer_ids)
+    head_customers = company_peers(config, selected, customer_ids)
     ids = [c.id for c in head_customers] if customer_ids else None
     base_customers = [c for c in baseline.customers if ids is None or c.id in set(ids)]
     # Both variants of a customer whose mapping changed: companies and agreements of each.
@@ -279,13 +344,18 @@ async def make_plans_with_baseline(
             zerotek=lambda: clients.zerotek(config),
         ),
     )
-    head = planner.plan(config, usage, actual, ids)
-    base = planner.plan(baseline, usage, actual, [c.id for c in base_customers] if ids else None)
+    chosen = [c.id for c in selected] if ids else None
+    actual = await _with_ledger_agreements(cw, config, actual, chosen)
+    if baseline.ledger is not None and baseline.ledger != config.ledger:
+        actual = await _with_ledger_agreements(cw, baseline, actual, chosen)
+    head, usage = await _plan_checked(config, usage, actual, chosen, clients)
+    base_ids = [c.id for c in base_customers if chosen is None or c.id in set(chosen)]
+    base = planner.plan(baseline, usage, actual, base_ids if ids else None)
     # The snapshot a saved plan carries must be what `apply` will read with the head config
     # alone: the catalog the head maps, not the union.
     products = config.managed_products
     own = replace(actual, catalog={k: v for k, v in actual.catalog.items() if k in products})
-    state = planfile.snapshot(head, own, products)
+    state = planfile.snapshot(head, own, config.owned_products)
     planned = Planned(replace(head, state_fingerprint=planfile.fingerprint(state)), state)
     return planned, base
 
@@ -396,6 +466,8 @@ class SyncEngine:
 
         with self.ui.busy(READING):
             planned = self._run(go())
+        if self.config.ledger is None:
+            self.ui.notice(orphans.NO_LEDGER)
         if req.out is not None:
             try:
                 atomic_write(req.out, scrub(planfile.dumps(planned.plan, planned.state)))
@@ -506,11 +578,26 @@ class SyncEngine:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
             handle.finish(result, interrupted_by=signals.name or None)
+            owned = self._rewrite_ledger(planned, result, handle.record.run_id)
             emails = self._email(handle, plan, req, smtp)
             self._chat(chat.sync_outcome_event(handle.record))
-        failed = any(not c.ok for c in result.customers)
+        failed = not owned or any(not c.ok for c in result.customers)
         code = signals.exit_code or (1 if failed else 0)
         return SyncOutcome(result, handle.record, handle.path, emails, signals.name or None, code)
+
+    def _rewrite_ledger(self, planned: Planned, result: ApplyResult, run_id: str) -> bool:
+        """state/managed.json from this run's outcomes, still under the lock (13.1). A
+        ledger that cannot be written is a failed run (one line naming the path): the
+        next plan would miss what this one wrote."""
+        try:
+            ledger.rewrite(self.config, planned.state, result, run_id)
+        except OSError as exc:
+            self.ui.notice(
+                f"error: cannot write {exc.filename or 'state/managed.json'}: "
+                f"{exc.strerror or exc}; the lines this run wrote are in its run record"
+            )
+            return False
+        return True
 
     async def _write(
         self, planned: Planned, handle: runlog.RunHandle, signals: StopSignals

@@ -255,6 +255,15 @@ def propose_sku(
             why += " (already billing another SKU: the counts would be summed)"
         return SkuProposal(sku, users, customers, confidence, why, item)
 
+    owned = [line for line in config.ledger or () if fold(line.sku) == fold(sku)]
+    was = by_ident.get(fold(owned[-1].product)) if owned else None
+    if was is not None:  # DESIGN 13.1: the ledger remembers what the SKU billed as
+        return found(
+            was,
+            0.99,
+            f"state/managed.json lists {len(owned)} line(s) of {was.identifier!r} written for "
+            "this SKU before its mapping was removed",
+        )
     exact = by_ident.get(fold(sku))
     if exact is not None:
         return found(exact, 0.98, f"catalog item {exact.identifier!r} has the SKU's name")
@@ -349,7 +358,8 @@ def discover(
             proposals.append(CustomerProposal(cid, name, users, 0.0, reason))
             continue
         proposals.append(
-            propose_customer(
+            _from_ledger(config, cid, name, users, directory, taken, today)
+            or propose_customer(
                 cid, name, users, index, agreements, directory.agreement_types, taken, today
             )
         )
@@ -369,6 +379,42 @@ def discover(
         for s in sorted(sku_users)
     )
     return Discovery(tuple(proposals), sku_proposals, window, skipped)
+
+
+def _from_ledger(
+    config: Config,
+    cid: str,
+    name: str,
+    users: dict[str, int],
+    directory: Directory,
+    taken: dict[int, str],
+    today: dt.date,
+) -> CustomerProposal | None:
+    """A customer whose mapping was removed while state/managed.json still lists its lines
+    (DESIGN 13.1): its old agreement, when that is still open and nobody else's."""
+    ids = {line.agreement_id for line in config.ledger or () if line.customer_id == cid}
+    if len(ids) != 1:
+        return None
+    (agreement_id,) = ids
+    agreement = next((a for a in directory.agreements if a.id == agreement_id), None)
+    company = next(
+        (c for c in directory.companies if agreement and c.id == agreement.company_id), None
+    )
+    if agreement is None or company is None or agreement_id in taken:
+        return None
+    ended = agreement.end_date is not None and not agreement.no_ending_date
+    if ended and agreement.end_date is not None and agreement.end_date < today:
+        return None
+    return CustomerProposal(
+        cid,
+        name,
+        users,
+        0.99,
+        f"state/managed.json lists its lines on agreement {agreement_id} "
+        f"{agreement.name!r} of {company.identifier}, written before its mapping was removed",
+        company=company,
+        agreement=agreement,
+    )
 
 
 def _one_customer_per_agreement(proposals: list[CustomerProposal]) -> list[CustomerProposal]:

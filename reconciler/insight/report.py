@@ -203,7 +203,7 @@ def build_report(
                     product=c.product,
                     zerotek_users=c.after,
                     billed=c.before,
-                    unit_price=c.unit_price,
+                    unit_price=Decimal(0) if c.no_charge else c.unit_price,
                     unit_cost=(
                         c.unit_cost
                         if c.action is Action.ADD and c.unit_cost is not None

@@ -271,7 +271,8 @@ def _sync_email(
 
     def row(c: Any, ch: Any) -> tuple[str, ...]:
         money = amount(ch.revenue_delta, currency, signed=True)
-        return (c.name, c.company, c.agreement.text(), ch.sku, f"{ch.before} -> {ch.after}",
+        sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
+        return (c.name, c.company, c.agreement.text(), sku, f"{ch.before} -> {ch.after}",
                 amount(ch.unit_price, currency), money)  # fmt: skip
 
     done = {

@@ -45,6 +45,15 @@ class Obj:
     def _fail(self, key: str, expected: str, value: Any) -> ShapeError:
         return ShapeError(f"{self._at(self.path, key)}: expected {expected}, got {_kind(value)}")
 
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def boolean(self, key: str) -> bool:
+        value = self._value(key)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false", value)
+        return value
+
     def text(self, key: str) -> str:
         value = self._value(key)
         if not isinstance(value, str):

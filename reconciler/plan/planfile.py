@@ -46,6 +46,8 @@ def _date(value: dt.date | None) -> str | None:
 
 
 def change_to_dict(c: Change) -> dict[str, Any]:
+    # `cause` only where it holds, as with --baseline (DESIGN 12.7, 13.1)
+    marks: dict[str, Any] = {"cause": "unmapped"} if c.orphan else {}
     return {
         "action": c.action.value,
         "sku": c.sku,
@@ -60,6 +62,8 @@ def change_to_dict(c: Change) -> dict[str, Any]:
         "revenue_delta": money.optional(c.revenue_delta),
         "effective_date": _date(c.effective_date),
         "description": c.description,
+        "no_charge": c.no_charge,
+        **marks,
     }
 
 
@@ -184,6 +188,8 @@ def _change(ch: Obj, customer_id: str) -> Change:
         effective_date=ch.opt_date("effective_date"),
         unit_cost=ch.opt_decimal("unit_cost"),
         description=ch.opt_text("description"),
+        no_charge=ch.has("no_charge") and ch.boolean("no_charge"),
+        orphan=ch.has("cause") and ch.text("cause") == "unmapped",
     )
 
 
@@ -283,14 +289,22 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
 def snapshot(plan: Plan, actual: ActualState, products: ManagedProducts) -> dict[str, Any]:
     """The part of ConnectWise a plan depends on, in a canonical, comparable form."""
     agreements: dict[str, Any] = {}
-    for cp in plan.customers:
-        if cp.agreement_id is None or cp.errors:
-            continue
-        a = actual.agreements.get(cp.agreement_id)
+    # A customer's own agreement, and any its orphans' removals act on (DESIGN 13.1).
+    touched = sorted(
+        {
+            i
+            for cp in plan.customers
+            if not cp.errors
+            for i in (cp.agreement_id, *(c.agreement_id for c in cp.changes))
+            if i is not None
+        }
+    )
+    for agreement_id in touched:
+        a = actual.agreements.get(agreement_id)
         additions = additions_snapshot(
-            actual.additions.get(cp.agreement_id, ()), products, plan.period.as_of
+            actual.additions.get(agreement_id, ()), products, plan.period.as_of
         )
-        agreements[str(cp.agreement_id)] = {
+        agreements[str(agreement_id)] = {
             "status": a.status if a else None,
             "cancelled": a.cancelled if a else None,
             "end_date": _date(a.end_date) if a else None,

@@ -28,6 +28,8 @@ from reconciler.core.model import (
     Usage,
     is_live_managed,
 )
+from reconciler.plan.guards import silent_skus
+from reconciler.plan.orphans import with_orphans
 from reconciler.plan.safety import unsafe_reasons
 
 _DEAD_STATUSES = {"cancelled", "expired", "inactive"}
@@ -266,6 +268,7 @@ def _plan_agreement(
                 # a removal needs it: an addition that has not started yet cannot be
                 # cancelled before its effectiveDate (apply zeroes it instead)
                 effective_date=existing.effective_date,
+                no_charge=existing.no_charge,
             )
         changes.append(change)
     return changes, errors, warnings, (managed_count, managed_quantity)
@@ -305,6 +308,9 @@ def plan(
 ) -> Plan:
     """Compute the plan for the selected customers (default: every mapped customer)."""
     period = usage.period
+    companies = companies_by_key(actual.companies.values())
+    by_company = agreements_by_company(actual.agreements.values())
+    customer_ids, brought = _bring_along(config, actual, customer_ids, companies, by_company)
     wanted = None if customer_ids is None else set(customer_ids)
     selected = sorted(
         (c for c in config.customers if wanted is None or c.id in wanted),
@@ -312,8 +318,6 @@ def plan(
     )
     mapped_skus = {s.sku.casefold() for s in config.skus}
     drafts = {c.id: _Draft(c) for c in selected}
-    companies = companies_by_key(actual.companies.values())
-    by_company = agreements_by_company(actual.agreements.values())
     unmapped: list[tuple[str, str, int]] = []
     reported_users = 0
 
@@ -333,6 +337,8 @@ def plan(
             draft.warnings.append(
                 f"ZeroTek does not know customer '{c.id}': left untouched (check the id)"
             )
+        if c.id in usage.problems:
+            draft.errors.append(usage.problems[c.id])
         agreement, error = resolve_agreement(c, companies, actual.agreements, by_company)
         if error is None and agreement is not None:
             error = agreement_problem(agreement, period)
@@ -345,7 +351,7 @@ def plan(
     for unit in _units(drafts.values()):
         _plan_unit(config, usage, actual, period, unit, planned)
 
-    warnings: list[str] = []
+    warnings: list[str] = brought
     if customer_ids is None:
         mapped_ids = {c.id for c in config.customers}
         names = usage.known_customers or {}
@@ -369,7 +375,51 @@ def plan(
         reported_users=reported_users,
         selection=None if customer_ids is None else tuple(sorted(set(customer_ids))),
     )
-    return replace(result, unsafe_reasons=unsafe_reasons(result, config.settings.safety))
+    return _guarded(with_orphans(result, config, actual), config, usage)
+
+
+def _guarded(result: Plan, config: Config, usage: Usage) -> Plan:
+    """The verdict over the whole plan, orphans' removals included (DESIGN 13.1, 13.2)."""
+    reasons = unsafe_reasons(result, config.settings.safety) + silent_skus(result, config, usage)
+    return replace(result, unsafe_reasons=reasons)
+
+
+def _bring_along(
+    config: Config,
+    actual: ActualState,
+    ids: Sequence[str] | None,
+    companies: Mapping[str, Company],
+    by_company: Mapping[int, Sequence[Agreement]],
+) -> tuple[list[str] | None, list[str]]:
+    """`--customer C` plans every customer whose agreement resolves to C's (DESIGN 13.3):
+    one named by id and another by name are one agreement, and planning C alone would set
+    the line to C's users only. Only customers of C's company can resolve to it (the
+    caller reads them). Returns the ids to plan, and a note per agreement planned for more
+    than one of them (the same for the expanded selection: a saved plan re-derives it).
+    None (every customer) stays None."""
+    if ids is None:
+        return None, []
+    wanted = set(ids)
+    keys = {c.company.casefold() for c in config.customers if c.id in wanted}
+    peers = [c for c in config.customers if c.company.casefold() in keys]
+    resolved = {
+        c.id: a.id
+        for c in peers
+        if (a := resolve_agreement(c, companies, actual.agreements, by_company)[0]) is not None
+    }
+    targets = {resolved[i] for i in wanted if i in resolved}
+    chosen = sorted(wanted | {c.id for c in peers if resolved.get(c.id) in targets})
+    sharing: dict[int, list[str]] = defaultdict(list)
+    for cid in chosen:
+        if cid in resolved:
+            sharing[resolved[cid]].append(cid)
+    notes = [
+        f"customers {', '.join(group)} are billed on agreement {agreement}: planned "
+        "together (its quantities are their sum)"
+        for agreement, group in sorted(sharing.items())
+        if len(group) > 1
+    ]
+    return chosen, notes
 
 
 def _plan_unit(
@@ -440,7 +490,7 @@ def _plan_unit(
                     for b, cid in zip(blocked, sorted(failing), strict=True)
                     if cid != draft.customer.id
                 ]
-        elif errors:
+        elif own:  # an agreement's error, or the customer's own (its usage, 13.3)
             changes = []
         planned[draft.customer.id] = _customer_plan(
             draft, changes=changes, errors=own, warnings=warnings, managed=managed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
@@ -14,6 +14,7 @@ from reconciler.core.money import optional as money_optional
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.plan import planfile
 from reconciler.plan.baseline import Comparison, CustomerComparison, Labelled
+from reconciler.plan.orphans import orphan_reason
 from reconciler.secure.untrusted import html as h
 from reconciler.secure.untrusted import json_dumps
 from reconciler.secure.untrusted import markdown as md
@@ -52,8 +53,22 @@ def describe_change(c: Change, plan: Plan) -> str:
         if method is not plan.removal and c.effective_date is not None:  # cancel -> zero
             how += f": it starts {c.effective_date.isoformat()}, after today"
         what = f"remove {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} ({how})"
+    return f"{what}{_why(c, t)}  {_money_note(c, currency)}"
+
+
+def _why(c: Change, escape: Callable[[str], str]) -> str:
+    return f" — {escape(orphan_reason(c))}" if c.orphan else ""
+
+
+def _money_note(c: Change, currency: str) -> str:
+    if c.no_charge:
+        return f"[no charge @ {display(c.unit_price, currency=currency)}]"
     price = display(c.unit_price, currency=currency)
-    return f"{what}  [{money(c.revenue_delta, currency)}/month @ {price}]"
+    return f"[{money(c.revenue_delta, currency)}/month @ {price}]"
+
+
+def _price_cell(c: Change) -> str:
+    return f"{display(c.unit_price)} (no charge)" if c.no_charge else display(c.unit_price)
 
 
 def summary_line(plan: Plan) -> str:
@@ -178,8 +193,8 @@ def markdown(plan: Plan) -> str:
             out.append("|---|---|---|---:|---:|---|---:|---:|")
             for c in cp.changes:
                 out.append(
-                    f"| {c.action.value} | {md(c.product)} | {md(c.sku)} | {c.before} | "
-                    f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                    f"| {c.action.value}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
+                    f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
                     f"{money(c.revenue_delta)} |"
                 )
             out.append("")
@@ -229,8 +244,8 @@ def _compared_rows(
             # one no longer does: its effect on the invoice is the opposite of the change.
             action = f"no longer {c.action.value}" if x.cause == "dropped" else c.action.value
             out.append(
-                f"| {who} | {action} | {md(c.product)} | {md(c.sku)} | {c.before} | "
-                f"{c.after} | {_effective(c)} | {display(c.unit_price)} | "
+                f"| {who} | {action}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
+                f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
                 f"{money(x.revenue_delta)} |"
             )
     out.append("")
@@ -306,7 +321,7 @@ def json_compared(cmp: Comparison, note: str | None = None) -> str:
             entry = planfile.plan_to_dict(only)["customers"][0]
             data["customers"].append(entry)
         entry["changes"] = [
-            {**planfile.change_to_dict(x.change), "cause": x.cause} for x in cc.labelled
+            {**planfile.change_to_dict(x.change), "cause": _cause(x)} for x in cc.labelled
         ]
     counts = {cause: sum(len(cc.of(cause)) for cc in cmp.customers)
               for cause in ("change", "drift", "dropped")}  # fmt: skip
@@ -317,6 +332,12 @@ def json_compared(cmp: Comparison, note: str | None = None) -> str:
         "note": note,
     }
     return json_dumps(data, indent=2) + "\n"
+
+
+def _cause(x: Labelled) -> str:
+    """An orphan's removal this pull request causes says why (DESIGN 13.1): `unmapped` is
+    a `change` of its own kind; counted with the changes in `baseline`."""
+    return "unmapped" if x.change.orphan and x.cause == "change" else x.cause
 
 
 def json_text(plan: Plan) -> str:

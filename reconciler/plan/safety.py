@@ -30,6 +30,7 @@ def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
             f"{managed} managed addition{'s' if managed != 1 else ''} exist: this would "
             "remove them all"
         )
+    reasons.extend(_over_cap(plan, safety.max_quantity))
     if managed < safety.min_existing or managed == 0:
         return tuple(reasons)
     removals = plan.count(Action.REMOVE)
@@ -50,3 +51,21 @@ def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
                 f"{safety.max_quantity_change_percent:g}%)"
             )
     return tuple(reasons)
+
+
+def _over_cap(plan: Plan, cap: int) -> list[str]:
+    """Quantity cap (DESIGN 13.2), whatever `min_existing` says: one glitched count would
+    otherwise bill a million seats on a line that does not exist yet (an add is never
+    counted by the percentage thresholds)."""
+    over = [c for c in plan.changes if c.after > cap]
+    if not over:
+        return []
+    shown = ", ".join(
+        f"{c.customer_id} {c.product} {c.before} -> {c.after}"
+        for c in sorted(over, key=lambda c: (c.customer_id, c.product))[:5]
+    )
+    more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+    return [
+        f"{len(over)} change{'s' if len(over) != 1 else ''} would set a quantity above "
+        f"max_quantity {cap}: {shown}{more}"
+    ]

@@ -20,7 +20,15 @@ from reconciler.core.model import Addition, ManagedProducts, is_live_managed
 from reconciler.plan.jsonshape import Obj, ShapeError
 
 _KEYS = frozenset(
-    {"product", "product_id", "quantity", "unit_price", "effective_date", "cancelled_date"}
+    {
+        "product",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "bill_customer",
+        "effective_date",
+        "cancelled_date",
+    }
 )
 _OPTIONAL_KEYS = frozenset({"problem"})
 
@@ -43,6 +51,7 @@ def additions_snapshot(
             "product_id": x.product_id,
             "quantity": x.quantity,
             "unit_price": money.optional(x.unit_price),
+            "bill_customer": x.bill_customer,  # not Billable: counted at 0 money (13.3)
             "effective_date": _date(x.effective_date),
             "cancelled_date": _date(x.cancelled_date),
         }
@@ -73,6 +82,7 @@ def additions_from_snapshot(agreement_id: int, snap: Any, where: str) -> tuple[A
                 product_identifier=e.text("product"),
                 quantity=e.integer("quantity"),
                 unit_price=e.opt_decimal("unit_price"),
+                bill_customer=e.opt_text("bill_customer"),
                 effective_date=e.opt_date("effective_date"),
                 cancelled_date=e.opt_date("cancelled_date"),
                 problem=e.opt_text("problem") if "problem" in value else None,

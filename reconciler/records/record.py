@@ -29,6 +29,7 @@ from reconciler.core.model import (
     Period,
     Plan,
 )
+from reconciler.plan.orphans import orphan_reason
 
 Ok = bool | Literal["unknown"] | None
 UNKNOWN: Literal["unknown"] = "unknown"
@@ -55,6 +56,9 @@ class ChangeRecord:
     ok: Ok = None
     error: str | None = None
     note: str | None = None
+    # What the plain figures do not say: an orphan's "no longer mapped: was SKU S of
+    # customer C" (13.1), "no charge" for a line that is not Billable (13.3); else None.
+    why: str | None = None
 
     @property
     def committed(self) -> bool:
@@ -74,7 +78,14 @@ class ChangeRecord:
             after=change.after,
             unit_price=money.plain(change.unit_price),
             revenue_delta=money.plain(change.revenue_delta),
+            why=_why(change),
         )
+
+
+def _why(change: Change) -> str | None:
+    words = [orphan_reason(change)] if change.orphan else []
+    words += ["no charge"] if change.no_charge else []
+    return "; ".join(words) or None
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.model import Location
+from reconciler.usage.identity import sku_key
 
 COLUMNS = ("customer_id", "sku", "user", "assigned_on", "unassigned_on")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
@@ -137,11 +138,15 @@ def _row(
 def count_users(
     assignments: list[Assignment], start: dt.date, end: dt.date
 ) -> dict[str, dict[str, int]]:
-    """Distinct users per customer and SKU whose assignment overlaps [start, end]."""
+    """Distinct users per customer and SKU whose assignment overlaps [start, end]. One SKU
+    in two spellings (usage.identity) is one SKU: a user assigned under both counts once,
+    under the first spelling read."""
     users: dict[str, dict[str, set[str]]] = {}
+    spelling: dict[tuple[str, str], str] = {}
     for a in assignments:
         if a.overlaps(start, end):
-            users.setdefault(a.customer_id, {}).setdefault(a.sku, set()).add(a.user)
+            sku = spelling.setdefault((a.customer_id, sku_key(a.sku)), a.sku.strip())
+            users.setdefault(a.customer_id, {}).setdefault(sku, set()).add(a.user)
     return {c: {s: len(u) for s, u in skus.items()} for c, skus in users.items()}
 
 

@@ -19,6 +19,7 @@ from reconciler.net.http import (
     HttpApi,
     RequestStats,
 )
+from reconciler.usage.identity import SkuRows
 
 CUSTOMERS = "/v1/customers"
 USAGE = "/v1/usage"
@@ -130,26 +131,24 @@ class ZeroTekClient(HttpApi):
         return out
 
     async def usage(self, start: dt.date, end: dt.date) -> dict[str, dict[str, int]]:
-        """Distinct users per customer and SKU over [start, end], all customers."""
-        out: dict[str, dict[str, int]] = {}
+        """Distinct users per customer and SKU over [start, end], all customers (`discover`:
+        a customer listing one SKU in two spellings keeps its first row)."""
+        return (await self.usage_rows(start, end)).result()
+
+    async def usage_rows(self, start: dt.date, end: dt.date) -> SkuRows:
+        """The bulk usage rows, SKUs keyed as one identity (usage.identity)."""
+        rows = SkuRows()
         window: dict[str, str | int] = {"start": start.isoformat(), "end": end.isoformat()}
         for row in await self._pages(USAGE, window):
             if not isinstance(row, dict):
                 raise _malformed(USAGE, "data item", "is not an object")
             customer = _string(row, "customer_id", USAGE)
-            sku = _string(row, "sku", USAGE)
-            users = _users(row, USAGE)
-            skus = out.setdefault(customer, {})
-            if sku in skus:
-                # Counts are billed: a duplicated row must not be silently summed or dropped.
-                raise _malformed(USAGE, "data", f"lists {customer} {sku} twice")
-            if users > 0:
-                skus[sku] = users
-        return {c: s for c, s in out.items() if s}
+            rows.add(customer, _string(row, "sku", USAGE), _users(row, USAGE))
+        return rows
 
     async def customer_usage(
         self, customer_id: str, start: dt.date, end: dt.date
-    ) -> dict[str, int] | None:
+    ) -> SkuRows | None:
         """One customer's usage; None when ZeroTek says it does not know the customer."""
         path = f"{CUSTOMERS}/{quote(customer_id, safe='')}/usage"
         window: dict[str, str | int] = {"start": start.isoformat(), "end": end.isoformat()}
@@ -163,19 +162,15 @@ class ZeroTekClient(HttpApi):
             return None
         if body.get("customer_id") not in (None, customer_id):
             raise _malformed(path, "customer_id", f"is {body.get('customer_id')!r}")
-        rows = body.get("skus")
-        if not isinstance(rows, list):
+        items = body.get("skus")
+        if not isinstance(items, list):
             raise _malformed(path, "skus", "is not a list")
-        out: dict[str, int] = {}
-        for row in rows:
+        rows = SkuRows()
+        for row in items:
             if not isinstance(row, dict):
                 raise _malformed(path, "skus item", "is not an object")
-            sku, users = _string(row, "sku", path), _users(row, path)
-            if sku in out:
-                raise _malformed(path, "skus", f"lists {sku} twice")
-            if users > 0:
-                out[sku] = users
-        return out
+            rows.add(customer_id, _string(row, "sku", path), _users(row, path))
+        return rows
 
 
 async def fetch_zerotek_usage(
@@ -185,20 +180,21 @@ async def fetch_zerotek_usage(
     answers 404 for are left out of `known_customers`, so the planner warns about them and
     leaves them untouched while the others proceed (as in a full sync)."""
     if customer_ids is None:
-        users, known = await asyncio.gather(
-            client.usage(period.start, period.end), client.customers()
+        rows, known = await asyncio.gather(
+            client.usage_rows(period.start, period.end), client.customers()
         )
-        return Usage(period=period, users=users, known_customers=known)
+        return Usage(period, rows.result(), known, problems=rows.problems)
     ids = list(dict.fromkeys(customer_ids))
     results = await asyncio.gather(
         *(client.customer_usage(c, period.start, period.end) for c in ids)
     )
-    answered = dict(zip(ids, results, strict=True))
-    return Usage(
-        period=period,
-        users={c: skus for c, skus in answered.items() if skus},
-        known_customers={c: c for c, skus in answered.items() if skus is not None},
-    )
+    answered = {c: r for c, r in zip(ids, results, strict=True) if r is not None}
+    users: dict[str, dict[str, int]] = {}
+    problems: dict[str, str] = {}
+    for r in answered.values():
+        users.update(r.result())
+        problems.update(r.problems)
+    return Usage(period, users, {c: c for c in answered}, problems=problems)
 
 
 def _malformed(path: str, field: str, problem: str) -> ReconcileError:

@@ -1,0 +1,232 @@
+"""Ownership (DESIGN 13.1), replayed from issue 24 against the sandbox: lines left behind by
+a mapping edit kept billing while `plan` said "No changes". The ledger state/managed.json
+written by apply makes them orphans: removed, labelled, counted, reported."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from pathlib import Path
+
+from conftest import set_setting
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.sandbox import Sandbox
+from reconciler.sandbox.records import agreement_record
+
+AS_OF = ["--as-of", "2026-11-24"]
+APPLY = ["apply", "--yes", "--no-email", *AS_OF]
+
+
+def run(config_dir: Path, *args: str):
+    result = CliRunner().invoke(app, ["--config-dir", str(config_dir), *args])
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def live(sb: Sandbox, agreement: int) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for a in sb.additions(agreement):
+        cancelled = a.get("cancelledDate")
+        if (cancelled is None or cancelled[:10] > "2026-11-24") and a["quantity"]:
+            out.setdefault(a["product"]["identifier"], []).append(int(a["quantity"]))
+    return out
+
+
+def ledger(config_dir: Path) -> list[dict]:
+    return json.loads((config_dir / "state" / "managed.json").read_text(encoding="utf-8"))
+
+
+def converge(config_dir: Path) -> None:
+    first = run(config_dir, *APPLY)
+    assert first.exit_code == 0, first.output
+    assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0
+
+
+def drop_sku(config_dir: Path, sku: str) -> None:
+    skus = config_dir / "mappings" / "skus.yaml"
+    text, n = re.subn(rf"\n- sku: {sku}\n  product: [^\n]*\n", "\n", skus.read_text())
+    assert n == 1
+    skus.write_text(text)
+
+
+def orphans(plan: dict) -> list[tuple[str, str, int, int]]:
+    return [
+        (c["id"], ch["product"], ch["agreement_id"], ch["before"])
+        for c in plan["customers"]
+        for ch in c["changes"]
+        if ch.get("cause") == "unmapped"
+    ]
+
+
+def test_first_apply_writes_the_ledger_and_plan_says_once_without_it(sandbox, config_dir):
+    before = run(config_dir, "plan", *AS_OF)
+    assert "state/managed.json does not exist yet" in before.stderr
+    converge(config_dir)
+    lines = ledger(config_dir)
+    assert {(x["agreement_id"], x["product"], x["customer_id"]) for x in lines} >= {
+        (1001, "ZT-OKTA-SSO", "zt-0001"),
+        (1001, "ZT-OKTA-MFA", "zt-0001"),
+        (1004, "ZT-OKTA-SSO", "zt-0004"),
+    }
+    assert all(x["product"] != "MSP-HELPDESK" for x in lines)  # never someone else's
+    assert run(config_dir, "validate").exit_code == 0
+    schema = json.loads(run(config_dir, "schema", "managed").stdout)
+    assert schema["title"] == "state/managed.json"
+    after = run(config_dir, "plan", *AS_OF)
+    assert "does not exist yet" not in after.stderr
+
+
+def test_a_removed_sku_mapping_cancels_its_lines_with_the_reason(sandbox, config_dir):
+    # Found: OKTA-MFA removed from skus.yaml, its lines billed on; plan said "No changes".
+    converge(config_dir)
+    drop_sku(config_dir, "OKTA-MFA")
+    plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
+    found = orphans(plan)
+    assert ("zt-0001", "ZT-OKTA-MFA", 1001, 42) in found
+    text = run(config_dir, "plan", *AS_OF).stdout
+    assert "no longer mapped: was SKU OKTA-MFA of customer zt-0001" in text
+    report = json.loads(run(config_dir, "report", "--format", "json", *AS_OF).stdout)
+    over = [
+        r for r in report["rows"] if r["kind"] == "over-billed" and r["product"] == "ZT-OKTA-MFA"
+    ]
+    assert {r["customer_id"] for r in over} >= {"zt-0001"} and over[0]["monthly_amount"] != "0.00"
+    applied = run(config_dir, *APPLY, "--force")  # 4 of ~14 lines: above 30%
+    assert applied.exit_code == 0, applied.output
+    assert "ZT-OKTA-MFA" not in live(sandbox, 1001)
+    assert all(x["product"] != "ZT-OKTA-MFA" for x in ledger(config_dir))
+    (record,) = [
+        json.loads(p.read_text()) for p in sorted((config_dir / "runs").glob("*/*/*.json"))
+    ][-1:]
+    whys = {ch["why"] for c in record["customers"] for ch in c["changes"] if ch["ok"] is True}
+    assert "no longer mapped: was SKU OKTA-MFA of customer zt-0001" in whys
+    assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0
+
+
+def test_orphans_count_in_the_safety_thresholds(sandbox, config_dir):
+    converge(config_dir)
+    drop_sku(config_dir, "OKTA-SSO")  # the line of nearly every customer
+    result = run(config_dir, *APPLY)
+    assert result.exit_code == 3, result.output
+    assert "max_removal_percent" in result.output
+    assert live(sandbox, 1001)["ZT-OKTA-SSO"] == [42]
+
+
+def test_a_customer_moved_to_another_agreement_stops_paying_twice(sandbox, config_dir):
+    # Found: Contoso moved to a new agreement paid its lines on both.
+    converge(config_dir)
+    with sandbox.lock:  # a new agreement created in ConnectWise
+        contoso = next(c for c in sandbox.companies.values() if c["identifier"] == "CONTOSO")
+        sandbox.agreements[1030] = agreement_record(
+            1030, "Contoso 2027", contoso, "Active", dt.date(2026, 1, 1)
+        )
+    customers = config_dir / "mappings" / "customers.yaml"
+    customers.write_text(customers.read_text().replace("agreement: 1004", "agreement: 1030"))
+    plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
+    assert ("zt-0004", "ZT-OKTA-SSO", 1004, 27) in orphans(plan)
+    applied = run(config_dir, *APPLY)
+    assert applied.exit_code == 0, applied.output
+    assert live(sandbox, 1004) == {} and live(sandbox, 1030) == {"ZT-OKTA-SSO": [27]}
+    assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0
+
+
+def test_a_removed_customer_mapping_and_customer_option(sandbox, config_dir):
+    converge(config_dir)
+    customers = config_dir / "mappings" / "customers.yaml"
+    text, n = re.subn(r"\n- id: zt-0004\n(  [^\n]*\n)+", "\n", customers.read_text())
+    assert n == 1
+    customers.write_text(text)
+    plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
+    assert orphans(plan) == [("zt-0004", "ZT-OKTA-SSO", 1004, 27)]
+    other = json.loads(
+        run(config_dir, "plan", "--format", "json", "--customer", "zt-0001", *AS_OF).stdout
+    )
+    assert orphans(other) == []  # not zt-0001's
+    applied = run(config_dir, *APPLY)
+    assert applied.exit_code == 0, applied.output
+    assert live(sandbox, 1004) == {}
+
+
+def test_orphans_keep_warns_with_their_money(sandbox, config_dir):
+    converge(config_dir)
+    set_setting(config_dir, "orphans", "keep")
+    drop_sku(config_dir, "OKTA-LCM")
+    result = run(config_dir, "plan", "--format", "json", *AS_OF)
+    plan = json.loads(result.stdout)
+    assert orphans(plan) == []
+    (warning,) = [w for w in plan["warnings"] if "no longer mapped" in w]
+    assert "billing.orphans: keep" in warning and "30.00 USD/month" in warning  # 6 x 5.00
+    assert live(sandbox, 1003)["ZT-OKTA-LCM"] == [6]
+
+
+def test_a_broken_ledger_is_a_validate_error_with_its_line(sandbox, config_dir):
+    converge(config_dir)
+    path = config_dir / "state" / "managed.json"
+    path.write_text(path.read_text().replace('"addition_id": 9001', '"addition_id": "x"', 1))
+    result = run(config_dir, "validate")
+    assert result.exit_code == 1
+    assert re.search(r"state/managed.json:\d+:\d+: addition_id", result.output), result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_orphan_is_under_this_pull_request_with_baseline(sandbox, config_dir, tmp_path):
+    converge(config_dir)
+    base = tmp_path / "base"
+    shutil.copytree(config_dir, base)
+    drop_sku(config_dir, "OKTA-LCM")
+    md = run(config_dir, "plan", "--format", "markdown", "--baseline", str(base), *AS_OF).stdout
+    this_pr = md.split("#### This pull request")[1].split("#### Drift")[0]
+    assert "no longer mapped\\: was SKU OKTA-LCM of customer zt-0003" in this_pr
+    assert "-30.00 USD" in this_pr
+    data = json.loads(
+        run(config_dir, "plan", "--format", "json", "--baseline", str(base), *AS_OF).stdout
+    )
+    causes = [ch["cause"] for c in data["customers"] for ch in c["changes"]]
+    assert causes == ["unmapped"]
+
+
+def test_report_counts_a_moved_customers_old_line_as_over_billed(sandbox, config_dir):
+    converge(config_dir)
+    customers = config_dir / "mappings" / "customers.yaml"
+    text, n = re.subn(r"\n- id: zt-0004\n(  [^\n]*\n)+", "\n", customers.read_text())
+    assert n == 1
+    customers.write_text(text)
+    report = json.loads(run(config_dir, "report", "--format", "json", *AS_OF).stdout)
+    (row,) = [r for r in report["rows"] if r["agreement_id"] == 1004]
+    assert (row["kind"], row["difference"], row["monthly_amount"]) == ("over-billed", 27, "108.00")
+
+
+def test_discover_remembers_a_removed_mapping_from_the_ledger(sandbox, config_dir):
+    converge(config_dir)
+    drop_sku(config_dir, "OKTA-LCM")
+    customers = config_dir / "mappings" / "customers.yaml"
+    text, n = re.subn(r"\n- id: zt-0004\n(  [^\n]*\n)+", "\n", customers.read_text())
+    assert n == 1
+    customers.write_text(text)
+    found = json.loads(run(config_dir, "discover", "--format", "json", *AS_OF).stdout)
+    (contoso,) = [c for c in found["customers"] if c["id"] == "zt-0004"]
+    assert contoso["confidence"] == 0.99 and contoso["agreement"]["id"] == 1004
+    assert "state/managed.json" in contoso["reason"]
+    (lcm,) = [s for s in found["skus"] if s["sku"] == "OKTA-LCM"]
+    assert lcm["product"]["identifier"] == "ZT-OKTA-LCM" and "state/managed.json" in lcm["reason"]
+
+
+def test_a_sku_pointed_at_another_product_leaves_no_line_behind(sandbox, config_dir):
+    # Found: OKTA-LCM repointed from ZT-OKTA-LCM: the new product was added and the old
+    # line billed on beside it.
+    converge(config_dir)
+    skus = config_dir / "mappings" / "skus.yaml"
+    text, n = re.subn(
+        r"(- sku: OKTA-LCM\n  product: )ZT-OKTA-LCM", r"\1MSP-BACKUP", skus.read_text()
+    )
+    assert n == 1
+    skus.write_text(text)
+    plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
+    assert orphans(plan) == [("zt-0003", "ZT-OKTA-LCM", 1003, 6)]
+    applied = run(config_dir, *APPLY)
+    assert applied.exit_code == 0, applied.output
+    assert live(sandbox, 1003) == {"ZT-OKTA-SSO": [18], "ZT-OKTA-MFA": [18], "MSP-BACKUP": [6]}
+    assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0
