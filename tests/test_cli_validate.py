@@ -361,7 +361,7 @@ def test_a_duplicate_key_does_not_hide_the_other_problems(tmp_path: Path) -> Non
         "mappings/customers.yaml:3:3: duplicate key 'name' (first defined at "
         "mappings/customers.yaml:2:3)",
         "mappings/customers.yaml:6:3: unknown key 'colour', expected one of: id, name, company, "
-        "agreement, exclude_skus, shared_agreement",
+        "agreement, exclude_skus, shared_agreement, prices",
         "mappings/customers.yaml:7:3: missing required key 'agreement'",
         "mappings/customers.yaml:7:3: missing required key 'company'",
         "mappings/customers.yaml:7:7: id: expected a value without spaces, got string 'zt 0002'",

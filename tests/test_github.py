@@ -62,11 +62,43 @@ def test_a_quoted_marker_in_a_human_reply_is_not_ours(gh: FakeGitHub) -> None:
     assert gh.calls("PATCH") == []
 
 
+def test_a_marker_comment_by_someone_else_is_never_edited(gh: FakeGitHub) -> None:
+    """Issue 26, finding 4: a planted marked comment is not taken over; ours is found by
+    marker AND author (github-actions[bot], or the token's identity given as `author`)."""
+    planted = gh.add_comment(PR, f"{PLAN_MARKER}\nApproved plan: nothing changes.", "mallory")
+    with client(gh) as c:
+        first = github.upsert_comment(c, PR, PLAN)
+        assert first.action == "created" and gh.calls("PATCH") == []
+        second = github.upsert_comment(c, PR, PLAN + "v2\n")
+    assert second == github.CommentResult("updated", first.comment_id, second.url)
+    assert gh.comments[PR][0] == planted and planted["body"].endswith("nothing changes.")
+    # An app token writes as its own bot: only that bot's comment is ours then.
+    bot = gh.add_comment(PR, f"{PLAN_MARKER}\nold", "reconcile-app[bot]")
+    with client(gh) as c:
+        third = github.upsert_comment(c, PR, PLAN, author="reconcile-app[bot]")
+    assert third.comment_id == bot["id"] and third.action == "updated"
+
+
+def test_the_comment_names_the_commit_the_run_and_the_time() -> None:
+    import datetime as dt
+
+    when = dt.datetime(2026, 11, 24, 9, 5, tzinfo=dt.UTC)
+    url = "https://github.com/msp/billing-config/actions/runs/99"
+    body = github.comment_body(PLAN, url, head_sha="0123456789abcdef" * 2 + "01234567",
+                               when=when)  # fmt: skip
+    lines = body.splitlines()
+    assert lines[0] == PLAN_MARKER
+    assert lines[1] == (
+        f"<sub>Plan of commit `0123456789ab` · [workflow run]({url}) · 2026-11-24 09:05 UTC</sub>"
+    )
+    assert body.count(PLAN_MARKER) == 1 and "### reconcile plan" in body
+
+
 def test_marker_comment_on_a_later_page_is_found(gh: FakeGitHub) -> None:
     gh.max_per_page = 10
     for i in range(23):
         gh.add_comment(PR, f"comment {i}")
-    ours = gh.add_comment(PR, f"{PLAN_MARKER}\nold plan")
+    ours = gh.add_comment(PR, f"{PLAN_MARKER}\nold plan", "github-actions[bot]")
     gh.add_comment(PR, "after")
     with client(gh) as c:
         result = github.upsert_comment(c, PR, PLAN)
@@ -107,8 +139,9 @@ def test_get_is_retried_on_a_gateway_error_post_is_not(gh: FakeGitHub) -> None:
 
 
 def test_comment_body_adds_marker_fallback_and_fits_github_limit() -> None:
-    assert github.comment_body("plain text").startswith(f"{PLAN_MARKER}\nplain text")
-    assert github.comment_body(PLAN) == PLAN
+    plain = github.comment_body("plain text").splitlines()
+    assert plain[0] == PLAN_MARKER and plain[1].startswith("<sub>Plan") and plain[3] == "plain text"
+    assert github.comment_body(PLAN).endswith(PLAN.removeprefix(PLAN_MARKER + "\n"))
     empty = github.comment_body("", "https://github.example/o/r/actions/runs/9")
     assert empty.startswith(PLAN_MARKER)
     assert "No plan was produced" in empty and "actions/runs/9" in empty

@@ -13,6 +13,7 @@ not an edge (Python guarantees the parent is loaded first).
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import shutil
 import subprocess
@@ -139,6 +140,7 @@ def test_every_subpackage_states_its_contract(package: str) -> None:
     assert doc and "Import" in doc, f"reconciler/{package}/__init__.py: say what it may import"
 
 
+@functools.cache
 def _long_functions() -> list[str]:
     long = []
     for name, path in _modules().items():

@@ -1,4 +1,6 @@
 import json
+from dataclasses import replace
+from decimal import Decimal
 
 import jsonschema
 import pytest
@@ -72,6 +74,11 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
     assert planfile.fingerprint(moved_snap) != planfile.fingerprint(snap)
     assert planfile.describe_drift(snap, moved_snap) == [
         "agreements > 1001 > additions > 1 > quantity: 40 -> 41"
+    ]
+    # a price moved since the plan makes it stale too (DESIGN 13.4)
+    repriced = state(replace(addition(1, "ZT-OKTA-SSO", 40), unit_price=Decimal("4.25")))
+    assert planfile.describe_drift(snap, planfile.snapshot(p, repriced, products)) == [
+        "agreements > 1001 > additions > 1 > unit_price: '4.00' -> '4.25'"
     ]
     extra = state(addition(1, "ZT-OKTA-SSO", 40), addition(7, "ZT-OKTA-MFA", 2))
     assert planfile.describe_drift(snap, planfile.snapshot(p, extra, products)) == [

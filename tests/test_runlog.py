@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
 import os
@@ -146,6 +147,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
         "error": None,
         "note": None,
         "why": None,  # an orphan's reason (DESIGN 13.1)
+        "price_change": None,
     }
     assert record["customers"][1]["agreement"]["end_date"] is None
     assert record["warnings"] == ["ZeroTek customer zt-0099 has usage but no mapping"]
@@ -466,7 +468,7 @@ def test_streamed_record_is_scrubbed_piece_by_piece(
     md = h.md_path.read_text()
     assert secret[:6] not in md.replace("\\", "") and "Acme" in md
     summary = json.loads((tmp_path / "runs" / "index" / f"{h.run_id}.summary").read_text())
-    assert summary["record_bytes"] == h.path.stat().st_size
+    assert summary["record_sha256"] == hashlib.sha256(h.path.read_bytes()).hexdigest()
     (listed,) = runlog.list_runs(tmp_path)
     assert listed.outcome == "failed"
     assert validate_all(tmp_path)[0]["error"].startswith("stopped: ")

@@ -668,3 +668,32 @@ def test_sandbox_command_prints_the_environment_and_stops_on_ctrl_c() -> None:
         proc.kill()
     assert proc.returncode == 0
     assert "GET /zerotek/v1/customers -> 200" in err and "Sandbox stopped." in err
+
+
+def test_sandbox_export_lines_are_not_redacted_when_the_shell_already_holds_them() -> None:
+    """Issue 25: a shell that eval'd the export lines once runs `reconcile sandbox` again:
+    the lines must still be the values (public demo credentials), not `[... redacted]`."""
+    demo = {
+        "CW_COMPANY_ID": Sandbox.company_id,
+        "CW_PUBLIC_KEY": Sandbox.public_key,
+        "CW_PRIVATE_KEY": Sandbox.private_key,
+        "CW_CLIENT_ID": Sandbox.client_id,
+        "ZEROTEK_API_TOKEN": Sandbox.zerotek_token,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "sandbox", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **demo, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(7)]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert not any("redacted" in line for line in lines), lines
+    for name, value in demo.items():
+        assert f"export {name}={value}" in lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -203,7 +204,7 @@ def test_a_failing_step_fails_the_read_and_leaves_no_request_running(tmp_path: P
             async with Clients(sb.env(), options=OPTIONS).connectwise(config) as cw:
                 with pytest.raises(ReconcileError, match="injected"):
                     await read_state(cw, config, config.customers)
-                await asyncio.sleep(0.05)  # cancelled tasks finish cancelling
+                # Nothing still running the moment the error arrives (issue 25: no sleep).
                 return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
         left = asyncio.run(go())
@@ -247,3 +248,34 @@ def test_twin_companies_equal_up_to_case_read_as_three_steps_read_them(tmp_path:
     assert piped == ref
     assert not theirs & piped.agreements.keys()
     assert piped_counts["GET additions"] == ref_counts["GET additions"]
+
+
+def test_a_400_on_the_identifier_query_is_bisected_to_that_customer(
+    sandbox: Sandbox, config_dir: Path
+) -> None:
+    """Issue 25: one identifier ConnectWise will not take in a condition fails that
+    customer alone (its error names it); every other customer is still compared."""
+    from typer.testing import CliRunner
+
+    from reconciler.cli.commands import app
+
+    path = config_dir / "mappings" / "customers.yaml"
+    path.write_text(path.read_text().replace("company: GLOBEX", "company: GLOB'EX;--", 1))
+
+    def refuse_hostile(req: Request, resp: Response) -> Response:
+        if req.path.endswith("/company/companies") and "GLOB'EX" in (req.arg("conditions") or ""):
+            return cw_error(400, "InvalidQuery", "the condition could not be parsed")
+        return resp
+
+    sandbox.on_response = refuse_hostile
+    result = CliRunner().invoke(
+        app, ["--config-dir", str(config_dir), "plan", "--as-of", "2026-11-24", "--format", "json"]
+    )
+    assert "Traceback" not in result.output
+    assert result.exit_code == 1  # that customer's error
+    doc = json.loads(result.stdout)
+    errors = {c["id"]: c["errors"] for c in doc["customers"] if c["errors"]}
+    assert list(errors) == ["zt-0006"], errors
+    assert "refused the query for company 'GLOB'EX;--'" in errors["zt-0006"][0]
+    assert "could not be parsed" in errors["zt-0006"][0]
+    assert sum(1 for c in doc["customers"] if c["changes"]) >= 5  # the others compared

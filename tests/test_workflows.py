@@ -42,6 +42,7 @@ WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
 AS_OF = "2026-11-24"  # the sandbox fixture's "today"
 REPO = "msp/billing-config"
 BRANCH = "main"
+HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"  # the pull request's head commit
 
 
 def _tool(name: str) -> str:
@@ -197,12 +198,13 @@ def _github(**extra: Any) -> dict[str, Any]:
     """The `github` context (event_name is added by _run)."""
     return {
         "repository": REPO, "ref_name": BRANCH, "run_id": "4242",
-        "token": FakeGitHub.token, **extra,
+        "token": FakeGitHub.token, "triggering_actor": "msp-admin",
+        "event": {"repository": {"default_branch": BRANCH}}, **extra,
     }  # fmt: skip
 
 
 def _pr_event(head_repo: str = REPO) -> dict[str, Any]:
-    pr = {"number": 7, "head": {"repo": {"full_name": head_repo}}}
+    pr = {"number": 7, "head": {"repo": {"full_name": head_repo}, "sha": HEAD_SHA}}
     return _github(event={"pull_request": pr})
 
 
@@ -233,7 +235,8 @@ def test_validate_passes_on_the_example_and_upserts_one_plan_comment(
             assert not plan.failed, [(s.name, s.stderr) for s in plan.steps]
         assert len(gh.calls("POST")) == 1 and len(gh.calls("PATCH")) == 1
         ours = gh.comments[7][1]
-        assert ours["body"] == (clone / "plan.md").read_text(encoding="utf-8")
+        planned = (clone / "plan.md").read_text(encoding="utf-8").removeprefix(PLAN_MARKER)
+        assert ours["body"].endswith(planned.strip() + "\n")
         assert ours["body"].startswith(PLAN_MARKER) and f"as of {AS_OF}" in ours["body"]
         # The same mappings as the base branch: everything the plan shows is drift.
         assert "Merging it changes nothing in ConnectWise by itself." in ours["body"]
@@ -308,18 +311,21 @@ class SyncRun:
 
 def _sync(
     clone: Path, sandbox: Sandbox, event: str, as_of: str | None = None, *,
-    cancel: Cancel | None = None, **inputs: Any,
+    cancel: Cancel | None = None, secrets: dict[str, str] | None = None,
+    runner: dict[str, str] | None = None, **inputs: Any,
 ) -> SyncRun:  # fmt: skip
+    """`secrets`: more repository/environment secrets; `runner`: more runner environment."""
     today = as_of or (DUE_AS_OF if event == "schedule" else AS_OF)
+    extra = runner or {}
 
     def context() -> Contexts:
-        return Contexts(github=_github(), inputs=inputs, secrets=sandbox.env(),
-                        vars={"RECONCILE_AS_OF": today})  # fmt: skip
+        return Contexts(github=_github(), inputs=inputs, secrets={**sandbox.env(),
+                        **(secrets or {})}, vars={"RECONCILE_AS_OF": today})  # fmt: skip
 
     runner = clone.parent / f"runner-{len(list(clone.parent.glob('runner-*')))}"
     artifacts, apply_dir = runner / "artifacts", runner / "apply" / "work"
     artifacts.mkdir(parents=True)
-    plan = _run("sync.yml", "plan", clone, context(), event, artifacts=artifacts)
+    plan = _run("sync.yml", "plan", clone, context(), event, artifacts=artifacts, **extra)
     ctx = context()
     ctx.github = {"event_name": event, **ctx.github}
     ctx.needs = {"plan": {"outputs": plan.outputs, "result": "failure" if plan.failed else
@@ -333,7 +339,8 @@ def _sync(
     origin = _git(clone, "remote", "get-url", "origin").strip()
     _git(clone.parent, "clone", "--quiet", origin, str(apply_dir))
     _git(apply_dir, "checkout", "--quiet", "--detach", sha)
-    apply = _run("sync.yml", "apply", apply_dir, ctx, event, artifacts=artifacts, cancel=cancel)
+    apply = _run("sync.yml", "apply", apply_dir, ctx, event, artifacts=artifacts, cancel=cancel,
+                 **extra)  # fmt: skip
     return SyncRun(plan, apply, apply_dir, artifacts)
 
 
@@ -688,9 +695,11 @@ def test_the_apply_job_refuses_a_plan_artifact_that_is_not_the_one_planned(
     assert not apply.step("Apply").ran and sandbox.stats.writes == 0
 
 
-def test_a_cancelled_apply_job_still_uploads_the_run_log(
+def test_a_cancelled_apply_job_commits_and_uploads_its_partial_run_log(
     clone: Path, origin: Path, sandbox: Sandbox
 ) -> None:
+    """Issue 26, finding 7: a cancelled (or timed-out) apply's run log reaches the branch,
+    not only a 90-day artifact, so the history of what was written stays in git."""
     sandbox.latency_ms = 150  # a slow ConnectWise: the job is cancelled mid-apply
     before = _origin_log(origin)
     result = _sync(
@@ -701,13 +710,19 @@ def test_a_cancelled_apply_job_still_uploads_the_run_log(
     assert result.apply.cancelled and result.step("Apply").ran
     planned = _planned_changes(clone / "plan.json")
     assert 1 <= sandbox.stats.writes < planned  # really stopped part-way
-    assert not result.step("Commit the run log").ran  # nothing pushed from a cancelled job
-    assert _origin_log(origin) == before
+    assert result.step("Commit the run log").code == 0
+    assert _origin_log(origin) == [
+        "github-actions[bot]|Sync run log (workflow_dispatch)", *before
+    ]  # fmt: skip
+    files = _git(origin, "show", "--name-only", "--format=", BRANCH).split()
+    (committed,) = [f for f in files if f.endswith("-manual.json")]
+    run = json.loads(_git(origin, "show", f"{BRANCH}:{committed}"))
+    assert run["outcome"] != "success"  # recorded as not finished, with what it wrote
+    assert "runs/INDEX.md" in files
     upload = [s for s in result.apply.steps if s.name.startswith("actions/upload-artifact")]
     assert len(upload) == 1 and upload[0].selected
     (run_file,) = (result.artifacts / "sync-run-4242" / "runs").rglob("*-manual.json")
-    run = json.loads(run_file.read_text(encoding="utf-8"))
-    assert run["outcome"] != "success"  # recorded as not finished, with what it wrote
+    assert json.loads(run_file.read_text(encoding="utf-8")) == run
     assert (result.artifacts / "sync-run-4242" / "plan.json").is_file()
 
 

@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -54,6 +55,7 @@ def answer(quantity: int, *, aid: int = 9001, product: str = "zt-okta-sso", **mo
 
 
 CANCELLED = {"cancelledDate": "2026-11-24T00:00:00Z"}
+REPRICED = replace(change(Action.UPDATE, after=42), repriced=True, price_before=Decimal("3.50"))
 
 
 @pytest.mark.parametrize(
@@ -69,6 +71,10 @@ CANCELLED = {"cancelledDate": "2026-11-24T00:00:00Z"}
         (change(Action.UPDATE, after=42), None, answer(42, aid=9002), False),
         (change(Action.UPDATE, after=42), None, answer(40), False),
         (change(Action.UPDATE, after=42), None, answer(-1), False),
+        # a repriced line (13.4) must show its new price too (4.00 is the change's price)
+        (REPRICED, None, answer(42, unitPrice=4), True),
+        (REPRICED, None, answer(42, unitPrice=3.5), False),
+        (change(Action.UPDATE, after=42), None, answer(42, unitPrice=3.5), True),
         (change(Action.REMOVE, after=0), Removal.CANCEL, answer(40, **CANCELLED), True),
         (change(Action.REMOVE, after=0), Removal.CANCEL, answer(40), False),
         (

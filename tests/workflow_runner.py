@@ -378,5 +378,9 @@ def runner_env(home: Path, **github: str) -> dict[str, str]:
         "CI": "true",
         "GITHUB_ACTIONS": "true",
     }
+    # The code under test, not whatever copy the interpreter has installed (a worktree
+    # running against an editable install of another checkout would test that checkout).
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env.update(github)
     return env

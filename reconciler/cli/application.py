@@ -19,8 +19,8 @@ import typer
 from typer.core import TyperGroup
 
 from reconciler import __version__
-from reconciler.core.errors import ConfigError, ReconcileError
-from reconciler.secure.scrub import guarded_output
+from reconciler.core.errors import ConfigError, ReconcileError, os_error_line
+from reconciler.secure.scrub import guarded_output, shorten
 from reconciler.secure.untrusted import plain
 
 
@@ -166,8 +166,13 @@ class _Group(TyperGroup):
                     typer.echo(lines_of(problem), err=True)
                 raise typer.Exit(1) from None
             except ReconcileError as exc:
+                for line in getattr(exc, "committed", ()):  # RunLogFailed: the truth first
+                    typer.echo(line, err=True)
                 typer.echo(f"error: {lines_of(exc)}", err=True)
                 raise typer.Exit(exc.exit_code) from None
+            except OSError as exc:  # a disk or permission error nothing above expected
+                typer.echo(f"error: {plain(os_error_line(exc))}", err=True)
+                raise typer.Exit(1) from None
             except KeyboardInterrupt as exc:
                 typer.echo("Interrupted.", err=True)
                 # 128 + the signal's number (interrupt.Interrupted): 143 for SIGTERM
@@ -285,4 +290,4 @@ def lock_command() -> str:
     """How the config-directory lock names this process: the command line, arguments only."""
     import sys
 
-    return " ".join(["reconcile", *sys.argv[1:]])[:200]
+    return shorten(" ".join(["reconcile", *sys.argv[1:]]), 200)

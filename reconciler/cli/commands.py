@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,6 +29,9 @@ from reconciler.core.errors import ConfigError, ReconcileError
 from reconciler.core.vocabulary import PeriodKind
 from reconciler.secure.scrub import guard_process_output
 from reconciler.secure.untrusted import plain
+
+if TYPE_CHECKING:
+    from reconciler.config.pin import Pin
 
 __all__ = ["WORKFLOW_ORDER", "app", "main"]
 
@@ -144,6 +147,15 @@ def init(
             show_default=False,
         ),
     ] = None,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            "--upgrade",
+            help="In an existing config repository: rewrite the generated workflows and "
+            "requirements/locked.txt to this version (keeping their pin unless --pin), "
+            "printing the diff. Mappings, runs/ and state/ are not touched.",
+        ),
+    ] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Scaffold a config repository: commented settings, SKU and customer mappings that
@@ -152,6 +164,9 @@ def init(
     from reconciler.config import pin, scaffold
 
     target = directory if directory is not None else config_dir_of(ctx, config_dir)
+    if upgrade:
+        _upgrade(target, pin.parse_pin(pin_source) if pin_source is not None else None)
+        return
     source = pin.parse_pin(pin_source) if pin_source is not None else pin.installed_pin()
     for written in scaffold.init(target, source):
         typer.echo(f"created {target / written}")
@@ -168,6 +183,22 @@ def init(
         "next: edit the files (each key is explained in its comments), "
         "then run `reconcile validate`"
     )
+
+
+def _upgrade(target: Path, source: Pin | None) -> None:
+    from reconciler.config.upgrade import upgrade
+
+    chosen, results = upgrade(target, source)
+    for item in results:
+        typer.echo(item.diff(), nl=False)
+    changed = [item.target for item in results if item.changed]
+    typer.echo(
+        f"upgraded {', '.join(changed)}" if changed else "already up to date: nothing changed",
+        err=True,
+    )
+    typer.echo(f"workflows install the reconciler from {chosen.url}", err=True)
+    if changed:
+        typer.echo("next: read the diff above, then commit it in a pull request", err=True)
 
 
 @app.command("schema")
@@ -247,6 +278,7 @@ def plan(
             "file and exit 0.",
         ),
     ] = False,
+    max_duration: cli_options.MaxDurationOption = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -276,6 +308,7 @@ def plan(
         if_due=if_due,
         baseline_dir=baseline,
         verbose=verbose_of(ctx),
+        max_duration=max_duration,
     )
     raise typer.Exit(code)
 
@@ -327,14 +360,23 @@ def apply(
             "(default: refuse at once).",
         ),
     ] = 0,
+    if_due: Annotated[
+        bool,
+        typer.Option(
+            "--if-due",
+            help="For the schedule: apply nothing (exit 0, one line saying why) when runs/ "
+            "already holds a successful scheduled run for this period.",
+        ),
+    ] = False,
+    max_duration: cli_options.MaxDurationOption = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Make ConnectWise match ZeroTek usage: plan, show, confirm, apply, verify, record, e-mail.
 
     Exit 0 on success, 1 on any error (customers without errors are still applied; also
     when another apply holds the config directory's lock), 3 when the plan is unsafe and
-    --force was not given, 130/143 when interrupted by SIGINT/SIGTERM (what was written
-    is recorded).
+    --force was not given, 124 when --max-duration ended it, 130/143 when interrupted by
+    SIGINT/SIGTERM (what was written is recorded).
     """
     from reconciler.cli import sync as cli_sync
 
@@ -352,6 +394,8 @@ def apply(
         command=lock_command(),
         verbose=verbose_of(ctx),
         fmt=fmt,
+        if_due=if_due,
+        max_duration=max_duration,
     )
     raise typer.Exit(code)
 
@@ -538,12 +582,25 @@ def pr_comment(
     ],
     repo: Annotated[str, typer.Option("--repo", help="OWNER/REPO (github.repository).")],
     pr: Annotated[int, typer.Option("--pr", help="The pull-request number.")],
+    head_sha: Annotated[
+        str | None,
+        typer.Option(
+            "--head-sha", help="The commit planned (shown in the comment).", show_default=False
+        ),
+    ] = None,
+    author: Annotated[
+        str,
+        typer.Option(
+            "--author", help="The login the token writes as: only its comments are edited."
+        ),
+    ] = "github-actions[bot]",
 ) -> None:
     """CI helper: post FILE as the PR's plan comment, updating the previous one in place
-    (found by its hidden marker). Token from GITHUB_TOKEN, API root from GITHUB_API_URL."""
+    (found by its hidden marker and its author: this token's identity). Token from
+    GITHUB_TOKEN, API root from GITHUB_API_URL."""
     from reconciler.notify.github import post_plan_comment
 
-    result = post_plan_comment(file, repo, pr)
+    result = post_plan_comment(file, repo, pr, head_sha=head_sha, author=author)
     typer.echo(f"plan comment {result.action}: {result.url or result.comment_id}")
 
 
@@ -584,7 +641,13 @@ def sandbox_command(
     """Run the loopback ConnectWise + ZeroTek simulators (the example data) in the foreground
     and print the environment that points the CLI at them. Ctrl-C stops them."""
     from reconciler.cli.sandbox_command import serve_until_stopped
+    from reconciler.sandbox import Sandbox
+    from reconciler.secure.scrub import declare_public
 
+    # Its export lines are public demo values: printed as they are, even when this shell
+    # already holds them as credentials (the scrubber would otherwise redact them).
+    sb = Sandbox
+    declare_public(sb.company_id, sb.public_key, sb.private_key, sb.client_id, sb.zerotek_token)
     root = config_dir_of(ctx, config_dir)  # named in the hint on how to use the sandbox
     serve_until_stopped(port=port, latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
                         quiet=quiet, config_dir=root)  # fmt: skip

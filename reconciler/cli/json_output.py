@@ -34,6 +34,7 @@ def _change(ch: ChangeRecord) -> dict[str, Any]:
         "result": RESULTS.get(ch.ok, "unknown"),
         "error": ch.error,
         "note": ch.note,
+        "price_change": ch.price_change,
     }
 
 

@@ -51,3 +51,15 @@ AsOfOption = Annotated[
         show_default=False,
     ),
 ]
+MaxDurationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-duration",
+        metavar="DURATION",
+        help="Stop the run after this long (3000, 50m, 1h; default 50m): no new write "
+        'starts, the run is recorded interrupted ("time limit") with what it wrote, exit 124.',
+        envvar="RECONCILE_MAX_DURATION",
+        show_envvar=True,
+        show_default=False,
+    ),
+]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -21,22 +20,25 @@ from reconciler.cli import term
 # The option types live in cli_options (light to import); re-exported for the commands here.
 from reconciler.cli.options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
 from reconciler.cli.progress import busy, is_tty
-from reconciler.config.loader import load_config
+from reconciler.config.loader import load_config, load_settings_only
 from reconciler.config.schema import annotation_file, github_annotation
 from reconciler.core.errors import ConfigError, Problem, ReconcileError
-from reconciler.core.model import Config, CustomerResult, Location, PeriodKind, Plan
+from reconciler.core.files import read_json
+from reconciler.core.model import Config, CustomerResult, Location, PeriodKind, Plan, Settings
 from reconciler.core.periods import today_in
 from reconciler.engine.clients import Clients
 from reconciler.engine.manager import (
+    AlreadyApplied,
     ApplyRequest,
     Declined,
     PlanRequest,
     SyncEngine,
     SyncOutcome,
     Ui,
+    resolve_max_duration,
 )
 from reconciler.plan import render
-from reconciler.plan.baseline import compare
+from reconciler.plan.baseline import compare, connection_from_base
 from reconciler.records.record import RunRecord
 from reconciler.secure.untrusted import json_dumps, plain, workflow_command
 
@@ -64,12 +66,20 @@ def run_plan(
     baseline_dir: Path | None = None,
     clients: Clients | None = None,
     verbose: bool = False,
+    max_duration: str | None = None,
 ) -> int:
+    seconds = resolve_max_duration(max_duration, clients.environ if clients else None)
     config = load_config(config_dir)
+    baseline: tuple[Config | None, list[str]] | None = None
+    if baseline_dir is not None:
+        base, notes = _load_baseline(baseline_dir)
+        # A pull request never chooses where the keys go (DESIGN 13.6).
+        config, changed = connection_from_base(config, _base_settings(base, baseline_dir))
+        baseline = (base, notes + changed)
     engine = SyncEngine(config, clients, ui=Ui(busy=busy, notice=_notice))
     with requests_shown(engine, verbose):
         return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
-                     if_due, baseline_dir)  # fmt: skip
+                     if_due, baseline, seconds)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -86,6 +96,27 @@ def requests_shown(engine: SyncEngine, verbose: bool) -> Iterator[None]:
             typer.echo("\n".join(["Requests:", *(f"  {line}" for line in lines)]), err=True)
 
 
+def _due(
+    engine: SyncEngine, config: Config, period: PeriodKind, as_of: str | None, out: Path | None
+) -> bool:
+    """`--if-due`: whether to plan today; says why on stdout when not, stderr when so."""
+    if period is not PeriodKind.LAST_BILLING_PERIOD:
+        raise ReconcileError(
+            "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
+        )
+    today = parse_as_of(as_of) or today_in(config.settings.timezone)
+    decision = engine.due(today)  # also posts a missed sync to chat
+    if not decision.due:
+        # The workflow applies only when a plan file exists: a leftover one must not be
+        # mistaken for today's.
+        if out is not None:
+            out.unlink(missing_ok=True)
+        typer.echo(decision.reason)
+        return False
+    typer.echo(decision.reason, err=True)
+    return True
+
+
 def _plan(
     engine: SyncEngine,
     config: Config,
@@ -96,27 +127,17 @@ def _plan(
     fmt: Format,
     detailed_exitcode: bool,
     if_due: bool,
-    baseline_dir: Path | None,
+    baseline: tuple[Config | None, list[str]] | None,
+    max_duration: float | None = None,
 ) -> int:
     engine.check_customers(customers)  # unknown ids fail before any request
-    if if_due:
-        if period is not PeriodKind.LAST_BILLING_PERIOD:
-            raise ReconcileError(
-                "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
-            )
-        today = parse_as_of(as_of) or today_in(config.settings.timezone)
-        decision = engine.due(today)  # also posts a missed sync to chat
-        if not decision.due:
-            # The workflow applies only when a plan file exists: a leftover one must not be
-            # mistaken for today's.
-            if out is not None:
-                out.unlink(missing_ok=True)
-            typer.echo(decision.reason)
-            return 0
-        typer.echo(decision.reason, err=True)
-    baseline, note = _load_baseline(baseline_dir)
-    planned = engine.plan(PlanRequest(customers, period, parse_as_of(as_of), out, baseline))
-    if baseline_dir is not None:
+    if if_due and not _due(engine, config, period, as_of, out):
+        return 0
+    base, notes = baseline if baseline is not None else (None, [])
+    note = " ".join(notes) or None
+    request = PlanRequest(customers, period, parse_as_of(as_of), out, base, max_duration)
+    planned = engine.plan(request)
+    if baseline is not None:
         # No loadable base (a first pull request, or one that repairs broken mappings):
         # compared with an empty plan, every change is this pull request's.
         empty = replace(planned.plan, customers=())
@@ -129,8 +150,8 @@ def _plan(
     else:
         text = render.render(planned.plan, fmt.value, color=term.use_color(sys.stdout))
     typer.echo(text, nl=False)
-    if note:
-        typer.echo(f"warning: {plain(note)}", err=True)
+    for line in notes:
+        typer.echo(f"warning: {plain(line)}", err=True)
     if out is not None:
         typer.echo(f"Saved plan to {out}; apply exactly it with: reconcile apply {out}", err=True)
     if planned.plan.has_errors:
@@ -151,20 +172,29 @@ def _notice(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def _load_baseline(directory: Path | None) -> tuple[Config | None, str | None]:
+def _load_baseline(directory: Path) -> tuple[Config | None, list[str]]:
     """The base branch's config, or None and why it could not be used."""
-    if directory is None:
-        return None, None
     if not (directory / "mappings").is_dir():
-        return None, f"--baseline {directory}: no mappings/ there; every change is shown as new"
+        return None, [f"--baseline {directory}: no mappings/ there; every change is shown as new"]
     try:
-        return load_config(directory), None
+        return load_config(directory), []
     except ConfigError as exc:
         first = exc.problems[0] if exc.problems else "unknown problem"
-        return None, (
+        return None, [
             f"--baseline {directory}: the base branch's mappings do not load ({first}); "
             "every change is shown as this pull request's"
-        )
+        ]
+
+
+def _base_settings(base: Config | None, directory: Path) -> Settings | None:
+    """The base branch's settings: from its config, else its settings.yaml alone (mappings
+    being repaired by this pull request), else None (no settings there)."""
+    if base is not None:
+        return base.settings
+    try:
+        return load_settings_only(directory)
+    except ConfigError:
+        return None
 
 
 def customer_annotations(config: Config, plan: Plan) -> list[str]:
@@ -204,9 +234,11 @@ def _report(outcome: SyncOutcome, *, err: bool = False) -> None:
         for r in cr.results:
             note = f" ({plain(r.note)})" if r.note else ""
             mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
+            c = r.change
+            price = f", price {render.price_words(c)}" if c.repriced else ""
             typer.echo(
-                f"  {plain(cr.plan.customer_id)}: {r.change.action.value} "
-                f"{plain(r.change.product)} {r.change.before} → {r.change.after}: {mark}{note}",
+                f"  {plain(cr.plan.customer_id)}: {c.action.value} "
+                f"{plain(c.product)} {c.before} → {c.after}{price}: {mark}{note}",
                 err=err,
             )
         for e in cr.errors:
@@ -247,6 +279,8 @@ def run_apply(
     command: str = "reconcile apply",
     verbose: bool = False,
     fmt: OutputFormat = OutputFormat.TEXT,
+    if_due: bool = False,
+    max_duration: str | None = None,
 ) -> int:
     as_json = fmt is OutputFormat.JSON
     if as_json and not yes and plan_file is None and not is_tty(sys.stdin):
@@ -283,10 +317,17 @@ def run_apply(
             trigger=trigger,
             lock_timeout=lock_timeout,
             command=command,
+            if_due=if_due,
+            max_duration=resolve_max_duration(max_duration, clients.environ if clients else None),
         )
         with requests_shown(engine, verbose):
             outcome = engine.apply(request)
             _report(outcome, err=as_json)
+    except AlreadyApplied as exc:
+        typer.echo(str(exc), err=as_json)
+        if as_json:
+            typer.echo(json_dumps(cli_json.apply_json(None, None, 0, str(exc)), indent=2))
+        return 0
     except (ReconcileError, KeyboardInterrupt) as exc:
         if as_json:  # the JSON still says what happened (and names the failed run's record)
             code = exc.exit_code if isinstance(exc, ReconcileError) else _signal_exit(exc)
@@ -319,8 +360,8 @@ def _read_record(path: Path | None) -> RunRecord | None:
     if path is None:
         return None
     try:
-        return RunRecord.from_json(json.loads(path.read_bytes()))
-    except (OSError, ValueError, KeyError, TypeError):
+        return RunRecord.from_json(read_json(path))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -17,8 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.config import schema, yamlsource
+from reconciler.config.customer_prices import check_prices, prices_of
 from reconciler.config.yamlsource import Document
 from reconciler.core.errors import ConfigError, Problem
+from reconciler.core.files import inside
 from reconciler.core.model import (
     Config,
     CustomerMap,
@@ -31,6 +33,7 @@ from reconciler.core.model import (
     SkuMap,
 )
 from reconciler.core.money import PRICE_PLACES, places
+from reconciler.secure.scrub import shorten
 
 MAPPINGS = "mappings"
 SETTINGS_FILE = "mappings/settings.yaml"
@@ -119,13 +122,27 @@ def _read_one(
     config_dir: Path, rel: str, kind: str, files: _Files, progress: Progress | None = None
 ) -> Document | None:
     path = config_dir / rel
+    if path.exists() and not inside(config_dir, path):
+        # A symlink out of the repository: never read (its content would be quoted in
+        # errors, and what is reviewed would not be what is applied).
+        files.problems.append(
+            Problem(
+                Location(rel),
+                "resolves outside the config directory (a symlink?); "
+                "mapping files must be inside it",
+            )
+        )
+        return None
     try:
-        raw = path.read_bytes()
+        raw = yamlsource.read_limited(path)
     except FileNotFoundError:
         files.problems.append(Problem(Location(rel), f"file not found, expected {_EXPECTED[kind]}"))
         return None
     except OSError as exc:
         files.problems.append(Problem(Location(rel), f"cannot read: {exc.strerror}"))
+        return None
+    except ValueError as exc:
+        files.problems.append(Problem(Location(rel), str(exc)))
         return None
     files.raw[rel] = raw
     read_progress: Callable[[int], None] | None = None
@@ -258,7 +275,7 @@ def _check_money(doc: Document, index: int, item: dict[str, Any]) -> list[Proble
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(text, 40, mark="...")
 
 
 def _check_terms(doc: Document) -> list[Problem]:
@@ -372,7 +389,9 @@ def _check_companies(docs: list[Document]) -> list[Problem]:
     return problems
 
 
-def _check_customers(docs: list[Document], known_skus: dict[str, str] | None) -> list[Problem]:
+def _check_customers(
+    docs: list[Document], known_skus: dict[str, str] | None, products: dict[str, str] | None
+) -> list[Problem]:
     problems = _check_companies(docs)
     # (document, index) rather than a Location: locations are only worked out for the few
     # entries that are reported (100,000 customers, ~0 problems).
@@ -389,6 +408,7 @@ def _check_customers(docs: list[Document], known_skus: dict[str, str] | None) ->
                     problems.append(
                         Problem(where, f"duplicate customer id '{cid}' (first at {first_id})")
                     )
+            problems += check_prices(doc, index, item, products)
             excludes = item.get("exclude_skus")
             if known_skus is not None and isinstance(excludes, list):
                 for j, sku in enumerate(excludes):
@@ -450,6 +470,7 @@ def _settings(data: dict[str, Any]) -> Settings:
         add_missing=billing.get("add_missing", d.add_missing),
         removal=Removal(billing.get("removal", d.removal.value)),
         keep_orphans=billing.get("orphans", "remove") == "keep",
+        reprice=billing.get("reprice", d.reprice),
         safety=Safety(
             max_removal_percent=float(
                 safety.get("max_removal_percent", d.safety.max_removal_percent)
@@ -459,6 +480,9 @@ def _settings(data: dict[str, Any]) -> Settings:
             ),
             min_existing=safety.get("min_existing", d.safety.min_existing),
             max_quantity=safety.get("max_quantity", d.safety.max_quantity),
+            max_price_change_percent=float(
+                safety.get("max_price_change_percent", d.safety.max_price_change_percent)
+            ),
         ),
         notifications=Notifications(
             administrators=tuple(notes.get("administrators", ())),
@@ -494,6 +518,7 @@ def _customer_maps(docs: list[Document]) -> tuple[CustomerMap, ...]:
             exclude_skus=tuple(item.get("exclude_skus", ())),
             shared_agreement=item.get("shared_agreement", False),
             location=doc.location((index,)),
+            prices=prices_of(item),
         )
         for doc in docs
         for index, item in _items(doc)
@@ -526,10 +551,15 @@ def digest(raw: dict[str, bytes]) -> str:
 
 
 def _problems(files: _Files) -> list[Problem]:
-    known = None
+    known = products = None
     if files.skus is not None and isinstance(files.skus.data, list):
         known = {
             item["sku"].casefold(): item["sku"]
+            for _, item in _items(files.skus)
+            if isinstance(item.get("sku"), str)
+        }
+        products = {  # a missing product is the schema's error, not an unknown SKU
+            item["sku"].casefold(): str(item.get("product") or "")
             for _, item in _items(files.skus)
             if isinstance(item.get("sku"), str)
         }
@@ -538,7 +568,7 @@ def _problems(files: _Files) -> list[Problem]:
             files.problems
             + _check_urls(files.settings)
             + _check_skus(files.skus)
-            + _check_customers(files.customers, known)
+            + _check_customers(files.customers, known, products)
         )
     )
 

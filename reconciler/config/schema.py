@@ -27,6 +27,7 @@ from reconciler.config.resources import load_schema
 from reconciler.config.yamlsource import Document, JsonPath, resolve_plain
 from reconciler.core.errors import Problem
 from reconciler.core.vocabulary import Location
+from reconciler.secure.scrub import shorten
 from reconciler.secure.untrusted import command_data, command_property
 
 Progress = Callable[[int], None]
@@ -212,7 +213,7 @@ def validate(doc: Document, schema_name: str, progress: Progress | None = None) 
 
 
 def quote(value: str, limit: int = 60) -> str:
-    text = value if len(value) <= limit else value[: limit - 3] + "..."
+    text = shorten(value, limit, mark="...")
     return "'" + text.replace("'", "\\'") + "'"
 
 

@@ -174,6 +174,10 @@ def _syntax_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
 
 
 _ALIAS_MESSAGE = "aliases (*name) are not supported; write the value out in full"
+# The mapping files are at most ~5 levels deep; far deeper is a mistake or an attack.
+MAX_DEPTH = 32
+# 10,000 customers take a few megabytes; a larger file is not a mapping file.
+MAX_BYTES = 256 * 1024 * 1024
 # Endings of the messages for unsupported constructs, which _summarise() collapses.
 _COLLAPSED = ("write the value out in full", "remove it", "write the keys out")
 
@@ -220,6 +224,15 @@ class _Builder:
             return None
         line, column = _position(event)
         self.marks[path] = line << 32 | column
+        if isinstance(event, yaml.CollectionStartEvent) and len(path) >= MAX_DEPTH:
+            # Deeper than any mapping file is: refused here, before anything recursive
+            # (the builder, the schema checks) meets a 400-deep list.
+            self.problems.append(
+                Problem(self.loc(event), f"nested deeper than {MAX_DEPTH} levels; remove it")
+            )
+            self.unknown.add(path)
+            self._skip(event)
+            return None
         tag = getattr(event, "tag", None)
         if tag is not None and tag != "!" and tag not in _CORE_TAGS:
             # Application tags (!foo, !!python/...) would change meaning behind the schema.
@@ -400,14 +413,24 @@ def parse(text: str, file: str, expected: str) -> Document:
 def load(path: Path, file: str, expected: str) -> Document:
     """Read and parse one YAML file; `file` is the name used in messages."""
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path)
     except FileNotFoundError:
         raise ConfigError([Problem(Location(file), "file not found")]) from None
+    except ValueError as exc:
+        raise ConfigError([Problem(Location(file), str(exc))]) from None
     except IsADirectoryError:
         raise ConfigError([Problem(Location(file), "is a directory, expected a file")]) from None
     except OSError as exc:
         raise ConfigError([Problem(Location(file), f"cannot read: {exc.strerror}")]) from None
     return parse(decode(raw, file), file, expected)
+
+
+def read_limited(path: Path) -> bytes:
+    """The file's bytes; ValueError when larger than MAX_BYTES (not read)."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise ValueError(f"{size:,} bytes, larger than the {MAX_BYTES:,} a mapping file may be")
+    return path.read_bytes()
 
 
 def compose_text(text: str, file: str) -> yaml.Node | None:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from reconciler.connectwise import confirm
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import additions_path, read_additions
+from reconciler.core import money
 from reconciler.core.errors import ReconcileError
 from reconciler.core.model import (
     Action,
@@ -195,12 +196,28 @@ class _Applier:
         return ChangeResult(change, False, error=error), True
 
     async def _patch(self, change: Change, field: str, value: Any) -> Written:
+        return await self._patch_ops(change, [{"op": "replace", "path": field, "value": value}])
+
+    async def _patch_ops(self, change: Change, ops: list[dict[str, Any]]) -> Written:
         assert change.addition_id is not None
         path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
-        updated = await self.cw.patch(path, [{"op": "replace", "path": field, "value": value}])
+        updated = await self.cw.patch(path, ops)
         self.writes += 1
         result = ChangeResult(change, True, addition_id=change.addition_id)
         return result, self._shows(change, updated)
+
+    async def _update(self, change: Change) -> Written:
+        """Quantity and price of one line in one PATCH (DESIGN 13.4): one write, so the
+        line is never left with the new quantity at the old price or the reverse."""
+        ops: list[dict[str, Any]] = []
+        if change.after != change.before:
+            ops.append({"op": "replace", "path": "quantity", "value": change.after})
+        if change.repriced:
+            price = json_number(change.unit_price)  # refused, never rounded
+            ops.append({"op": "replace", "path": "unitPrice", "value": price})
+        if not ops:  # the planner never makes one; a PATCH of nothing would be a 400
+            return ChangeResult(change, False, error="an update that changes nothing"), True
+        return await self._patch_ops(change, ops)
 
     async def _delete(self, change: Change) -> Written:
         path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
@@ -223,7 +240,7 @@ class _Applier:
             if change.action is Action.ADD:
                 return await self._add(change)
             if change.action is Action.UPDATE:
-                return await self._patch(change, "quantity", change.after)
+                return await self._update(change)
             method = self.plan.removal_of(change)  # the method `plan` showed
             if method is Removal.DELETE:
                 return await self._delete(change)
@@ -263,8 +280,9 @@ class _Applier:
             c = r.change
             live = _live(current[c.agreement_id], c.product, self.products, as_of)
             want = [c.after] if c.after > 0 else []
+            price = _price_problem(c, current[c.agreement_id])
             if r.unknown:
-                done = live == want
+                done = live == want and price is None
                 self.writes += int(done)
                 verdict = "written" if done else "not written"
                 r = replace(r, ok=done, unknown=False, note=f"settled by re-read: {verdict}")
@@ -275,6 +293,8 @@ class _Applier:
                     f"verification: {c.product} expected quantity {c.after or 'none'}, "
                     f"found {found}"
                 )
+            if price is not None:
+                problems.append(price)
         return settled, problems
 
     async def fresh(self, agreement_id: int) -> str | None:
@@ -348,6 +368,20 @@ class _Applier:
 INTERRUPTED_BEFORE = "interrupted before this customer's first write: nothing written"
 
 
+def _price_problem(change: Change, current: tuple[Addition, ...]) -> str | None:
+    """Why a repriced line does not bill its new price after the write, else None."""
+    if not change.repriced:
+        return None
+    line = next((a for a in current if a.id == change.addition_id), None)
+    found = "no such addition" if line is None else money.optional(line.unit_price) or "none"
+    if line is not None and line.unit_price == change.unit_price:
+        return None
+    return (
+        f"verification: {change.product} #{change.addition_id} expected unit price "
+        f"{money.plain(change.unit_price)}, found {found}"
+    )
+
+
 def _failures(results: list[ChangeResult]) -> list[str]:
     return [f"{r.change.action.value} {r.change.product}: {r.error}" for r in results if not r.ok]
 
@@ -370,19 +404,32 @@ async def apply_plan(
     start (a stop signal)."""
     started = dt.datetime.now(dt.UTC)
     sink = journal if journal is not None else _NoJournal()
-    applier = _Applier(plan, config, cw, expected=expected, journal=sink, stop=stop)
+    # An error no customer owns (the journal or a progress hook raising) stops every new
+    # write, and apply returns (raises) only once the writes already sent have ended:
+    # nothing is left writing behind the error (DESIGN 13.5).
+    broken: list[BaseException] = []
+    applier = _Applier(
+        plan, config, cw, expected=expected, journal=sink, stop=lambda: stop() or bool(broken)
+    )
     slots = asyncio.Semaphore(max_concurrency)
 
     async def one(cp: CustomerPlan) -> CustomerResult:
-        async with slots:
-            result = await applier.customer(cp)
-        if cp.changes or cp.errors:
-            sink.customer(result)
-        if on_customer is not None:
-            on_customer(result)
+        try:
+            async with slots:
+                result = await applier.customer(cp)
+            if cp.changes or cp.errors:
+                sink.customer(result)
+            if on_customer is not None:
+                on_customer(result)
+        except BaseException as exc:
+            broken.append(exc)
+            raise
         return result
 
-    results = await asyncio.gather(*(one(cp) for cp in plan.customers))
+    outcomes = await asyncio.gather(*(one(cp) for cp in plan.customers), return_exceptions=True)
+    if broken:
+        raise broken[0]
+    results = [r for r in outcomes if isinstance(r, CustomerResult)]
     return ApplyResult(
         plan=plan,
         customers=tuple(results),

@@ -6,7 +6,6 @@ against any server following them, not just the sandbox.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote_plus
@@ -24,12 +23,14 @@ from reconciler.net.http import (
     OutcomeUnknown,
     RequestStats,
 )
+from reconciler.net.taskgroup import all_or_none
 from reconciler.secure.scrub import basic_auth_token
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
 
 ACCEPT = "application/vnd.connectwise.com+json; version=2020.4"
 PAGE_SIZE = 1000  # the server caps pageSize here whatever we ask
+MAX_PAGES = 10_000  # 10 million items at full pages: far beyond any real tenant (13.5)
 MAX_URL = 2000  # proxies and IIS start refusing URLs not far above this
 
 
@@ -112,9 +113,16 @@ class ConnectWiseClient(HttpApi):
         A `Link: rel="next"` also keeps us going: a server that caps pageSize below what
         we asked would otherwise look finished after its first page."""
         items: list[dict[str, Any]] = []
-        previous: list[Any] = []
+        seen: set[Any] = set()
         page = 1
         while True:
+            if page > MAX_PAGES:
+                # A `Link: rel="next"` that never ends would otherwise be read forever.
+                raise ReconcileError(
+                    f"ConnectWise kept announcing another page after {MAX_PAGES:,} pages on "
+                    f"GET {path}: stopped (the list is larger than any real one, or the "
+                    "server's paging is broken)"
+                )
             params: dict[str, str | int] = {"page": page, "pageSize": self.page_size}
             if conditions:
                 params["conditions"] = conditions
@@ -126,14 +134,14 @@ class ConnectWiseClient(HttpApi):
                 raise ReconcileError(
                     f"ConnectWise returned something other than a list of objects on GET {path}"
                 )
-            ids = [item.get("id") for item in batch]
-            if page > 1 and ids and ids == previous:
-                # A server that ignores `page` would otherwise be read forever.
+            ids = {_id_key(item.get("id")) for item in batch}
+            if page > 1 and batch and ids <= seen:
+                # A server that ignores `page` (or cycles) would otherwise be read forever.
                 raise ReconcileError(
-                    f"ConnectWise returned the same items for page {page} as for page "
-                    f"{page - 1} on GET {path}: it ignores the `page` parameter"
+                    f"ConnectWise returned page {page} on GET {path} with no item not already "
+                    "read on an earlier page: it ignores or repeats the `page` parameter"
                 )
-            previous = ids
+            seen |= ids
             items.extend(batch)
             more = len(batch) >= self.page_size or "next" in response.links
             if not batch or not more:
@@ -154,7 +162,7 @@ class ConnectWiseClient(HttpApi):
         if not values:
             return []
         chunks = in_chunks(field, values, self.condition_budget(path, fields), extra=conditions)
-        pages = await asyncio.gather(*(self.get_all(path, c, fields) for c in chunks))
+        pages = await all_or_none([self.get_all(path, c, fields) for c in chunks])
         return [item for page in pages for item in page]
 
     def condition_budget(self, path: str, fields: str | None = None) -> int:
@@ -184,6 +192,11 @@ class ConnectWiseClient(HttpApi):
         if not isinstance(body, dict):
             raise ReconcileError(f"ConnectWise returned a non-object body on {method} {path}")
         return body
+
+
+def _id_key(value: Any) -> Any:
+    """A hashable stand-in for an item's id (ids are ints; a hostile page may hold lists)."""
+    return value if isinstance(value, int | str | float | None) else repr(value)
 
 
 def _text(value: Any) -> str | None:

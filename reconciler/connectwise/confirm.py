@@ -41,4 +41,6 @@ def shows(
     live = is_live_managed(line, products, as_of)
     if change.action is Action.REMOVE:
         return not live
-    return live and line.quantity == change.after
+    # a repriced line (13.4) must show its new price too; Decimal compares 4.25 == 4.2500
+    priced = not change.repriced or line.unit_price == change.unit_price
+    return live and line.quantity == change.after and priced

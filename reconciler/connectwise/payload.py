@@ -12,6 +12,7 @@ from typing import Any
 
 from reconciler.core.errors import ReconcileError
 from reconciler.core.model import Addition, Agreement, CatalogItem, Company, ManagedProducts
+from reconciler.secure.scrub import shorten
 
 COMPANIES = "/company/companies"
 AGREEMENTS = "/finance/agreements"
@@ -146,8 +147,7 @@ def _unmanaged(item: _Item, agreement_id: int, product: Any) -> Addition:
 def _show(value: Any) -> str:
     if value is None:
         return "missing"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(repr(value), 60, mark="...")
 
 
 def company(row: dict[str, Any]) -> Company:

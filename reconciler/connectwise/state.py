@@ -51,6 +51,7 @@ from reconciler.core.model import (
 )
 from reconciler.net import slots
 from reconciler.net.http import ApiError
+from reconciler.net.taskgroup import all_or_none, cancel_and_wait
 from reconciler.plan.planner import agreements_by_company, companies_by_key, resolve_agreement
 
 _T = TypeVar("_T", Company, CatalogItem)
@@ -153,6 +154,7 @@ class _Reading:
         self.company_chunks: list[dict[str, Company]] = [{} for _ in self.company_groups]
         self.companies: dict[str, Company] = {}  # the final ones, in chunk order (_settle)
         self.by_id: dict[int, Company] = {}
+        self.refused: dict[str, str] = {}  # identifier (casefolded) -> ConnectWise's 400
         self.agreements: dict[int, Agreement] = {}
         self.by_company: dict[int, list[Agreement]] = defaultdict(list)
         self.pending_ids: list[int] = []  # company ids whose agreements are not asked yet
@@ -169,14 +171,16 @@ class _Reading:
                 tasks, self.agreement_tasks = self.agreement_tasks, []
                 await _all_or_none(tasks)
             await self._settle()
-        finally:
-            for task in (*self.agreement_tasks, *self.additions.values()):
+        except BaseException as exc:
+            pending = [*self.agreement_tasks, *self.additions.values()]
+            for task in pending:
                 _discard(task)  # only unfinished ones (a failure elsewhere): never left running
+            await cancel_and_wait(pending, exc)  # ...and ended before the error goes on
+            raise
 
     async def _companies(self, index: int) -> None:
-        condition = in_list("identifier", self.company_groups[index])
         with slots.priority(slots.NORMAL):
-            rows = await self.client.get_all(COMPANIES, condition, COMPANY_FIELDS)
+            rows = await self._company_rows(self.company_groups[index])
         # A row a later one of the same identifier overrides (twins equal up to case, e.g.
         # `acme` and `ACME`, both answer `identifier in ("Acme")`) is no company of the
         # state (`_ordered_companies`): its agreements are not asked for.
@@ -190,6 +194,23 @@ class _Reading:
                 self.asked_ids.add(found.id)
                 self.pending_ids.append(found.id)
         self._ask_agreements(everything=False)
+
+    async def _company_rows(self, identifiers: Sequence[Value]) -> list[dict[str, Any]]:
+        """The companies of `identifiers`. A 400 to the chunk (one identifier ConnectWise
+        will not take in a condition) is bisected down to the identifiers it refuses alone:
+        those customers get the error, everyone else is still compared (DESIGN 13.5)."""
+        condition = in_list("identifier", identifiers)
+        try:
+            return await self.client.get_all(COMPANIES, condition, COMPANY_FIELDS)
+        except ApiError as exc:
+            if exc.status != 400:
+                raise
+            if len(identifiers) == 1:
+                self.refused[str(identifiers[0]).casefold()] = str(exc)
+                return []
+        half = len(identifiers) // 2
+        parts = [self._company_rows(identifiers[:half]), self._company_rows(identifiers[half:])]
+        return [row for part in await all_or_none(parts) for row in part]
 
     def _ask_agreements(self, *, everything: bool) -> None:
         """Ask for the agreements of the pending company ids in full chunks, and the rest
@@ -279,19 +300,13 @@ class _Reading:
                 i: self.known[i] if i in self.known else self.additions[i].result()
                 for i in self.resolved
             },
+            refused=dict(self.refused),
         )
 
 
 async def _all_or_none(aws: Sequence[Awaitable[Any]]) -> None:
-    """Like `asyncio.gather`, but the first failure cancels the others (no request is left
-    running behind an error) and is raised as itself, not wrapped in an ExceptionGroup."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
+    """taskgroup.all_or_none: the first failure cancels the others and waits for them."""
+    await all_or_none(aws)
 
 
 def _discard(task: asyncio.Task[Any]) -> None:

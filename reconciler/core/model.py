@@ -50,6 +50,9 @@ class CustomerMap:
     exclude_skus: tuple[str, ...] = ()
     shared_agreement: bool = False
     location: Location | None = field(default=None, compare=False)
+    # The customer's own price per SKU (DESIGN 13.4), overriding skus.yaml's unit_price;
+    # sorted (SKU, price) pairs so the map stays frozen and hashable.
+    prices: tuple[tuple[str, Decimal], ...] = ()
 
 
 class Removal(StrEnum):
@@ -66,6 +69,7 @@ class Safety:
     # No change may leave more licences than this on one line (DESIGN 13.2): a glitch that
     # reports a million users must not bill them, also on a line that does not exist yet.
     max_quantity: int = 10_000
+    max_price_change_percent: float = 50  # any one repriced line (DESIGN 13.4)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Settings:
     add_missing: bool = True
     removal: Removal = Removal.CANCEL
     keep_orphans: bool = False  # billing.orphans: keep (warn) instead of remove (13.1)
+    reprice: bool = False  # DESIGN 13.4: bring managed lines to their mapped price
     safety: Safety = Safety()
     notifications: Notifications = Notifications()
 
@@ -308,6 +313,9 @@ class ActualState:
     agreements: dict[int, Agreement]  # by id: every agreement of the mapped companies
     catalog: dict[str, CatalogItem]  # by identifier
     additions: dict[int, tuple[Addition, ...]]  # agreement id -> all its additions
+    # Company identifiers (casefolded) ConnectWise refused to be asked about (a 400 to a
+    # query naming that identifier alone): why, which becomes those customers' error.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -341,7 +349,7 @@ class Change:
     addition_id: int | None  # None for add
     before: int  # quantity before (0 for add)
     after: int  # quantity after (0 for remove)
-    unit_price: Decimal
+    unit_price: Decimal  # what the line bills at after the change
     effective_date: dt.date | None = None  # add: the date sent as effectiveDate
     unit_cost: Decimal | None = None
     description: str | None = None
@@ -351,11 +359,17 @@ class Change:
     # An orphan (DESIGN 13.1): a line the ledger says we wrote that no current mapping
     # manages; `sku` and `customer_id` are then the ledger's ("was SKU S of customer C").
     orphan: bool = False
+    # An update that also sets the line's unitPrice to `unit_price` (DESIGN 13.4);
+    # `price_before` is what it billed at (None: ConnectWise holds no price on it).
+    repriced: bool = False
+    price_before: Decimal | None = None
 
     @property
     def revenue_delta(self) -> Decimal:
         if self.no_charge:
             return Decimal(0)
+        if self.repriced:
+            return self.after * self.unit_price - self.before * (self.price_before or Decimal(0))
         return (self.after - self.before) * self.unit_price
 
 

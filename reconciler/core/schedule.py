@@ -18,11 +18,11 @@ the local date and the run log:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.core.files import read_json
 from reconciler.core.model import Period, PeriodKind
 from reconciler.core.periods import period_window
 
@@ -79,13 +79,13 @@ def scheduled_successes(config_dir: Path) -> set[Window]:
     found: set[Window] = set()
     for path in (config_dir / "runs").glob("[0-9][0-9][0-9][0-9]/[0-9][0-9]/*.json"):
         try:
-            run = json.loads(path.read_text(encoding="utf-8"))
+            run = read_json(path)
             if run.get("trigger") != "scheduled" or run.get("outcome") != "success":
                 continue
             period = run["period"]
             found.add(
                 (dt.date.fromisoformat(period["start"]), dt.date.fromisoformat(period["end"]))
             )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             continue
     return found

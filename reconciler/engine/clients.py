@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.config.env import cw_credentials_from_env, resolve_api_url, zerotek_token_from_env
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import Config, Settings
+from reconciler.net.deadline import RunDeadline
 from reconciler.net.http import Traffic
 from reconciler.usage.zerotek import ZeroTekClient
 
@@ -49,11 +50,18 @@ class Clients:
     environ: Mapping[str, str] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     traffic: Traffic = field(default_factory=Traffic, compare=False, repr=False)
+    # The run's --max-duration clock (the engine starts one per command): every client
+    # made here can ask it how long is left (reconciler.net.deadline).
+    deadline: RunDeadline = field(default_factory=RunDeadline.unbounded, compare=False, repr=False)
 
     def connectwise(self, config: Config) -> ConnectWiseClient:
         stats = self.traffic.of(ConnectWiseClient.api)
-        return connectwise_client(config.settings, self.environ, stats=stats, **self.options)
+        client = connectwise_client(config.settings, self.environ, stats=stats, **self.options)
+        client.run_deadline = self.deadline
+        return client
 
     def zerotek(self, config: Config) -> ZeroTekClient:
         stats = self.traffic.of(ZeroTekClient.api)
-        return zerotek_client(config.settings, self.environ, stats=stats, **self.options)
+        client = zerotek_client(config.settings, self.environ, stats=stats, **self.options)
+        client.run_deadline = self.deadline
+        return client

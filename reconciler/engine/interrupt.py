@@ -9,6 +9,11 @@ and the engine records the run as `interrupted` with what really got written, th
 
 The handlers only set a flag: a Python signal handler runs in the main thread between
 bytecodes, so the event loop sees the flag at its next check without any loop plumbing.
+
+Inside `notifying()` (the e-mails and the chat message after the record is written) a
+*second* signal is not deferred: it raises `Abandoned` at once (also out of a blocking SMTP
+read), so a person pressing Ctrl-C twice, or the runner's SIGTERM after its SIGINT, is not
+kept waiting on a slow mail server; the notifier records what was sent and what was not.
 """
 
 from __future__ import annotations
@@ -35,12 +40,19 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+class Abandoned(Interrupted):
+    """A second stop signal during the notifications: what is left of them is dropped."""
+
+
 class StopSignals:
     """Context manager owning SIGINT/SIGTERM for one command (main thread only; elsewhere,
     e.g. a test calling the engine from a thread, it leaves the handlers alone)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None  # the first stop signal received, if any
+        self.received = 0  # how many stop signals arrived
+        self.abandoned = False  # a second one abandoned the notifications
+        self._notifying = False
         self._defer = 0
         self._previous: dict[int, Any] = {}
 
@@ -57,8 +69,12 @@ class StopSignals:
         return signal.Signals(self.signum).name if self.signum is not None else ""
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
         if self.signum is None:
             self.signum = signum
+        if self._notifying and self.received >= 2 and not self.abandoned:
+            self.abandoned = True
+            raise Abandoned(signum)
         if not self._defer:
             raise Interrupted(signum)
 
@@ -77,6 +93,15 @@ class StopSignals:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
+
+    @contextlib.contextmanager
+    def notifying(self) -> Iterator[None]:
+        """The notifications: a second stop signal inside raises `Abandoned`."""
+        self._notifying = True
+        try:
+            yield
+        finally:
+            self._notifying = False
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import getpass
 import json
 import os
@@ -28,7 +29,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from reconciler.core.errors import ReconcileError
+from reconciler.core.errors import ReconcileError, os_error_line
+from reconciler.core.files import loads_json
 
 LOCK_DIR = ".reconcile"
 LOCK_NAME = "lock"
@@ -69,7 +71,7 @@ def _me(command: str) -> Holder:
 
 def _read_holder(fd: int) -> Holder | None:
     try:
-        data = json.loads(os.pread(fd, 65536, 0).decode("utf-8"))
+        data = loads_json(os.pread(fd, 65536, 0).decode("utf-8"))
         return Holder(
             int(data["pid"]),
             str(data["host"]),
@@ -119,8 +121,11 @@ def config_lock(config_dir: Path, command: str, timeout: float = 0.0) -> Iterato
         raise ReconcileError(
             "this platform has no fcntl: reconcile apply needs a POSIX system (Linux, macOS)"
         ) from None
-    path = _prepare(config_dir)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path = _prepare(config_dir)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _disk_refusal(exc, lock_path(config_dir)) from None
     try:
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
@@ -132,11 +137,24 @@ def config_lock(config_dir: Path, command: str, timeout: float = 0.0) -> Iterato
                     raise _refusal(fd, path, timeout) from None
                 time.sleep(POLL_SECONDS)
         me = _me(command)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(asdict(me)) + "\n").encode("utf-8"), 0)
+        try:
+            os.ftruncate(fd, 0)
+            record = (json.dumps(asdict(me)) + "\n").encode("utf-8")
+            if os.pwrite(fd, record, 0) != len(record):
+                raise OSError(errno.ENOSPC, "short write", str(path))
+        except OSError as exc:
+            raise _disk_refusal(exc, path) from None
         try:
             yield me
         finally:
-            os.ftruncate(fd, 0)  # released: nobody to name any more
+            with contextlib.suppress(OSError):  # the disk's state no longer matters here
+                os.ftruncate(fd, 0)  # released: nobody to name any more
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def _disk_refusal(exc: OSError, path: Path) -> ReconcileError:
+    """A lock the disk will not hold (read-only, full, EIO): one line, nothing done."""
+    if exc.filename is None:
+        exc.filename = str(path)
+    return ReconcileError(os_error_line(exc, "cannot take the lock") + "; nothing was done")

@@ -43,7 +43,7 @@ from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
 from reconciler.connectwise.state import read_owned, read_state
 from reconciler.core import schedule
 from reconciler.core.billed import Billed, billed_before
-from reconciler.core.errors import ReconcileError
+from reconciler.core.errors import ReconcileError, RunLogFailed
 from reconciler.core.files import atomic_write
 from reconciler.core.model import (
     Action,
@@ -62,10 +62,19 @@ from reconciler.core.model import (
 from reconciler.core.periods import period_for
 from reconciler.engine import collector
 from reconciler.engine.clients import Clients
-from reconciler.engine.interrupt import Interrupted, StopSignals
+from reconciler.engine.interrupt import Abandoned, Interrupted, StopSignals
 from reconciler.engine.lock import config_lock
 from reconciler.insight.report import Kind, Pricer, Row, unmapped_customer_rows
+from reconciler.net.deadline import (
+    EXIT_TIME_LIMIT,
+    MAX_DURATION_VAR,
+    TIME_LIMIT,
+    RunDeadline,
+    TimeLimit,
+    max_duration,
+)
 from reconciler.net.http import Traffic
+from reconciler.net.taskgroup import all_or_none2
 from reconciler.notify import chat
 from reconciler.notify import email as notify
 from reconciler.plan import orphans, planfile, planner, verify
@@ -76,6 +85,8 @@ from reconciler.secure.scrub import check_credentials, scrub
 from reconciler.usage import fetch_usage, second_opinion
 
 EXIT_UNSAFE = 3
+# --max-duration / RECONCILE_MAX_DURATION -> seconds, for the commands (net.deadline).
+resolve_max_duration = max_duration
 READING = "Reading ConnectWise and ZeroTek…"
 T = TypeVar("T")
 
@@ -90,6 +101,14 @@ class Refused(ReconcileError):
 
 class Declined(Refused):
     """Nobody said yes: not a failed sync, so nothing is recorded or e-mailed."""
+
+
+class AlreadyApplied(Declined):
+    """`apply --if-due`: the period already has a successful scheduled run (a queued
+    scheduled sync that another run beat to it). Not a failure: exit 0, nothing recorded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=0)
 
 
 # --- what commands hand the engine, and get back ------------------------------------------
@@ -122,6 +141,7 @@ class PlanRequest:
     as_of: dt.date | None = None
     out: Path | None = None  # also save the plan (with its state snapshot) here
     baseline: Config | None = None  # also plan the base branch's mappings (12.7)
+    max_duration: float | None = None  # seconds (--max-duration); None: unbounded
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,8 @@ class ApplyRequest:
     trigger: str | None = None  # None: detected (GITHUB_EVENT_NAME=schedule -> scheduled)
     lock_timeout: float = 0.0
     command: str = "reconcile apply"  # how the lock names its holder
+    if_due: bool = False  # refuse a period runs/ already records as applied by the schedule
+    max_duration: float | None = None  # seconds (--max-duration); None: unbounded
 
 
 @dataclass(frozen=True)
@@ -155,7 +177,7 @@ class SyncOutcome:
     record: RunRecord
     record_path: Path
     emails: tuple[EmailOutcome, ...]
-    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM"
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" / "time limit"
     exit_code: int = 0
 
     @property
@@ -258,7 +280,8 @@ async def make_plan(
     `known`: agreements whose additions are not read but taken from a saved plan (13.7)."""
     customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
-    actual, usage = await asyncio.gather(
+    # All or none: a failed usage read must not leave ConnectWise requests running.
+    actual, usage = await all_or_none2(
         read_state(cw, config, customers, known),
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
@@ -335,7 +358,7 @@ async def make_plans_with_baseline(
     # Both variants of a customer whose mapping changed: companies and agreements of each.
     union = list({(c.id, c): c for c in [*head_customers, *base_customers]}.values())
     reading = replace(config, skus=tuple(dict.fromkeys((*config.skus, *baseline.skus))))
-    actual, usage = await asyncio.gather(
+    actual, usage = await all_or_none2(
         read_state(cw, reading, union),
         fetch_usage(
             config,
@@ -413,12 +436,30 @@ class SyncEngine:
         self.traffic = self.clients.traffic
         # The run record the last apply wrote (also when it then raised): None if none.
         self.recorded: Path | None = None
+        self.deadline = RunDeadline.unbounded()  # the current command's --max-duration
 
-    def _metered(self) -> None:
+    def _metered(self, max_duration: float | None = None) -> None:
         """Fresh request statistics (`traffic`) for the command about to run: what -v shows
-        and the run record keeps are that command's requests alone."""
+        and the run record keeps are that command's requests alone; and its clock
+        (--max-duration), which its clients can consult."""
         self.traffic = Traffic()
-        self.clients = replace(self.clients, traffic=self.traffic)
+        self.deadline = RunDeadline(max_duration)
+        self.clients = replace(self.clients, traffic=self.traffic, deadline=self.deadline)
+
+    async def _in_time(self, coro: Coroutine[Any, Any, T]) -> T:
+        """A read bounded by what is left of --max-duration: at the limit every request
+        of it is cancelled (nothing is left running) and TimeLimit (exit 124) raised."""
+        try:
+            async with asyncio.timeout(self.deadline.timeout()):
+                return await coro
+        except TimeoutError:
+            if not self.deadline.expired:
+                raise
+            raise TimeLimit(
+                f"time limit: {self.deadline.describe()} passed while reading ConnectWise and "
+                "ZeroTek; nothing was written. Re-run, or allow more time "
+                f"({MAX_DURATION_VAR})"
+            ) from None
 
     @staticmethod
     def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -445,13 +486,21 @@ class SyncEngine:
             self._chat(event)
         return decision
 
+    def _check_not_applied(self, window: Period) -> None:
+        if (window.start, window.end) in schedule.scheduled_successes(self.config.config_dir):
+            raise AlreadyApplied(
+                f"not applied: period {window.start.isoformat()}..{window.end.isoformat()} "
+                "already has a successful scheduled sync in runs/ (a run that finished while "
+                "this one waited); nothing was written"
+            )
+
     # --- plan ------------------------------------------------------------------------------
 
     @collector.quiet()
     def plan(self, req: PlanRequest) -> Planned:
         """Read-only: never writes to ConnectWise, takes no lock."""
         select_customers(self.config, req.customers)  # unknown ids fail before any request
-        self._metered()
+        self._metered(req.max_duration)
         check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # no header could carry it
         window = self.period(req.period, req.as_of)
 
@@ -465,7 +514,7 @@ class SyncEngine:
                 return replace(planned, base=base)
 
         with self.ui.busy(READING):
-            planned = self._run(go())
+            planned = self._run(self._in_time(go()))
         if self.config.ledger is None:
             self.ui.notice(orphans.NO_LEDGER)
         if req.out is not None:
@@ -485,15 +534,17 @@ class SyncEngine:
         e-mails. Raises (after recording a failed run) when the sync could not start."""
         self.recorded = None
         saved, window, trigger, smtp = self._guard(req)
-        self._metered()
+        self._metered(req.max_duration)
         from_file = saved is not None
         with (
             StopSignals() as signals,
             config_lock(self.config.config_dir, req.command, req.lock_timeout),
         ):
+            if req.if_due:  # under the lock: a run finishing now has written its record
+                self._check_not_applied(window)
             planned: Planned | None = None
             try:
-                planned = self._run(self._read(req, saved, window))
+                planned = self._run(self._in_time(self._read(req, saved, window)))
                 # Verified (or never given): the re-derived plan is what is applied. The
                 # file's copy, tens of megabytes at 10,000 customers, goes now.
                 saved = None
@@ -503,7 +554,7 @@ class SyncEngine:
             except (ReconcileError, Interrupted) as exc:
                 if not isinstance(exc, Declined):
                     with signals.deferred():
-                        self._record_failure(planned, window, exc, trigger, req, smtp)
+                        self._record_failure(planned, window, exc, trigger, req, smtp, signals)
                 raise
             if self.ui.confirm is not None and not from_file and not self.ui.confirm(planned.plan):
                 raise Declined("apply cancelled: nothing was applied")
@@ -557,7 +608,7 @@ class SyncEngine:
         stop new writes from here on; the record and e-mails always get written."""
         plan = planned.plan
         with signals.deferred():
-            handle = runlog.start_run(
+            handle = runlog.start_run_or_refuse(
                 self.config.config_dir,
                 plan,
                 trigger=trigger,
@@ -567,8 +618,18 @@ class SyncEngine:
             )
             self.recorded = handle.path
             self.ui.applying(sum(1 for cp in plan.customers if cp.changes))
+            limited: list[bool] = []  # set when the time limit kept a write from starting
+
+            def stop() -> bool:
+                if signals.requested or handle.broken is not None:
+                    return True
+                if self.deadline.expired:
+                    limited.append(True)
+                    return True
+                return False
+
             try:
-                result = self._run(self._write(planned, handle, signals))
+                result = self._run(self._write(planned, handle, stop))
             except BaseException as exc:
                 # A bug, not a sync outcome: still record what the journal knows, and say so.
                 handle.record.requests = self.traffic.to_json()
@@ -577,13 +638,38 @@ class SyncEngine:
             finally:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
-            handle.finish(result, interrupted_by=signals.name or None)
+            stopped_by = signals.name or (TIME_LIMIT if limited else None)
+            try:
+                handle.finish(result, interrupted_by=stopped_by)
+            except RunLogFailed:
+                # The e-mails still tell the truth (the record in memory); the error, with
+                # every committed write, is what the command shows.
+                self._notify(handle, plan, req, smtp, signals, chat_event=False)
+                raise
             owned = self._rewrite_ledger(planned, result, handle.record.run_id)
-            emails = self._email(handle, plan, req, smtp)
-            self._chat(chat.sync_outcome_event(handle.record))
+            emails = self._notify(handle, plan, req, smtp, signals)
         failed = not owned or any(not c.ok for c in result.customers)
-        code = signals.exit_code or (1 if failed else 0)
-        return SyncOutcome(result, handle.record, handle.path, emails, signals.name or None, code)
+        code = signals.exit_code or (EXIT_TIME_LIMIT if limited else (1 if failed else 0))
+        return SyncOutcome(result, handle.record, handle.path, emails, stopped_by, code)
+
+    def _notify(
+        self,
+        handle: runlog.RunHandle,
+        plan: Plan | None,
+        req: ApplyRequest,
+        smtp: notify.SmtpSettings | None,
+        signals: StopSignals,
+        *,
+        chat_event: bool = True,
+    ) -> tuple[EmailOutcome, ...]:
+        """E-mails, then the chat message; a second stop signal abandons what is left
+        (the record says which were sent)."""
+        with signals.notifying():
+            emails = self._email(handle, plan, req, smtp)
+            if chat_event and not signals.abandoned:
+                with contextlib.suppress(Abandoned):
+                    self._chat(chat.sync_outcome_event(handle.record))
+        return emails
 
     def _rewrite_ledger(self, planned: Planned, result: ApplyResult, run_id: str) -> bool:
         """state/managed.json from this run's outcomes, still under the lock (13.1). A
@@ -600,7 +686,7 @@ class SyncEngine:
         return True
 
     async def _write(
-        self, planned: Planned, handle: runlog.RunHandle, signals: StopSignals
+        self, planned: Planned, handle: runlog.RunHandle, stop: Callable[[], bool]
     ) -> ApplyResult:
         async with self.clients.connectwise(self.config) as cw:
             return await apply_plan(
@@ -611,7 +697,8 @@ class SyncEngine:
                 on_customer=self.ui.customer_done,
                 expected=planned.state,
                 journal=handle,
-                stop=lambda: signals.requested,
+                # A stop signal, a run log that refused a write, or the time limit.
+                stop=stop,
             )
 
     def _email(
@@ -628,7 +715,8 @@ class SyncEngine:
                 self.config.settings, handle.record, plan, send=req.send_email, smtp=smtp
             )
         finally:  # the record's twin, summary and INDEX.md are written here, always
-            handle.set_emails(emails)
+            if handle.broken is None:
+                handle.set_emails(emails)
         return tuple(emails)
 
     def _chat(self, event: chat.ChatEvent) -> None:
@@ -663,11 +751,12 @@ class SyncEngine:
         trigger: str,
         req: ApplyRequest,
         smtp: notify.SmtpSettings | None,
+        signals: StopSignals,
     ) -> None:
         """A sync that did not happen (API down, stale or unsafe plan, a signal before the
         first write) is still a sync outcome: record it and e-mail it, or a failed scheduled
         run would go unnoticed."""
-        handle = runlog.start_run(
+        handle = runlog.start_run_or_refuse(
             self.config.config_dir,
             planned.plan if planned else None,
             trigger=trigger,
@@ -680,11 +769,16 @@ class SyncEngine:
         if isinstance(exc, Interrupted):
             message = f"interrupted by {exc}: stopped before any write; nothing was written"
             handle.fail(message, interrupted_by=str(exc))
+        elif isinstance(exc, TimeLimit):
+            handle.fail(str(exc), interrupted_by=TIME_LIMIT)
         else:
             message = str(exc)
             handle.fail(message)
-        self._email(handle, None, req, smtp)
-        self._chat(chat.sync_failed_event(handle.record))
+        with signals.notifying():
+            self._email(handle, None, req, smtp)
+            if not signals.abandoned:
+                with contextlib.suppress(Abandoned):
+                    self._chat(chat.sync_failed_event(handle.record))
 
     # --- check-unmapped -------------------------------------------------------------------
 

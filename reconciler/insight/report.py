@@ -9,9 +9,15 @@ managed additions on the mapped agreement) and the report can never disagree wit
   price of the product `discover` would propose (nothing when it has none);
 each per month, with the margin where a cost is known, and totals.
 
-Prices: a discrepancy on an existing addition is valued at that addition's own unit
-price (what the customer is actually charged); a missing one at the mapping's
-`unit_price`, else the catalog's - the price the sync would bill.
+- mispriced: managed additions billed at another unit price than their mapped price (the
+  customer's `prices:` entry, else the SKU's `unit_price`; DESIGN 13.4), whether or not
+  `billing.reprice` lets a sync correct them; signed (negative: charged above it).
+
+Prices: a quantity discrepancy on an existing addition is valued at that addition's own
+unit price (what the customer is actually charged); a missing one at its mapped price,
+else the catalog's - the price the sync would bill. A line both miscounted and mispriced
+is two rows, which add up to what fixing it changes: (after - before) x its price, plus
+after x (mapped - its price).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class Kind(StrEnum):
     OVER = "over-billed"
     UNMAPPED_CUSTOMER = "unmapped-customer"
     UNMAPPED_SKU = "unmapped-sku"
+    MISPRICED = "mispriced"
 
 
 @dataclass(frozen=True)
@@ -52,19 +59,29 @@ class Row:
     product: str | None
     zerotek_users: int
     billed: int
-    unit_price: Decimal | None
+    unit_price: Decimal | None  # mispriced: the mapped price
     unit_cost: Decimal | None
+    billed_price: Decimal | None = None  # mispriced: what the line bills (None: no price)
 
     @property
     def quantity(self) -> int:
+        """Licences off (mispriced: licences billed at another price than mapped)."""
+        if self.kind is Kind.MISPRICED:
+            return self.zerotek_users
         return abs(self.zerotek_users - self.billed)
 
     @property
     def amount(self) -> Decimal | None:
-        return None if self.unit_price is None else self.quantity * self.unit_price
+        if self.unit_price is None:
+            return None
+        if self.kind is Kind.MISPRICED:
+            return self.quantity * (self.unit_price - (self.billed_price or Decimal(0)))
+        return self.quantity * self.unit_price
 
     @property
     def margin(self) -> Decimal | None:
+        if self.kind is Kind.MISPRICED:
+            return self.amount  # the cost does not move with the price
         if self.unit_price is None or self.unit_cost is None:
             return None
         return self.quantity * (self.unit_price - self.unit_cost)
@@ -104,8 +121,9 @@ class Report:
 
     @property
     def net(self) -> Decimal:
-        """Unbilled minus over-billed: the monthly revenue change if everything were fixed."""
-        return self.unbilled - self.totals(Kind.OVER).amount
+        """Unbilled minus over-billed plus mispriced: the monthly revenue change if
+        everything were fixed."""
+        return self.unbilled - self.totals(Kind.OVER).amount + self.totals(Kind.MISPRICED).amount
 
 
 class Pricer:
@@ -181,8 +199,9 @@ def build_report(
     currency: str = "USD",
 ) -> Report:
     """`full_catalog`: every catalog item, to value SKUs nobody has mapped yet."""
-    # The report answers "what are we not billing", also when the sync is update-only.
-    settings = dataclasses.replace(config.settings, add_missing=True)
+    # The report answers "what are we not billing", also when the sync is update-only or
+    # leaves prices alone.
+    settings = dataclasses.replace(config.settings, add_missing=True, reprice=True)
     plan = planner.plan(dataclasses.replace(config, settings=settings), usage, actual)
     pricer = Pricer(config, (*full_catalog, *actual.catalog.values()))
     rows: list[Row] = []
@@ -192,25 +211,36 @@ def build_report(
         users += cp.managed_quantity
         for c in cp.changes:
             users += c.after - c.before
-            rows.append(
-                Row(
-                    kind=Kind.UNDER if c.after > c.before else Kind.OVER,
-                    customer_id=cp.customer_id,
-                    customer_name=cp.name,
-                    company=cp.company,
-                    agreement_id=c.agreement_id,
-                    sku=c.sku,
-                    product=c.product,
-                    zerotek_users=c.after,
-                    billed=c.before,
-                    unit_price=Decimal(0) if c.no_charge else c.unit_price,
-                    unit_cost=(
-                        c.unit_cost
-                        if c.action is Action.ADD and c.unit_cost is not None
-                        else pricer.cost(c.product)
-                    ),
-                )
+            row = Row(
+                kind=Kind.UNDER if c.after > c.before else Kind.OVER,
+                customer_id=cp.customer_id,
+                customer_name=cp.name,
+                company=cp.company,
+                agreement_id=c.agreement_id,
+                sku=c.sku,
+                product=c.product,
+                zerotek_users=c.after,
+                billed=c.before,
+                unit_price=(
+                    Decimal(0) if c.no_charge else c.price_before if c.repriced else c.unit_price
+                ),
+                unit_cost=(
+                    c.unit_cost
+                    if c.action is Action.ADD and c.unit_cost is not None
+                    else pricer.cost(c.product)
+                ),
             )
+            if c.after != c.before:
+                rows.append(row)
+            if c.repriced:
+                rows.append(
+                    dataclasses.replace(
+                        row,
+                        kind=Kind.MISPRICED,
+                        unit_price=c.unit_price,
+                        billed_price=c.price_before,
+                    )
+                )
 
     rows += unmapped_customer_rows(config, usage, pricer)
     for cid, sku, n in plan.unmapped_skus:

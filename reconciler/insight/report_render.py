@@ -15,7 +15,7 @@ from typing import Any
 from reconciler.core.money import display
 from reconciler.core.money import optional as optional_money
 from reconciler.insight.report import Kind, Report, Row, Totals
-from reconciler.secure.untrusted import chart_label, json_dumps
+from reconciler.secure.untrusted import chart_label, escape_controls, json_dumps
 from reconciler.secure.untrusted import markdown as md
 from reconciler.secure.untrusted import plain as t
 
@@ -24,12 +24,21 @@ TITLES = {
     Kind.OVER: "Over-billed (ConnectWise bills more than ZeroTek users)",
     Kind.UNMAPPED_CUSTOMER: "Unmapped customers (usage with no mapping: billed nowhere)",
     Kind.UNMAPPED_SKU: "Unmapped SKUs (used by mapped customers: billed nowhere)",
+    Kind.MISPRICED: "Mispriced (billed at another unit price than mapped)",
 }
 CHART_BARS = 10
 
 
 def money(value: Decimal | None, currency: str) -> str:
     return "not priced" if value is None else display(value, currency=currency)
+
+
+def _price(r: Row, currency: str) -> str:
+    """The unit price of a row; a mispriced row's as the move a fix makes."""
+    if r.kind is not Kind.MISPRICED:
+        return money(r.unit_price, currency)
+    billed = "none" if r.billed_price is None else display(r.billed_price)
+    return f"({billed} → {money(r.unit_price, currency)})"
 
 
 def _where(r: Row) -> str:
@@ -60,7 +69,7 @@ def text(report: Report) -> str:
             out.append(
                 f"  {t(_where(r))}: {t(r.sku)} ({t(product)}) "
                 f"ZeroTek {r.zerotek_users}, billed "
-                f"{r.billed}: {r.quantity} x {money(r.unit_price, cur)} = "
+                f"{r.billed}: {r.quantity} x {_price(r, cur)} = "
                 f"{money(r.amount, cur)}/month"
                 + (f", margin {money(r.margin, cur)}" if r.margin is not None else "")
             )
@@ -77,7 +86,9 @@ def _label(r: Row) -> str:
     """A chart label built from identifiers only, reduced to characters Mermaid cannot
     misread (names never reach the chart)."""
     text = f"{r.customer_id} {r.product or r.sku}"
-    tag = {Kind.OVER: " over", Kind.UNDER: " under"}.get(r.kind, " unmapped")
+    tag = {Kind.OVER: " over", Kind.UNDER: " under", Kind.MISPRICED: " price"}.get(
+        r.kind, " unmapped"
+    )
     return (chart_label(text, 40) or "?") + tag
 
 
@@ -144,7 +155,7 @@ def markdown(report: Report) -> str:
             out.append(
                 f"| {md(_where(r))} | {md(r.sku)} | {md(r.product or '—')} | "
                 f"{r.zerotek_users} | {r.billed} | {r.quantity} | "
-                f"{money(r.unit_price, cur)} | {money(r.amount, cur)} | "
+                f"{_price(r, cur)} | {money(r.amount, cur)} | "
                 f"{money(r.margin, cur) if r.margin is not None else ''} |"
             )
         out.append("")
@@ -171,12 +182,14 @@ CSV_COLUMNS = [
     "unit_cost",
     "monthly_margin",
     "currency",
+    "billed_price",
 ]
 
 
 def _cell(value: object) -> str:
-    """A spreadsheet must not run a name as a formula (=, +, -, @, tab, CR)."""
-    text = "" if value is None else str(value)
+    """A spreadsheet must not run a name as a formula (=, +, -, @, tab, CR), nor a terminal
+    `cat`-ing the file obey an escape sequence in it (control characters escaped)."""
+    text = "" if value is None else escape_controls(str(value))
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -202,7 +215,8 @@ def csv_text(report: Report) -> str:
                 optional_money(r.amount) or "",
                 optional_money(r.unit_cost) or "",
                 optional_money(r.margin) or "",
-                report.currency,
+                _cell(report.currency),
+                optional_money(r.billed_price) or "",
             ]
         )
     return buf.getvalue()
@@ -251,6 +265,7 @@ def as_json(report: Report) -> dict[str, Any]:
                 "monthly_amount": optional_money(r.amount),
                 "unit_cost": optional_money(r.unit_cost),
                 "monthly_margin": optional_money(r.margin),
+                "billed_price": optional_money(r.billed_price),
             }
             for r in report.rows
         ],

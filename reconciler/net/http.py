@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -26,9 +27,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler.core.errors import ReconcileError
+from reconciler.net.deadline import RunDeadline
 from reconciler.net.slots import Slots
 from reconciler.net.transport import Transport
-from reconciler.secure.scrub import scrub
+from reconciler.secure.scrub import shorten
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +173,9 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def one_line(text: str, limit: int = 300, extra: Iterable[str] = ()) -> str:
+    """Server or exception text for a message: scrubbed, then one line, then cut."""
+    return shorten(text, limit, extra)
 
 
 class HttpApi:
@@ -185,6 +187,8 @@ class HttpApi:
     api: ClassVar[str] = "api"  # the run record's name for it (connectwise, zerotek)
     # Path segments after these are ids in route patterns (besides all-digit segments).
     id_after: ClassVar[frozenset[str]] = frozenset()
+    # The run's --max-duration (set by clients.Clients): how long waits may still last.
+    run_deadline: RunDeadline = RunDeadline.unbounded()
 
     def __init__(
         self,
@@ -275,11 +279,10 @@ class HttpApi:
                 try:
                     response = await self._fetch(method, url, kwargs)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                    failure = scrub(
-                        _describe(exc), self._secrets
-                    )  # nothing sent: safe to retry any method
+                    # nothing sent: safe to retry any method
+                    failure = _describe(exc, self._secrets)
                 except httpx.TransportError as exc:
-                    failure, sent = scrub(_describe(exc), self._secrets), True
+                    failure, sent = _describe(exc, self._secrets), True
                 except TimeoutError:
                     final = (
                         f"no complete answer within {self.deadline:g} s (the request deadline, "
@@ -405,9 +408,9 @@ class HttpApi:
             # plain text is worth showing; an HTML error page (edge proxies) is not
             message = response.text if response.text.strip() else None
         # Scrub before shortening: a cut could leave the start of a credential unmatched.
-        message = one_line(scrub(message, self._secrets)) if message else response.reason_phrase
-        code = one_line(scrub(code, self._secrets), 80) if code else None
-        fld = one_line(scrub(fld, self._secrets), 80) if fld else None
+        message = one_line(message, extra=self._secrets) if message else response.reason_phrase
+        code = one_line(code, 80, self._secrets) if code else None
+        fld = one_line(fld, 80, self._secrets) if fld else None
         where = f"on {method} {path}"
         detail = f"{status}{' ' + code if code else ''}: {message}"
         if fld:
@@ -463,7 +466,7 @@ class _Client(httpx.AsyncClient):
         raise TypeError("this client keeps no cookies")
 
 
-def _describe(exc: httpx.TransportError) -> str:
+def _describe(exc: httpx.TransportError, secrets: Iterable[str] = ()) -> str:
     """A short cause for a transport error; never the request (its headers hold secrets)."""
     kind = {
         httpx.ConnectError: "connection failed",
@@ -475,5 +478,5 @@ def _describe(exc: httpx.TransportError) -> str:
         httpx.ReadError: "connection dropped",
         httpx.WriteError: "connection dropped",
     }.get(type(exc), type(exc).__name__)
-    text = one_line(str(exc), 120)
+    text = one_line(str(exc), 120, secrets)
     return f"{kind} ({text})" if text and text != kind else kind

@@ -19,6 +19,7 @@ import httpx
 from reconciler.config.env import check_api_url
 from reconciler.core.errors import ReconcileError
 from reconciler.core.model import Period
+from reconciler.net.deadline import within
 from reconciler.records.record import RunRecord
 from reconciler.secure.scrub import Scrubber, scrub
 from reconciler.secure.untrusted import card_text, slack_text
@@ -26,7 +27,8 @@ from reconciler.secure.untrusted import card_text, slack_text
 URL_VAR = "RECONCILE_WEBHOOK_URL"
 FORMAT_VAR = "RECONCILE_WEBHOOK_FORMAT"
 FORMATS = ("generic", "slack", "teams")
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 10.0  # per read
+DEADLINE_SECONDS = 15.0  # the whole post, connect through last byte (DESIGN 13.5)
 MAX_LINES = 20  # a chat message summarises; the run log has the rest
 
 Kind = Literal["sync_outcome", "missed_sync"]
@@ -93,6 +95,7 @@ def send(
     environ: Mapping[str, str],
     *,
     transport: httpx.BaseTransport | None = None,
+    deadline: float = DEADLINE_SECONDS,
 ) -> ChatOutcome | None:
     """Post `event`; None when no webhook is configured. Never raises."""
     url = environ.get(URL_VAR, "").strip()
@@ -105,9 +108,12 @@ def send(
         check_api_url(url, URL_VAR)
     except ReconcileError as exc:
         return ChatOutcome(False, scrub(str(exc), (url,), environ))
+    body = payload(_scrubbed(event, url, environ), fmt)
     try:
         with httpx.Client(timeout=TIMEOUT_SECONDS, transport=transport) as client:
-            response = client.post(url, json=payload(_scrubbed(event, url, environ), fmt))
+            response = within(deadline, lambda: client.post(url, json=body), client.close)
+    except TimeoutError:
+        return ChatOutcome(False, f"{fmt} webhook did not answer within {deadline:g} s")
     except httpx.HTTPError as exc:
         # httpx puts the URL in some messages: the URL is the secret.
         return ChatOutcome(False, f"{fmt} webhook unreachable ({type(exc).__name__})")

@@ -7,6 +7,7 @@ log records ("not sent: <why>").
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import smtplib
@@ -24,6 +25,7 @@ from reconciler.core.errors import ReconcileError
 from reconciler.core.model import Config, Period, Plan, Settings, Usage
 from reconciler.core.wording import amount, period_words, run_links
 from reconciler.insight.report import Row
+from reconciler.net.deadline import RunDeadline, within
 from reconciler.plan.render import UNMAPPED_HEADER, text_table
 from reconciler.records.record import EmailOutcome, RunRecord
 from reconciler.secure.scrub import check_credentials, scrub
@@ -36,6 +38,7 @@ SMTP_TIMEOUT = 30.0
 NOT_CONFIGURED = "not sent: SMTP not configured"
 NO_EMAIL = "not sent: --no-email"
 NO_RECIPIENTS = "not sent: no recipients (notifications.administrators, billing)"
+ABANDONED = "not sent: abandoned by a second stop signal"
 SYNC, ENDING, UNMAPPED = "sync-outcome", "agreement-ending", "unmapped-sku"
 
 
@@ -47,6 +50,10 @@ class SmtpSettings:
     tls: str = "starttls"  # starttls | ssl | none
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # Total deadlines (DESIGN 13.5), connect through the server's last answer: a server
+    # trickling a byte every few seconds never trips SMTP_TIMEOUT, a per-read limit.
+    message_seconds: float = 60.0
+    total_seconds: float = 120.0  # for all the e-mails of one command
 
 
 def delivery_failed(outcome: EmailOutcome) -> bool:
@@ -134,13 +141,34 @@ def _reason(exc: BaseException, smtp: SmtpSettings) -> str:
     )
 
 
-def _transmit(smtp: SmtpSettings, msg: EmailMessage) -> dict[str, Any]:
+def _transmit(smtp: SmtpSettings, msg: EmailMessage, seconds: float) -> dict[str, Any]:
+    """One message within `seconds` in all; at the deadline its connection is shut down."""
     context = ssl.create_default_context()
     client: smtplib.SMTP
     if smtp.tls == "ssl":
-        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=SMTP_TIMEOUT, context=context)
+        client = smtplib.SMTP_SSL(timeout=SMTP_TIMEOUT, context=context)
     else:
-        client = smtplib.SMTP(smtp.host, smtp.port, timeout=SMTP_TIMEOUT)
+        client = smtplib.SMTP(timeout=SMTP_TIMEOUT)
+
+    def cut() -> None:
+        sock = getattr(client, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            client.close()
+
+    return within(seconds, lambda: _converse(client, smtp, msg, context), cut)
+
+
+def _converse(
+    client: smtplib.SMTP, smtp: SmtpSettings, msg: EmailMessage, context: ssl.SSLContext
+) -> dict[str, Any]:
+    # What SMTP(host) sets: the TLS server name (SNI and the certificate check).
+    client._host = smtp.host  # type: ignore[attr-defined]
+    code, greeting = client.connect(smtp.host, smtp.port)
+    if code != 220:
+        client.close()
+        raise smtplib.SMTPConnectError(code, greeting)
     with client:
         if smtp.tls == "starttls":
             # Raises when the server does not offer STARTTLS: never fall back to clear text.
@@ -157,7 +185,10 @@ def deliver(
     *,
     send: bool,
     smtp: SmtpSettings | None,
+    budget: RunDeadline | None = None,
 ) -> EmailOutcome:
+    """One e-mail, sent within its deadline: `smtp.message_seconds`, and what is left of
+    `budget` (the command's e-mails' `total_seconds`)."""
     to = tuple(dict.fromkeys(recipients))
 
     def outcome(sent: bool, detail: str) -> EmailOutcome:
@@ -169,6 +200,9 @@ def deliver(
         return outcome(False, NO_RECIPIENTS)
     if smtp is None:
         return outcome(False, NOT_CONFIGURED)
+    seconds = smtp.message_seconds if budget is None else budget.cap(smtp.message_seconds)
+    if seconds <= 0:
+        return outcome(False, f"not sent: the e-mails' {smtp.total_seconds:g} s were used up")
     # Built only now: at 10,000 customers an e-mail nobody sends is tens of megabytes.
     subject, text, html_body = mail()
     try:
@@ -182,7 +216,12 @@ def deliver(
         msg["Message-ID"] = make_msgid(domain=smtp.sender.rpartition("@")[2] or "reconcile")
         msg.set_content(scrub(text))
         msg.add_alternative(scrub(html_body), subtype="html")
-        refused = _transmit(smtp, msg)
+        refused = _transmit(smtp, msg, seconds)
+    except TimeoutError as exc:
+        if "total deadline" not in str(exc):
+            return outcome(False, f"not sent: {_reason(exc, smtp)}")
+        where = f"{smtp.host}:{smtp.port}"
+        return outcome(False, f"not sent: {where} did not finish within {seconds:g} s: {exc}")
     # Deliberately broad: mail is a side channel and must never fail the sync it reports on.
     except Exception as exc:
         return outcome(False, f"not sent: {_reason(exc, smtp)}")
@@ -272,8 +311,9 @@ def _sync_email(
     def row(c: Any, ch: Any) -> tuple[str, ...]:
         money = amount(ch.revenue_delta, currency, signed=True)
         sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
+        price = ch.price_words(lambda p: amount(p, currency))
         return (c.name, c.company, c.agreement.text(), sku, f"{ch.before} -> {ch.after}",
-                amount(ch.unit_price, currency), money)  # fmt: skip
+                price, money)  # fmt: skip
 
     done = {
         action: [row(c, ch) for c in run.customers for ch in c.changes
@@ -296,6 +336,9 @@ def _sync_email(
         f"Revenue delta: {amount(totals.revenue_delta, currency, signed=True)} per month",
         f"Errors: {totals.errors}",
     ]
+    repriced = [ch for c in run.customers for ch in c.changes if ch.committed and ch.price_change]
+    if repriced:  # DESIGN 13.4: counted among the updates above, named here
+        summary.insert(-2, f"Prices changed: {len(repriced)} of the updated additions")
     if totals.unknown:
         summary.append(f"Writes with unknown outcome: {totals.unknown} (check ConnectWise)")
     # Never attempted although planned: the whole plan when it was refused (unsafe, stale).
@@ -436,22 +479,24 @@ def notify_after_sync(
     agreement-ending one when a plan was applied and an agreement is ending. Sends what it
     is handed; it reads nothing from ConnectWise or ZeroTek."""
     recipients = settings.notifications.recipients
-    outcomes = [
-        deliver(SYNC, recipients, lambda: _sync_email(run, settings.currency), send=send, smtp=smtp)
+    mails: list[tuple[str, Callable[[], tuple[str, str, str]]]] = [
+        (SYNC, lambda: _sync_email(run, settings.currency))
     ]
     days = settings.notifications.agreement_end_warning_days
     ending = agreements_ending(plan, days) if plan is not None else []
     if ending and plan is not None:
         ends, applied = ending, plan
-        outcomes.append(
-            deliver(
-                ENDING,
-                recipients,
-                lambda: _ending_email(ends, applied, days, run.run_id),
-                send=send,
-                smtp=smtp,
-            )
-        )
+        mails.append((ENDING, lambda: _ending_email(ends, applied, days, run.run_id)))
+    budget = RunDeadline(smtp.total_seconds) if smtp is not None else None
+    outcomes: list[EmailOutcome] = []
+    for kind, mail in mails:
+        try:
+            outcomes.append(deliver(kind, recipients, mail, send=send, smtp=smtp, budget=budget))
+        except KeyboardInterrupt:  # a second stop signal (interrupt.Abandoned): drop the rest
+            to = tuple(dict.fromkeys(recipients))
+            left = mails[len(outcomes) :]
+            outcomes += [EmailOutcome(k, to, False, ABANDONED) for k, _ in left]
+            break
     return outcomes
 
 

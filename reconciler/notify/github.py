@@ -1,7 +1,10 @@
 """Post the plan as ONE pull-request comment, updated in place on every push (CI helper).
 
-The comment is found by the hidden marker it starts with (`vocabulary.PLAN_MARKER`), so a PR
-carries a single, current plan instead of one comment per push. GitHub REST API:
+The comment is found by the hidden marker it starts with (`vocabulary.PLAN_MARKER`) AND by
+its author being this job's own identity (`github-actions[bot]` for GITHUB_TOKEN), so a PR
+carries a single, current plan instead of one comment per push, and nobody can plant a
+marked comment of their own for the job to fill with the plan and edit afterwards. Under
+the marker it names the head commit planned, the workflow run and the time. GitHub REST API:
 list  GET   /repos/{owner}/{repo}/issues/{n}/comments  (paginated via the Link header)
 edit  PATCH /repos/{owner}/{repo}/issues/comments/{id}
 new   POST  /repos/{owner}/{repo}/issues/{n}/comments
@@ -12,6 +15,7 @@ the method, the path and GitHub's own `message` (scrubbed of the token all the s
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
@@ -25,14 +29,19 @@ import httpx
 from reconciler.config.env import check_api_url
 from reconciler.core.errors import ReconcileError
 from reconciler.core.vocabulary import PLAN_MARKER
+from reconciler.net.deadline import within
 from reconciler.secure.scrub import Scrubber, check_credentials
 
 DEFAULT_API_URL = "https://api.github.com"
+DEADLINE_SECONDS = 30.0  # a request in all, connect through last byte (DESIGN 13.5)
 # GitHub rejects comment bodies above 65,536 characters with a 422; leave room for the note.
 MAX_BODY_CHARS = 65_000
 _REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 _RETRY_STATUSES = frozenset({502, 503, 504})
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+# Who GITHUB_TOKEN writes as. Logins ending in [bot] belong to apps: no person can take it.
+ACTIONS_BOT = "github-actions[bot]"
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class GitHubClient:
         timeout: float = 30.0,
         retries: int = 2,
         backoff: float = 1.0,
+        deadline: float = DEADLINE_SECONDS,
     ) -> None:
         if not _REPO.match(repo):
             raise ReconcileError(f"--repo: {repo!r} is not OWNER/REPO")
@@ -65,6 +75,7 @@ class GitHubClient:
         self._scrubber = Scrubber((token, self._token))
         self._retries = retries
         self._backoff = backoff
+        self._deadline = deadline  # a request's total, connect through last byte (13.5)
         self._http = httpx.Client(
             base_url=check_api_url(api_url, "GITHUB_API_URL"),
             headers={
@@ -95,7 +106,15 @@ class GitHubClient:
         for attempt in range(attempts):
             failure: str | None = None
             try:
-                response = self._http.request(method, url, json=json)
+                response = within(
+                    self._deadline, lambda: self._http.request(method, url, json=json), self.close
+                )
+            except TimeoutError:
+                # The client is closed (a stuck connection): no retry on it.
+                raise ReconcileError(
+                    f"{label}: no complete answer within {self._deadline:g} s (the request "
+                    "deadline)"
+                ) from None
             except httpx.HTTPError as exc:
                 response = None
                 failure = f"{label}: {type(exc).__name__}: {self._scrubber(str(exc))}"
@@ -153,33 +172,65 @@ class GitHubClient:
         return answer
 
 
-def is_plan_comment(comment: Mapping[str, Any], marker: str = PLAN_MARKER) -> bool:
+def is_plan_comment(
+    comment: Mapping[str, Any], marker: str = PLAN_MARKER, author: str = ACTIONS_BOT
+) -> bool:
     # Starts with, not contains: a human quoting the plan in a reply must not be overwritten.
-    body = comment.get("body")
-    return isinstance(body, str) and body.lstrip().startswith(marker)
+    # And written by us: a marked comment anyone else wrote is theirs, never ours to edit.
+    body, user = comment.get("body"), comment.get("user")
+    login = user.get("login") if isinstance(user, Mapping) else None
+    return (
+        isinstance(body, str)
+        and body.lstrip().startswith(marker)
+        and isinstance(login, str)
+        and login.casefold() == author.casefold()
+    )
 
 
 def upsert_comment(
-    client: GitHubClient, number: int, body: str, marker: str = PLAN_MARKER
+    client: GitHubClient,
+    number: int,
+    body: str,
+    marker: str = PLAN_MARKER,
+    author: str = ACTIONS_BOT,
 ) -> CommentResult:
-    """PATCH the first comment starting with `marker`, else POST a new one."""
+    """PATCH the first comment `author` wrote starting with `marker`, else POST a new one."""
     for comment in client.issue_comments(number):
-        if is_plan_comment(comment, marker):
+        if is_plan_comment(comment, marker, author):
             updated = client.update_comment(int(comment["id"]), body)
             return CommentResult("updated", int(comment["id"]), str(updated.get("html_url", "")))
     created = client.create_comment(number, body)
     return CommentResult("created", int(created["id"]), str(created.get("html_url", "")))
 
 
-def comment_body(text: str, run_url: str | None = None, marker: str = PLAN_MARKER) -> str:
-    """The comment for a plan's Markdown: marker first, within GitHub's size limit, and a
-    pointer to the run log when the plan produced nothing (it failed before rendering)."""
+def provenance(head_sha: str | None, run_url: str | None, when: dt.datetime) -> str:
+    """The line under the marker: which commit was planned, by which run, when (a reader
+    of an old comment sees it is old; a reviewer sees it is of the commit they review)."""
+    parts = [f"Plan of commit `{head_sha[:12]}`" if head_sha else "Plan"]
+    if run_url:
+        parts.append(f"[workflow run]({run_url})")
+    parts.append(when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    return f"<sub>{' · '.join(parts)}</sub>"
+
+
+def comment_body(
+    text: str,
+    run_url: str | None = None,
+    marker: str = PLAN_MARKER,
+    *,
+    head_sha: str | None = None,
+    when: dt.datetime | None = None,
+) -> str:
+    """The comment for a plan's Markdown: marker first, then where it comes from, within
+    GitHub's size limit, and a pointer to the run log when the plan produced nothing (it
+    failed before rendering)."""
     text = text.strip()
     where = f"the [workflow run]({run_url})" if run_url else "the workflow run"
     if not text.replace(marker, "").strip():
         text = f"**No plan was produced.** See {where} for the error."
-    if not text.startswith(marker):
-        text = f"{marker}\n{text}"
+    text = text.removeprefix(marker).lstrip("\n")
+    stamp = provenance(head_sha, run_url, when or dt.datetime.now(dt.UTC))
+    text = f"{marker}\n{stamp}\n\n{text}"
     if len(text) > MAX_BODY_CHARS:
         note = f"\n\n… the plan is too long for a comment: the whole plan is in {where}'s summary."
         cut = text.rfind("\n", 0, MAX_BODY_CHARS - len(note))
@@ -196,12 +247,21 @@ def run_url_from_env(environ: Mapping[str, str]) -> str | None:
 
 
 def post_plan_comment(
-    file: Path, repo: str, pr: int, environ: Mapping[str, str] | None = None
+    file: Path,
+    repo: str,
+    pr: int,
+    environ: Mapping[str, str] | None = None,
+    *,
+    head_sha: str | None = None,
+    author: str = ACTIONS_BOT,
 ) -> CommentResult:
     """`reconcile pr-comment`: upsert `file`'s Markdown as the PR's plan comment."""
     env = os.environ if environ is None else environ
     if pr < 1:
         raise ReconcileError(f"--pr: {pr} is not a pull-request number")
+    head_sha = (head_sha or "").strip().lower() or None
+    if head_sha is not None and not _SHA.match(head_sha):
+        raise ReconcileError(f"--head-sha: {head_sha!r} is not a commit id (hex)")
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -211,5 +271,6 @@ def post_plan_comment(
         raise ReconcileError("GITHUB_TOKEN is not set: pass ${{ github.token }} to this step")
     check_credentials(("GITHUB_TOKEN",), env)
     api_url = env.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+    body = comment_body(text, run_url_from_env(env), head_sha=head_sha)
     with GitHubClient(repo, token, api_url) as client:
-        return upsert_comment(client, pr, comment_body(text, run_url_from_env(env)))
+        return upsert_comment(client, pr, body, author=author)

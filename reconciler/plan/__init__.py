@@ -1,7 +1,7 @@
 """Pure planning: (config, usage, ConnectWise state) -> Plan (`planner`), the safety
-thresholds (`safety`), what a pull request itself changes (`baseline`), the saved-plan
-format and its verification (`planfile`, `verify`, `jsonshape`), and how plans read
-(`render`). No I/O, no clock, no randomness.
+thresholds (`safety`), prices as desired state (`pricing`), what a pull request itself
+changes (`baseline`), the saved-plan format and its verification (`planfile`, `verify`,
+`jsonshape`), and how plans read (`render`). No I/O, no clock, no randomness.
 
 Imports: `reconciler.core`, `reconciler.secure`, `reconciler.config`.
 """

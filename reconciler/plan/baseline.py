@@ -10,13 +10,40 @@ delta is therefore sum(change) - sum(dropped). Pure: no I/O.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
-from reconciler.core.model import Change, CustomerPlan, Plan
+from reconciler.core.model import Change, Config, CustomerPlan, Plan, Settings
 
 Cause = Literal["change", "drift", "dropped"]
+
+# Where the credentials go (DESIGN 13.6): taken from the base branch, never from the pull
+# request's head, which anyone with a branch can edit. (Settings attribute, settings.yaml
+# key.) SMTP and the chat webhook are set only by environment variables today; a settings
+# key for them must join this list (tests/test_trust.py checks the schema for such keys).
+CONNECTION_SETTINGS = (
+    ("cw_api_url", "connectwise.api_url"),
+    ("zerotek_api_url", "zerotek.api_url"),
+)
+
+
+def connection_from_base(head: Config, base: Settings | None) -> tuple[Config, list[str]]:
+    """`head` with the base branch's connection settings, and one warning per setting the
+    head changes. No base settings (a first pull request): none from the head either, so
+    only the environment (CW_API_URL, ZEROTEK_API_URL) can name an API root."""
+    source = base if base is not None else Settings()  # its API roots are unset ("")
+    where = "the base branch's" if base is not None else "no"
+    warnings = [
+        f"mappings/settings.yaml {key}: this pull request changes it; it applies after "
+        f"merge, and this plan used {where} value (environment variables still override it)"
+        for attribute, key in CONNECTION_SETTINGS
+        if getattr(head.settings, attribute) != getattr(source, attribute)
+    ]
+    settings = replace(
+        head.settings, cw_api_url=source.cw_api_url, zerotek_api_url=source.zerotek_api_url
+    )
+    return replace(head, settings=settings), warnings
 
 
 @dataclass(frozen=True)

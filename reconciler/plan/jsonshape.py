@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reconciler.secure.scrub import shorten
+
 
 class ShapeError(ValueError):
     """`str()` is "path: what is wrong"."""
@@ -126,6 +128,11 @@ class Obj:
     def obj(self, key: str, keys: frozenset[str] | None = None) -> Obj:
         return Obj(self._value(key), self._at(self.path, key), keys)
 
+    def opt_obj(self, key: str, keys: frozenset[str] | None = None) -> Obj | None:
+        """The object at `key`; None when it is null or absent (a key added later)."""
+        value = self._data.get(key)
+        return None if value is None else Obj(value, self._at(self.path, key), keys)
+
     def objs(self, key: str, keys: frozenset[str] | None = None) -> Iterator[Obj]:
         where = self._at(self.path, key)
         for i, item in enumerate(self.array(key)):
@@ -138,8 +145,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        text = value if len(value) <= 40 else value[:39] + "…"
-        return repr(text)
+        return repr(shorten(value, 40))
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dict):

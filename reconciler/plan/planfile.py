@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, overload
 
@@ -23,6 +24,7 @@ import jsonschema
 from reconciler.config.resources import load_schema
 from reconciler.core import money
 from reconciler.core.errors import ReconcileError
+from reconciler.core.files import read_json
 from reconciler.core.model import (
     Action,
     ActualState,
@@ -62,9 +64,17 @@ def change_to_dict(c: Change) -> dict[str, Any]:
         "revenue_delta": money.optional(c.revenue_delta),
         "effective_date": _date(c.effective_date),
         "description": c.description,
+        "price_change": price_change(c),
         "no_charge": c.no_charge,
         **marks,
     }
+
+
+def price_change(c: Change) -> dict[str, str | None] | None:
+    """A repriced line's {"before", "after"} unit price (DESIGN 13.4), else None."""
+    if not c.repriced:
+        return None
+    return {"before": money.optional(c.price_before), "after": money.plain(c.unit_price)}
 
 
 def customer_to_dict(cp: CustomerPlan) -> dict[str, Any]:
@@ -174,6 +184,7 @@ def _change(ch: Obj, customer_id: str) -> Change:
         action = Action(ch.text("action"))
     except ValueError:
         raise ShapeError(f"{ch.path}/action: expected add, update or remove") from None
+    repriced, price_before = _price_change(ch)
     return Change(
         action=action,
         customer_id=customer_id,
@@ -188,9 +199,22 @@ def _change(ch: Obj, customer_id: str) -> Change:
         effective_date=ch.opt_date("effective_date"),
         unit_cost=ch.opt_decimal("unit_cost"),
         description=ch.opt_text("description"),
+        repriced=repriced,
+        price_before=price_before,
         no_charge=ch.has("no_charge") and ch.boolean("no_charge"),
         orphan=ch.has("cause") and ch.text("cause") == "unmapped",
     )
+
+
+def _price_change(ch: Obj) -> tuple[bool, Decimal | None]:
+    """(repriced, price before) of a change read back; plans saved before prices were
+    desired state (no key) reprice nothing. Its `after` is `unit_price`, which the
+    re-derived plan's comparison checks (verify), as every other field."""
+    price = ch.opt_obj("price_change", frozenset({"before", "after"}))
+    if price is None:
+        return False, None
+    price.decimal("after")
+    return True, price.opt_decimal("before")
 
 
 def _customer(c: Obj) -> CustomerPlan:
@@ -257,7 +281,7 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
     what a full schema pass over them would catch at a fraction of its cost. The state
     snapshot is an object whose fingerprint the plan carries (see engine.verify_saved)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
     except FileNotFoundError:
         raise ReconcileError(f"{path}: plan file not found") from None
     except IsADirectoryError:
@@ -267,6 +291,8 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f":{exc.lineno}:{exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ReconcileError(f"{path}{where}: not a plan file (invalid JSON)") from None
+    except ValueError as exc:  # too large, or nested too deeply (files.read_json)
+        raise ReconcileError(f"{path}: not a plan file ({exc})") from None
     envelope = {**data, "customers": []} if isinstance(data, dict) else data
     validator = jsonschema.Draft202012Validator(load_schema("plan.schema.json"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(envelope))

@@ -30,6 +30,7 @@ from reconciler.core.model import (
 )
 from reconciler.plan.guards import silent_skus
 from reconciler.plan.orphans import with_orphans
+from reconciler.plan.pricing import Drift, differs, drift_warnings, mapped_price
 from reconciler.plan.safety import unsafe_reasons
 
 _DEAD_STATUSES = {"cancelled", "expired", "inactive"}
@@ -125,23 +126,25 @@ def _products_of(config: Config, excluded: Iterable[str]) -> dict[str, list[str]
     return products
 
 
-def _new_price(config: Config, product: str, item: CatalogItem | None) -> Decimal | None:
-    """The one price new additions of `product` are billed at: the mapping's (SKUs sharing
-    a product agree on it), else the catalog's. The plan carries it and apply sends it."""
-    price = config.terms(product).unit_price
-    if price is None and item is not None:
-        price = item.price
-    return price
+def _new_price(mapped: Decimal | None, item: CatalogItem | None) -> Decimal | None:
+    """The one price new additions of a product are billed at: its mapped price
+    (pricing.mapped_price), else the catalog's. The plan carries it and apply sends it."""
+    if mapped is None and item is not None:
+        return item.price
+    return mapped
 
 
 def _unit_price(
-    config: Config, product: str, actual: ActualState, current: Addition | None
+    mapped: Decimal | None, item: CatalogItem | None, current: Addition, repriced: bool
 ) -> Decimal:
-    """The price an existing addition bills at: its own unitPrice (only its quantity is
-    patched), else what a new one would get."""
-    if current is not None and current.unit_price is not None:
+    """The price an existing addition bills at after its change: the mapped one when it
+    is repriced, else its own unitPrice (only its quantity is patched), else what a new one
+    would get."""
+    if repriced and mapped is not None:
+        return mapped
+    if current.unit_price is not None:
         return current.unit_price
-    return _new_price(config, product, actual.catalog.get(product)) or Decimal(0)
+    return _new_price(mapped, item) or Decimal(0)
 
 
 def _plan_agreement(
@@ -151,8 +154,10 @@ def _plan_agreement(
     period: Period,
     agreement: Agreement,
     drafts: Sequence[_Draft],
+    drifts: list[Drift],
 ) -> tuple[list[Change], list[str], list[str], tuple[int, int]]:
-    """Changes for one agreement and the customers billed on it (usually one)."""
+    """Changes for one agreement and the customers billed on it (usually one); lines left
+    at another price than their mapped one (`reprice: false`) go to `drifts`."""
     all_products = set(config.managed_products)
     managed: dict[str, list[str]] = defaultdict(list)
     desired: dict[str, int] = defaultdict(int)
@@ -212,9 +217,21 @@ def _plan_agreement(
         existing = current[0] if current else None
         before = existing.quantity if existing else 0
         after = desired.get(product, 0)
-        if before == after:
+        if existing is None and after == 0:
             continue
         sku = sorted(managed[product])[0]
+        customers = [d.customer for d in drafts]
+        mapped, conflict = mapped_price(config, customers, product, agreement.id)
+        if conflict is not None:
+            errors.append(conflict)
+            continue
+        repriced = existing is not None and after > 0 and differs(existing, mapped)
+        if repriced and not config.settings.reprice:
+            assert existing is not None and mapped is not None
+            drifts.append(Drift(sku, product, existing.id, existing.unit_price, mapped, after))
+            repriced = False
+        if before == after and not repriced:
+            continue
         item = actual.catalog.get(product)
         if after > 0 and (item is None or item.inactive):
             why = "not found" if item is None else "inactive"
@@ -228,7 +245,7 @@ def _plan_agreement(
                 continue
             assert item is not None
             terms = config.terms(product)
-            price = _new_price(config, product, item)
+            price = _new_price(mapped, item)
             if price is None:
                 errors.append(
                     f"no unit price for {product}: the catalog item has none and skus.yaml "
@@ -264,10 +281,12 @@ def _plan_agreement(
                 addition_id=existing.id,
                 before=before,
                 after=after,
-                unit_price=_unit_price(config, product, actual, existing),
+                unit_price=_unit_price(mapped, item, existing, repriced),
                 # a removal needs it: an addition that has not started yet cannot be
                 # cancelled before its effectiveDate (apply zeroes it instead)
                 effective_date=existing.effective_date,
+                repriced=repriced,
+                price_before=existing.unit_price if repriced else None,
                 no_charge=existing.no_charge,
             )
         changes.append(change)
@@ -340,6 +359,9 @@ def plan(
         if c.id in usage.problems:
             draft.errors.append(usage.problems[c.id])
         agreement, error = resolve_agreement(c, companies, actual.agreements, by_company)
+        refused = actual.refused.get(c.company.casefold())
+        if refused is not None:  # not "not found": ConnectWise would not say
+            error = f"ConnectWise refused the query for company '{c.company}': {refused}"
         if error is None and agreement is not None:
             error = agreement_problem(agreement, period)
         if error:
@@ -348,10 +370,11 @@ def plan(
             draft.agreement = agreement
 
     planned: dict[str, CustomerPlan] = {}
+    drifts: list[Drift] = []
     for unit in _units(drafts.values()):
-        _plan_unit(config, usage, actual, period, unit, planned)
+        _plan_unit(config, usage, actual, period, unit, planned, drifts)
 
-    warnings: list[str] = brought
+    warnings: list[str] = [*brought, *drift_warnings(drifts, config.settings.currency)]
     if customer_ids is None:
         mapped_ids = {c.id for c in config.customers}
         names = usage.known_customers or {}
@@ -429,6 +452,7 @@ def _plan_unit(
     period: Period,
     unit: list[_Draft],
     planned: dict[str, CustomerPlan],
+    drifts: list[Drift],
 ) -> None:
     """Plan one unit (see `_units`): all of its changes, or none of them when any of its
     customers has an error — each of them then reports it (DESIGN 12.3)."""
@@ -442,7 +466,7 @@ def _plan_unit(
         agreement, lead = group[0].agreement, group[0].customer.id
         assert agreement is not None
         changes, errors, warnings, managed = _plan_agreement(
-            config, usage, actual, period, agreement, group
+            config, usage, actual, period, agreement, group, drifts
         )
         if any(d.unknown for d in group):
             changes = []  # a share of the quantity is unknown: leave the agreement alone

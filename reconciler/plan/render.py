@@ -44,9 +44,7 @@ def describe_change(c: Change, plan: Plan) -> str:
         if c.effective_date:
             what += f", effective {c.effective_date.isoformat()}"
     elif c.action is Action.UPDATE:
-        what = (
-            f"update {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} → {c.after}"
-        )
+        what = f"update {t(c.product)} ({t(c.sku)}) #{c.addition_id} {update_words(c)}"
     else:
         method = plan.removal_of(c)
         how = _REMOVAL_WORDS[method]
@@ -63,12 +61,30 @@ def _why(c: Change, escape: Callable[[str], str]) -> str:
 def _money_note(c: Change, currency: str) -> str:
     if c.no_charge:
         return f"[no charge @ {display(c.unit_price, currency=currency)}]"
+    if c.repriced:  # the new price is on the line already
+        return f"[{money(c.revenue_delta, currency)}/month]"
     price = display(c.unit_price, currency=currency)
     return f"[{money(c.revenue_delta, currency)}/month @ {price}]"
 
 
 def _price_cell(c: Change) -> str:
-    return f"{display(c.unit_price)} (no charge)" if c.no_charge else display(c.unit_price)
+    shown = price_words(c) if c.repriced else display(c.unit_price)
+    return f"{shown} (no charge)" if c.no_charge else shown
+
+
+def price_words(c: Change) -> str:
+    """`4.00 → 4.25` of a repriced line (DESIGN 13.4); `none` when it had no price."""
+    before = "none" if c.price_before is None else display(c.price_before)
+    return f"{before} → {display(c.unit_price)}"
+
+
+def update_words(c: Change) -> str:
+    """What an update changes, quantity and price together: `quantity 40 → 42`,
+    `price 4.00 → 4.25`, or `quantity 40 → 42, price 4.00 → 4.25` (one PATCH)."""
+    parts = [f"quantity {c.before} → {c.after}"] if c.before != c.after else []
+    if c.repriced:
+        parts.append(f"price {price_words(c)}")
+    return ", ".join(parts)
 
 
 def summary_line(plan: Plan) -> str:

@@ -7,7 +7,10 @@ Pure: works on the plan alone.
 
 from __future__ import annotations
 
-from reconciler.core.model import Action, Plan, Safety
+from decimal import Decimal
+
+from reconciler.core.model import Action, Change, Plan, Safety
+from reconciler.core.money import display
 
 
 def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
@@ -20,7 +23,7 @@ def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
       percentage of the managed additions' total quantity before the plan.
     """
     managed = sum(cp.managed for cp in plan.customers)
-    reasons: list[str] = []
+    reasons: list[str] = _price_reasons(plan, safety)
     if plan.reported_users == 0 and managed > 0:
         # Wipe guard (DESIGN 12.3), whatever the thresholds: ZeroTek answering "nobody uses
         # anything" for every planned customer is far likelier an outage or an emptied
@@ -51,6 +54,38 @@ def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
                 f"{safety.max_quantity_change_percent:g}%)"
             )
     return tuple(reasons)
+
+
+def _price_move(change: Change) -> Decimal | None:
+    """How far a repriced line's price moves, in percent of its old price (None: from no
+    price or from 0, which no percentage can measure)."""
+    if not change.price_before:
+        return None
+    return 100 * abs(change.unit_price - change.price_before) / change.price_before
+
+
+def _price_reasons(plan: Plan, safety: Safety) -> list[str]:
+    """Repriced lines (DESIGN 13.4) whose price moves beyond max_price_change_percent, or
+    from no price at all: a typo in a price (42.50 for 4.25) reprices every line of that
+    SKU at once. Per line and whatever min_existing says: a line's price is wrong on its
+    own, however few lines there are."""
+    too_far = []
+    for c in plan.changes:
+        if not c.repriced:
+            continue
+        move = _price_move(c)
+        if move is None or move > safety.max_price_change_percent:
+            too_far.append((c, move))
+    if not too_far:
+        return []
+    c, move = too_far[0]
+    was = "none" if c.price_before is None else display(c.price_before)
+    how = "" if move is None else f", {move:.0f}%"
+    return [
+        f"{len(too_far)} repriced line{'s' if len(too_far) != 1 else ''} move beyond "
+        f"max_price_change_percent {safety.max_price_change_percent:g}% (e.g. {c.product} "
+        f"#{c.addition_id} {was} → {display(c.unit_price)}{how}): check the prices"
+    ]
 
 
 def _over_cap(plan: Plan, cap: int) -> list[str]:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from reconciler.secure.scrub import shorten
+
 LIMIT = 12  # differences listed in a refusal
 _CENT = Decimal("0.01")
 
@@ -70,4 +72,4 @@ def _same_to_the_cent(saved: Any, derived: Any) -> bool:
 
 def _show(value: Any) -> str:
     text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-    return text if len(text) <= 60 else text[:57] + "..."
+    return shorten(text, 60, mark="...")

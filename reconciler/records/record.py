@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
@@ -59,10 +60,23 @@ class ChangeRecord:
     # What the plain figures do not say: an orphan's "no longer mapped: was SKU S of
     # customer C" (13.1), "no charge" for a line that is not Billable (13.3); else None.
     why: str | None = None
+    # A repriced line (DESIGN 13.4): {"before": price or None, "after": price}; None when
+    # its price stays (and in records written before prices were desired state).
+    price_change: dict[str, str | None] | None = None
 
     @property
     def committed(self) -> bool:
         return self.ok is True
+
+    def price_words(self, show: Callable[[str], str]) -> str:
+        """The unit price for people, each figure through `show`: `4.00 → 4.25` for a
+        repriced line (`none` when it had no price), else the one price."""
+        change = self.price_change
+        if not isinstance(change, dict) or not isinstance(change.get("after"), str):
+            return show(self.unit_price)
+        before = change.get("before")
+        was = show(before) if isinstance(before, str) else "none"
+        return f"{was} → {show(str(change['after']))}"
 
     def settle(self, result: ChangeResult) -> None:
         self.ok = UNKNOWN if result.unknown else result.ok
@@ -79,6 +93,7 @@ class ChangeRecord:
             unit_price=money.plain(change.unit_price),
             revenue_delta=money.plain(change.revenue_delta),
             why=_why(change),
+            price_change=_price_change(change),
         )
 
 
@@ -86,6 +101,12 @@ def _why(change: Change) -> str | None:
     words = [orphan_reason(change)] if change.orphan else []
     words += ["no charge"] if change.no_charge else []
     return "; ".join(words) or None
+
+
+def _price_change(change: Change) -> dict[str, str | None] | None:
+    if not change.repriced:
+        return None
+    return {"before": money.optional(change.price_before), "after": money.plain(change.unit_price)}
 
 
 @dataclass

@@ -4,10 +4,11 @@ planned customer (megabytes at 10,000 customers); reading them all on each apply
 run log cost O(history x customers). With the summaries a listing costs one small read per
 run listed, and `activity RUN_ID` reads one record.
 
-A summary names the size of the record it was made from; one that does not match its
-record (a hand edit, a crash between the two writes, a record written by an older version
-without summaries) is ignored and the record itself is read instead, so the index can never
-disagree with the run files.
+A summary names the content digest (SHA-256) of the record it was made from; one that does
+not match its record (a hand edit, even one that keeps the size; a crash between the two
+writes; a record written by an older version) is ignored and the record itself is read
+instead, so the index can never disagree with the run files (DESIGN 13.5). Hashing a
+record costs a fraction of parsing it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.files import atomic_write
+from reconciler.core.files import atomic_write, content_digest, read_json
 from reconciler.records.record import RunRecord, RunSummary
 
 INDEX_DIR = "index"
+_MAX_SUMMARY_BYTES = 1 << 20  # a summary is a few hundred bytes
 _FIELDS = tuple(f for f in RunSummary.__dataclass_fields__ if f != "path")
 
 
@@ -49,13 +51,13 @@ def summary_of(record: RunRecord, path: Path) -> RunSummary:
     )
 
 
-def write(runs: Path, summary: RunSummary, record_bytes: int) -> None:
-    """Store `summary` for the record of `record_bytes` bytes just written at summary.path."""
+def write(runs: Path, summary: RunSummary, record_digest: str) -> None:
+    """Store `summary` for the record (of content digest `record_digest`) at summary.path."""
     data: dict[str, Any] = {name: getattr(summary, name) for name in _FIELDS}
     if summary.billed is not None:  # INDEX.md's charts: the exact revenue as a string
         seats, revenue, currency = summary.billed
         data["billed"] = [seats, str(revenue), currency]
-    data["record_bytes"] = record_bytes
+    data["record_sha256"] = record_digest
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     atomic_write(summary_path(runs, summary.run_id), text + "\n")
 
@@ -64,15 +66,15 @@ def read(runs: Path, record: Path) -> RunSummary | None:
     """The stored summary of the run whose record is `record`, or None when there is none
     or it does not describe the record as it is now."""
     try:
-        data = json.loads(summary_path(runs, record.stem).read_bytes())
-        if data["record_bytes"] != record.stat().st_size or data["run_id"] != record.stem:
+        data = read_json(summary_path(runs, record.stem), _MAX_SUMMARY_BYTES)
+        if data["run_id"] != record.stem or data["record_sha256"] != content_digest(record):
             return None
         fields = {name: data[name] for name in _FIELDS}
         if fields["billed"] is not None:
             seats, revenue, currency = fields["billed"]
             fields["billed"] = (seats, Decimal(revenue), currency)
         summary = RunSummary(**fields, path=record)
-    except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
         return None
     return summary if _well_typed(summary) else None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -24,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.billed import Billed
-from reconciler.core.errors import ReconcileError
-from reconciler.core.files import atomic_write
+from reconciler.core.errors import ReconcileError, RunLogFailed, os_error_line
+from reconciler.core.files import atomic_write, content_digest, loads_json, read_json, write_all
 from reconciler.core.model import ApplyResult, ChangeResult, CustomerResult, Period, Plan
 from reconciler.core.money import plain
 from reconciler.records import runindex
@@ -33,6 +34,7 @@ from reconciler.records.record import EmailOutcome, RunRecord, RunSummary, custo
 from reconciler.records.runview import render_index, render_run
 from reconciler.secure.scrub import Scrubber, scrub
 from reconciler.secure.untrusted import json_dumps
+from reconciler.secure.untrusted import plain as plain_text
 
 TRIGGERS = ("scheduled", "manual")
 RUNS_DIR = "runs"
@@ -119,6 +121,9 @@ class RunHandle:
     _journal_fd: int | None = field(default=None, repr=False)
     _record_bytes: int = field(default=0, repr=False)
     _flusher: _Flusher | None = field(default=None, repr=False)
+    # The first write of the run log that failed: from then on nothing is written to it
+    # and no ConnectWise write starts (DESIGN 13.5).
+    broken: OSError | None = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -154,12 +159,25 @@ class RunHandle:
             self._journal({"id": cust.id, "errors": errors, "verified": cust.verified})
 
     def _journal(self, entry: dict[str, Any]) -> None:
+        """Never raises: a run log that refuses a write (ENOSPC, EIO, a short write, a
+        read-only disk) marks the handle `broken`, which stops every new ConnectWise write
+        (the engine's stop condition); the outcomes stay in memory for the engine to print.
+        """
+        if self.broken is not None:
+            return
+        try:
+            self._append(entry)
+        except OSError as exc:
+            self.broken = exc
+
+    def _append(self, entry: dict[str, Any]) -> None:
         if self._journal_fd is None:
             self._journal_fd = os.open(
                 self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
             )
         line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n"
-        os.write(self._journal_fd, line.encode("utf-8"))  # one write: a line or nothing
+        # One write: a line or an error (a short write is one: files.write_all).
+        write_all(self._journal_fd, line.encode("utf-8"), self.journal_path)
         if self._record_bytes <= FOLD_ALWAYS_BYTES:
             # The rewritten record holds every outcome so far (and is fsynced): no need
             # to fsync the journal too.
@@ -170,14 +188,43 @@ class RunHandle:
             self._flusher = _Flusher(self._journal_fd)
         self._flusher.written()
 
-    def _close_journal(self) -> None:
+    def _close_journal(self, *, remove: bool = True) -> None:
         if self._flusher is not None:
             self._flusher.close()
             self._flusher = None
         if self._journal_fd is not None:
-            os.close(self._journal_fd)
+            with contextlib.suppress(OSError):  # EIO at close: the record decides below
+                os.close(self._journal_fd)
             self._journal_fd = None
-        self.journal_path.unlink(missing_ok=True)
+        if remove:
+            self.journal_path.unlink(missing_ok=True)
+
+    def committed_lines(self) -> list[str]:
+        """One line per write ConnectWise committed, or may have (outcome unknown), from
+        the outcomes held in memory: what stderr shows when the run log cannot."""
+        lines = []
+        for c in self.record.customers:
+            for ch in c.changes:
+                if ch.ok is True or ch.ok == "unknown":
+                    what = "committed" if ch.ok is True else "outcome unknown"
+                    lines.append(
+                        f"{what}: {plain_text(c.id)} {ch.action} {plain_text(ch.sku)} "
+                        f"[{plain_text(ch.product)}] {ch.before} -> {ch.after} on agreement "
+                        f"{plain_text(c.agreement.text())}"
+                    )
+        return lines
+
+    def failure(self, exc: OSError) -> RunLogFailed:
+        """The one-line error for a run log that cannot be written, with every write
+        committed so far (printed by the command before it)."""
+        committed = self.committed_lines()
+        return RunLogFailed(
+            os_error_line(exc, "cannot write the run log")
+            + f"; no ConnectWise write was started after it; {len(committed)} write(s) "
+            "committed before it are listed above. Free the disk, then run `reconcile plan` "
+            "to see ConnectWise as it is",
+            committed,
+        )
 
     # --- the end ---------------------------------------------------------------------------
 
@@ -187,7 +234,12 @@ class RunHandle:
         for customer in result.customers:
             self.customer(customer, durable=False)
         error = None
-        if interrupted_by:
+        if self.broken is not None:
+            error = (
+                f"the run log could not be written ({os_error_line(self.broken)}): no "
+                "ConnectWise write was started after it"
+            )
+        elif interrupted_by:
             error = (
                 f"interrupted by {interrupted_by}: no new write was started after it; "
                 "the writes already sent finished and are recorded here"
@@ -196,10 +248,22 @@ class RunHandle:
         # Everything (record, twin, summary, INDEX.md) says how it ended before the
         # e-mails go out: a process killed while they do leaves nothing that contradicts
         # the record. `set_emails` then writes it all once more, with their outcomes.
-        path = self._write(index=False)
-        self._close_journal()  # the record now holds everything the journal did
-        rebuild_index(self.config_dir)
-        return path
+        return self._close()
+
+    def _close(self) -> Path:
+        """Write the ended record, drop the journal it now holds, rebuild INDEX.md. Raises
+        RunLogFailed (the journal kept: it may hold what the record could not) when the
+        disk refuses any of it, or refused a journal write earlier."""
+        try:
+            self._write(index=False)
+            self._close_journal(remove=self.broken is None)
+            rebuild_index(self.config_dir)
+        except OSError as exc:
+            self.broken = self.broken or exc
+            self._close_journal(remove=False)
+        if self.broken is not None:
+            raise self.failure(self.broken)
+        return self.path
 
     def fail(self, message: str, *, interrupted_by: str | None = None) -> Path:
         """The attempt failed as a whole (stale plan refused, API failure, an internal
@@ -208,14 +272,17 @@ class RunHandle:
         outcome = "interrupted" if interrupted_by else "failed"
         now = dt.datetime.now(dt.UTC)
         self.record.end(now, outcome=outcome, error=message, interrupted_by=interrupted_by)
-        path = self._write(index=False)
-        self._close_journal()
-        rebuild_index(self.config_dir)
-        return path
+        return self._close()
 
     def set_emails(self, emails: Sequence[EmailOutcome]) -> Path:
         self.record.emails = list(emails)
-        return self._write()
+        if self.broken is not None:
+            raise self.failure(self.broken)
+        try:
+            return self._write()
+        except OSError as exc:
+            self.broken = exc
+            raise self.failure(exc) from None
 
     def _write(self, *, twin: bool = True, index: bool = True, summary: bool = True) -> Path:
         """The record (compact JSON, streamed customer by customer: people read the
@@ -226,12 +293,12 @@ class RunHandle:
         atomic_write(self.path, stream)
         shown = self.record
         if stream.scrubbed:  # a credential in the data: show what the file holds
-            shown = RunRecord.from_json(json.loads(self.path.read_bytes()))
+            shown = RunRecord.from_json(read_json(self.path))
         if twin:
             atomic_write(self.md_path, render_run(shown))
         if summary:
             summary_of = runindex.summary_of(shown, self.path)
-            runindex.write(runs_dir(self.config_dir), summary_of, stream.size)
+            runindex.write(runs_dir(self.config_dir), summary_of, stream.digest())
         self._record_bytes = stream.size
         if index:
             rebuild_index(self.config_dir)
@@ -250,6 +317,11 @@ class _RecordStream:
         self.size = 0
         self.scrubbed = False
         self._scrubber = Scrubber()
+        self._hash = hashlib.sha256()
+
+    def digest(self) -> str:
+        """files.content_digest of what was streamed (so no re-read of the file)."""
+        return self._hash.hexdigest()
 
     def __iter__(self) -> Iterator[bytes]:
         head = self.record.to_json(customers=False)
@@ -271,6 +343,7 @@ class _RecordStream:
     def _bytes(self, text: str) -> bytes:
         data = text.encode("utf-8")
         self.size += len(data)
+        self._hash.update(data)
         return data
 
 
@@ -348,7 +421,7 @@ def replay_journal(record: RunRecord, path: Path) -> RunRecord:
     by_id = {c.id: c for c in record.customers}
     for line in lines:
         try:
-            entry = json.loads(line)
+            entry = loads_json(line)
             if "id" in entry:
                 cust = by_id[entry["id"]]
                 cust.errors, cust.verified = list(entry["errors"]), bool(entry["verified"])
@@ -398,12 +471,24 @@ def start_run(
     return handle
 
 
+def start_run_or_refuse(config_dir: Path, plan: Plan | None, **kw: Any) -> RunHandle:
+    """`start_run`, with a disk that refuses the record (read-only, full, EIO) as one line
+    naming the path: nothing has been written to ConnectWise yet, and nothing will be."""
+    try:
+        return start_run(config_dir, plan, **kw)
+    except OSError as exc:
+        raise ReconcileError(
+            os_error_line(exc, "cannot write the run record")
+            + "; nothing was written to ConnectWise"
+        ) from None
+
+
 # --- reading -------------------------------------------------------------------------------
 
 
 def _read_record(path: Path) -> RunRecord:
     """Raises OSError/ValueError/KeyError/TypeError/AttributeError on an unreadable one."""
-    record = RunRecord.from_json(json.loads(path.read_bytes()))
+    record = RunRecord.from_json(read_json(path))
     if record.outcome == "incomplete":
         record = replay_journal(record, path)
     return record
@@ -420,7 +505,11 @@ def _summary(path: Path, *, repair: bool = False) -> RunSummary:
         stored = runindex.read(runs, path)
         if stored is not None:
             return stored
-    unreadable = (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError)
+    # read_json refuses nesting too deep to parse (ValueError); RecursionError stays listed
+    # for a record that parses but is too deep for what reads it: "unreadable", never fatal.
+    unreadable = (
+        OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError
+    )  # fmt: skip
     try:
         record = _read_record(path)
         summary = runindex.summary_of(record, path)
@@ -447,7 +536,7 @@ def _repair(record: RunRecord, path: Path, summary: RunSummary) -> None:
     if record.outcome != "incomplete":  # killed between finishing and removing it
         journal_path(path).unlink(missing_ok=True)
     if not journal_path(path).exists():
-        runindex.write(path.parents[2], summary, path.stat().st_size)
+        runindex.write(path.parents[2], summary, content_digest(path))
 
 
 def _run_files(config_dir: Path) -> list[Path]:

@@ -17,7 +17,12 @@ from reconciler.secure.untrusted import markdown as md
 from reconciler.secure.untrusted import plain as t
 
 
-def result_text(ok: Ok) -> str:
+def result_text(ok: Ok, outcome: str = "") -> str:
+    """A change's result. In an `incomplete` record (the process died, or the disk refused
+    the journal) a change without an outcome may have been written after the last entry
+    that reached the disk: "NOT RECORDED", never "not applied" (DESIGN 13.5)."""
+    if ok is None and outcome == "incomplete":
+        return "NOT RECORDED"
     return {True: "done", False: "FAILED", None: "not applied", "unknown": "UNKNOWN"}.get(ok, "?")
 
 
@@ -56,8 +61,10 @@ def _table(header: Sequence[str], align: str, rows: Sequence[Sequence[object]]) 
 
 
 _STOPPED = {
-    "incomplete": "The run never finished: the process stopped mid-apply. Every write "
-    "settled before the stop is recorded below; re-run to converge.",
+    "incomplete": "The run never finished: the process stopped mid-apply, or the disk "
+    "refused its journal. Writes shown done are certain; a change shown NOT RECORDED may or "
+    "may not have been written. Run `reconcile plan` to see ConnectWise as it is; re-run to "
+    "converge.",
     "interrupted": "The run was interrupted by a stop signal: no write started after it, "
     "and the writes already sent finished and are recorded below.",
 }
@@ -95,9 +102,9 @@ def render_run(run: RunRecord) -> str:
             md(ch.sku),
             md(ch.product),
             f"{ch.before} → {ch.after}",
-            price(ch.unit_price),
+            ch.price_words(price),
             money(ch.revenue_delta),
-            result_text(ch.ok) + (f": {md(ch.error)}" if ch.error else ""),
+            result_text(ch.ok, run.outcome) + (f": {md(ch.error)}" if ch.error else ""),
         ]
         for c in run.customers
         for ch in c.changes
@@ -259,11 +266,11 @@ def render_run_text(run: RunRecord) -> str:
             f"{t(c.agreement.text())}" + (f", ends {end}" if end else "")
         )
         for ch in c.changes:
-            result = result_text(ch.ok) + (f": {t(ch.error)}" if ch.error else "")
+            result = result_text(ch.ok, run.outcome) + (f": {t(ch.error)}" if ch.error else "")
             note = f" ({t(ch.note)})" if ch.note else ""
             out.append(
                 f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
-                f"{ch.after} @ {price(ch.unit_price)} = {money(ch.revenue_delta)} "
+                f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
                 f"{t(run.currency)}"
                 f"  {result}{note}"
             )

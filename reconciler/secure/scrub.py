@@ -44,6 +44,15 @@ CREDENTIAL_VARS = (
 )
 # Shorter values would garble ordinary text ("ab" everywhere) and are no real credential.
 MIN_SECRET_LEN = 4
+# Values known to be public (the sandbox's demo credentials, printed as `export` lines for
+# a shell to eval): never redacted, even when the environment holds them as credentials.
+_PUBLIC: set[str] = set()
+
+
+def declare_public(*values: str) -> None:
+    """Mark `values` as public: the scrubber leaves them (DESIGN 13.5: `reconcile sandbox`
+    prints its demo credentials; redacting them would break the shell that evals them)."""
+    _PUBLIC.update(values)
 
 
 class CredentialError(ReconcileError):
@@ -124,10 +133,10 @@ def _env_secrets(env: Mapping[str, str]) -> list[tuple[str, str]]:
     for name in CREDENTIAL_VARS:
         raw = env.get(name) or ""
         for value in {raw, raw.strip()}:
-            if len(value) >= MIN_SECRET_LEN:
+            if len(value) >= MIN_SECRET_LEN and value not in _PUBLIC:
                 found.append((f"[{name} redacted]", value))
     company, public, private = (env.get(n, "").strip() for n in CW_VARS[:3])
-    if company and public and private:
+    if company and public and private and not {company, public, private} <= _PUBLIC:
         token = basic_auth_token(f"{company}+{public}", private)
         found += [("[CW_PRIVATE_KEY redacted]", token.rstrip("="))]
     return found
@@ -189,6 +198,15 @@ def scrub(text: str, extra: Iterable[str] = (), environ: Mapping[str, str] | Non
 
 def scrub_tree(value: Any, extra: Iterable[str] = ()) -> Any:
     return Scrubber(extra).tree(value)
+
+
+def shorten(text: object, limit: int, extra: Iterable[str] = (), *, mark: str = "…") -> str:
+    """The one way untrusted or API text is cut to `limit` characters for a message
+    (DESIGN 13.5): credentials are scrubbed from the whole text FIRST, then it is made one
+    line, then cut. Cutting first would leave a credential's first characters, which the
+    scrubber no longer recognises, in the message."""
+    whole = " ".join(scrub(str(text), extra).split())
+    return whole if len(whole) <= limit else whole[: max(0, limit - len(mark))] + mark
 
 
 # --- the process's streams -------------------------------------------------------------------

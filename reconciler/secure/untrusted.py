@@ -209,9 +209,23 @@ def _command_start(segment: str) -> int | None:
     return None
 
 
+# DESIGN 13.5: what data may not put raw into text, CSV or annotation output: C0 controls
+# but tab and newline, DEL, C1 controls, and the bidi embeddings/overrides/isolates.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with each control character (DESIGN 13.5's list) shown as `<U+XXXX>`; tabs
+    and line breaks stay (a CSV cell or an annotation encodes them itself). An OSC 52
+    clipboard write, a screen clear or a right-to-left override becomes inert text."""
+    return _CONTROLS.sub(lambda m: visible(m.group()), text)
+
+
 def command_data(text: str) -> str:
-    """The message of a workflow command we mean (`::error ...::MESSAGE`): the runner's
-    own escaping, so a line break cannot end the command and start another."""
+    """The message of a workflow command we mean (`::error ...::MESSAGE`): control
+    characters escaped, then the runner's own escaping, so a line break cannot end the
+    command and start another."""
+    text = escape_controls(text)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from reconciler.net.http import (
     HttpApi,
     RequestStats,
 )
+from reconciler.net.taskgroup import all_or_none, all_or_none2
 from reconciler.usage.identity import SkuRows
 
 CUSTOMERS = "/v1/customers"
@@ -180,14 +180,12 @@ async def fetch_zerotek_usage(
     answers 404 for are left out of `known_customers`, so the planner warns about them and
     leaves them untouched while the others proceed (as in a full sync)."""
     if customer_ids is None:
-        rows, known = await asyncio.gather(
+        rows, known = await all_or_none2(
             client.usage_rows(period.start, period.end), client.customers()
         )
         return Usage(period, rows.result(), known, problems=rows.problems)
     ids = list(dict.fromkeys(customer_ids))
-    results = await asyncio.gather(
-        *(client.customer_usage(c, period.start, period.end) for c in ids)
-    )
+    results = await all_or_none([client.customer_usage(c, period.start, period.end) for c in ids])
     answered = {c: r for c, r in zip(ids, results, strict=True) if r is not None}
     users: dict[str, dict[str, int]] = {}
     problems: dict[str, str] = {}
