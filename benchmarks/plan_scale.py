@@ -65,7 +65,14 @@ def _active_on(record: dict[str, Any], day: dt.date) -> bool:
     return not cancelled or dt.date.fromisoformat(cancelled[:10]) > day
 
 
-def _sandbox_child(conn: Connection, n: int, seed: int, latency_ms: float, root: str) -> None:
+def _sandbox_child(
+    conn: Connection,
+    n: int,
+    seed: int,
+    latency_ms: float,
+    root: str,
+    rate_limit: float | None = None,
+) -> None:
     """Generate the world, write its mapping files, serve it; answer commands on `conn`."""
     from reconciler.sandbox import Sandbox, generate_fixture
 
@@ -74,13 +81,15 @@ def _sandbox_child(conn: Connection, n: int, seed: int, latency_ms: float, root:
     (mappings / "skus.yaml").write_text(skus_yaml, encoding="utf-8")
     (mappings / "customers.yaml").write_text(customers_yaml, encoding="utf-8")
     managed = {line.split(": ", 1)[1] for line in skus_yaml.splitlines() if "product:" in line}
-    with Sandbox(fixture, latency_ms=latency_ms) as sb:
+    with Sandbox(fixture, latency_ms=latency_ms, rate_limit=rate_limit) as sb:
         del fixture
         conn.send(sb.env())
         while True:
             command, _arg = conn.recv()
             if command == "stats":
                 conn.send((dict(sb.stats.requests), sb.stats.writes))
+            elif command == "faults":
+                conn.send(dict(sb.stats.faults))
             elif command == "reset":
                 sb.stats.reset()
                 conn.send(None)
@@ -100,11 +109,15 @@ def _sandbox_child(conn: Connection, n: int, seed: int, latency_ms: float, root:
 
 
 class SandboxProcess:
-    def __init__(self, n: int, seed: int, latency_ms: float, root: Path) -> None:
+    def __init__(
+        self, n: int, seed: int, latency_ms: float, root: Path, rate_limit: float | None = None
+    ) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(
-            target=_sandbox_child, args=(child, n, seed, latency_ms, str(root)), daemon=True
+            target=_sandbox_child,
+            args=(child, n, seed, latency_ms, str(root), rate_limit),
+            daemon=True,
         )
         self._proc.start()
         self.env: dict[str, str] = self._conn.recv()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from reconciler.core.model import Action, ApplyResult, Config, PeriodKind, Plan
 from reconciler.core.periods import period_for
 from reconciler.engine import manager as engine
 from reconciler.engine.clients import Clients
+from reconciler.net.http import Traffic
 from reconciler.sandbox import Sandbox
 
 SEEDS = (11, 22, 33)
@@ -41,6 +43,13 @@ RETRY = {"backoff_base": 0.01, "backoff_max": 0.05, "max_retries": 12}
 
 # The production clients, with the test's retry timing (injected, not patched in).
 CLIENTS = Clients(options=RETRY)
+
+
+def fresh_clients() -> Clients:
+    """Each sync its own request statistics and throttles, as each command has (the
+    engine meters every command afresh): what one run learned of a rate limit is not
+    carried into the next."""
+    return replace(CLIENTS, traffic=Traffic())
 
 
 @pytest.fixture(params=SEEDS, ids=lambda s: f"seed{s}")
@@ -61,8 +70,9 @@ def sync(config: Config, customers: Sequence[str] | None = None) -> tuple[Plan, 
     period = period_for(PeriodKind.LAST_BILLING_PERIOD, config.settings, AS_OF)
 
     async def go() -> tuple[Plan, ApplyResult]:
-        async with CLIENTS.connectwise(config) as cw:
-            planned = await engine.make_plan(config, period, customers, cw, CLIENTS)
+        clients = fresh_clients()
+        async with clients.connectwise(config) as cw:
+            planned = await engine.make_plan(config, period, customers, cw, clients)
             engine.check_safe(planned.plan, force=False)
             result = await apply_plan(planned.plan, config, cw, expected=planned.state)
             return planned.plan, result

@@ -635,6 +635,16 @@ def sandbox_command(
         ),
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fault generator.")] = 0,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-limit",
+            min=1,
+            metavar="PER_MINUTE",
+            help="Requests a minute each API answers (a hidden token bucket, one second's "
+            "worth of burst); beyond it, 429 with Retry-After. Default: unlimited.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Do not log requests to stderr.")] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
@@ -650,7 +660,7 @@ def sandbox_command(
     declare_public(sb.company_id, sb.public_key, sb.private_key, sb.client_id, sb.zerotek_token)
     root = config_dir_of(ctx, config_dir)  # named in the hint on how to use the sandbox
     serve_until_stopped(port=port, latency_ms=latency_ms, fault_rate=fault_rate, seed=seed,
-                        quiet=quiet, config_dir=root)  # fmt: skip
+                        quiet=quiet, config_dir=root, rate_limit=rate_limit)  # fmt: skip
 
 
 @app.command()

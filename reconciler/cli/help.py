@@ -71,6 +71,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "sandbox": [
         ("reconcile sandbox", "simulators on a free port; prints the export lines"),
         ("reconcile sandbox --port 8080 --latency-ms 40 --fault-rate 0.1", "slow and flaky"),
+        ("reconcile sandbox --latency-ms 40 --rate-limit 1000", "a rate-limited tenant"),
     ],
     "demo": [
         ("reconcile demo", "the whole tour in a temporary directory"),

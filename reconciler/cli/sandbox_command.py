@@ -21,9 +21,17 @@ def serve_until_stopped(
     seed: int,
     quiet: bool,
     config_dir: Path | None = None,
+    rate_limit: float | None = None,
 ) -> None:
     log = None if quiet else (lambda line: typer.echo(line, err=True))
-    sandbox = Sandbox(latency_ms=latency_ms, fault_rate=fault_rate, seed=seed, port=port, log=log)
+    sandbox = Sandbox(
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        seed=seed,
+        port=port,
+        log=log,
+        rate_limit=rate_limit,
+    )
     try:
         sandbox.start()
     except OSError as exc:

@@ -462,6 +462,8 @@ def _settings(data: dict[str, Any]) -> Settings:
         cw_api_url=cw.get("api_url", d.cw_api_url),
         max_concurrency=cw.get("max_concurrency", d.max_concurrency),
         zerotek_api_url=zt.get("api_url", d.zerotek_api_url),
+        cw_max_requests_per_minute=cw.get("max_requests_per_minute"),
+        zerotek_max_requests_per_minute=zt.get("max_requests_per_minute"),
         usage_source=usage.get("source", d.usage_source),
         usage_path=usage.get("path", d.usage_path),
         sync_day=billing.get("sync_day", d.sync_day),

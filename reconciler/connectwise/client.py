@@ -24,6 +24,7 @@ from reconciler.net.http import (
     RequestStats,
 )
 from reconciler.net.taskgroup import all_or_none
+from reconciler.net.throttle import Throttle
 from reconciler.secure.scrub import basic_auth_token
 
 __all__ = ["ApiError", "ConnectWiseClient", "OutcomeUnknown", "RequestStats"]
@@ -54,6 +55,8 @@ class ConnectWiseClient(HttpApi):
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         stats: RequestStats | None = None,
+        throttle: Throttle | None = None,
+        max_requests_per_minute: float | None = None,
         page_size: int = PAGE_SIZE,
         max_url: int = MAX_URL,
     ) -> None:
@@ -77,6 +80,8 @@ class ConnectWiseClient(HttpApi):
             deadline=deadline,
             max_response_bytes=max_response_bytes,
             stats=stats,
+            throttle=throttle,
+            max_requests_per_minute=max_requests_per_minute,
         )
         self.page_size = page_size
         self.max_url = max_url

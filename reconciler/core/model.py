@@ -89,6 +89,9 @@ class Settings:
     cw_api_url: str = ""
     max_concurrency: int = 8
     zerotek_api_url: str = ""
+    # Requests a minute each API may be sent at most (DESIGN 13.9); None: learned from 429s.
+    cw_max_requests_per_minute: float | None = None
+    zerotek_max_requests_per_minute: float | None = None
     usage_source: str = "zerotek"  # zerotek | csv
     usage_path: str = "usage/assignments.csv"
     sync_day: int = 15

@@ -27,6 +27,7 @@ def connectwise_client(
     url = resolve_api_url(settings.cw_api_url if settings else "", "CW_API_URL", environ)
     if settings is not None:
         options.setdefault("max_concurrency", settings.max_concurrency)
+        options.setdefault("max_requests_per_minute", settings.cw_max_requests_per_minute)
     return ConnectWiseClient(url, cw_credentials_from_env(environ), **options)
 
 
@@ -37,6 +38,7 @@ def zerotek_client(
     url = resolve_api_url(settings.zerotek_api_url if settings else "", "ZEROTEK_API_URL", environ)
     if settings is not None:
         options.setdefault("max_concurrency", settings.max_concurrency)
+        options.setdefault("max_requests_per_minute", settings.zerotek_max_requests_per_minute)
     return ZeroTekClient(url, zerotek_token_from_env(environ), **options)
 
 

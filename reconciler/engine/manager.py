@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -442,8 +443,10 @@ class SyncEngine:
         """Fresh request statistics (`traffic`) for the command about to run: what -v shows
         and the run record keeps are that command's requests alone; and its clock
         (--max-duration), which its clients can consult."""
-        self.traffic = Traffic()
         self.deadline = RunDeadline(max_duration)
+        # The throttles' waiting for a rate limit is bounded by it too (DESIGN 13.9).
+        ends = None if max_duration is None else time.monotonic() + self.deadline.remaining()
+        self.traffic = Traffic(notice=self.ui.notice, deadline=ends)
         self.clients = replace(self.clients, traffic=self.traffic, deadline=self.deadline)
 
     async def _in_time(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -29,6 +29,7 @@ import httpx
 from reconciler.core.errors import ReconcileError
 from reconciler.net.deadline import RunDeadline
 from reconciler.net.slots import Slots
+from reconciler.net.throttle import Throttle
 from reconciler.net.transport import Transport
 from reconciler.secure.scrub import shorten
 
@@ -106,6 +107,7 @@ class RequestStats:
     request_seconds: float = 0.0  # summed over attempts (concurrent ones overlap)
     bytes_received: int = 0
     bytes_sent: int = 0
+    throttle: Throttle | None = None  # the API's rate, set by the first client made
 
     @property
     def requests(self) -> int:
@@ -128,6 +130,7 @@ class RequestStats:
             "request_seconds": round(self.request_seconds, 3),
             "bytes_received": self.bytes_received,
             "bytes_sent": self.bytes_sent,
+            "throttle": (self.throttle or Throttle()).to_json(),
         }
 
 
@@ -137,15 +140,24 @@ APIS = ("connectwise", "zerotek")
 
 class Traffic:
     """Request statistics per API for one command (one `RequestStats` per API, shared by
-    every client of that API the command makes)."""
+    every client of that API the command makes, and with it one `Throttle`).
 
-    def __init__(self) -> None:
+    `notice` gets the throttles' progress lines ("ConnectWise is throttling: 14
+    requests/s"); `deadline` (a `time.monotonic()` instant: the run's time limit) bounds
+    their waiting."""
+
+    def __init__(
+        self, *, notice: Callable[[str], None] | None = None, deadline: float | None = None
+    ) -> None:
         self.apis: dict[str, RequestStats] = {}
+        self.notice = notice
+        self.deadline = deadline
 
     def of(self, api: str) -> RequestStats:
         stats = self.apis.get(api)
         if stats is None:
-            stats = self.apis[api] = RequestStats()
+            throttle = Throttle(notice=self.notice, deadline=self.deadline)
+            stats = self.apis[api] = RequestStats(throttle=throttle)
         return stats
 
     def to_json(self) -> dict[str, dict[str, Any]]:
@@ -205,6 +217,8 @@ class HttpApi:
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         stats: RequestStats | None = None,
+        throttle: Throttle | None = None,
+        max_requests_per_minute: float | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -217,6 +231,14 @@ class HttpApi:
         self.stats = stats if stats is not None else RequestStats()
         self._secrets = tuple(secrets)
         self._slots = Slots(max_concurrency)  # by priority: see reconciler.net.slots
+        # One per API, shared by every client counting into the same stats (a command's
+        # clients of one API): see reconciler.net.throttle.
+        if throttle is None:
+            throttle = self.stats.throttle or Throttle()
+        self.stats.throttle = self.throttle = throttle
+        throttle.service = self.service
+        throttle.concurrency = max(throttle.concurrency, max_concurrency)
+        throttle.limit(max_requests_per_minute)
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
         limits = httpx.Limits(
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
@@ -259,13 +281,16 @@ class HttpApi:
         kind = f"{method} {self.route(path)}"
         idempotent = method != "POST"
         kwargs: dict[str, Any] = {} if json_body is None else {"json": json_body}
-        attempt = 0
+        attempt = 0  # failures that use up the retry budget (429s do not: DESIGN 13.9)
+        refusals = 0  # 429s
+        sent_before = False
         while True:
             failure: str | None = None
             sent = False
             response: httpx.Response | None = None
             final: str | None = None  # a failure not worth retrying
             async with self._slots:
+                waited = await self._paced(refusals)
                 if url is None:
                     # Built once a slot is ours: thousands of requests queued at once (the
                     # additions of 10,000 agreements) would otherwise parse their URLs in
@@ -273,8 +298,9 @@ class HttpApi:
                     url = httpx.URL(self.base_url + path, params=params or None)
                     stats.longest_url = max(stats.longest_url, len(str(url)))
                 stats.by_kind[kind] += 1
-                if attempt:  # counted when sent: a retry cancelled in its wait never was
+                if sent_before:  # counted when sent: a retry cancelled in its wait never was
                     stats.retries += 1
+                sent_before = True
                 started = time.perf_counter()
                 try:
                     response = await self._fetch(method, url, kwargs)
@@ -307,13 +333,15 @@ class HttpApi:
                 )  # fmt: skip
                 if status < 300:
                     self._answered = True
+                    self.throttle.answered(waited)
                     return response
                 if status == 429:
-                    stats.status_429 += 1
-                retryable = status == 429 or status >= 500
+                    refusals += 1
+                    self._refused(response, method, path, waited, refusals)
+                    continue  # the shared pause is waited for in the next `_paced`
                 if status >= 500 and not idempotent:
                     raise self._error(response, method, path, unknown=True)
-                if not retryable or attempt >= self.max_retries:
+                if status < 500 or attempt >= self.max_retries:
                     raise self._error(response, method, path)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER:
@@ -348,6 +376,30 @@ class HttpApi:
                 await asyncio.sleep(delay)
             finally:  # a cancelled wait counts for what it lasted
                 stats.wait_seconds += time.perf_counter() - slept
+
+    async def _paced(self, refusals: int) -> float:
+        """The throttle's wait before an attempt (a retry after a 429 counts it as waiting
+        before a retry); the instant the attempt starts."""
+        if not refusals:
+            return await self.throttle.wait()
+        slept = time.perf_counter()
+        try:
+            return await self.throttle.wait()
+        finally:
+            self.stats.wait_seconds += time.perf_counter() - slept
+
+    def _refused(
+        self, response: httpx.Response, method: str, path: str, sent: float, refusals: int
+    ) -> None:
+        """A 429: the throttle pauses every slot and lowers the rate; the request is sent
+        again after the pause unless it may not wait that long (then its error is raised)."""
+        self.stats.status_429 += 1
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if not self.throttle.may_retry(retry_after, refusals, MAX_RETRY_AFTER):
+            raise self._error(response, method, path)
+        self.throttle.refused(sent, retry_after)
+        log.info("%s %s %s: 429; retry after the pause (%s s)", self.service, method, path,
+                 "?" if retry_after is None else f"{retry_after:g}")  # fmt: skip
 
     def route(self, path: str) -> str:
         """The request's kind without its ids: `finance/agreements/{id}/additions`."""

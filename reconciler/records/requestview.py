@@ -58,6 +58,40 @@ def _kinds(api: Mapping[str, Any]) -> list[tuple[str, object]]:
     )
 
 
+def _per_second(value: object) -> str:
+    if value is None:
+        return "not limited"
+    if type(value) not in (int, float):
+        return "?"
+    x = float(value)  # type: ignore[arg-type]
+    return f"{x:.1f}/s" if x < 10 else f"{x:,.0f}/s"
+
+
+def _per_minute(value: object) -> str:
+    if value is None:
+        return "none"
+    if type(value) not in (int, float):
+        return "?"
+    return f"{float(value):,.0f}/min"  # type: ignore[arg-type]
+
+
+def _throttle(api: Mapping[str, Any]) -> str:
+    """One line about the API's throttle (DESIGN 13.9); empty when it never acted."""
+    th = api.get("throttle")
+    if not isinstance(th, Mapping):
+        return ""
+    if not th.get("pauses") and not th.get("decreases") and th.get("max_per_minute") is None:
+        return ""
+    cap = th.get("max_per_minute")
+    return (
+        f"throttled: paused {_int(th.get('pauses'))} times ({seconds(th.get('paused_seconds'))}), "
+        f"rate lowered {_int(th.get('decreases'))} times (lowest "
+        f"{_per_second(th.get('lowest_rate_per_second'))}), at the end "
+        f"{_per_second(th.get('rate_per_second'))}"
+        + (f"; capped at {_per_minute(cap)}" if cap is not None else "")
+    )
+
+
 def text_lines(requests: object, *, by_kind: bool = True) -> list[str]:
     """Per API: requests, retries and 429s; waits, time and bytes; (by_kind) its requests
     by kind. Fits 80 columns."""
@@ -72,6 +106,9 @@ def text_lines(requests: object, *, by_kind: bool = True) -> list[str]:
             f"{seconds(api.get('request_seconds'))} in requests; "
             f"{size(api.get('bytes_received'))} received, {size(api.get('bytes_sent'))} sent",
         ]
+        throttle = _throttle(api)
+        if throttle:
+            out.append("  " + throttle)
         if by_kind:
             kinds = _kinds(api)
             width = max((len(k) for k, _ in kinds), default=0)
@@ -98,6 +135,20 @@ def markdown(requests: object) -> list[str]:
             size(api.get("bytes_sent")),
         ]
         out.append("| " + " | ".join(cells) + " |")
+    throttled = [(name, api["throttle"]) for name, api in apis if _throttle(api)]
+    if throttled:
+        out += [
+            "",
+            "| API | Paused | Paused for | Rate lowered | Lowest rate | Rate at the end | Cap |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        out += [
+            f"| {md(name)} | {_int(th.get('pauses'))} | {seconds(th.get('paused_seconds'))} "
+            f"| {_int(th.get('decreases'))} | {_per_second(th.get('lowest_rate_per_second'))} "
+            f"| {_per_second(th.get('rate_per_second'))} "
+            f"| {_per_minute(th.get('max_per_minute'))} |"
+            for name, th in throttled
+        ]
     rows = [(name, k, n) for name, api in apis for k, n in _kinds(api)]
     if rows:
         out += ["", "| API | Request | Sent |", "| --- | --- | ---: |"]

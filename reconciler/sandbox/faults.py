@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 
 
@@ -93,3 +94,45 @@ class Faults:
                     return kind
                 r -= p
         return None
+
+
+class RateLimit:
+    """A hidden token bucket per API, as a rate-limited tenant has: `per_minute` requests a
+    minute, bursts of up to `burst` (default: one second's worth, at least 1). A request
+    finding the bucket empty is refused; `take` says how long until the next token."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.configure(None)
+
+    def configure(self, per_minute: float | None, *, burst: float | None = None) -> None:
+        if per_minute is not None and per_minute <= 0:
+            raise ValueError("the rate limit must be positive (requests per minute)")
+        if burst is not None and burst < 1:
+            raise ValueError("the burst must be at least 1 request")
+        with self._lock:
+            self.per_minute = per_minute
+            rate = (per_minute or 0) / 60
+            self.burst = burst if burst is not None else max(1.0, rate)
+            # Buckets start full; a changed limit keeps what is left, capped by the new burst.
+            self._buckets: dict[str, tuple[float, float]] = getattr(self, "_buckets", {})
+            self._buckets = {
+                api: (min(tokens, self.burst), last)
+                for api, (tokens, last) in self._buckets.items()
+            }
+
+    def take(self, api: str, now: float | None = None) -> float | None:
+        """None when a token was taken (the request may proceed), else the seconds until
+        one will be there."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self.per_minute is None:
+                return None
+            rate = self.per_minute / 60
+            tokens, last = self._buckets.get(api, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * rate)
+            if tokens >= 1:
+                self._buckets[api] = (tokens - 1, now)
+                return None
+            self._buckets[api] = (tokens, now)
+            return (1 - tokens) / rate

@@ -7,11 +7,17 @@ Faults are drawn per request (restricted to `methods` when given) from one seede
   ConnectWise it is an HTML page, as an edge rate limiter sends, not a JSON error);
 - lost_write: a write is committed (and counted, and `on_write` called), then the
   connection closes without a response, so the client cannot know it happened.
+
+A rate limit (`rate_limit` requests a minute, `set_rate_limit`) is a hidden token bucket
+per API, checked before the faults: a request finding it empty is answered 429 with
+`Retry-After` (whole seconds until the next token, at least 1) and counted in
+`stats.faults["rate_limit"]`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import threading
 import time
@@ -24,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX
 from reconciler.sandbox.connectwise import ConnectWiseApi
 from reconciler.sandbox.connectwise import classify as cw_classify
-from reconciler.sandbox.faults import Faults, Stats
+from reconciler.sandbox.faults import Faults, RateLimit, Stats
 from reconciler.sandbox.fixtures import default_fixture
 from reconciler.sandbox.records import Fixture
 from reconciler.sandbox.state import World
@@ -153,6 +159,7 @@ class Sandbox(World):
         fault_rate: float = 0,
         seed: int = 0,
         log: Callable[[str], None] | None = None,
+        rate_limit: float | None = None,
     ) -> None:
         super().__init__(fixture if fixture is not None else default_fixture())
         self.host = host
@@ -169,6 +176,8 @@ class Sandbox(World):
         self.log = log
         self.max_url_length = 8192  # bytes of request target, like common proxies' limit
         self._faults = Faults()
+        self._limit = RateLimit()
+        self._limit.configure(rate_limit)
         if fault_rate:
             self.configure_faults(
                 error_500=fault_rate / 3,
@@ -210,6 +219,16 @@ class Sandbox(World):
             seed=seed,
             methods=methods,
         )
+
+    def set_rate_limit(self, per_minute: float | None, *, burst: float | None = None) -> None:
+        """Requests a minute each API answers before 429 (None: unlimited); `burst`: the
+        bucket's size (default one second's worth). May change while serving, as when
+        another integration starts sharing the tenant's limit."""
+        self._limit.configure(per_minute, burst=burst)
+
+    @property
+    def rate_limit(self) -> float | None:
+        return self._limit.per_minute
 
     @property
     def auth_failure_status(self) -> int:
@@ -308,9 +327,13 @@ class Sandbox(World):
         if req.method != "GET":
             with self.lock:
                 self.write_requests.append((req.method, req.path, req.body))
-        fault = self._faults.draw(req.method)
+        wait = self._limit.take("zerotek" if is_zt else "connectwise")
+        fault = "rate_limit" if wait is not None else self._faults.draw(req.method)
         resp: Response | None
-        if fault == "drop":
+        if wait is not None:
+            self.stats._fault("rate_limit")
+            resp = self._too_many(is_zt, max(1, math.ceil(wait)))
+        elif fault == "drop":
             self.stats._fault("drop")
             resp = None
         elif fault == "500":
@@ -322,7 +345,7 @@ class Sandbox(World):
             )
         elif fault == "429":
             self.stats._fault("429")
-            resp = self._too_many(is_zt)
+            resp = self._too_many(is_zt, self._faults.retry_after)
         elif target_length > self.max_url_length:
             resp = cw_error(
                 414,
@@ -346,8 +369,8 @@ class Sandbox(World):
             self.log(f"{req.method} {req.path}{query} -> {outcome}")
         return resp
 
-    def _too_many(self, is_zt: bool) -> Response:
-        retry = [("Retry-After", str(self._faults.retry_after))]
+    def _too_many(self, is_zt: bool, retry_after: int) -> Response:
+        retry = [("Retry-After", str(retry_after))]
         if is_zt:
             resp = zt_error(429, "rate_limited", "too many requests")
             resp.headers += retry

@@ -19,6 +19,7 @@ from reconciler.net.http import (
     RequestStats,
 )
 from reconciler.net.taskgroup import all_or_none, all_or_none2
+from reconciler.net.throttle import Throttle
 from reconciler.usage.identity import SkuRows
 
 CUSTOMERS = "/v1/customers"
@@ -47,6 +48,8 @@ class ZeroTekClient(HttpApi):
         deadline: float = DEADLINE_SECONDS,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         stats: RequestStats | None = None,
+        throttle: Throttle | None = None,
+        max_requests_per_minute: float | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -61,6 +64,8 @@ class ZeroTekClient(HttpApi):
             deadline=deadline,
             max_response_bytes=max_response_bytes,
             stats=stats,
+            throttle=throttle,
+            max_requests_per_minute=max_requests_per_minute,
         )
 
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
