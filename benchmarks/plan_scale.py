@@ -40,6 +40,21 @@ from typing import Any
 
 AS_OF = dt.date(2026, 11, 24)  # the generated usage history is built around this day
 LIST_PAGE = 1000  # ConnectWise's page cap
+ADDITIONS_READ = "GET additions"
+WRITE_KINDS = ("POST additions", "PATCH additions/{id}", "DELETE additions/{id}")
+
+
+def request_floor(requests: dict[str, int], changed: int) -> int:
+    """DESIGN 13.7's floor for an apply: usage pages + list pages + changed agreements +
+    writes, from a request log by kind (every kind but the additions reads and the writes
+    is a usage or list page)."""
+    writes = sum(requests.get(k, 0) for k in WRITE_KINDS)
+    pages = sum(v for k, v in requests.items() if k != ADDITIONS_READ and k not in WRITE_KINDS)
+    return pages + changed + writes
+
+
+def by_kind(requests: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {count}" for kind, count in sorted(requests.items()))
 
 
 # --- the sandbox child -------------------------------------------------------------------
@@ -218,11 +233,17 @@ def main() -> int:
 
                 return asyncio.run(go())
 
-            def apply(plan: Any) -> Any:
+            def apply(planned: Any) -> Any:
+                # As `reconcile apply --yes`: the plan's reads, each changed agreement read
+                # again just before its first write, writes verified by their answers.
                 async def go() -> Any:
                     async with clients.connectwise(config) as cw:
                         return await apply_plan(
-                            plan, config, cw, max_concurrency=config.settings.max_concurrency
+                            planned.plan,
+                            config,
+                            cw,
+                            max_concurrency=config.settings.max_concurrency,
+                            expected=planned.state,
                         )
 
                 return asyncio.run(go())
@@ -231,7 +252,7 @@ def main() -> int:
             plan = plan_step.result.plan
             for _ in range(args.repeat - 1):  # the same reads and planning; results dropped
                 plan_step.repeats.append(timed(sandbox, lambda: plan_with(config)).seconds)
-            apply_step = timed(sandbox, lambda: apply(plan))
+            apply_step = timed(sandbox, lambda: apply(plan_step.result))
             # Traced, so its time is inflated; its peak is what one full plan allocates.
             tracemalloc.start()
             replan_step = timed(sandbox, lambda: plan_with(config))
@@ -303,6 +324,8 @@ def report(
     )
     result = apply_step.result
     failed = sum(1 for c in result.customers if not c.ok)
+    changed = len({cp.agreement_id for cp in plan.customers if cp.changes})
+    floor = request_floor(apply_step.requests, changed)
     replan = replan_step.result.plan
 
     def ok(good: bool) -> str:
@@ -363,6 +386,13 @@ def report(
             f"{len(plan.changes)} changes, {apply_step.writes} writes, "
             f"{apply_step.total} requests, {apply_step.seconds:.1f} s",
             f"{failed} customers failed",
+        ),
+        ("  apply requests by kind", by_kind(apply_step.requests), ""),
+        (
+            "  apply requests vs floor",
+            f"{apply_step.total} vs {floor}",
+            f"floor = {changed} changed agreements + {apply_step.writes} writes (the plan's "
+            f"reads are reused); <= floor + 1%: {ok(apply_step.total <= floor * 1.01)}",
         ),
         ("duplicate active additions", str(duplicates), ok(duplicates == 0)),
         (

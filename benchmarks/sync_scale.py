@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plan_scale import AS_OF, SandboxProcess, write_settings
+from plan_scale import AS_OF, SandboxProcess, by_kind, request_floor, write_settings
 
 # What "the run-log part of an apply" means: time spent inside these modules' functions
 # (outermost call only, so nested calls, e.g. into runview, count once). Missing ones are
@@ -227,6 +227,11 @@ def activity_in_process(config_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+def changed_agreements(plan_file: Path) -> int:
+    customers = json.loads(plan_file.read_text(encoding="utf-8"))["customers"]
+    return len({c["agreement"]["id"] for c in customers if c["changes"]})
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -266,7 +271,7 @@ def main() -> int:
             )
             row("load average before", load(), "(1, 5, 15 min)")
 
-            def step(name: str, argv: list[str]) -> Proc:
+            def step(name: str, argv: list[str], changed: int | None = None) -> Proc:
                 sandbox.ask("reset")
                 proc = run(argv, env)
                 requests, writes = sandbox.ask("stats")
@@ -274,6 +279,15 @@ def main() -> int:
                 bound = total * args.latency_ms / 1000 / conc
                 ratio = proc.wall / bound if bound else float("nan")
                 row(f"{name}: requests (writes)", f"{total} ({writes})")
+                row(f"  {name}: by kind", by_kind(requests))
+                if changed is not None:
+                    floor = request_floor(requests, changed)
+                    row(
+                        f"  {name}: requests vs floor",
+                        f"{total} vs {floor} (+{(total - floor) / floor:.2%})",
+                        f"floor = usage + list pages + {changed} changed agreements + writes "
+                        f"(DESIGN 13.7); <= floor + 1%: {verdict(total <= floor * 1.01)}",
+                    )
                 row(
                     f"{name}: wall / bound",
                     f"{proc.wall:.2f} s / {bound:.2f} s",
@@ -295,7 +309,8 @@ def main() -> int:
                 row(f"history: {args.history} prior runs", f"{seeded:.0f} s", "setup, not measured")
             timer = root / "runlog-time.json"
             timed = [sys.executable, __file__, "--timed-cli", str(timer), "--"]
-            apply = step("apply", [*timed, "apply", str(plan_file), "--yes", "--no-email"])
+            changed = changed_agreements(plan_file)
+            apply = step("apply", [*timed, "apply", str(plan_file), "--yes", "--no-email"], changed)
             if timer.exists():
                 spent = json.loads(timer.read_text())
                 own = spent["seconds"] - spent["history"]

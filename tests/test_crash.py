@@ -26,8 +26,22 @@ def apply_args() -> list[str]:
     return ["apply", "--yes", "--no-email", "--as-of", AS_OF.isoformat()]
 
 
-@pytest.mark.parametrize("kill_at", [1, 25])
-def test_killed_apply_is_recorded_and_a_rerun_converges(tmp_path: Path, kill_at: int) -> None:
+def saved_plan(root: Path, env: dict[str, str]) -> list[str]:
+    """`plan --out`, then the arguments that apply it (DESIGN 13.7's path: agreements
+    planned from the file's snapshot, each changed one read just before its first write)."""
+    plan_file = root / "plan.json"
+    made = reconcile(root, env, "plan", "--out", str(plan_file), "--as-of", AS_OF.isoformat())
+    out, err = made.communicate(timeout=60)
+    assert made.returncode == 0, out + err
+    return ["apply", str(plan_file), "--yes", "--no-email"]
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "saved"), [(1, False), (25, False), (25, True)], ids=["1", "25", "25-planfile"]
+)
+def test_killed_apply_is_recorded_and_a_rerun_converges(
+    tmp_path: Path, kill_at: int, saved: bool
+) -> None:
     world = make_world(tmp_path / "config", 50, seed=7, max_concurrency=4)
     root = world.root
     with Sandbox(world.fixture, latency_ms=2) as sb:
@@ -49,8 +63,9 @@ def test_killed_apply_is_recorded_and_a_rerun_converges(tmp_path: Path, kill_at:
                 launched.wait(10)
                 os.kill(child[0].pid, signal.SIGKILL)
 
+        args = saved_plan(root, env) if saved else apply_args()
         sb.on_write = kill_after
-        child.append(reconcile(root, env, *apply_args()))
+        child.append(reconcile(root, env, *args))
         launched.set()
         _, err = child[0].communicate(timeout=60)
         assert child[0].returncode == -signal.SIGKILL, err
@@ -63,7 +78,7 @@ def test_killed_apply_is_recorded_and_a_rerun_converges(tmp_path: Path, kill_at:
         assert runs[0].finished is None
 
         sb.on_write = None
-        rerun = reconcile(root, env, *apply_args())
+        rerun = reconcile(root, env, *(saved_plan(root, env) if saved else apply_args()))
         out, err = rerun.communicate(timeout=60)
         assert rerun.returncode == 0, err
 

@@ -174,14 +174,24 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     assert made.exit_code == 0 and plan_file.exists()
 
     world_edits.set_addition_quantity(sandbox, 9001, 41)  # a clerk edits Acme's SSO after the plan
+    edited = sandbox.additions(1001)
     stale = run(config_dir, "apply", str(plan_file))
     assert stale.exit_code == 1
-    assert "stale plan: ConnectWise changed since it was made" in stale.output
-    # one line per difference, in words (issue 28; was a path and Python reprs)
+    # 13.7: Acme's agreement is read just before its first write and skipped as stale;
+    # the other customers are applied.
     assert (
-        "  agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 40 → 41 since the plan was "
-        "made\n" in stale.output
+        "zt-0001: stale: agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 40 → 41 since "
+        "the plan was made; skipped, nothing written" in stale.output
     )
+    assert sandbox.stats.writes == 10 and sandbox.additions(1001) == edited
+    sandbox.stats.reset()
+
+    # What the lists say about an agreement is read by every apply: a change refuses it all.
+    run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
+    world_edits.update_agreement(sandbox, 1001, endDate="2027-06-30T00:00:00Z")
+    listed = run(config_dir, "apply", str(plan_file))
+    assert listed.exit_code == 1 and "stale plan: ConnectWise changed" in listed.output
+    assert "  agreement 1001: end date none → 2027-06-30 since the plan was made\n" in listed.output
     assert sandbox.stats.writes == 0
 
     run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
@@ -194,9 +204,10 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(sandbox, config_dir, 
     run(config_dir, "plan", "--out", str(plan_file), *AS_OF)
     fresh = run(config_dir, "apply", str(plan_file))
     assert fresh.exit_code == 0, fresh.output
-    assert sandbox.stats.writes == 11
-    # at a terminal, outside CI, the two refusals wrote nothing and are not in runs/ (issue 28)
-    assert [r["outcome"] for r in _runs(config_dir)] == ["success"]
+    assert sandbox.stats.writes == 1  # Acme's SSO, skipped as stale the first time
+    # the stale skip wrote (partial, recorded); the two refusals before any write, at a
+    # terminal outside CI, are not in runs/ (issue 28)
+    assert [r["outcome"] for r in _runs(config_dir)] == ["success", "partial"]
     assert "(not recorded in runs/: nothing was written" in changed.stderr
 
 

@@ -176,3 +176,35 @@ def test_every_post_response_lost_creates_each_addition_once(
     assert live(sb, w)[w.agreement_of[customer]] == as_desired(w)[w.agreement_of[customer]]
     notes = [r.note for c in result.customers for r in c.results if r.change.action is Action.ADD]
     assert all(n and "not re-sent" in n for n in notes), notes
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [FAULTS, {"lost_write": 1.0, "methods": {"PATCH"}}],
+    ids=["mixed", "every-patch-answer-lost"],
+)
+def test_a_saved_plan_applied_at_the_request_floor_converges_under_faults(
+    world: tuple[World, Sandbox], tmp_path: Path, faults: dict
+) -> None:
+    """`apply PLANFILE` (DESIGN 13.7: agreements planned from the file's snapshot, each
+    changed one read once before its first write, writes verified by their answers): under
+    faults, answers lost or unusable are settled by a re-read, never by sending again."""
+    w, sb = world
+    ids_before = {r["id"] for r in sb.all_additions()}
+    untouched = unmanaged(sb, w)
+    sync_engine = engine.SyncEngine(w.config, CLIENTS)
+    plan_file = tmp_path / "plan.json"
+    plan = sync_engine.plan(engine.PlanRequest(as_of=AS_OF, out=plan_file)).plan
+    sb.configure_faults(**faults, retry_after=0, seed=3)
+
+    outcome = sync_engine.apply(engine.ApplyRequest(plan_file=plan_file, send_email=False))
+
+    assert outcome.result.ok, [e for c in outcome.result.customers for e in c.errors]
+    assert live(sb, w) == as_desired(w)
+    assert duplicates(sb, w) == []
+    assert len(added_ids(sb, ids_before)) == plan.count(Action.ADD) > 0
+    assert unmanaged(sb, w) == untouched
+    assert sum(sb.stats.faults.values()) > 0
+    sb.configure_faults()
+    again, second = sync(w.config)
+    assert again.changes == () and second.writes == 0

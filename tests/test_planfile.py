@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from plan_builders import addition, config, customer, state, usage
+from plan_builders import CATALOG, addition, config, customer, state, usage
 
 from reconciler.config.resources import load_schema
 from reconciler.core.errors import ReconcileError
@@ -53,12 +53,16 @@ def test_snapshot_ignores_what_is_not_ours_and_fingerprint_tracks_the_rest() -> 
             "cancelled": False,
             "end_date": None,
             "bill_start_date": None,
+            # every field planning reads (snapshot.py): the state `apply PLANFILE` plans from
             "additions": {
                 "1": {
                     "product": "ZT-OKTA-SSO",
+                    "product_id": CATALOG["ZT-OKTA-SSO"].id,
                     "quantity": 40,
-                    "cancelled_date": None,
                     "unit_price": "4.00",
+                    "bill_customer": None,
+                    "effective_date": None,
+                    "cancelled_date": None,
                 }
             },
         }
@@ -199,3 +203,44 @@ def test_fingerprint_is_the_hash_of_the_canonical_json(state: dict[str, object])
             ).encode()
         ).hexdigest()
     )
+
+
+def test_a_plan_re_derived_from_its_own_snapshot_is_the_same_plan() -> None:
+    """DESIGN 13.7: `apply PLANFILE` plans the agreements it does not read from the
+    snapshot's additions, so the snapshot must carry every field planning reads: prices
+    (money, billed figures), billCustomer (no charge), product ids, effective dates (removal
+    method), cancellations
+    after the as-of day, and a quantity that is not whole licences on an excluded product
+    (a warning, not an error, so that customer stays in the snapshot)."""
+    import dataclasses
+    import datetime as dt
+    from decimal import Decimal
+
+    from reconciler.core.model import Addition
+    from reconciler.plan.snapshot import known_additions
+
+    cfg = config(customer("zt-1", exclude_skus=("OKTA-MFA",)))
+    odd = [
+        addition(1, "ZT-OKTA-SSO", 40, cancelled=dt.date(2027, 1, 31)),  # live until then
+        dataclasses.replace(
+            addition(2, "ZT-OKTA-WF", 3),
+            unit_price=Decimal("6.5025"),
+            bill_customer="NoCharge",  # counted at 0 money (13.3)
+            effective_date=dt.date(2026, 12, 1),  # starts after the as-of day: zeroed
+        ),
+        addition(3, "ZT-OKTA-SSO", 9, cancelled=dt.date(2026, 3, 1)),  # gone: not in it
+        Addition(5, 1001, 902, "ZT-OKTA-MFA", 0, problem="quantity 0.5"),  # live all the same
+        addition(6, "MSP-HELPDESK", 3),  # not ours: not in it
+    ]
+    actual = state(*odd)
+    users = usage({"zt-1": {"OKTA-SSO": 42}})
+    products = cfg.managed_products
+    first = plan(cfg, users, actual)
+    snap = planfile.snapshot(first, actual, products)
+    assert set(snap["agreements"]["1001"]["additions"]) == {"1", "2", "5"}
+    again = dataclasses.replace(actual, additions=known_additions(json.loads(json.dumps(snap))))
+    second = plan(cfg, users, again)
+    assert planfile.plan_to_dict(second) == planfile.plan_to_dict(first)
+    assert planfile.snapshot(second, again, products) == snap
+    assert [c.action.value for c in first.changes] == ["update", "remove"]
+    assert first.removal_of(first.changes[1]).value == "zero" and first.customers[0].warnings

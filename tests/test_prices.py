@@ -174,9 +174,11 @@ def test_a_price_for_an_excluded_sku_is_refused_before_any_request(sandbox, conf
     assert sandbox.stats.total == 0
 
 
-def test_a_price_changed_between_plan_and_apply_refuses_the_saved_plan(
+def test_a_price_changed_between_plan_and_apply_skips_that_customer_as_stale(
     sandbox, config_dir, tmp_path
 ):
+    """13.7: the saved plan's agreements are not re-read before the writes; the one edited
+    is read just before its first write and its customer skipped, the others applied."""
     raise_sso(config_dir)
     set_setting(config_dir, "reprice", "true")
     saved = tmp_path / "plan.json"
@@ -185,10 +187,13 @@ def test_a_price_changed_between_plan_and_apply_refuses_the_saved_plan(
     (change,) = [ch for c in data["customers"] for ch in c["changes"] if ch["addition_id"] == 9005]
     assert change["price_change"] == {"before": "4.00", "after": "4.25"}
     world_edits.update_addition(sandbox, 9005, unitPrice=4.10)  # a clerk's own price rise
+    edited = sandbox.additions(change["agreement_id"])
     result = run(config_dir, "apply", str(saved), "--yes")
     assert result.exit_code == 1
-    assert "stale" in result.output
-    assert sandbox.stats.writes == 0
+    assert f"stale: agreement #{change['agreement_id']}'s additions changed" in result.output
+    assert sandbox.additions(change["agreement_id"]) == edited  # nothing written to it
+    others = [c for c in data["customers"] if c["agreement"]["id"] != change["agreement_id"]]
+    assert sandbox.stats.writes == sum(len(c["changes"]) for c in others) > 0
 
 
 def test_a_price_changed_just_before_the_write_skips_that_customer(sandbox, config_dir):

@@ -20,6 +20,7 @@ from conftest import examples
 from hypothesis import HealthCheck, given, settings
 
 from reconciler.config.resources import example_dir
+from reconciler.plan import planfile
 from reconciler.plan.verify import differences
 from reconciler.sandbox import Sandbox, default_fixture
 
@@ -113,13 +114,53 @@ def test_usage_changed_since_the_plan_is_refused(sandbox, config_dir):
     assert "re-derived" in result.output
 
 
-def test_connectwise_changed_since_the_plan_is_refused_as_stale(sandbox, config_dir):
+def test_an_edited_agreement_with_changes_is_skipped_as_stale_the_others_applied(
+    sandbox, config_dir
+):
+    # 13.7: each agreement with planned changes is read once, just before its first write.
     data = save(config_dir)
     sso = next(a for a in sandbox.additions(1004) if a["product"]["identifier"] == "ZT-OKTA-SSO")
-    world_edits.update_addition(sandbox, sso["id"], quantity=26)
+    world_edits.update_addition(sandbox, sso["id"], quantity=26)  # a person, after the plan
+    edited = sandbox.additions(1004)
+    result = apply_saved(config_dir, data)
+    assert result.exit_code == 1, result.output
+    assert "zt-0004: stale: agreement #1004's additions changed" in result.output
+    assert sandbox.additions(1004) == edited
+    others = [c for c in data["customers"] if c["agreement"]["id"] != 1004]
+    assert sandbox.stats.writes == sum(len(c["changes"]) for c in others) > 0
+
+
+def test_a_forged_snapshot_is_never_written_on_it_is_skipped_as_stale(sandbox, config_dir):
+    """Hostile: the snapshot (additions planned from, 13.7) edited consistently, change and
+    money and fingerprint too, so the re-derivation agrees. Acme's agreement is read before
+    its first write and no longer matches: skipped as stale, the others applied."""
+    data = save(config_dir)
+    data["state"]["agreements"]["1001"]["additions"]["9001"]["quantity"] = 30
+    (acme,) = [c for c in data["customers"] if c["id"] == "zt-0001"]
+    (sso,) = acme["changes"]
+    assert (sso["addition_id"], sso["before"], sso["after"]) == (9001, 40, 42)
+    sso["before"], sso["revenue_delta"] = 30, "48.00"
+    acme["revenue_delta"], acme["managed_quantity"] = "48.00", acme["managed_quantity"] - 10
+    data["summary"]["revenue_delta"] = str(Decimal(data["summary"]["revenue_delta"]) + 40)
+    data["state_fingerprint"] = planfile.fingerprint(data["state"])
+    result = apply_saved(config_dir, data)
+    assert result.exit_code == 1, result.output
+    assert "zt-0001: stale: agreement #1001's additions changed" in result.output
+    assert "9001 > quantity: 30 -> 40" in result.output
+    assert sandbox.addition(9001)["quantity"] == 40
+    others = sum(len(c["changes"]) for c in data["customers"] if c["id"] != "zt-0001")
+    assert sandbox.stats.writes == others
+
+
+def test_a_snapshot_without_a_field_planning_needs_is_refused_in_one_line(sandbox, config_dir):
+    data = save(config_dir)  # as a plan file of the previous version: no product_id
+    del data["state"]["agreements"]["1001"]["additions"]["9001"]["product_id"]
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1 and sandbox.stats.writes == 0
-    assert "stale plan: ConnectWise changed since it was made" in result.output
+    assert (
+        "error: the saved plan's state snapshot is malformed or of another version at "
+        "state/agreements/1001/additions/9001: expected product_id; run `reconcile plan` again"
+    ) in result.output
 
 
 def test_an_untouched_plan_applies_and_a_selection_is_re_derived_as_such(sandbox, config_dir):

@@ -1,4 +1,4 @@
-"""Execute a plan against ConnectWise, then re-read and verify what was written.
+"""Execute a plan against ConnectWise and verify what was written (DESIGN 13.7).
 
 Billing data is never guessed at:
 - only the additions named in the plan are written (the plan holds only managed ones);
@@ -7,8 +7,11 @@ Billing data is never guessed at:
   create a duplicate addition;
 - customers run concurrently (bounded), each customer's changes in order, so the re-read
   after an unknown outcome sees a settled agreement;
-- just before the first write to an agreement its additions are re-read: if they are not
-  what the plan was made against, that customer is skipped as stale;
+- just before the first write to an agreement its additions are read, once: if they are
+  not what the plan was made against, that customer is skipped as stale;
+- a write is verified by its response (POST and PATCH answer with the addition as it now
+  stands, confirm.py); the agreement is re-read only when an answer was lost, unusable or
+  shows something else, or a write's outcome is unknown;
 - every write's outcome goes to the journal (the run record) as soon as it is known; a
   write whose outcome cannot be settled, even by re-reading, is recorded as unknown;
 - `stop()` true (SIGINT/SIGTERM) means no new write starts; writes in flight finish;
@@ -23,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
+from reconciler.connectwise import confirm
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import additions_path, read_additions
 from reconciler.core import money
@@ -49,6 +53,9 @@ MAX_POST_ATTEMPTS = 6
 # Before re-reading after an unknown POST outcome: a server that timed out on us may still
 # be committing; a moment's pause makes the re-read see it rather than race it.
 SETTLE_SECONDS = 0.25
+
+# A write's result, and whether its response settled it (see `_Applier.change`).
+Written = tuple[ChangeResult, bool]
 
 
 class Journal(Protocol):
@@ -150,7 +157,11 @@ class _Applier:
         note = f"{why}; found committed on re-read, not re-sent"
         return ChangeResult(change, True, addition_id=found.id, note=note)
 
-    async def _add(self, change: Change) -> ChangeResult:
+    def _shows(self, change: Change, body: dict[str, Any]) -> bool:
+        method = self.plan.removal_of(change) if change.action is Action.REMOVE else None
+        return confirm.shows(change, method, body, self.products, self.plan.period.as_of)
+
+    async def _add(self, change: Change) -> Written:
         path = additions_path(change.agreement_id)
         body = self._post_body(change)
         last: ApiError | None = None
@@ -161,7 +172,7 @@ class _Applier:
                 last = exc
                 settled = await self._settle_add(change, "response lost")
                 if settled is not None:
-                    return settled
+                    return settled, False
                 continue
             except ApiError:
                 raise
@@ -171,30 +182,31 @@ class _Applier:
                 why = f"unusable answer ({exc})"
                 settled = await self._settle_add(change, why)
                 if settled is not None:
-                    return settled
+                    return settled, False
                 error = f"{exc}; a re-read shows it was not written"
-                return ChangeResult(change, False, error=error)
+                return ChangeResult(change, False, error=error), True
             self.writes += 1
             new_id = created.get("id")
-            return ChangeResult(
+            result = ChangeResult(
                 change, True, addition_id=new_id if isinstance(new_id, int) else None
             )
+            return result, self._shows(change, created)
         assert last is not None
-        return ChangeResult(
-            change, False, error=f"{last} (gave up after {MAX_POST_ATTEMPTS} tries)"
-        )
+        error = f"{last} (gave up after {MAX_POST_ATTEMPTS} tries)"
+        return ChangeResult(change, False, error=error), True
 
-    async def _patch(self, change: Change, field: str, value: Any) -> ChangeResult:
+    async def _patch(self, change: Change, field: str, value: Any) -> Written:
         return await self._patch_ops(change, [{"op": "replace", "path": field, "value": value}])
 
-    async def _patch_ops(self, change: Change, ops: list[dict[str, Any]]) -> ChangeResult:
+    async def _patch_ops(self, change: Change, ops: list[dict[str, Any]]) -> Written:
         assert change.addition_id is not None
         path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
-        await self.cw.patch(path, ops)
+        updated = await self.cw.patch(path, ops)
         self.writes += 1
-        return ChangeResult(change, True, addition_id=change.addition_id)
+        result = ChangeResult(change, True, addition_id=change.addition_id)
+        return result, self._shows(change, updated)
 
-    async def _update(self, change: Change) -> ChangeResult:
+    async def _update(self, change: Change) -> Written:
         """Quantity and price of one line in one PATCH (DESIGN 13.4): one write, so the
         line is never left with the new quantity at the old price or the reverse."""
         ops: list[dict[str, Any]] = []
@@ -204,10 +216,10 @@ class _Applier:
             price = json_number(change.unit_price)  # refused, never rounded
             ops.append({"op": "replace", "path": "unitPrice", "value": price})
         if not ops:  # the planner never makes one; a PATCH of nothing would be a 400
-            return ChangeResult(change, False, error="an update that changes nothing")
+            return ChangeResult(change, False, error="an update that changes nothing"), True
         return await self._patch_ops(change, ops)
 
-    async def _delete(self, change: Change) -> ChangeResult:
+    async def _delete(self, change: Change) -> Written:
         path = f"{additions_path(change.agreement_id)}/{change.addition_id}"
         try:
             await self.cw.delete(path)
@@ -216,11 +228,14 @@ class _Applier:
             if exc.status != 404:
                 raise
             note = "already gone (an earlier attempt's response was lost)"
-            return ChangeResult(change, True, addition_id=change.addition_id, note=note)
+            return ChangeResult(change, True, addition_id=change.addition_id, note=note), True
         self.writes += 1
-        return ChangeResult(change, True, addition_id=change.addition_id)
+        return ChangeResult(change, True, addition_id=change.addition_id), True
 
-    async def change(self, change: Change) -> ChangeResult:
+    async def change(self, change: Change) -> Written:
+        """The write's result, and whether its answer settles it: True when the response
+        showed the intended state or nothing was written, False when only a re-read of the
+        agreement can tell (a lost or unusable answer, an outcome still unknown)."""
         try:
             if change.action is Action.ADD:
                 return await self._add(change)
@@ -238,18 +253,19 @@ class _Applier:
             # Idempotent writes (PATCH, DELETE) failing without a verdict may still have
             # landed: recorded as unknown, and settled by the verification re-read.
             sent = change.action is not Action.ADD and (exc.status is None or exc.status >= 500)
-            return ChangeResult(change, False, error=str(exc), unknown=sent)
+            return ChangeResult(change, False, error=str(exc), unknown=sent), not sent
         except ValueError as exc:  # a price JSON cannot carry exactly: never sent
-            return ChangeResult(change, False, error=str(exc))
+            return ChangeResult(change, False, error=str(exc)), True
         except ReconcileError as exc:  # a 2xx with an unusable body
             unknown = change.action is not Action.ADD
-            return ChangeResult(change, False, error=str(exc), unknown=unknown)
+            return ChangeResult(change, False, error=str(exc), unknown=unknown), not unknown
 
     async def verify(
         self, cp: CustomerPlan, results: list[ChangeResult]
     ) -> tuple[list[ChangeResult], list[str]]:
-        """Re-read the agreement: every changed product must now hold its planned quantity.
-        Writes whose outcome was unknown are settled here, by what the re-read shows."""
+        """Re-read the agreement (when an answer could not settle a write): every changed
+        product must now hold its planned quantity. Writes whose outcome was unknown are
+        settled here, by what the re-read shows."""
         assert cp.agreement_id is not None
         # an orphan's removal may act on another agreement than the customer's (13.1)
         ids = sorted({r.change.agreement_id for r in results} or {cp.agreement_id})
@@ -322,14 +338,21 @@ class _Applier:
             stale = await self.fresh(agreement_id)
             if stale is not None:
                 return CustomerResult(cp, (), (stale,), False)
+        settled_by_answers = True
         for c in cp.changes:
             if self.stop():
                 left = len(cp.changes) - len(results)
                 errors = [*_failures(results), f"interrupted: {left} change(s) not started"]
                 return CustomerResult(cp, tuple(results), tuple(errors), False)
-            result = await self.change(c)
+            result, answered = await self.change(c)
             results.append(result)
+            settled_by_answers = settled_by_answers and answered
             self.journal.change(result)
+        if settled_by_answers:
+            # Every answer showed its line as planned (or nothing was written): verified
+            # without another read (13.7). Known failures are the customer's errors.
+            failures = _failures(results)
+            return CustomerResult(cp, tuple(results), tuple(failures), verified=not failures)
         try:
             settled, problems = await self.verify(cp, results)
         except ReconcileError as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from reconciler.connectwise.client import ConnectWiseClient
@@ -63,11 +63,16 @@ def additions_path(agreement_id: int) -> str:
 
 
 async def read_state(
-    client: ConnectWiseClient, config: Config, customers: Sequence[CustomerMap]
+    client: ConnectWiseClient,
+    config: Config,
+    customers: Sequence[CustomerMap],
+    known: Mapping[int, tuple[Addition, ...]] | None = None,
 ) -> ActualState:
+    """`known`: agreements whose additions are already known (a saved plan's snapshot,
+    DESIGN 13.7): taken from there, never read; every other resolved agreement is read."""
     products = config.managed_products
     # orphans' lines (DESIGN 13.1) are read as ours: whole quantities, the ledger's spelling
-    reading = _Reading(client, customers, config.owned_products)
+    reading = _Reading(client, customers, config.owned_products, known or {})
     catalog_rows = asyncio.ensure_future(
         client.get_chunked(CATALOG, "identifier", list(products), fields=CATALOG_FIELDS)
     )
@@ -119,9 +124,14 @@ class _Reading:
     """Companies, agreements and additions of `customers`, pipelined (module docstring)."""
 
     def __init__(
-        self, client: ConnectWiseClient, customers: Sequence[CustomerMap], products: ManagedProducts
+        self,
+        client: ConnectWiseClient,
+        customers: Sequence[CustomerMap],
+        products: ManagedProducts,
+        known: Mapping[int, tuple[Addition, ...]],
     ) -> None:
         self.client = client
+        self.known = known
         self.customers = customers
         self.products = products
         identifiers = sorted({c.company.casefold(): c.company for c in customers}.values())
@@ -233,7 +243,7 @@ class _Reading:
                     self._fetch_additions(chosen.id)
 
     def _fetch_additions(self, agreement_id: int) -> None:
-        if agreement_id not in self.additions:
+        if agreement_id not in self.additions and agreement_id not in self.known:
             self.additions[agreement_id] = asyncio.create_task(self._read_additions(agreement_id))
 
     async def _read_additions(self, agreement_id: int) -> tuple[Addition, ...]:
@@ -263,7 +273,8 @@ class _Reading:
         stray_rows = asyncio.ensure_future(
             self.client.get_chunked(AGREEMENTS, "id", strays, fields=AGREEMENT_FIELDS)
         )
-        await _all_or_none([stray_rows, *(self.additions[i] for i in self.resolved)])
+        reads = [self.additions[i] for i in self.resolved if i in self.additions]
+        await _all_or_none([stray_rows, *reads])
         for row in stray_rows.result():
             stray = agreement(row, AGREEMENTS)
             self.agreements.setdefault(stray.id, stray)
@@ -285,7 +296,10 @@ class _Reading:
             companies=self.companies,
             agreements=dict(sorted(self.agreements.items())),
             catalog={},
-            additions={i: self.additions[i].result() for i in self.resolved},
+            additions={
+                i: self.known[i] if i in self.known else self.additions[i].result()
+                for i in self.resolved
+            },
             refused=dict(self.refused),
         )
 

@@ -465,7 +465,7 @@ class CustomerResult:
     plan: CustomerPlan
     results: tuple[ChangeResult, ...] = ()
     errors: tuple[str, ...] = ()  # planning errors + apply/verify failures
-    verified: bool = False  # re-read after writing and found as planned
+    verified: bool = False  # found as planned: by the writes' answers, or a re-read after them
 
     @property
     def ok(self) -> bool:

@@ -17,8 +17,9 @@ command shows is injected too (`Ui`), so the engine never prints.
  4. safety (`check_safe`), then `ui.confirm` (outside the event loop: Ctrl-C at the prompt
     is an ordinary interrupt);
  5. `_execute`: the run record starts `incomplete`; `apply.apply_plan` writes customer by
-    customer with a just-in-time re-read per agreement, journals every write, stops
-    starting writes on SIGINT/SIGTERM, and verifies by re-reading;
+    customer with one read per changed agreement just before its first write (staleness),
+    journals every write, stops starting writes on SIGINT/SIGTERM, and verifies each write
+    by its answer, re-reading only when an answer cannot tell (DESIGN 13.7);
  6. the run record is finished (`runlog`), INDEX.md rebuilt, under the lock;
  7. the e-mails are handed the finished record (`notify`), and their outcomes recorded.
 A failure in 3–4 is recorded and e-mailed as a failed (or interrupted) run, then raised.
@@ -48,6 +49,7 @@ from reconciler.core.files import atomic_write
 from reconciler.core.model import (
     Action,
     ActualState,
+    Addition,
     ApplyResult,
     CatalogItem,
     Config,
@@ -78,6 +80,7 @@ from reconciler.net.taskgroup import all_or_none2
 from reconciler.notify import chat
 from reconciler.notify import email as notify
 from reconciler.plan import orphans, planfile, planner, verify
+from reconciler.plan.snapshot import known_additions
 from reconciler.records import ledger, runlog
 from reconciler.records.record import EmailOutcome, RunRecord
 from reconciler.secure.scrub import check_credentials, scrub
@@ -273,18 +276,20 @@ async def make_plan(
     customer_ids: Sequence[str] | None,
     cw: ConnectWiseClient,
     clients: Clients,
+    known: Mapping[int, tuple[Addition, ...]] | None = None,
 ) -> Planned:
     """Read both systems (concurrently) and plan; the snapshot is what staleness is
-    judged against, in a saved plan and at the just-in-time re-read before each write."""
+    judged against, in a saved plan and at the just-in-time re-read before each write.
+    `known`: agreements whose additions are not read but taken from a saved plan (13.7)."""
     customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
     # All or none: a failed usage read must not leave ConnectWise requests running.
     actual, usage = await all_or_none2(
-        read_state(cw, config, customers),
+        read_state(cw, config, customers, known),
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
     selected = [c.id for c in select_customers(config, customer_ids)] if customer_ids else None
-    actual = await _with_ledger_agreements(cw, config, actual, selected)
+    actual = await _with_ledger_agreements(cw, config, actual, selected, known)
     plan, _ = await _plan_checked(config, usage, actual, selected, clients)
     state = planfile.snapshot(plan, actual, config.owned_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
@@ -323,11 +328,19 @@ async def _plan_checked(
 
 
 async def _with_ledger_agreements(
-    cw: ConnectWiseClient, config: Config, actual: ActualState, selected: Sequence[str] | None
+    cw: ConnectWiseClient,
+    config: Config,
+    actual: ActualState,
+    selected: Sequence[str] | None,
+    known: Mapping[int, tuple[Addition, ...]] | None = None,
 ) -> ActualState:
-    """The ledger's agreements the mappings did not make us read (orphans, DESIGN 13.1)."""
+    """The ledger's agreements the mappings did not make us read (orphans, DESIGN 13.1);
+    those a saved plan's snapshot holds (`known`, 13.7) are taken from it."""
     extra = orphans.ledger_agreements(config, selected, actual.additions)
-    return await read_owned(cw, actual, extra, config.owned_products)
+    have = {i: known[i] for i in extra if known and i in known}
+    if have:
+        actual = replace(actual, additions={**actual.additions, **have})
+    return await read_owned(cw, actual, [i for i in extra if i not in have], config.owned_products)
 
 
 async def make_plans_with_baseline(
@@ -377,17 +390,23 @@ async def verify_saved_plan(
     config: Config, saved: Planned, cw: ConnectWiseClient, clients: Clients
 ) -> Planned:
     """The one place a saved plan is checked before it is applied (DESIGN 12.4): it is
-    re-derived now (ZeroTek usage for its period, ConnectWise as it is, the current
-    mappings, its customer selection) and must be identical to the file, else Refused with
-    nothing written. The re-derived plan is what is applied: its safety verdict is
-    recomputed, never read from the file. The comparison is `verify.differences` (pure)."""
+    re-derived now (ZeroTek usage for its period, the ConnectWise lists as they are, the
+    current mappings, its customer selection) and must be identical to the file, else
+    Refused with nothing written. The re-derived plan is what is applied: its safety verdict
+    is recomputed, never read from the file. The comparison is `verify.differences` (pure).
+
+    At the request floor (13.7) the agreements in the file's snapshot are not read here:
+    their additions come from the snapshot, and apply reads each one it writes to just
+    before its first write, skipping it as stale when it differs. Only agreements the
+    snapshot lacks (customers that had errors) are read."""
     plan, saved_data = saved.plan, saved.data or {}
     if plan.config_digest != config.digest:
         raise Refused(
             "stale plan: the mappings changed since it was made; nothing was applied. "
             "Run `reconcile plan` again"
         )
-    planned = await make_plan(config, plan.period, plan.selection, cw, clients)
+    known = known_additions(saved.state)
+    planned = await make_plan(config, plan.period, plan.selection, cw, clients, known)
     derived = planfile.plan_to_dict(planned.plan, planned.state, lazy_customers=True)
     found = verify.differences(saved_data, derived)
     if not found:

@@ -104,6 +104,14 @@ class Obj:
     def opt_decimal(self, key: str) -> Decimal | None:
         return None if self._value(key) is None else self.decimal(key)
 
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._data
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """The object's members (JSON keys are always strings)."""
+        yield from self._data.items()
+
     def texts(self, key: str) -> tuple[str, ...]:
         items = self.array(key)
         for i, item in enumerate(items):

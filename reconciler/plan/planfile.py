@@ -2,8 +2,10 @@
 
 A saved plan records the config digest and a snapshot of exactly the ConnectWise state it
 was computed from (mapped agreements, their managed additions, the catalog items it uses).
-`apply FILE` re-reads that state and refuses when either moved: applying a plan to a state
-it was not made for is how duplicates and wrong quantities happen.
+`apply FILE` re-derives the plan from the lists read now and the snapshot's additions
+(snapshot.py), refusing when anything moved, and reads each agreement it will write to
+just before its first write, skipping it when it no longer matches the snapshot: applying
+a plan to a state it was not made for is how duplicates and wrong quantities happen.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from reconciler.core.files import read_json
 from reconciler.core.model import (
     Action,
     ActualState,
-    Addition,
     Change,
     CustomerPlan,
     ManagedProducts,
@@ -34,9 +35,9 @@ from reconciler.core.model import (
     PeriodKind,
     Plan,
     Removal,
-    is_live_managed,
 )
 from reconciler.plan.jsonshape import Obj, ShapeError
+from reconciler.plan.snapshot import additions_snapshot as additions_snapshot  # re-exported
 from reconciler.secure.untrusted import json_dumps
 
 FORMAT = "zerotek-cw-reconciler/plan@1"
@@ -309,26 +310,6 @@ def load_with_data(path: Path) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
 
 
 # --- the state snapshot and its fingerprint ------------------------------------------------
-
-
-def additions_snapshot(
-    additions: Iterable[Addition], products: ManagedProducts, as_of: dt.date
-) -> dict[str, Any]:
-    """An agreement's live managed additions (model.is_live_managed: exactly those the
-    planner planned against) in the snapshot's form; apply re-reads the same just before
-    its first write to the agreement."""
-    return {
-        str(x.id): {
-            "product": x.product_identifier,
-            "quantity": x.quantity,
-            "cancelled_date": _date(x.cancelled_date),
-            # a price moved since the plan is stale too: the plan showed, and may send,
-            # a price reviewed against the old one (DESIGN 13.4)
-            "unit_price": money.optional(x.unit_price),
-        }
-        for x in additions
-        if is_live_managed(x, products, as_of)
-    }
 
 
 def snapshot(plan: Plan, actual: ActualState, products: ManagedProducts) -> dict[str, Any]:
