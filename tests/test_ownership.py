@@ -94,13 +94,15 @@ def test_a_removed_sku_mapping_cancels_its_lines_with_the_reason(sandbox, config
         r for r in report["rows"] if r["kind"] == "over-billed" and r["product"] == "ZT-OKTA-MFA"
     ]
     assert {r["customer_id"] for r in over} >= {"zt-0001"} and over[0]["monthly_amount"] != "0.00"
+    # this apply's record is the one it adds: sorting names puts `<second>-manual-2.json`
+    # before `<second>-manual.json`, so "the last" is the converge run within one second
+    before = set((config_dir / "runs").glob("*/*/*.json"))
     applied = run(config_dir, *APPLY, "--force")  # 4 of ~14 lines: above 30%
     assert applied.exit_code == 0, applied.output
     assert "ZT-OKTA-MFA" not in live(sandbox, 1001)
     assert all(x["product"] != "ZT-OKTA-MFA" for x in ledger(config_dir))
-    (record,) = [
-        json.loads(p.read_text()) for p in sorted((config_dir / "runs").glob("*/*/*.json"))
-    ][-1:]
+    (path,) = set((config_dir / "runs").glob("*/*/*.json")) - before
+    record = json.loads(path.read_text())
     whys = {ch["why"] for c in record["customers"] for ch in c["changes"] if ch["ok"] is True}
     assert "no longer mapped: was SKU OKTA-MFA of customer zt-0001" in whys
     assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0

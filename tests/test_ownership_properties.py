@@ -18,7 +18,8 @@ from pathlib import Path
 
 import hypothesis.strategies as st
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from conftest import examples
+from hypothesis import HealthCheck, Phase, example, given, settings
 from typer.testing import CliRunner
 
 from reconciler.cli import app
@@ -38,7 +39,12 @@ COMPANY = {
     "zt-0006": "GLOBEX",
     "zt-0007": "INITECH",
 }
-PRE_EXISTING_EXCLUDED = 9009  # zt-0005's UD line: excluded from the start, never ours
+# zt-0005's UD line, there before the reconciler and left alone while OKTA-UD is excluded
+# for zt-0005. It becomes ours (DESIGN 6: a live line of a managed product on the
+# customer's agreement is adopted) once an apply maps its product through a SKU zt-0005
+# does not exclude - e.g. OKTA-MFA repointed to ZT-OKTA-UD - and stays ours (an orphan
+# when that mapping goes). Only a line never adopted is someone else's.
+PRE_EXISTING_EXCLUDED = 9009
 SPARE_PRODUCTS = ("MSP-BACKUP",)
 
 edits = st.lists(
@@ -67,6 +73,7 @@ class World:
         self.used_agreements = set(AGREEMENT.values())
         self.next_agreement = 2001
         self.renamed = 0
+        self.adopted = False  # whether an apply has made PRE_EXISTING_EXCLUDED ours
 
     def write(self) -> None:
         known = {s["sku"] for s in self.skus}
@@ -114,8 +121,19 @@ class World:
         self.used_agreements.add(aid)
         return aid
 
+    def manages_excluded_line(self) -> bool:
+        """Whether the mappings as written manage ZT-OKTA-UD on zt-0005's agreement 1005."""
+        c = next((c for c in self.customers if c["id"] == "zt-0005"), None)
+        if c is None or self.agreement["zt-0005"] != AGREEMENT["zt-0005"]:
+            return False
+        excluded = {s.casefold() for s in c.get("exclude_skus", [])}
+        return any(
+            s["product"] == "ZT-OKTA-UD" and s["sku"].casefold() not in excluded for s in self.skus
+        )
+
     def apply(self) -> None:
         self.write()
+        self.adopted = self.adopted or self.manages_excluded_line()
         args = ["--config-dir", str(self.root), "apply", "--yes", "--no-email", "--force"]
         result = CliRunner().invoke(app, [*args, "--as-of", AS_OF], env=self.sb.env())
         assert "Traceback" not in result.output, result.output
@@ -143,18 +161,31 @@ def live_lines(world: World) -> dict[int, dict[str, list[int]]]:
             cancelled = a.get("cancelledDate")
             live = (cancelled is None or cancelled[:10] > AS_OF) and a["quantity"]
             ours = a["product"]["identifier"] != "MSP-HELPDESK"  # someone else's product
-            if live and ours and a["id"] != PRE_EXISTING_EXCLUDED:
+            someone_elses = a["id"] == PRE_EXISTING_EXCLUDED and not world.adopted
+            if live and ours and not someone_elses:
                 lines[agreement][a["product"]["identifier"]].append(a["id"])
     return lines
 
 
 @settings(
-    max_examples=6,
+    max_examples=examples(30),
     deadline=None,
     phases=(Phase.explicit, Phase.generate),  # a failure prints its steps; shrinking is slow
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(steps=edits)
+# OKTA-MFA repointed to ZT-OKTA-UD: zt-0005's untouched UD line #9009 is adopted (60 -> 15)
+@example(
+    steps=[
+        ("remove_customer", 7),
+        ("repoint", 3, 5),
+        ("repoint", 6, 5),
+        ("apply",),
+        ("repoint", 1, 6),
+    ]
+)
+# OKTA-UD renamed: zt-0005's exclusion goes with it, and #9009 (no users) is cancelled
+@example(steps=[("rename_sku", 3)])
 def test_any_edit_sequence_converges_to_the_mappings_and_the_ledger_is_connectwise(steps):
     with tempfile.TemporaryDirectory() as tmp, Sandbox(default_fixture()) as sb:
         root = Path(tmp)
@@ -182,5 +213,9 @@ def test_any_edit_sequence_converges_to_the_mappings_and_the_ledger_is_connectwi
             )
         ledger = json.loads((root / "state" / "managed.json").read_text())
         in_ledger = {(x["agreement_id"], x["addition_id"]) for x in ledger}
+        if not world.adopted:  # someone else's line: never touched, never listed
+            untouched = sb.addition(PRE_EXISTING_EXCLUDED)
+            assert untouched["quantity"] == 60 and untouched["cancelledDate"] is None, steps
+            assert all(i != PRE_EXISTING_EXCLUDED for _, i in in_ledger), steps
         in_cw = {(a, i) for a, ps in lines.items() for ids in ps.values() for i in ids}
         assert in_ledger == in_cw, steps
