@@ -52,3 +52,21 @@ def test_the_hint_after_an_interrupted_selective_apply_keeps_the_selection(
     # a bare `apply` would apply every customer: the hint re-plans what this run planned
     hint = f"run `reconcile --config-dir {config_dir} apply {' '.join(args)}` again"
     assert hint in result.stderr, result.stderr
+
+
+def test_a_removed_customer_reads_cleanly_in_plan_activity_and_run_log(
+    sandbox: Sandbox, config_dir: Path
+) -> None:
+    assert cli(config_dir, "apply", "--yes", "--no-email", *AS_OF).exit_code == 0  # the ledger
+    customers = config_dir / "mappings" / "customers.yaml"
+    text = customers.read_text()
+    customers.write_text(text[: text.index("- id: zt-0007")])  # its mapping removed
+    plan = cli(config_dir, "plan", *AS_OF)
+    assert "zt-0007, agreement 1007\n" in plan.stdout, plan.stdout  # not "→ , ... 'None'"
+    assert "'None'" not in plan.stdout and "zt-0007 zt-0007" not in plan.stdout
+    assert cli(config_dir, "apply", "--yes", "--no-email", *AS_OF).exit_code == 0
+    run_id = runlog.list_runs(config_dir)[0].run_id
+    shown = cli(config_dir, "activity", run_id).stdout
+    assert "\nzt-0007, agreement #1007\n" in shown, shown  # not "company , agreement None"
+    (md,) = config_dir.glob(f"runs/*/*/{run_id}.md")
+    assert "None" not in md.read_text()

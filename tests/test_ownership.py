@@ -14,6 +14,7 @@ from conftest import set_setting
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from reconciler.records import runlog
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.records import agreement_record
 
@@ -98,9 +99,11 @@ def test_a_removed_sku_mapping_cancels_its_lines_with_the_reason(sandbox, config
     assert applied.exit_code == 0, applied.output
     assert "ZT-OKTA-MFA" not in live(sandbox, 1001)
     assert all(x["product"] != "ZT-OKTA-MFA" for x in ledger(config_dir))
-    (record,) = [
-        json.loads(p.read_text()) for p in sorted((config_dir / "runs").glob("*/*/*.json"))
-    ][-1:]
+    # the newest run, as the run log orders them: a second run in the same second is
+    # `...Z-manual-2`, which sorts before `...Z-manual.json` by file name
+    newest = runlog.list_runs(config_dir)[0].run_id
+    (path,) = (config_dir / "runs").glob(f"*/*/{newest}.json")
+    record = json.loads(path.read_text())
     whys = {ch["why"] for c in record["customers"] for ch in c["changes"] if ch["ok"] is True}
     assert "no longer mapped: was SKU OKTA-MFA of customer zt-0001" in whys
     assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0

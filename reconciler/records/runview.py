@@ -261,9 +261,10 @@ def render_run_text(run: RunRecord) -> str:
         if not (c.changes or c.errors or c.warnings):
             continue
         end = c.agreement.end_date
+        who = t(c.id) if c.name == c.id else f"{t(c.name)} ({t(c.id)})"  # a removed customer
+        company = f" company {t(c.company)}," if c.company else ","
         out.append(
-            f"\n{t(c.name)} ({t(c.id)}) company {t(c.company)}, agreement "
-            f"{t(c.agreement.text())}" + (f", ends {end}" if end else "")
+            f"\n{who}{company} agreement {t(c.agreement.text())}" + (f", ends {end}" if end else "")
         )
         for ch in c.changes:
             result = result_text(ch.ok, run.outcome) + (f": {t(ch.error)}" if ch.error else "")
