@@ -68,5 +68,7 @@ def test_a_removed_customer_reads_cleanly_in_plan_activity_and_run_log(
     run_id = runlog.list_runs(config_dir)[0].run_id
     shown = cli(config_dir, "activity", run_id).stdout
     assert "\nzt-0007, agreement #1007\n" in shown, shown  # not "company , agreement None"
+    why = "no longer mapped: was SKU OKTA-WF of customer zt-0007"
+    assert f"USD — {why}  done" in shown, shown  # the reason the plan gave, kept
     (md,) = config_dir.glob(f"runs/*/*/{run_id}.md")
-    assert "None" not in md.read_text()
+    assert "None" not in md.read_text() and "remove — no longer mapped" in md.read_text()

@@ -98,7 +98,7 @@ def render_run(run: RunRecord) -> str:
         [
             md(c.name),
             md(c.agreement.text()),
-            md(ch.action),
+            md(ch.action) + (f" — {md(ch.why)}" if ch.why else ""),  # as the plan shows it
             md(ch.sku),
             md(ch.product),
             f"{ch.before} → {ch.after}",
@@ -269,10 +269,11 @@ def render_run_text(run: RunRecord) -> str:
         for ch in c.changes:
             result = result_text(ch.ok, run.outcome) + (f": {t(ch.error)}" if ch.error else "")
             note = f" ({t(ch.note)})" if ch.note else ""
+            why = f" — {t(ch.why)}" if ch.why else ""  # an orphan's reason, "no charge"
             out.append(
                 f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
                 f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
-                f"{t(run.currency)}"
+                f"{t(run.currency)}{why}"
                 f"  {result}{note}"
             )
         out += [f"  error: {t(e)}" for e in c.errors]
