@@ -294,18 +294,23 @@ def test_a_stale_plan_says_what_moved_in_words_and_activity_repeats_it(
     world_edits.update_addition(sandbox, 9006, cancelledDate="2026-11-20T00:00:00Z")
     world_edits.set_addition_quantity(sandbox, 9001, 41)
     refused = cli("--config-dir", str(config_dir), "apply", str(plan_file))
-    assert refused.exit_code == 1 and sandbox.stats.writes == 0
+    # DESIGN 13.7: each moved agreement skips its customer as stale; the others proceed
+    assert refused.exit_code == 1 and sandbox.stats.writes == 9  # 11 planned, 2 skipped
     lines = [
-        "  agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 40 → 41 since the plan was made",
-        "  agreement 1002 addition #9006 (ZT-OKTA-UD): cancelled or removed since the plan was "
+        "agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 40 → 41 since the plan was made",
+        "agreement 1002 addition #9006 (ZT-OKTA-UD): cancelled or removed since the plan was "
         "made",
     ]
-    assert refused.stderr.splitlines()[1:] == lines, refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {who}: stale: {line}; skipped, nothing written. Run `reconcile plan` again"
+        for who, line in zip(("zt-0001", "zt-0002"), lines, strict=True)
+    ], refused.stderr
     assert "{" not in refused.stderr and "None" not in refused.stderr  # no Python reprs
     (run_id,) = [p.stem for p in (config_dir / "runs").rglob("*.json")]
     shown = cli("--config-dir", str(config_dir), "activity", run_id).stdout
     for line in lines:
-        assert line.strip() in shown
+        assert line in shown
 
 
 def test_a_long_drift_is_capped_with_a_count() -> None:
@@ -342,7 +347,8 @@ def test_an_interrupt_after_every_write_says_nothing_remains(tmp_path: Path) -> 
 def test_an_interrupt_before_some_writes_says_what_remains(tmp_path: Path) -> None:
     line = cli_sync._interrupted_line(_outcome(tmp_path, False), tmp_path / "cfg")
     assert "2 changes for 1 customer not started" in line
-    assert f"`reconcile --config-dir {tmp_path / 'cfg'} apply` again" in line
+    # the same period: a re-run on another day would plan another one
+    assert f"`reconcile --config-dir {tmp_path / 'cfg'} apply --as-of 2026-11-24` again" in line
 
 
 # --- the README's sample is today's output -----------------------------------------------------
