@@ -298,8 +298,7 @@ def test_a_stale_plan_says_what_moved_in_words_and_activity_repeats_it(
     assert refused.exit_code == 1 and sandbox.stats.writes == 9  # 11 planned, 2 skipped
     lines = [
         "agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 40 → 41 since the plan was made",
-        "agreement 1002 addition #9006 (ZT-OKTA-UD): cancelled or removed since the plan was "
-        "made",
+        "agreement 1002 addition #9006 (ZT-OKTA-UD): cancelled or removed since the plan was made",
     ]
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
