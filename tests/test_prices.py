@@ -190,7 +190,8 @@ def test_a_price_changed_between_plan_and_apply_skips_that_customer_as_stale(
     edited = sandbox.additions(change["agreement_id"])
     result = run(config_dir, "apply", str(saved), "--yes")
     assert result.exit_code == 1
-    assert f"stale: agreement #{change['agreement_id']}'s additions changed" in result.output
+    moved = f"stale: agreement {change['agreement_id']} addition #9005 (ZT-OKTA-SSO): unit price"
+    assert f"{moved} 4.00 → 4.10 since the plan was made" in result.output
     assert sandbox.additions(change["agreement_id"]) == edited  # nothing written to it
     others = [c for c in data["customers"] if c["agreement"]["id"] != change["agreement_id"]]
     assert sandbox.stats.writes == sum(len(c["changes"]) for c in others) > 0

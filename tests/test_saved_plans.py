@@ -124,7 +124,8 @@ def test_an_edited_agreement_with_changes_is_skipped_as_stale_the_others_applied
     edited = sandbox.additions(1004)
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1, result.output
-    assert "zt-0004: stale: agreement #1004's additions changed" in result.output
+    assert "zt-0004: stale: agreement 1004 addition #" in result.output
+    assert "(ZT-OKTA-SSO): quantity 25 → 26 since the plan was made; skipped" in result.output
     assert sandbox.additions(1004) == edited
     others = [c for c in data["customers"] if c["agreement"]["id"] != 1004]
     assert sandbox.stats.writes == sum(len(c["changes"]) for c in others) > 0
@@ -145,8 +146,10 @@ def test_a_forged_snapshot_is_never_written_on_it_is_skipped_as_stale(sandbox, c
     data["state_fingerprint"] = planfile.fingerprint(data["state"])
     result = apply_saved(config_dir, data)
     assert result.exit_code == 1, result.output
-    assert "zt-0001: stale: agreement #1001's additions changed" in result.output
-    assert "9001 > quantity: 30 -> 40" in result.output
+    assert (
+        "zt-0001: stale: agreement 1001 addition #9001 (ZT-OKTA-SSO): quantity 30 → 40 since "
+        "the plan was made; skipped, nothing written" in result.output
+    )
     assert sandbox.addition(9001)["quantity"] == 40
     others = sum(len(c["changes"]) for c in data["customers"] if c["id"] != "zt-0001")
     assert sandbox.stats.writes == others
