@@ -346,7 +346,8 @@ def test_an_interrupt_after_every_write_says_nothing_remains(tmp_path: Path) -> 
 def test_an_interrupt_before_some_writes_says_what_remains(tmp_path: Path) -> None:
     line = cli_sync._interrupted_line(_outcome(tmp_path, False), tmp_path / "cfg")
     assert "2 changes for 1 customer not started" in line
-    assert f"`reconcile --config-dir {tmp_path / 'cfg'} apply` again" in line
+    # the same period: a re-run on another day would plan another one
+    assert f"`reconcile --config-dir {tmp_path / 'cfg'} apply --as-of 2026-11-24` again" in line
 
 
 # --- the README's sample is today's output -----------------------------------------------------

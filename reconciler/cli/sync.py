@@ -180,9 +180,12 @@ def _plan(
         same = [w for c in customers or () for w in ("--customer", shlex.quote(c))]
         same += ["--period", period.value] if period is not PeriodKind.LAST_BILLING_PERIOD else []
         same += ["--as-of", shlex.quote(as_of)] if as_of else []
+        apply = command_for(config.config_dir, "apply", *same)
         typer.echo(
-            f"next: `{command_for(config.config_dir, 'apply', *same)}` makes these changes "
-            "(it shows the plan again and asks first)",
+            f"next: `{apply} --force` would make these changes: apply refuses this unsafe "
+            "plan without --force (review the reasons above first)"
+            if planned.plan.unsafe
+            else f"next: `{apply}` makes these changes (it shows the plan again and asks first)",
             err=True,
         )
     if detailed_exitcode and planned.plan.changes:
@@ -275,13 +278,23 @@ def _interrupted_line(outcome: SyncOutcome, config_dir: Path) -> str:
             f"Interrupted by {outcome.interrupted_by}: {done}; every planned write had already "
             "been sent, nothing remains to apply."
         )
-    again = command_for(config_dir, "apply")
+    again = command_for(config_dir, "apply", *_same_selection(outcome.result.plan))
     return (
         f"Interrupted by {outcome.interrupted_by}: {done}; {changes} change"
         f"{'s' if changes != 1 else ''} for {customers} customer"
         f"{'s' if customers != 1 else ''} not started. To finish, run `{again}` again "
         "(it plans afresh from what is now in ConnectWise)."
     )
+
+
+def _same_selection(plan: Plan) -> list[str]:
+    """The options that re-plan what this apply planned: a bare `apply` after an
+    interrupted `apply --customer X` would apply every customer, and one on another day
+    another period."""
+    words = [w for c in plan.selection or () for w in ("--customer", shlex.quote(c))]
+    if plan.period.kind is not PeriodKind.LAST_BILLING_PERIOD:
+        words += ["--period", plan.period.kind.value]
+    return [*words, "--as-of", plan.period.as_of.isoformat()]
 
 
 def _report(outcome: SyncOutcome, config_dir: Path, *, err: bool = False) -> None:

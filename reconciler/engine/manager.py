@@ -261,8 +261,11 @@ def check_enabled(config: Config) -> None:
 def check_safe(plan: Plan, *, force: bool) -> None:
     if plan.unsafe and not force:
         reasons = "; ".join(plan.unsafe_reasons)
+        # a reason may end with its own punctuation ("did you mean OKTA-MFA?")
+        stop = "" if reasons.endswith((".", "?", "!")) else "."
         raise Refused(
-            f"unsafe plan refused: {reasons}. Review it and re-run with --force to apply anyway",
+            f"unsafe plan refused: {reasons}{stop} Review it and re-run with --force to apply "
+            "anyway",
             EXIT_UNSAFE,
         )
 

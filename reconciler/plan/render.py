@@ -102,11 +102,14 @@ def summary_line(plan: Plan) -> str:
 
 def _heading(cp: CustomerPlan) -> str:
     agreement = (
-        f"agreement {cp.agreement_id} '{t(cp.agreement_name)}'"
-        if cp.agreement_id is not None
-        else "agreement unresolved"
+        "agreement unresolved"
+        if cp.agreement_id is None
+        else f"agreement {cp.agreement_id}"
+        if cp.agreement_name is None  # a removed customer's: its agreement was not read
+        else f"agreement {cp.agreement_id} '{t(cp.agreement_name)}'"
     )
-    return f"{t(cp.customer_id)} {t(cp.name)} → {t(cp.company)}, {agreement}"
+    who = t(cp.customer_id) if cp.name == cp.customer_id else f"{t(cp.customer_id)} {t(cp.name)}"
+    return f"{who} → {t(cp.company)}, {agreement}" if cp.company else f"{who}, {agreement}"
 
 
 def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:

@@ -116,7 +116,10 @@ class AgreementRef:
     end_date: str | None
 
     def text(self) -> str:
-        return "(unresolved)" if self.id is None else f"{self.name} (#{self.id})"
+        if self.id is None:
+            return "(unresolved)"
+        # None: a removed customer's agreement, not read by the plan (an orphan's)
+        return f"#{self.id}" if self.name is None else f"{self.name} (#{self.id})"
 
 
 @dataclass

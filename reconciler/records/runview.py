@@ -98,7 +98,7 @@ def render_run(run: RunRecord) -> str:
         [
             md(c.name),
             md(c.agreement.text()),
-            md(ch.action),
+            md(ch.action) + (f" — {md(ch.why)}" if ch.why else ""),  # as the plan shows it
             md(ch.sku),
             md(ch.product),
             f"{ch.before} → {ch.after}",
@@ -261,17 +261,19 @@ def render_run_text(run: RunRecord) -> str:
         if not (c.changes or c.errors or c.warnings):
             continue
         end = c.agreement.end_date
+        who = t(c.id) if c.name == c.id else f"{t(c.name)} ({t(c.id)})"  # a removed customer
+        company = f" company {t(c.company)}," if c.company else ","
         out.append(
-            f"\n{t(c.name)} ({t(c.id)}) company {t(c.company)}, agreement "
-            f"{t(c.agreement.text())}" + (f", ends {end}" if end else "")
+            f"\n{who}{company} agreement {t(c.agreement.text())}" + (f", ends {end}" if end else "")
         )
         for ch in c.changes:
             result = result_text(ch.ok, run.outcome) + (f": {t(ch.error)}" if ch.error else "")
             note = f" ({t(ch.note)})" if ch.note else ""
+            why = f" — {t(ch.why)}" if ch.why else ""  # an orphan's reason, "no charge"
             out.append(
                 f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
                 f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
-                f"{t(run.currency)}"
+                f"{t(run.currency)}{why}"
                 f"  {result}{note}"
             )
         out += [f"  error: {t(e)}" for e in c.errors]
