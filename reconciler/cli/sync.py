@@ -33,6 +33,7 @@ from reconciler.engine.manager import (
     AlreadyApplied,
     ApplyRequest,
     Declined,
+    Planned,
     PlanRequest,
     SyncEngine,
     SyncOutcome,
@@ -148,19 +149,7 @@ def _plan(
     note = " ".join(notes) or None
     request = PlanRequest(customers, period, parse_as_of(as_of), out, base, max_duration)
     planned = engine.plan(request)
-    if baseline is not None:
-        # No loadable base (a first pull request, or one that repairs broken mappings):
-        # compared with an empty plan, every change is this pull request's.
-        empty = replace(planned.plan, customers=())
-        cmp = compare(planned.plan, planned.base if planned.base is not None else empty)
-        text = {
-            Format.MARKDOWN: lambda: render.markdown_compared(cmp, note),
-            Format.JSON: lambda: render.json_compared(cmp, note),
-            Format.TEXT: lambda: render.text(planned.plan, color=term.use_color(sys.stdout)),
-        }[fmt]()
-    else:
-        text = render.render(planned.plan, fmt.value, color=term.use_color(sys.stdout))
-    typer.echo(text, nl=False)
+    typer.echo(_plan_text(planned, fmt, baseline is not None, note), nl=False)
     for line in notes:
         typer.echo(f"warning: {plain(line)}", err=True)
     if out is not None:
@@ -191,6 +180,20 @@ def _plan(
     if detailed_exitcode and planned.plan.changes:
         return 2
     return 0
+
+
+def _plan_text(planned: Planned, fmt: Format, compared: bool, note: str | None) -> str:
+    """The plan as shown; with --baseline (`compared`), Markdown and JSON compare it with
+    the base branch's plan (text shows the plan alone)."""
+    if not compared or fmt is Format.TEXT:
+        return render.render(planned.plan, fmt.value, color=term.use_color(sys.stdout))
+    # No loadable base (a first pull request, or one that repairs broken mappings):
+    # compared with an empty plan, every change is this pull request's.
+    empty = replace(planned.plan, customers=())
+    cmp = compare(planned.plan, planned.base if planned.base is not None else empty)
+    if fmt is Format.MARKDOWN:
+        return render.markdown_compared(cmp, note)
+    return render.json_compared(cmp, note)
 
 
 def _notice(line: str) -> None:
