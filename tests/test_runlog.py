@@ -448,7 +448,9 @@ def test_listing_hashes_only_records_whose_file_changed(
     assert runlog.list_runs(tmp_path)[0].outcome == "partial"
     assert hashed == [h.path]
 
-    h2 = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED + dt.timedelta(days=1))
+    h2 = runlog.start_run(
+        tmp_path, plan(ACME), trigger="manual", started=STARTED + dt.timedelta(days=1)
+    )
     h2.finish(success_result())
     summary = tmp_path / "runs" / "index" / f"{h2.run_id}.summary"
     tick = h2.path.stat().st_mtime_ns

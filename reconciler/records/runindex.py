@@ -19,6 +19,7 @@ record is hashed, as before.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from decimal import Decimal
@@ -71,10 +72,9 @@ def write(runs: Path, summary: RunSummary, record_digest: str) -> None:
         seats, revenue, currency = summary.billed
         data["billed"] = [seats, str(revenue), currency]
     data["record_sha256"] = record_digest
-    try:
+    # Unreadable: then only the digest vouches for the record, hashed on each read.
+    with contextlib.suppress(OSError):
         data["record_signature"] = signature(summary.path.stat())
-    except OSError:
-        pass  # then only the digest vouches for the record: it is hashed on each read
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     atomic_write(summary_path(runs, summary.run_id), text + "\n")
 
@@ -100,11 +100,12 @@ def read(runs: Path, record: Path) -> RunSummary | None:
 def _describes(data: dict[str, Any], record: Path, stored: Path) -> bool:
     """Whether the summary `data` (read from `stored`) was made from `record` as it is."""
     now = record.stat()
-    if data.get("record_signature") == signature(now):
-        # Racy: the record written in the clock tick its summary was, so an edit right
-        # after the write could keep size and time alike. Only then is it hashed.
-        if now.st_mtime_ns < stored.stat().st_mtime_ns:
-            return True
+    # Racy: a record modified in the clock tick its summary was written in could have been
+    # edited right after, keeping size and time alike; only such a one is hashed.
+    if data.get("record_signature") == signature(now) and (
+        now.st_mtime_ns < stored.stat().st_mtime_ns
+    ):
+        return True
     return bool(data["record_sha256"] == content_digest(record))
 
 
