@@ -12,6 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
+from reconciler.core.mapping import (
+    agreement_problem,
+    agreements_by_company,
+    companies_by_key,
+    resolve_agreement,
+)
 from reconciler.core.model import (
     Action,
     ActualState,
@@ -34,8 +40,6 @@ from reconciler.plan.orphans import with_orphans
 from reconciler.plan.pricing import Drift, differs, drift_warnings, mapped_price
 from reconciler.plan.safety import unsafe_reasons
 
-_DEAD_STATUSES = {"cancelled", "expired", "inactive"}
-
 
 @dataclass
 class _Draft:
@@ -46,90 +50,6 @@ class _Draft:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unknown: bool = False  # ZeroTek does not know this customer id
-
-
-def agreements_by_company(agreements: Iterable[Agreement]) -> dict[int, list[Agreement]]:
-    """Index for `resolve_agreement`: a scan of every agreement per customer is O(n^2)."""
-    index: dict[int, list[Agreement]] = defaultdict(list)
-    for agreement in agreements:
-        index[agreement.company_id].append(agreement)
-    return index
-
-
-def companies_by_key(companies: Iterable[Company]) -> dict[str, Company]:
-    """Index for `resolve_agreement`: company identifiers compare case-insensitively, as in
-    ConnectWise (`acme` and `ACME` are one company)."""
-    return {c.identifier.casefold(): c for c in companies}
-
-
-def resolve_agreement(
-    customer: CustomerMap,
-    companies: Mapping[str, Company],
-    agreements: Mapping[int, Agreement],
-    by_company: Mapping[int, Sequence[Agreement]],
-) -> tuple[Agreement | None, str | None]:
-    """The customer's agreement, or why it cannot be used. A name resolves only among the
-    customer's company's agreements (`by_company` from `agreements_by_company`);
-    `companies` is keyed by casefolded identifier (`companies_by_key`)."""
-    company = companies.get(customer.company.casefold())
-    if company is None:
-        hint = did_you_mean(customer.company, (c.identifier for c in companies.values()))
-        return None, f"ConnectWise company '{customer.company}' not found{hint}"
-    own = by_company.get(company.id, ())
-    if isinstance(customer.agreement, int):
-        agreement = agreements.get(customer.agreement)
-        if agreement is None:
-            hint = did_you_mean(str(customer.agreement), (str(a.id) for a in own))
-            return None, f"agreement {customer.agreement} not found{hint}{_listed(own)}"
-        if agreement.company_id != company.id:
-            return None, (
-                f"agreement {agreement.id} ('{agreement.name}') belongs to another company "
-                f"(id {agreement.company_id}), not '{customer.company}'"
-            )
-    else:
-        named = [a for a in own if a.name == customer.agreement]
-        if not named:
-            hint = did_you_mean(customer.agreement, (a.name for a in own))
-            return None, (
-                f"no agreement named '{customer.agreement}' for company '{customer.company}'{hint}"
-            )
-        if len(named) > 1:
-            ids = ", ".join(str(a.id) for a in sorted(named, key=lambda a: a.id))
-            return None, (
-                f"agreement name '{customer.agreement}' is ambiguous for company "
-                f"'{customer.company}' (ids {ids}); map it by id"
-            )
-        agreement = named[0]
-    return agreement, None
-
-
-def _listed(agreements: Sequence[Agreement], most: int = 5) -> str:
-    """The company's agreements, when few: what the mapping could have meant."""
-    if not agreements or len(agreements) > most:
-        return ""
-    return (
-        " (the company's agreements: "
-        + ", ".join(f"{a.id} '{a.name}'" for a in sorted(agreements, key=lambda a: a.id))
-        + ")"
-    )
-
-
-def agreement_problem(agreement: Agreement, period: Period) -> str | None:
-    status = (agreement.status or "").lower()
-    if agreement.cancelled or status == "cancelled":
-        return f"agreement {agreement.id} ('{agreement.name}') is cancelled"
-    if status in _DEAD_STATUSES:
-        return f"agreement {agreement.id} ('{agreement.name}') is {status}"
-    if (
-        not agreement.no_ending_date
-        and agreement.end_date is not None
-        and agreement.end_date < period.as_of
-    ):
-        return (
-            f"agreement {agreement.id} ('{agreement.name}') ended on "
-            f"{agreement.end_date.isoformat()}"
-        )
-    return None
 
 
 def _products_of(config: Config, excluded: Iterable[str]) -> dict[str, list[str]]:
