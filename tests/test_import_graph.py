@@ -160,7 +160,6 @@ STILL_LONG = {
     "reconciler.net.http.request",
     "reconciler.notify.email._sync_email",
     "reconciler.notify.email.send_unmapped",
-    "reconciler.plan.render.markdown",
     "reconciler.usage.csvfile.read_assignments",
 }
 

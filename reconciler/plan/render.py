@@ -164,12 +164,18 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
 
 def markdown(plan: Plan) -> str:
     """A pull-request comment: summary table, then a collapsible section per customer."""
-    out = [
-        PLAN_MARKER,
-        "### reconcile plan",
-        "",
-        _period_line(plan),
-        "",
+    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), ""]
+    out += [*_counts_table(plan), *_caution(plan), *_nothing_to_do(plan)]
+    for cp in plan.customers:
+        if cp.changes or cp.errors or cp.warnings:
+            out += _customer_details(cp, plan)
+    out += _plan_warnings(plan)
+    out.append(summary_line(plan))
+    return "\n".join(out) + "\n"
+
+
+def _counts_table(plan: Plan) -> list[str]:
+    return [
         "| | count |",
         "|---|---:|",
         f"| ➕ add | {plan.count(Action.ADD)} |",
@@ -179,56 +185,64 @@ def markdown(plan: Plan) -> str:
         f"| 💲 revenue change / month | {money(plan.revenue_delta, plan.currency)} |",
         "",
     ]
-    if plan.unsafe:
-        out.append("> [!CAUTION]")
-        out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
-        out.extend(f"> - {md(r)}" for r in plan.unsafe_reasons)
-        out.append("")
+
+
+def _caution(plan: Plan) -> list[str]:
+    if not plan.unsafe:
+        return []
+    return [
+        "> [!CAUTION]",
+        "> **Unsafe plan**: `apply` refuses it without `--force`.",
+        *(f"> - {md(r)}" for r in plan.unsafe_reasons),
+        "",
+    ]
+
+
+def _nothing_to_do(plan: Plan) -> list[str]:
     if not plan.changes and plan.has_errors:
-        out.append("**No changes planned**, but customers with errors could not be compared.")
-        out.append("")
-    elif not plan.changes:
-        out.append("**No changes.** ConnectWise matches ZeroTek usage.")
-        out.append("")
-    for cp in plan.customers:
-        if not (cp.changes or cp.errors or cp.warnings):
-            continue
-        flag = "❌ " if cp.errors else ""
-        # <summary> starts an HTML block: raw HTML until a blank line, so HTML escaping here
+        return ["**No changes planned**, but customers with errors could not be compared.", ""]
+    if not plan.changes:
+        return ["**No changes.** ConnectWise matches ZeroTek usage.", ""]
+    return []
+
+
+def _customer_details(cp: CustomerPlan, plan: Plan) -> list[str]:
+    """A customer's collapsible section: its agreement, its changes, errors and warnings."""
+    flag = "❌ " if cp.errors else ""
+    # <summary> starts an HTML block: raw HTML until a blank line, so HTML escaping here
+    out = [
+        f"<details><summary>{flag}<b>{h(cp.customer_id)}</b> {h(cp.name)} — "
+        f"{len(cp.changes)} change(s), {money(cp.revenue_delta, plan.currency)}/month</summary>",
+        "",
+        f"Company {md(cp.company)}, agreement {cp.agreement_id} {md(cp.agreement_name or '')}",
+        "",
+    ]
+    if cp.changes:
+        out += _changes_table(cp.changes, plan.currency)
+    out.extend(f"- ❌ {md(e)}" for e in cp.errors)
+    out.extend(f"- ⚠️ {md(w)}" for w in cp.warnings)
+    return [*out, "", "</details>", ""]
+
+
+def _changes_table(changes: Sequence[Change], cur: str) -> list[str]:
+    out = [
+        f"| | product | SKU | before | after | effective | unit price ({cur}) "
+        f"| revenue/month ({cur}) |",
+        "|---|---|---|---:|---:|---|---:|---:|",
+    ]
+    for c in changes:
         out.append(
-            f"<details><summary>{flag}<b>{h(cp.customer_id)}</b> {h(cp.name)} — "
-            f"{len(cp.changes)} change(s), {money(cp.revenue_delta, plan.currency)}/month</summary>"
+            f"| {c.action.value}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
+            f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
+            f"{money(c.revenue_delta)} |"
         )
-        out.append("")
-        agreement = md(cp.agreement_name or "")
-        out.append(f"Company {md(cp.company)}, agreement {cp.agreement_id} {agreement}")
-        out.append("")
-        if cp.changes:
-            cur = plan.currency
-            out.append(
-                f"| | product | SKU | before | after | effective | unit price ({cur}) "
-                f"| revenue/month ({cur}) |"
-            )
-            out.append("|---|---|---|---:|---:|---|---:|---:|")
-            for c in cp.changes:
-                out.append(
-                    f"| {c.action.value}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
-                    f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
-                    f"{money(c.revenue_delta)} |"
-                )
-            out.append("")
-        out.extend(f"- ❌ {md(e)}" for e in cp.errors)
-        out.extend(f"- ⚠️ {md(w)}" for w in cp.warnings)
-        out.append("")
-        out.append("</details>")
-        out.append("")
-    if plan.warnings:
-        out.append("**Warnings**")
-        out.append("")
-        out.extend(f"- ⚠️ {md(w)}" for w in plan.warnings)
-        out.append("")
-    out.append(summary_line(plan))
-    return "\n".join(out) + "\n"
+    return [*out, ""]
+
+
+def _plan_warnings(plan: Plan) -> list[str]:
+    if not plan.warnings:
+        return []
+    return ["**Warnings**", "", *(f"- ⚠️ {md(w)}" for w in plan.warnings), ""]
 
 
 def _effective(c: Change) -> str:
@@ -275,12 +289,7 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
     """The pull-request comment with a baseline (12.7): what THIS pull request does to the
     invoices first, with its own monthly delta, then the drift the next sync corrects anyway."""
     plan = cmp.head
-    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), ""]
-    if plan.unsafe:
-        out.append("> [!CAUTION]")
-        out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
-        out.extend(f"> - {md(r)}" for r in plan.unsafe_reasons)
-        out.append("")
+    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), "", *_caution(plan)]
     out += ["#### This pull request", ""]
     if note:
         out += ["> [!NOTE]", f"> {md(note)}", ""]
@@ -320,10 +329,7 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
             out.extend(f"- ❌ **{md(cp.customer_id)}** {md(e)}" for e in cp.errors)
             out.extend(f"- ⚠️ **{md(cp.customer_id)}** {md(w)}" for w in cp.warnings)
         out.append("")
-    if plan.warnings:
-        out += ["**Warnings**", ""]
-        out.extend(f"- ⚠️ {md(w)}" for w in plan.warnings)
-        out.append("")
+    out += _plan_warnings(plan)
     out.append(summary_line(plan))
     return "\n".join(out) + "\n"
 
