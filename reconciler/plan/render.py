@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
+from typing import NamedTuple
 
 import typer
 
@@ -100,13 +101,38 @@ def summary_line(plan: Plan) -> str:
     return line
 
 
-def _heading(cp: CustomerPlan) -> str:
+class _Shown(NamedTuple):
+    """A customer's changes written to one agreement, shown under that agreement."""
+
+    agreement_id: int | None
+    agreement_name: str | None
+    changes: tuple[Change, ...]
+
+
+def _by_agreement(cp: CustomerPlan) -> list[_Shown]:
+    """The customer's changes by the agreement they are written to: its own agreement's
+    first (always, even with none), then each other one by id: an orphan left on the
+    agreement the customer moved away from (DESIGN 13.1) is shown under that agreement."""
+    own = _Shown(cp.agreement_id, cp.agreement_name, cp.changes)
+    elsewhere = sorted({c.agreement_id for c in cp.changes} - {cp.agreement_id})
+    if not elsewhere:
+        return [own]
+    groups = [
+        own._replace(changes=tuple(c for c in cp.changes if c.agreement_id == own.agreement_id))
+    ]
+    for agreement_id in elsewhere:
+        changes = tuple(c for c in cp.changes if c.agreement_id == agreement_id)
+        groups.append(_Shown(agreement_id, changes[0].agreement_name, changes))
+    return groups
+
+
+def _heading(cp: CustomerPlan, where: _Shown) -> str:
     agreement = (
         "agreement unresolved"
-        if cp.agreement_id is None
-        else f"agreement {cp.agreement_id}"
-        if cp.agreement_name is None  # a removed customer's: its agreement was not read
-        else f"agreement {cp.agreement_id} '{t(cp.agreement_name)}'"
+        if where.agreement_id is None
+        else f"agreement {where.agreement_id}"
+        if where.agreement_name is None  # not read: a removed (or moved) customer's old one
+        else f"agreement {where.agreement_id} '{t(where.agreement_name)}'"
     )
     who = t(cp.customer_id) if cp.name == cp.customer_id else f"{t(cp.customer_id)} {t(cp.name)}"
     return f"{who} → {t(cp.company)}, {agreement}" if cp.company else f"{who}, {agreement}"
@@ -124,16 +150,7 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
         if not (cp.changes or cp.errors or cp.warnings or verbose):
             quiet += 1
             continue
-        out.append("")
-        out.append(style(_heading(cp), bold=True))
-        for c in cp.changes:
-            what = describe_change(c, plan)
-            line = f"  {_SIGN[c.action]} {what}"
-            out.append(style(line, fg=_COLOUR[c.action]))
-        for e in cp.errors:
-            out.append(style(f"  ! error: {t(e)} (customer left untouched)", fg="red", bold=True))
-        for w in cp.warnings:
-            out.append(style(f"  ? warning: {t(w)}", fg="yellow"))
+        out += _customer_text(cp, plan, style)
     if quiet:
         out.append("")
         out.append(f"{quiet} customer{'s' if quiet != 1 else ''} already up to date.")
@@ -160,6 +177,24 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
         out.append(style("No changes. ConnectWise matches ZeroTek usage.", fg="green", bold=True))
     out.append(style(summary_line(plan), bold=True))
     return "\n".join(out) + "\n"
+
+
+def _customer_text(cp: CustomerPlan, plan: Plan, style: Callable[..., str]) -> list[str]:
+    """A customer under its heading: its changes, errors and warnings; then the changes it
+    writes to another agreement, under that agreement's heading."""
+
+    def change(c: Change) -> str:
+        return style(f"  {_SIGN[c.action]} {describe_change(c, plan)}", fg=_COLOUR[c.action])
+
+    own, *elsewhere = _by_agreement(cp)
+    out = ["", style(_heading(cp, own), bold=True), *(change(c) for c in own.changes)]
+    for e in cp.errors:
+        out.append(style(f"  ! error: {t(e)} (customer left untouched)", fg="red", bold=True))
+    for w in cp.warnings:
+        out.append(style(f"  ? warning: {t(w)}", fg="yellow"))
+    for where in elsewhere:
+        out += ["", style(_heading(cp, where), bold=True), *(change(c) for c in where.changes)]
+    return out
 
 
 def markdown(plan: Plan) -> str:
@@ -210,18 +245,28 @@ def _customer_details(cp: CustomerPlan, plan: Plan) -> list[str]:
     """A customer's collapsible section: its agreement, its changes, errors and warnings."""
     flag = "❌ " if cp.errors else ""
     # <summary> starts an HTML block: raw HTML until a blank line, so HTML escaping here
+    own, *elsewhere = _by_agreement(cp)
     out = [
         f"<details><summary>{flag}<b>{h(cp.customer_id)}</b> {h(cp.name)} — "
         f"{len(cp.changes)} change(s), {money(cp.revenue_delta, plan.currency)}/month</summary>",
         "",
-        f"Company {md(cp.company)}, agreement {cp.agreement_id} {md(cp.agreement_name or '')}",
+        _agreement_line(cp, own),
         "",
     ]
-    if cp.changes:
-        out += _changes_table(cp.changes, plan.currency)
+    if own.changes:
+        out += _changes_table(own.changes, plan.currency)
     out.extend(f"- ❌ {md(e)}" for e in cp.errors)
     out.extend(f"- ⚠️ {md(w)}" for w in cp.warnings)
+    for where in elsewhere:  # an orphan on the agreement the customer moved away from
+        out += [""] if out[-1] else []
+        out += [_agreement_line(cp, where), "", *_changes_table(where.changes, plan.currency)]
     return [*out, "", "</details>", ""]
+
+
+def _agreement_line(cp: CustomerPlan, where: _Shown) -> str:
+    return (
+        f"Company {md(cp.company)}, agreement {where.agreement_id} {md(where.agreement_name or '')}"
+    )
 
 
 def _changes_table(changes: Sequence[Change], cur: str) -> list[str]:
