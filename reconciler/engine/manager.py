@@ -649,6 +649,7 @@ class SyncEngine:
                     return True
                 return False
 
+            collector.settle()
             try:
                 result = self._run(self._write(planned, handle, stop))
             except BaseException as exc:
