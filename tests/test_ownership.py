@@ -10,10 +10,12 @@ import re
 import shutil
 from pathlib import Path
 
+import jsonschema
 from conftest import set_setting
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from reconciler.config.resources import load_schema
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.records import agreement_record
 
@@ -190,15 +192,61 @@ def test_an_orphan_is_under_this_pull_request_with_baseline(sandbox, config_dir,
     assert causes == ["unmapped"]
 
 
-def test_report_counts_a_moved_customers_old_line_as_over_billed(sandbox, config_dir):
+def report_rows(config_dir: Path, customer: str, sku: str) -> tuple[dict, list[dict]]:
+    result = run(config_dir, "report", "--format", "json", *AS_OF)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, load_schema("report"))
+    rows = [r for r in report["rows"] if (r["customer_id"], r["sku"]) == (customer, sku)]
+    return report, rows
+
+
+def test_report_shows_a_removed_customers_line_once_as_an_orphan(sandbox, config_dir):
+    # Found: the line was over-billed (ZeroTek 0) AND the same usage an unmapped customer's
+    # row billed 0: two rows for one line, neither true.
     converge(config_dir)
     customers = config_dir / "mappings" / "customers.yaml"
     text, n = re.subn(r"\n- id: zt-0004\n(  [^\n]*\n)+", "\n", customers.read_text())
     assert n == 1
     customers.write_text(text)
-    report = json.loads(run(config_dir, "report", "--format", "json", *AS_OF).stdout)
-    (row,) = [r for r in report["rows"] if r["agreement_id"] == 1004]
-    assert (row["kind"], row["difference"], row["monthly_amount"]) == ("over-billed", 27, "108.00")
+    report, rows = report_rows(config_dir, "zt-0004", "OKTA-SSO")
+    (row,) = rows
+    assert (row["kind"], row["agreement_id"], row["customer_name"]) == (
+        "over-billed",
+        1004,
+        "Contoso Health",
+    )
+    assert (row["zerotek_users"], row["billed_quantity"], row["difference"]) == (27, 27, 27)
+    assert row["monthly_amount"] == "108.00"  # 27 x 4.00, what the next sync takes away
+    assert row["note"] == (
+        "no longer mapped: was SKU OKTA-SSO of customer zt-0004; the next sync removes it"
+    )
+    assert report["totals"]["unmapped-customer"]["quantity"] == 5  # zt-0099 alone
+    # mapped customers' seats vs their users: zt-0004's line and users are in neither
+    assert (report["billed_quantity"], report["zerotek_users"]) == (232, 232)
+
+
+def test_report_shows_a_removed_skus_line_once_and_kept_ones_as_kept(sandbox, config_dir):
+    converge(config_dir)
+    drop_sku(config_dir, "OKTA-LCM")
+    report, rows = report_rows(config_dir, "zt-0003", "OKTA-LCM")
+    (row,) = rows  # not also an unmapped SKU "billed 0"
+    assert (row["kind"], row["zerotek_users"], row["billed_quantity"]) == ("over-billed", 6, 6)
+    assert (row["difference"], row["monthly_amount"]) == (6, "30.00")
+    assert row["note"].endswith("; the next sync removes it")
+    assert report["totals"]["unmapped-sku"]["quantity"] == 3  # OKTA-PAM alone
+    text = run(config_dir, "report", *AS_OF).stdout
+    assert "ZeroTek 6, billed 6: 6 x 5.00 USD = 30.00 USD/month" in text
+    assert "no longer mapped: was SKU OKTA-LCM of customer zt-0003" in text
+    # billing.orphans: keep keeps the line billing: still over-billed money (13.1), said so
+    set_setting(config_dir, "orphans", "keep")
+    kept, rows = report_rows(config_dir, "zt-0003", "OKTA-LCM")
+    (row,) = rows
+    assert (row["kind"], row["monthly_amount"]) == ("over-billed", "30.00")
+    assert row["note"] == (
+        "no longer mapped: was SKU OKTA-LCM of customer zt-0003; kept (billing.orphans: keep)"
+    )
+    assert kept["totals"] == report["totals"]
 
 
 def test_discover_remembers_a_removed_mapping_from_the_ledger(sandbox, config_dir):
