@@ -7,7 +7,8 @@ managed additions on the mapped agreement) and the report can never disagree wit
   the ledger says we manage that no current mapping manages (DESIGN 13.1), each once, with
   what ZeroTek reports for its customer and SKU and what happens to it (the next sync removes
   it, or `billing.orphans: keep` keeps it); their usage is not listed again as unmapped;
-- unmapped customers: ZeroTek customers with usage and no mapping, valued;
+- unmapped customers: ZeroTek customers with usage and no mapping, valued at the catalog
+  price of the product their SKU maps to (they have no mapped price: DESIGN 12.8, 13.4);
 - unmapped SKUs: mapped customers' usage of SKUs with no mapping, valued at the catalog
   price of the product `discover` would propose (nothing when it has none);
 each per month, with the margin where a cost is known, and totals.
@@ -18,9 +19,9 @@ each per month, with the margin where a cost is known, and totals.
 
 Prices: a quantity discrepancy on an existing addition is valued at that addition's own
 unit price (what the customer is actually charged); a missing one at its mapped price,
-else the catalog's - the price the sync would bill. A line both miscounted and mispriced
-is two rows, which add up to what fixing it changes: (after - before) x its price, plus
-after x (mapped - its price).
+else the catalog's - the price the sync would bill; usage billed nowhere at the
+catalog's. A line both miscounted and mispriced is two rows, which add up to what fixing
+it changes: (after - before) x its price, plus after x (mapped - its price).
 """
 
 from __future__ import annotations
@@ -148,10 +149,10 @@ class Report:
 
 
 class Pricer:
-    """Catalog product, price and cost per month for a SKU or product: the mapping's
-    `unit_price`/`unit_cost`, else the catalog's. An unmapped SKU gets the product
-    `discover` is certain of (same identifier, or the existing mappings' pattern), else
-    none: a fuzzy guess would invent revenue."""
+    """Catalog product, price and cost per month for a SKU or product: the catalog's price
+    (usage billed nowhere has no mapped price), the mapping's `unit_cost` else the
+    catalog's. An unmapped SKU gets the product `discover` is certain of (same identifier,
+    or the existing mappings' pattern), else none: a fuzzy guess would invent revenue."""
 
     def __init__(self, config: Config, catalog: Iterable[CatalogItem]) -> None:
         self.config = config
@@ -168,9 +169,9 @@ class Pricer:
         return None
 
     def price(self, product: str) -> Decimal | None:
-        for s in self.config.skus:
-            if s.product == product and s.unit_price is not None:
-                return s.unit_price
+        """The catalog's price, never a mapped one: usage billed nowhere has no mapped price
+        (DESIGN 13.4: a mapped customer's SKU has one), and a sync that added it would
+        bill what the mapping then said. DESIGN 12.8: valued at the catalog price."""
         item = self.catalog.get(product.casefold())
         return item.price if item is not None else None
 
