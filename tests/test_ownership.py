@@ -154,6 +154,40 @@ def test_a_removed_customer_mapping_and_customer_option(sandbox, config_dir):
     assert live(sandbox, 1004) == {}
 
 
+def test_customer_option_selects_a_removed_customers_orphans(sandbox, config_dir, tmp_path):
+    # Found: `--customer zt-0004` after its mapping was removed said "unknown customer",
+    # though DESIGN 13.1 says `--customer C` includes C's orphans (known from the ledger).
+    converge(config_dir)
+    base = tmp_path / "base"
+    shutil.copytree(config_dir, base)
+    customers = config_dir / "mappings" / "customers.yaml"
+    text, n = re.subn(r"\n- id: zt-0004\n(  [^\n]*\n)+", "\n", customers.read_text())
+    assert n == 1
+    customers.write_text(text)
+    result = run(config_dir, "plan", "--format", "json", "--customer", "zt-0004", *AS_OF)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert orphans(plan) == [("zt-0004", "ZT-OKTA-SSO", 1004, 27)]
+    assert plan["safe"] is True and plan["selection"] == ["zt-0004"]  # no wipe guard
+    pr = run(config_dir, "plan", "--format", "json", "--customer", "zt-0004",
+             "--baseline", str(base), *AS_OF)  # fmt: skip
+    assert pr.exit_code == 0, pr.output
+    assert orphans(json.loads(pr.stdout)) == [("zt-0004", "ZT-OKTA-SSO", 1004, 27)]
+    # an id neither mapped nor in the ledger stays an error before any request, with a hint
+    requests = sandbox.stats.total
+    typo = run(config_dir, "plan", "--customer", "zt-004", *AS_OF)
+    assert typo.exit_code == 1 and sandbox.stats.total == requests
+    assert "unknown customer 'zt-004': not in the mappings" in typo.output
+    assert "did you mean 'zt-0004'?" in typo.output  # the ledger's ids are candidates
+    writes = sandbox.stats.writes
+    applied = run(config_dir, *APPLY, "--customer", "zt-0004")
+    assert applied.exit_code == 0, applied.output
+    assert live(sandbox, 1004) == {} and sandbox.stats.writes == writes + 1
+    assert all(x["customer_id"] != "zt-0004" for x in ledger(config_dir))
+    gone = run(config_dir, "plan", "--customer", "zt-0004", *AS_OF)  # nothing left of it
+    assert gone.exit_code == 1 and "unknown customer 'zt-0004'" in gone.output
+
+
 def test_orphans_keep_warns_with_their_money(sandbox, config_dir):
     converge(config_dir)
     set_setting(config_dir, "orphans", "keep")

@@ -55,6 +55,12 @@ def in_scope(
     return [line for line in lines if line.customer_id in chosen or line.agreement_id in read]
 
 
+def removed_customers(config: Config) -> set[str]:
+    """Customers the ledger lists whose mapping was removed: `--customer` may still name
+    them, and their orphans are all a plan of them holds (DESIGN 13.1)."""
+    return {line.customer_id for line in config.ledger or ()} - {c.id for c in config.customers}
+
+
 def ledger_agreements(
     config: Config, selection: Sequence[str] | None, read: Iterable[int]
 ) -> list[int]:
