@@ -486,8 +486,8 @@ class SyncEngine:
             # A throttle that cannot wait for the API's rate limit within the run's time
             # limit (13.9): the same limit, said the same way, with its cause.
             raise TimeLimit(
-                f"time limit: {self.deadline.describe()} would pass before {exc}; nothing "
-                f"was written. Re-run later, or allow more time ({MAX_DURATION_VAR})"
+                f"time limit ({self.deadline.describe()}): {exc}; nothing was written. "
+                f"Re-run later, or allow more time ({MAX_DURATION_VAR})"
             ) from None
 
     @staticmethod
