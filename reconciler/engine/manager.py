@@ -672,6 +672,7 @@ class SyncEngine:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
             stopped_by = signals.name or (TIME_LIMIT if limited else None)
+            self._unrecord_if_only_stale(handle, result, trigger, stopped_by)
             try:
                 handle.finish(result, interrupted_by=stopped_by)
             except RunLogFailed:
@@ -684,6 +685,28 @@ class SyncEngine:
         failed = not owned or any(not c.ok for c in result.customers)
         code = signals.exit_code or (EXIT_TIME_LIMIT if limited else (1 if failed else 0))
         return SyncOutcome(result, handle.record, handle.path, emails, stopped_by, code)
+
+    def _unrecord_if_only_stale(
+        self,
+        handle: runlog.RunHandle,
+        result: ApplyResult,
+        trigger: str,
+        stopped_by: str | None,
+    ) -> None:
+        """An apply that sent no write because what it was to change was stale (13.7: found
+        by the read before the first write) failed before its first write, like a stale
+        plan file refused as a whole: at a terminal it is shown, not recorded, not e-mailed
+        (issue 28, docs/guide.md "What a failed attempt records"); scheduled and in CI it
+        is recorded as `failed`. Raises Refused (exit 1) with the stale customers' lines."""
+        writing = [c for c in result.customers if c.plan.changes and not c.plan.errors]
+        sent = any(c.results for c in result.customers)
+        if not writing or not all(c.stale for c in writing) or sent or stopped_by:
+            return
+        if handle.broken is not None or self._records_refusals(trigger):
+            return
+        handle.discard()
+        self.recorded, self.unrecorded = None, True
+        raise Refused("\n".join(f"{c.plan.customer_id}: {e}" for c in writing for e in c.errors))
 
     def _notify(
         self,
