@@ -145,6 +145,13 @@ def test_a_removed_customer_mapping_and_customer_option(sandbox, config_dir):
     customers.write_text(text)
     plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
     assert orphans(plan) == [("zt-0004", "ZT-OKTA-SSO", 1004, 27)]
+    # 6 mapped customers and the removed one's orphans: counted like the JSON counts them,
+    # and said (found: "across 1 of 7 customers" with 6 in customers.yaml)
+    assert (plan["summary"]["customers"], plan["summary"]["customers_with_changes"]) == (7, 1)
+    saved = config_dir / "plan.json"
+    text = run(config_dir, "plan", "--out", str(saved), *AS_OF).stdout
+    line = "1 to remove across 1 of 7 customers (1 no longer mapped); revenue -108.00 USD/month"
+    assert line in text and line in run(config_dir, "show", str(saved)).stdout
     other = json.loads(
         run(config_dir, "plan", "--format", "json", "--customer", "zt-0001", *AS_OF).stdout
     )

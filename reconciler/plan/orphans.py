@@ -201,5 +201,15 @@ def _unmapped_plan(cid: str, change: Change, config: Config, actual: ActualState
         company=company,
         agreement_id=change.agreement_id,
         agreement_name=agreement.name if agreement else None,
-        warnings=(f"customer {cid} is no longer mapped: its lines are removed",),
+        warnings=(_removed_warning(cid),),
     )
+
+
+def _removed_warning(cid: str) -> str:
+    return f"customer {cid} is no longer mapped: its lines are removed"
+
+
+def no_longer_mapped(cp: CustomerPlan) -> bool:
+    """A plan of its own for a customer whose mapping was removed (its orphans' removals),
+    also when read back from a plan file (it carries its warning)."""
+    return _removed_warning(cp.customer_id) in cp.warnings
