@@ -99,7 +99,7 @@ def _over_cap(plan: Plan, cap: int) -> list[str]:
     if not over:
         return []
     shown = ", ".join(
-        f"{c.customer_id} {c.product} {c.before} -> {c.after}"
+        f"{c.customer_id} {c.product} {c.before} → {c.after}"
         for c in sorted(over, key=lambda c: (c.customer_id, c.product))[:5]
     )
     more = f" and {len(over) - 5} more" if len(over) > 5 else ""

@@ -209,7 +209,7 @@ class RunHandle:
                     what = "committed" if ch.ok is True else "outcome unknown"
                     lines.append(
                         f"{what}: {plain_text(c.id)} {ch.action} {plain_text(ch.sku)} "
-                        f"[{plain_text(ch.product)}] {ch.before} -> {ch.after} on agreement "
+                        f"[{plain_text(ch.product)}] {ch.before} → {ch.after} on agreement "
                         f"{plain_text(c.agreement.text())}"
                     )
         return lines

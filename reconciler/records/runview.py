@@ -271,7 +271,7 @@ def render_run_text(run: RunRecord) -> str:
             note = f" ({t(ch.note)})" if ch.note else ""
             why = f" — {t(ch.why)}" if ch.why else ""  # an orphan's reason, "no charge"
             out.append(
-                f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
+                f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} → "
                 f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
                 f"{t(run.currency)}{why}"
                 f"  {result}{note}"
