@@ -23,8 +23,8 @@ from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import PeriodKind
 from reconciler.core.periods import period_for
-from reconciler.engine import manager as engine
 from reconciler.engine.clients import Clients, connectwise_client
+from reconciler.engine.manager import make_plan
 from reconciler.net.http import Traffic
 from reconciler.net.throttle import Throttle, TimeLimit
 from reconciler.sandbox import Sandbox
@@ -169,7 +169,7 @@ def test_throttled_plan_and_apply_converge_without_duplicates(tmp_path: Path) ->
 
         async def go() -> bool:
             async with clients.connectwise(w.config) as cw:
-                planned = await engine.make_plan(w.config, period, None, cw, clients)
+                planned = await make_plan(w.config, period, None, cw, clients)
                 result = await apply_plan(planned.plan, w.config, cw, expected=planned.state)
                 return result.ok
 

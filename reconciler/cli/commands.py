@@ -1,7 +1,7 @@
 """`reconcile`: the command line. Parses options, calls the library, renders. No logic here.
 
 The application itself (error handling, root options, environment variables) is built in
-cli_app; the commands below and those of cli_insight register on it, and `main` runs it.
+cli.application; the commands below and those of cli.insight register on it, and `main` runs it.
 """
 
 from __future__ import annotations
@@ -13,19 +13,38 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-# cli_insight registers `discover` and `report` on the app when imported.
-from reconciler.cli import insight as cli_insight  # noqa: F401
-from reconciler.cli import options as cli_options
+# cli.insight registers `discover` and `report` on the app when imported.
+from reconciler.cli import insight  # noqa: F401
 from reconciler.cli.application import (
     WORKFLOW_ORDER,
     ConfigDirOption,
     app,
-    check_out_path,
     command_for,
     config_dir_of,
     lines_of,
     lock_command,
     verbose_of,
+)
+from reconciler.cli.options import (
+    ApplyFormatOption,
+    ApplyIfDueOption,
+    ApplyNoEmailOption,
+    AsOfOption,
+    BaselineOption,
+    CustomerOption,
+    DetailedExitcodeOption,
+    ForceOption,
+    Format,
+    LockTimeoutOption,
+    MaxDurationOption,
+    OutputFormat,
+    PeriodOption,
+    PlanFileArgument,
+    PlanFormatOption,
+    PlanIfDueOption,
+    PlanOutOption,
+    TriggerOption,
+    YesOption,
 )
 from reconciler.config.resources import SCHEMA_NAMES
 from reconciler.core.errors import ConfigError, ReconcileError
@@ -288,132 +307,60 @@ def deactivate(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     _set_enabled(ctx, config_dir, False)
 
 
-# --- plan / apply (bodies in cli_sync) -------------------------------------------------------
+# --- plan / apply (bodies in cli.sync) -------------------------------------------------------
 
 
 @app.command()
 def plan(
     ctx: typer.Context,
-    customer: cli_options.CustomerOption = None,
-    period: cli_options.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
-    as_of: cli_options.AsOfOption = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="Save the plan (with a state snapshot) for `apply FILE`.",
-            show_default=False,
-            callback=check_out_path,
-        ),
-    ] = None,
-    fmt: Annotated[
-        cli_options.Format, typer.Option("--format", help="Output format.")
-    ] = cli_options.Format.TEXT,
-    detailed_exitcode: Annotated[
-        bool,
-        typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes (0: none)."),
-    ] = False,
-    if_due: Annotated[
-        bool,
-        typer.Option(
-            "--if-due",
-            help="For the daily schedule: plan the last billing period only when it is due "
-            "(its sync day up to 6 days after, in billing.timezone, and no successful "
-            "scheduled run for it in runs/); otherwise say why on one line, write no plan "
-            "file and exit 0.",
-        ),
-    ] = False,
-    max_duration: cli_options.MaxDurationOption = None,
-    baseline: Annotated[
-        Path | None,
-        typer.Option(
-            "--baseline",
-            metavar="DIR",
-            help="A config directory with the base branch's mappings: label every change "
-            "change/drift/dropped and lead the Markdown with what this pull request does.",
-            show_default=False,
-        ),
-    ] = None,
+    customer: CustomerOption = None,
+    period: PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: AsOfOption = None,
+    out: PlanOutOption = None,
+    fmt: PlanFormatOption = Format.TEXT,
+    detailed_exitcode: DetailedExitcodeOption = False,
+    if_due: PlanIfDueOption = False,
+    max_duration: MaxDurationOption = None,
+    baseline: BaselineOption = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Show what a sync would change. Read-only: never writes to ConnectWise.
 
     Exit 0 (also with changes, unless --detailed-exitcode: then 2), 1 on any error.
     """
-    from reconciler.cli import sync as cli_sync
+    from reconciler.cli.sync import PlanOptions, parse_as_of, run_plan
+    from reconciler.engine.manager import PlanRequest, resolve_max_duration
 
-    code = cli_sync.run_plan(
-        config_dir_of(ctx, config_dir),
-        customer,
-        period,
-        as_of,
-        out,
-        fmt,
-        detailed_exitcode,
-        if_due=if_due,
-        baseline_dir=baseline,
-        verbose=verbose_of(ctx),
-        max_duration=max_duration,
+    seconds = resolve_max_duration(max_duration)
+    request = PlanRequest(
+        customers=customer, period=period, as_of=parse_as_of(as_of), out=out, max_duration=seconds
     )
-    raise typer.Exit(code)
+    options = PlanOptions(
+        request,
+        fmt=fmt,
+        detailed_exitcode=detailed_exitcode,
+        if_due=if_due,
+        verbose=verbose_of(ctx),
+        baseline_dir=baseline,
+    )
+    raise typer.Exit(run_plan(config_dir_of(ctx, config_dir), options))
 
 
 @app.command()
 def apply(
     ctx: typer.Context,
-    plan_file: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="PLANFILE",
-            help="A plan saved by `plan --out`: apply exactly it, or refuse if stale.",
-            show_default=False,
-        ),
-    ] = None,
-    customer: cli_options.CustomerOption = None,
-    period: cli_options.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
-    as_of: cli_options.AsOfOption = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (CI).")] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Apply even when the plan is unsafe.")
-    ] = False,
-    no_email: Annotated[bool, typer.Option("--no-email", help="Do not send e-mails.")] = False,
-    trigger: Annotated[
-        str | None,
-        typer.Option(
-            "--trigger",
-            metavar="scheduled|manual",
-            help="Record the run as scheduled|manual (default: detected).",
-            show_default=False,
-        ),
-    ] = None,
-    fmt: Annotated[
-        cli_options.OutputFormat,
-        typer.Option(
-            "--format",
-            help="text, or json: only the outcome on stdout (schemas/apply.schema.json), "
-            "also on failure; the plan and progress go to stderr. Needs --yes without a "
-            "terminal.",
-        ),
-    ] = cli_options.OutputFormat.TEXT,
-    lock_timeout: Annotated[
-        float,
-        typer.Option(
-            "--lock-timeout",
-            metavar="SECONDS",
-            min=0,
-            help="Wait up to this long for another apply on this config directory to end "
-            "(default: refuse at once).",
-        ),
-    ] = 0,
-    if_due: Annotated[
-        bool,
-        typer.Option(
-            "--if-due",
-            help="For the schedule: apply nothing (exit 0, one line saying why) when runs/ "
-            "already holds a successful scheduled run for this period.",
-        ),
-    ] = False,
-    max_duration: cli_options.MaxDurationOption = None,
+    plan_file: PlanFileArgument = None,
+    customer: CustomerOption = None,
+    period: PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: AsOfOption = None,
+    yes: YesOption = False,
+    force: ForceOption = False,
+    no_email: ApplyNoEmailOption = False,
+    trigger: TriggerOption = None,
+    fmt: ApplyFormatOption = OutputFormat.TEXT,
+    lock_timeout: LockTimeoutOption = 0,
+    if_due: ApplyIfDueOption = False,
+    max_duration: MaxDurationOption = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Make ConnectWise match ZeroTek usage: plan, show, confirm, apply, verify, record, e-mail.
@@ -423,26 +370,26 @@ def apply(
     --force was not given, 124 when --max-duration ended it, 130/143 when interrupted by
     SIGINT/SIGTERM (what was written is recorded).
     """
-    from reconciler.cli import sync as cli_sync
+    from reconciler.cli.sync import ApplyOptions, apply_failure_shown, parse_as_of, run_apply
+    from reconciler.engine.manager import ApplyRequest, resolve_max_duration
 
-    code = cli_sync.run_apply(
-        config_dir_of(ctx, config_dir),
-        plan_file,
-        customer,
-        period,
-        as_of,
-        yes=yes,
-        force=force,
-        no_email=no_email,
-        trigger=trigger,
-        lock_timeout=lock_timeout,
-        command=lock_command(),
-        verbose=verbose_of(ctx),
-        fmt=fmt,
-        if_due=if_due,
-        max_duration=max_duration,
-    )
-    raise typer.Exit(code)
+    # A malformed --as-of or --max-duration fails like the apply would: in the JSON too.
+    with apply_failure_shown(fmt is OutputFormat.JSON):
+        request = ApplyRequest(
+            plan_file=plan_file,
+            customers=customer,
+            period=period,
+            as_of=parse_as_of(as_of),
+            force=force,
+            send_email=not no_email,
+            trigger=trigger,
+            lock_timeout=lock_timeout,
+            command=lock_command(),
+            if_due=if_due,
+            max_duration=resolve_max_duration(max_duration),
+        )
+    options = ApplyOptions(request, yes=yes, fmt=fmt, verbose=verbose_of(ctx))
+    raise typer.Exit(run_apply(config_dir_of(ctx, config_dir), options))
 
 
 # --- the sync log and the unmapped-SKU check -------------------------------------------------
@@ -456,12 +403,12 @@ def show(
     ],
     config_dir: ConfigDirOption = None,  # accepted like everywhere; a plan file is self-contained
     fmt: Annotated[
-        cli_options.Format,
+        Format,
         typer.Option(
             "--format",
             help="text, markdown (as in a pull request) or json (the plan file's own content).",
         ),
-    ] = cli_options.Format.TEXT,
+    ] = Format.TEXT,
 ) -> None:
     """Re-render a saved plan, like `terraform show`: no API is contacted and nothing is
     checked against the current state (`apply PLANFILE` does that)."""
@@ -545,14 +492,14 @@ def check_unmapped(
     no_email: Annotated[
         bool, typer.Option("--no-email", help="List only; send no e-mail.")
     ] = False,
-    as_of: cli_options.AsOfOption = None,
+    as_of: AsOfOption = None,
     fmt: Annotated[
-        cli_options.OutputFormat,
+        OutputFormat,
         typer.Option(
             "--format",
             help="text, or json: the lists valued, alone on stdout (schemas/unmapped.schema.json).",
         ),
-    ] = cli_options.OutputFormat.TEXT,
+    ] = OutputFormat.TEXT,
     summary: Annotated[
         Path | None,
         typer.Option(
@@ -568,19 +515,19 @@ def check_unmapped(
     """Daily: list mapped customers whose current-period usage includes a ZeroTek SKU with
     no mapping (customer, SKU, users) and e-mail administrators + billing while any remain.
     Silent when none. Exit 0 either way; 1 on errors (including a failed e-mail)."""
-    from reconciler.cli import sync as cli_sync
+    from reconciler.cli.sync import parse_as_of, requests_shown
     from reconciler.config.loader import load_config
     from reconciler.engine.manager import SyncEngine
     from reconciler.plan import render
     from reconciler.secure.scrub import scrub
 
     engine = SyncEngine(load_config(config_dir_of(ctx, config_dir)))
-    with cli_sync.requests_shown(engine, verbose_of(ctx)):
-        found = engine.check_unmapped(cli_sync.parse_as_of(as_of), send_email=not no_email)
+    with requests_shown(engine, verbose_of(ctx)):
+        found = engine.check_unmapped(parse_as_of(as_of), send_email=not no_email)
     if summary is not None:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write(scrub(render.unmapped_markdown(found.rows, found.period)))
-    if fmt is cli_options.OutputFormat.JSON:
+    if fmt is OutputFormat.JSON:
         from reconciler.cli.json_output import unmapped_json
         from reconciler.secure.untrusted import json_dumps
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from reconciler.cli import options as cli_options
 from reconciler.cli.application import ConfigDirOption, app, command_for, config_dir_of
+from reconciler.cli.options import AsOfOption, PeriodOption
 from reconciler.core.vocabulary import PeriodKind
 
 # discover.DEFAULT_MIN_CONFIDENCE; not imported from there, which would load rapidfuzz for
@@ -44,7 +44,7 @@ def discover(
         float,
         typer.Option("--min-confidence", min=0, max=1, help="Threshold for --write."),
     ] = DEFAULT_MIN_CONFIDENCE,
-    as_of: cli_options.AsOfOption = None,
+    as_of: AsOfOption = None,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Propose mappings for unmapped ZeroTek customers (company + agreement) and SKUs in use
@@ -52,8 +52,8 @@ def discover(
     never changes an existing mapping."""
     import asyncio
 
-    from reconciler.cli import sync as cli_sync
     from reconciler.cli.progress import busy
+    from reconciler.cli.sync import parse_as_of
     from reconciler.config.loader import load_config
     from reconciler.engine import collector
     from reconciler.engine import insight_reads as insight
@@ -62,7 +62,7 @@ def discover(
 
     root = config_dir_of(ctx, config_dir)
     config = load_config(root)
-    day = cli_sync.parse_as_of(as_of)
+    day = parse_as_of(as_of)
     with busy(READING), collector.quiet():
         found = asyncio.run(insight.run_discover(config, day))
     if fmt is DiscoverFormat.JSON:
@@ -101,8 +101,8 @@ class ReportFormat(StrEnum):
 @app.command()
 def report(
     ctx: typer.Context,
-    period: cli_options.PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
-    as_of: cli_options.AsOfOption = None,
+    period: PeriodOption = PeriodKind.LAST_BILLING_PERIOD,
+    as_of: AsOfOption = None,
     fmt: Annotated[
         ReportFormat,
         typer.Option(
@@ -118,8 +118,8 @@ def report(
     unmapped customers and SKUs valued at the catalog price, margins, totals. Read-only."""
     import asyncio
 
-    from reconciler.cli import sync as cli_sync
     from reconciler.cli.progress import busy
+    from reconciler.cli.sync import parse_as_of
     from reconciler.config.loader import load_config
     from reconciler.core.periods import period_for
     from reconciler.engine import collector
@@ -128,7 +128,7 @@ def report(
     from reconciler.insight import report_render
 
     config = load_config(config_dir_of(ctx, config_dir))
-    window = period_for(period, config.settings, cli_sync.parse_as_of(as_of))
+    window = period_for(period, config.settings, parse_as_of(as_of))
     with busy(READING), collector.quiet():
         found = asyncio.run(insight.run_report(config, window))
     typer.echo(report_render.render(found, fmt.value), nl=False)

@@ -1,5 +1,8 @@
 """`plan` and `apply`: the sync commands. Parsing, showing and prompting only: the engine
-(SyncEngine) does the work, including the run record and the e-mails."""
+(SyncEngine) does the work, including the run record and the e-mails.
+
+A command hands over what the command line asked for as one object, `PlanOptions` or
+`ApplyOptions`: the engine's request (built by the command) and how to show the answer."""
 
 from __future__ import annotations
 
@@ -9,18 +12,16 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from reconciler.cli import json_output as cli_json
 from reconciler.cli import term
 from reconciler.cli.application import command_for
-
-# The option types live in cli_options (light to import); re-exported for the commands here.
-from reconciler.cli.options import AsOfOption, CustomerOption, Format, OutputFormat, PeriodOption
+from reconciler.cli.json_output import apply_json
+from reconciler.cli.options import Format, OutputFormat
 from reconciler.cli.progress import busy, is_tty
 from reconciler.config.loader import load_config, load_settings_only
 from reconciler.config.schema import annotation_file, github_annotation
@@ -38,14 +39,21 @@ from reconciler.engine.manager import (
     SyncEngine,
     SyncOutcome,
     Ui,
-    resolve_max_duration,
 )
 from reconciler.plan import render
 from reconciler.plan.baseline import compare, connection_from_base
 from reconciler.records.record import RunRecord
 from reconciler.secure.untrusted import json_dumps, plain, workflow_command
 
-__all__ = ["AsOfOption", "CustomerOption", "Format", "PeriodOption"]
+__all__ = [
+    "ApplyOptions",
+    "PlanOptions",
+    "apply_failure_shown",
+    "parse_as_of",
+    "requests_shown",
+    "run_apply",
+    "run_plan",
+]
 
 
 def parse_as_of(value: str | None) -> dt.date | None:
@@ -57,41 +65,51 @@ def parse_as_of(value: str | None) -> dt.date | None:
         raise ReconcileError(f"--as-of: {value!r} is not a date, expected YYYY-MM-DD") from None
 
 
-def run_plan(
-    config_dir: Path,
-    customers: list[str] | None,
-    period: PeriodKind,
-    as_of: str | None,
-    out: Path | None,
-    fmt: Format,
-    detailed_exitcode: bool,
-    if_due: bool = False,
-    baseline_dir: Path | None = None,
-    clients: Clients | None = None,
-    verbose: bool = False,
-    max_duration: str | None = None,
-) -> int:
-    seconds = resolve_max_duration(max_duration, clients.environ if clients else None)
+@dataclass(frozen=True)
+class PlanOptions:
+    """`plan` as the command line asked for it: the engine's request, and how to show it."""
+
+    request: PlanRequest  # its `baseline` is loaded by run_plan, from baseline_dir
+    fmt: Format = Format.TEXT
+    detailed_exitcode: bool = False
+    if_due: bool = False
+    verbose: bool = False
+    baseline_dir: Path | None = None  # --baseline: the base branch's config directory
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The base branch's config (None: it does not load), and what to say about it."""
+
+    config: Config | None
+    notes: list[str]
+
+
+def run_plan(config_dir: Path, options: PlanOptions, clients: Clients | None = None) -> int:
     config = load_config(config_dir)
     if not config.settings.enabled:
-        # only `status` and the hidden `is-enabled` said so: a plan that `apply` will not make
-        # must say it up front (stderr: stdout stays the plan)
-        typer.echo(
-            "note: integration deactivated (enabled: false in mappings/settings.yaml): "
-            "`apply` and the scheduled sync change nothing; turn it on with "
-            f"`{command_for(config_dir, 'activate')}`",
-            err=True,
-        )
-    baseline: tuple[Config | None, list[str]] | None = None
-    if baseline_dir is not None:
-        base, notes = _load_baseline(baseline_dir)
+        _note_deactivated(config_dir)
+    baseline = None
+    if options.baseline_dir is not None:
+        baseline = _load_baseline(options.baseline_dir)
         # A pull request never chooses where the keys go (DESIGN 13.6).
-        config, changed = connection_from_base(config, _base_settings(base, baseline_dir))
-        baseline = (base, notes + changed)
+        base_settings = _base_settings(baseline.config, options.baseline_dir)
+        config, changed = connection_from_base(config, base_settings)
+        baseline = replace(baseline, notes=baseline.notes + changed)
     engine = SyncEngine(config, clients, ui=Ui(busy=busy, notice=_notice))
-    with requests_shown(engine, verbose):
-        return _plan(engine, config, customers, period, as_of, out, fmt, detailed_exitcode,
-                     if_due, baseline, seconds)  # fmt: skip
+    with requests_shown(engine, options.verbose):
+        return _plan(engine, config, options, baseline)
+
+
+def _note_deactivated(config_dir: Path) -> None:
+    """Only `status` and the hidden `is-enabled` said so: a plan that `apply` will not make
+    must say it up front (stderr: stdout stays the plan)."""
+    typer.echo(
+        "note: integration deactivated (enabled: false in mappings/settings.yaml): "
+        "`apply` and the scheduled sync change nothing; turn it on with "
+        f"`{command_for(config_dir, 'activate')}`",
+        err=True,
+    )
 
 
 @contextlib.contextmanager
@@ -108,21 +126,19 @@ def requests_shown(engine: SyncEngine, verbose: bool) -> Iterator[None]:
             typer.echo("\n".join(["Requests:", *(f"  {line}" for line in lines)]), err=True)
 
 
-def _due(
-    engine: SyncEngine, config: Config, period: PeriodKind, as_of: str | None, out: Path | None
-) -> bool:
+def _due(engine: SyncEngine, config: Config, request: PlanRequest) -> bool:
     """`--if-due`: whether to plan today; says why on stdout when not, stderr when so."""
-    if period is not PeriodKind.LAST_BILLING_PERIOD:
+    if request.period is not PeriodKind.LAST_BILLING_PERIOD:
         raise ReconcileError(
             "--if-due plans the last billing period (DESIGN 12.1); drop --period current"
         )
-    today = parse_as_of(as_of) or today_in(config.settings.timezone)
+    today = request.as_of or today_in(config.settings.timezone)
     decision = engine.due(today)  # also posts a missed sync to chat
     if not decision.due:
         # The workflow applies only when a plan file exists: a leftover one must not be
         # mistaken for today's.
-        if out is not None:
-            out.unlink(missing_ok=True)
+        if request.out is not None:
+            request.out.unlink(missing_ok=True)
         typer.echo(decision.reason)
         return False
     typer.echo(decision.reason, err=True)
@@ -130,56 +146,59 @@ def _due(
 
 
 def _plan(
-    engine: SyncEngine,
-    config: Config,
-    customers: list[str] | None,
-    period: PeriodKind,
-    as_of: str | None,
-    out: Path | None,
-    fmt: Format,
-    detailed_exitcode: bool,
-    if_due: bool,
-    baseline: tuple[Config | None, list[str]] | None,
-    max_duration: float | None = None,
+    engine: SyncEngine, config: Config, options: PlanOptions, baseline: _Baseline | None
 ) -> int:
-    engine.check_customers(customers)  # unknown ids fail before any request
-    if if_due and not _due(engine, config, period, as_of, out):
+    request = options.request
+    engine.check_customers(request.customers)  # unknown ids fail before any request
+    if options.if_due and not _due(engine, config, request):
         return 0
-    base, notes = baseline if baseline is not None else (None, [])
-    note = " ".join(notes) or None
-    request = PlanRequest(customers, period, parse_as_of(as_of), out, base, max_duration)
-    planned = engine.plan(request)
-    typer.echo(_plan_text(planned, fmt, baseline is not None, note), nl=False)
+    notes = baseline.notes if baseline is not None else []
+    base = baseline.config if baseline is not None else None
+    planned = engine.plan(replace(request, baseline=base))
+    text = _plan_text(planned, options.fmt, baseline is not None, " ".join(notes) or None)
+    typer.echo(text, nl=False)
     for line in notes:
         typer.echo(f"warning: {plain(line)}", err=True)
-    if out is not None:
-        again = command_for(config.config_dir, "apply", shlex.quote(str(out)))
-        typer.echo(f"Saved plan to {out}; apply exactly it with: {again}", err=True)
+    if request.out is not None:
+        again = command_for(config.config_dir, "apply", shlex.quote(str(request.out)))
+        typer.echo(f"Saved plan to {request.out}; apply exactly it with: {again}", err=True)
     if planned.plan.has_errors:
-        # The plan (stdout) shows them in place; stderr carries them for scripts and CI.
-        for cp in planned.plan.customers:
-            for e in cp.errors:
-                typer.echo(f"error: {plain(cp.customer_id)}: {plain(e)}", err=True)
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            for line in customer_annotations(config, planned.plan):
-                workflow_command(line, err=True)  # meant: passes the guard
+        _show_errors(config, planned.plan)
         return 1
-    if fmt is Format.TEXT and out is None and planned.plan.changes and config.settings.enabled:
-        # the same selection: a bare `apply` after `plan --customer X` would apply everyone
-        same = [w for c in customers or () for w in ("--customer", shlex.quote(c))]
-        same += ["--period", period.value] if period is not PeriodKind.LAST_BILLING_PERIOD else []
-        same += ["--as-of", shlex.quote(as_of)] if as_of else []
-        apply = command_for(config.config_dir, "apply", *same)
-        typer.echo(
-            f"next: `{apply} --force` would make these changes: apply refuses this unsafe "
-            "plan without --force (review the reasons above first)"
-            if planned.plan.unsafe
-            else f"next: `{apply}` makes these changes (it shows the plan again and asks first)",
-            err=True,
-        )
-    if detailed_exitcode and planned.plan.changes:
+    shown_as_text = options.fmt is Format.TEXT and request.out is None
+    if shown_as_text and planned.plan.changes and config.settings.enabled:
+        _next_apply(config, request, planned.plan)
+    if options.detailed_exitcode and planned.plan.changes:
         return 2
     return 0
+
+
+def _show_errors(config: Config, plan: Plan) -> None:
+    """The plan (stdout) shows them in place; stderr carries them for scripts and CI."""
+    for cp in plan.customers:
+        for e in cp.errors:
+            typer.echo(f"error: {plain(cp.customer_id)}: {plain(e)}", err=True)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in customer_annotations(config, plan):
+            workflow_command(line, err=True)  # meant: passes the guard
+
+
+def _next_apply(config: Config, request: PlanRequest, plan: Plan) -> None:
+    """The `apply` that makes these changes: the same selection, since a bare `apply`
+    after `plan --customer X` would apply everyone."""
+    same = [w for c in request.customers or () for w in ("--customer", shlex.quote(c))]
+    if request.period is not PeriodKind.LAST_BILLING_PERIOD:
+        same += ["--period", request.period.value]
+    if request.as_of is not None:
+        same += ["--as-of", request.as_of.isoformat()]
+    apply = command_for(config.config_dir, "apply", *same)
+    typer.echo(
+        f"next: `{apply} --force` would make these changes: apply refuses this unsafe "
+        "plan without --force (review the reasons above first)"
+        if plan.unsafe
+        else f"next: `{apply}` makes these changes (it shows the plan again and asks first)",
+        err=True,
+    )
 
 
 def _plan_text(planned: Planned, fmt: Format, compared: bool, note: str | None) -> str:
@@ -200,18 +219,20 @@ def _notice(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def _load_baseline(directory: Path) -> tuple[Config | None, list[str]]:
+def _load_baseline(directory: Path) -> _Baseline:
     """The base branch's config, or None and why it could not be used."""
     if not (directory / "mappings").is_dir():
-        return None, [f"--baseline {directory}: no mappings/ there; every change is shown as new"]
+        note = f"--baseline {directory}: no mappings/ there; every change is shown as new"
+        return _Baseline(None, [note])
     try:
-        return load_config(directory), []
+        return _Baseline(load_config(directory), [])
     except ConfigError as exc:
         first = exc.problems[0] if exc.problems else "unknown problem"
-        return None, [
+        note = (
             f"--baseline {directory}: the base branch's mappings do not load ({first}); "
             "every change is shown as this pull request's"
-        ]
+        )
+        return _Baseline(None, [note])
 
 
 def _base_settings(base: Config | None, directory: Path) -> Settings | None:
@@ -332,40 +353,62 @@ def _report(outcome: SyncOutcome, config_dir: Path, *, err: bool = False) -> Non
     typer.echo(f"next: `{details}` shows this run; runs/INDEX.md lists them all", err=True)
 
 
-def run_apply(
-    config_dir: Path,
-    plan_file: Path | None,
-    customers: list[str] | None,
-    period: PeriodKind,
-    as_of: str | None,
-    *,
-    yes: bool,
-    force: bool,
-    no_email: bool,
-    trigger: str | None,
-    lock_timeout: float = 0.0,
-    clients: Clients | None = None,
-    command: str = "reconcile apply",
-    verbose: bool = False,
-    fmt: OutputFormat = OutputFormat.TEXT,
-    if_due: bool = False,
-    max_duration: str | None = None,
-) -> int:
-    as_json = fmt is OutputFormat.JSON
-    if not yes and plan_file is None and not _can_confirm(as_json):
-        # Refused before any work (no API read, no plan shown): nobody can answer the prompt.
-        # A saved plan is not confirmed (it was reviewed when it was made), so it may go on.
-        review = command_for(config_dir, "plan", "--out", "plan.json")
-        error = (
-            "apply without --yes needs a terminal to confirm on (there is none): nothing was "
-            f"read or applied. Review with `{review}`, then "
-            f"`{command_for(config_dir, 'apply', 'plan.json')}`; or pass --yes"
-        )
-        if as_json:  # stdout is the JSON alone
-            typer.echo(json_dumps(cli_json.apply_json(None, None, 1, error), indent=2))
-        raise ReconcileError(error)
+@dataclass(frozen=True)
+class ApplyOptions:
+    """`apply` as the command line asked for it: the engine's request, whether to ask
+    first, and how to show what it did."""
+
+    request: ApplyRequest
+    yes: bool = False  # --yes: no confirmation
+    fmt: OutputFormat = OutputFormat.TEXT
+    verbose: bool = False
+
+    @property
+    def as_json(self) -> bool:
+        return self.fmt is OutputFormat.JSON
+
+
+def run_apply(config_dir: Path, options: ApplyOptions, clients: Clients | None = None) -> int:
+    as_json = options.as_json
+    if not options.yes and options.request.plan_file is None and not _can_confirm(as_json):
+        _refuse_unconfirmable(config_dir, as_json)
+    ui = _apply_ui(options.yes, as_json)
+    engine: SyncEngine | None = None
+    with apply_failure_shown(as_json, lambda: engine):
+        try:
+            engine = SyncEngine(load_config(config_dir), clients, ui=ui)
+            with requests_shown(engine, options.verbose):
+                outcome = engine.apply(options.request)
+                _report(outcome, config_dir, err=as_json)
+        except AlreadyApplied as exc:
+            typer.echo(str(exc), err=as_json)
+            if as_json:
+                typer.echo(json_dumps(apply_json(None, None, 0, str(exc)), indent=2))
+            return 0
+    if as_json:
+        doc = apply_json(outcome.record, outcome.record_path, outcome.exit_code)
+        typer.echo(json_dumps(doc, indent=2))
+    return outcome.exit_code
+
+
+def _refuse_unconfirmable(config_dir: Path, as_json: bool) -> None:
+    """Refused before any work (no API read, no plan shown): nobody can answer the prompt.
+    A saved plan is not confirmed (it was reviewed when it was made), so it may go on."""
+    review = command_for(config_dir, "plan", "--out", "plan.json")
+    error = (
+        "apply without --yes needs a terminal to confirm on (there is none): nothing was "
+        f"read or applied. Review with `{review}`, then "
+        f"`{command_for(config_dir, 'apply', 'plan.json')}`; or pass --yes"
+    )
+    if as_json:  # stdout is the JSON alone
+        typer.echo(json_dumps(apply_json(None, None, 1, error), indent=2))
+    raise ReconcileError(error)
+
+
+def _apply_ui(yes: bool, as_json: bool) -> Ui:
+    """What apply shows and asks, on stdout, or on stderr under `--format json`."""
     progress = _Progress()
-    ui = Ui(
+    return Ui(
         busy=busy,
         notice=_notice,
         show_plan=lambda plan: typer.echo(
@@ -377,44 +420,27 @@ def run_apply(
         customer_done=progress.step,
         applying=progress.applying,
     )
-    engine: SyncEngine | None = None
+
+
+@contextlib.contextmanager
+def apply_failure_shown(
+    as_json: bool, engine: Callable[[], SyncEngine | None] = lambda: None
+) -> Iterator[None]:
+    """A failed apply says whether runs/ recorded it and, under `--format json`, still
+    prints the JSON (naming the failed run's record, if any); the error is re-raised.
+    `engine`: the one that ran, once made."""
     try:
-        engine = SyncEngine(load_config(config_dir), clients, ui=ui)
-        request = ApplyRequest(
-            plan_file=plan_file,
-            customers=customers,
-            period=period,
-            as_of=parse_as_of(as_of),
-            force=force,
-            send_email=not no_email,
-            trigger=trigger,
-            lock_timeout=lock_timeout,
-            command=command,
-            if_due=if_due,
-            max_duration=resolve_max_duration(max_duration, clients.environ if clients else None),
-        )
-        with requests_shown(engine, verbose):
-            outcome = engine.apply(request)
-            _report(outcome, config_dir, err=as_json)
-    except AlreadyApplied as exc:
-        typer.echo(str(exc), err=as_json)
-        if as_json:
-            typer.echo(json_dumps(cli_json.apply_json(None, None, 0, str(exc)), indent=2))
-        return 0
+        yield
     except (ReconcileError, KeyboardInterrupt) as exc:
-        if engine is not None and engine.unrecorded and isinstance(exc, ReconcileError):
+        ran = engine()
+        if ran is not None and ran.unrecorded and isinstance(exc, ReconcileError):
             exc.args = (f"{exc}\n{NOT_RECORDED}",)
-        if as_json:  # the JSON still says what happened (and names the failed run's record)
+        if as_json:
             code = exc.exit_code if isinstance(exc, ReconcileError) else _signal_exit(exc)
-            recorded = engine.recorded if engine is not None else None
-            record = _read_record(recorded)
-            message = _error_text(exc)
-            typer.echo(json_dumps(cli_json.apply_json(record, recorded, code, message), indent=2))
+            recorded = ran.recorded if ran is not None else None
+            doc = apply_json(_read_record(recorded), recorded, code, _error_text(exc))
+            typer.echo(json_dumps(doc, indent=2))
         raise
-    if as_json:
-        doc = cli_json.apply_json(outcome.record, outcome.record_path, outcome.exit_code)
-        typer.echo(json_dumps(doc, indent=2))
-    return outcome.exit_code
 
 
 NOT_RECORDED = (
