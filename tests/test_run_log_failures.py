@@ -104,4 +104,4 @@ def test_short_journal_write_is_detected(
     assert code == 1 and "short write" in stderr[-1], stderr
     assert sandbox.stats.writes == 1
     told = [s for s in stderr if s.startswith("committed: ")]
-    assert len(told) == 1 and told[0].count(" -> ") == 1
+    assert len(told) == 1 and told[0].count(" → ") == 1

@@ -470,6 +470,7 @@ class CustomerResult:
     results: tuple[ChangeResult, ...] = ()
     errors: tuple[str, ...] = ()  # planning errors + apply/verify failures
     verified: bool = False  # found as planned: by the writes' answers, or a re-read after them
+    stale: bool = False  # skipped before its first write: its agreement moved (13.7)
 
     @property
     def ok(self) -> bool:

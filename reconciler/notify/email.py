@@ -313,7 +313,7 @@ def _sync_email(
         sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
         price = ch.price_words(lambda p: amount(p, currency))
         where = (ch.agreement or c.agreement).text()  # the one written to (13.1)
-        return (c.name, c.company, where, sku, f"{ch.before} -> {ch.after}",
+        return (c.name, c.company, where, sku, f"{ch.before} → {ch.after}",
                 price, money)  # fmt: skip
 
     done = {
@@ -350,7 +350,7 @@ def _sync_email(
     warnings += [(c.name, w) for c in run.customers for w in c.warnings]
     errors = [(c.name, e) for c in run.customers for e in c.errors]
     errors += [
-        (c.name, f"{ch.action} {ch.sku} {ch.before} -> {ch.after}: {ch.error}")
+        (c.name, f"{ch.action} {ch.sku} {ch.before} → {ch.after}: {ch.error}")
         for c in run.customers
         for ch in c.changes
         if ch.ok in (False, "unknown") and ch.error not in c.errors

@@ -55,6 +55,12 @@ def in_scope(
     return [line for line in lines if line.customer_id in chosen or line.agreement_id in read]
 
 
+def removed_customers(config: Config) -> set[str]:
+    """Customers the ledger lists whose mapping was removed: `--customer` may still name
+    them, and their orphans are all a plan of them holds (DESIGN 13.1)."""
+    return {line.customer_id for line in config.ledger or ()} - {c.id for c in config.customers}
+
+
 def ledger_agreements(
     config: Config, selection: Sequence[str] | None, read: Iterable[int]
 ) -> list[int]:
@@ -207,5 +213,15 @@ def _unmapped_plan(cid: str, change: Change, config: Config, actual: ActualState
         company=company,
         agreement_id=change.agreement_id,
         agreement_name=agreement.name if agreement else None,
-        warnings=(f"customer {cid} is no longer mapped: its lines are removed",),
+        warnings=(_removed_warning(cid),),
     )
+
+
+def _removed_warning(cid: str) -> str:
+    return f"customer {cid} is no longer mapped: its lines are removed"
+
+
+def no_longer_mapped(cp: CustomerPlan) -> bool:
+    """A plan of its own for a customer whose mapping was removed (its orphans' removals),
+    also when read back from a plan file (it carries its warning)."""
+    return _removed_warning(cp.customer_id) in cp.warnings

@@ -15,7 +15,7 @@ from reconciler.core.money import optional as money_optional
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.plan import planfile
 from reconciler.plan.baseline import Comparison, CustomerComparison, Labelled
-from reconciler.plan.orphans import orphan_reason
+from reconciler.plan.orphans import no_longer_mapped, orphan_reason
 from reconciler.secure.untrusted import html as h
 from reconciler.secure.untrusted import json_dumps
 from reconciler.secure.untrusted import markdown as md
@@ -90,10 +90,14 @@ def update_words(c: Change) -> str:
 
 def summary_line(plan: Plan) -> str:
     errors = sum(1 for cp in plan.customers if cp.errors)
+    # A removed customer's orphans are a plan of their own, counted like every customer
+    # (as the JSON summary and the run record count it) and said to be one.
+    removed = sum(1 for cp in plan.customers if no_longer_mapped(cp))
     line = (
         f"Plan: {plan.count(Action.ADD)} to add, {plan.count(Action.UPDATE)} to update, "
         f"{plan.count(Action.REMOVE)} to remove across "
-        f"{sum(1 for cp in plan.customers if cp.changes)} of {len(plan.customers)} customers; "
+        f"{sum(1 for cp in plan.customers if cp.changes)} of {len(plan.customers)} customers"
+        f"{f' ({removed} no longer mapped)' if removed else ''}; "
         f"revenue {money(plan.revenue_delta, plan.currency)}/month"
     )
     if errors:

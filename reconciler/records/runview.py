@@ -258,7 +258,7 @@ def _change_text(ch: ChangeRecord, run: RunRecord) -> str:
     note = f" ({t(ch.note)})" if ch.note else ""
     why = f" — {t(ch.why)}" if ch.why else ""  # an orphan's reason, "no charge"
     return (
-        f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
+        f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} → "
         f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
         f"{t(run.currency)}{why}"
         f"  {result}{note}"
