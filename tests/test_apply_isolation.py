@@ -16,7 +16,7 @@ from reconciler.connectwise.apply import apply_plan
 from reconciler.core.model import ChangeResult, CustomerResult, PeriodKind
 from reconciler.core.periods import period_for
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import make_plan
+from reconciler.engine.planning import make_plan
 from reconciler.sandbox import Sandbox
 
 

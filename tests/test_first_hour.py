@@ -29,7 +29,7 @@ from reconciler.cli import sync
 from reconciler.cli.commands import app
 from reconciler.cli.help import EXAMPLE_RUN_ID, EXAMPLES
 from reconciler.config.resources import SCHEMA_NAMES, example_dir
-from reconciler.engine.manager import SyncOutcome
+from reconciler.engine.interface import SyncOutcome
 from reconciler.records import runlog
 from reconciler.sandbox import Sandbox
 

@@ -24,7 +24,7 @@ from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import PeriodKind
 from reconciler.core.periods import period_for
 from reconciler.engine.clients import Clients, connectwise_client
-from reconciler.engine.manager import make_plan
+from reconciler.engine.planning import make_plan
 from reconciler.net.http import Traffic
 from reconciler.net.throttle import Throttle, TimeLimit
 from reconciler.sandbox import Sandbox

@@ -36,7 +36,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.periods import period_for
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import make_plan
+from reconciler.engine.planning import make_plan
 from reconciler.sandbox import Sandbox
 
 AS_OF = dt.date(2026, 11, 24)

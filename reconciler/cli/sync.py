@@ -30,16 +30,16 @@ from reconciler.core.files import read_json
 from reconciler.core.model import Config, CustomerResult, Location, PeriodKind, Plan, Settings
 from reconciler.core.periods import today_in
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import (
+from reconciler.engine.interface import (
     AlreadyApplied,
     ApplyRequest,
     Declined,
     Planned,
     PlanRequest,
-    SyncEngine,
     SyncOutcome,
     Ui,
 )
+from reconciler.engine.manager import SyncEngine
 from reconciler.plan import render
 from reconciler.plan.baseline import compare, connection_from_base
 from reconciler.records.record import RunRecord
