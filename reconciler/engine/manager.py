@@ -60,7 +60,7 @@ from reconciler.engine.notices import Notifier
 from reconciler.net.deadline import EXIT_TIME_LIMIT, TIME_LIMIT, RunDeadline
 from reconciler.notify import email as notify
 from reconciler.plan import orphans, planfile
-from reconciler.records import runlog
+from reconciler.records import runfiles, runlog
 from reconciler.secure.scrub import check_credentials
 
 T = TypeVar("T")
@@ -182,7 +182,7 @@ class SyncEngine:
 
     def _guard(self, req: ApplyRequest) -> _Guarded:
         """Everything that can be refused without a request or the lock."""
-        trigger = runlog.detect_trigger(req.trigger, self.clients.environ)
+        trigger = runfiles.detect_trigger(req.trigger, self.clients.environ)
         if req.plan_file is not None and (
             req.customers or req.as_of or req.period is not PeriodKind.LAST_BILLING_PERIOD
         ):
