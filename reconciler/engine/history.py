@@ -9,7 +9,8 @@ from pathlib import Path
 
 from reconciler.engine.lock import config_lock
 from reconciler.records import activity, runfiles
-from reconciler.records.record import RunRecord, RunSummary
+from reconciler.records.record import RunRecord
+from reconciler.records.runindex import RunSummary
 
 __all__ = ["list_runs", "load_run", "rebuild_index", "runs_dir"]
 

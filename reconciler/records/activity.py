@@ -15,8 +15,9 @@ from reconciler.core.errors import ReconcileError
 from reconciler.core.files import atomic_write, content_digest, read_json
 from reconciler.records import runindex
 from reconciler.records.journal import journal_path, replay_journal
-from reconciler.records.record import RunRecord, RunSummary
+from reconciler.records.record import RunRecord
 from reconciler.records.runfiles import INDEX_NAME, RUN_ID, run_files, run_path, runs_dir
+from reconciler.records.runindex import RunSummary
 from reconciler.records.runview import render_index, render_run
 
 _STALE_TEMP_SECONDS = 300

@@ -9,7 +9,8 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from reconciler.records.record import RunRecord, customer_json
+from reconciler.records.record import RunRecord
+from reconciler.records.recordjson import customer_json
 from reconciler.secure.scrub import Scrubber
 from reconciler.secure.untrusted import json_dumps
 
