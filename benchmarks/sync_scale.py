@@ -173,7 +173,7 @@ def seed_history(config_dir: Path, plan_file: Path, runs: int) -> float:
     run-log writer (every change marked written), the others copies of its files with the
     run id and times changed, then one index rebuild by the project. Setup, not measured;
     copying keeps it from costing minutes when the writer is slow."""
-    from reconciler.core.model import ApplyResult, ChangeResult, CustomerResult
+    from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
     from reconciler.plan import planfile
     from reconciler.records import activity, runfiles, runlog
 

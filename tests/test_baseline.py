@@ -13,7 +13,7 @@ import jsonschema
 from plan_builders import PERIOD
 
 from reconciler.config.resources import load_schema
-from reconciler.core.model import Action, Change, CustomerPlan, Plan
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
 from reconciler.plan import render
 from reconciler.plan.baseline import compare
 

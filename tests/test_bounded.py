@@ -29,7 +29,8 @@ from reconciler.cli.commands import app
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise import client as cw_client
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.core.model import Period, PeriodKind
+from reconciler.core.model import PeriodKind
+from reconciler.core.periods import Period
 from reconciler.net.deadline import RunDeadline, parse_duration, within
 from reconciler.notify import chat
 from reconciler.notify import email as notify

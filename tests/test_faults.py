@@ -27,8 +27,10 @@ from generated_world import (
 )
 
 from reconciler.connectwise.apply import apply_plan
-from reconciler.core.model import Action, ApplyResult, Config, PeriodKind, Plan
+from reconciler.core.model import Config, PeriodKind
 from reconciler.core.periods import period_for
+from reconciler.core.plan import Action, Plan
+from reconciler.core.results import ApplyResult
 from reconciler.engine.checks import check_safe
 from reconciler.engine.clients import Clients
 from reconciler.engine.interface import ApplyRequest, PlanRequest

@@ -33,7 +33,7 @@ from runlog_samples import (
 )
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import CustomerPlan
+from reconciler.core.plan import CustomerPlan
 from reconciler.records import activity, journal, runfiles, runlog
 from reconciler.records.record import EmailOutcome
 
@@ -372,7 +372,7 @@ def test_journal_holds_every_outcome_until_the_record_is_finished(
     """Each outcome is journaled at once. A small record is rewritten with every outcome;
     a big one not until it is finished, the journal holding every outcome: whoever reads
     the run through runlog (activity, INDEX.md) sees every outcome."""
-    from reconciler.core.model import ChangeResult, CustomerResult
+    from reconciler.core.results import ChangeResult, CustomerResult
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", fold_always_bytes)
     the_plan = plan(ACME)
@@ -536,7 +536,7 @@ def test_a_large_run_killed_mid_apply_has_a_truthful_twin(
     """A large record is journal-only until finished: killed mid-apply, its twin (what
     the job summary and the repo show) still says nothing was written. The next INDEX.md
     rebuild renders it from the record and its journal: every write journaled."""
-    from reconciler.core.model import ChangeResult
+    from reconciler.core.results import ChangeResult
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", 0)
     the_plan = plan(ACME)
@@ -587,7 +587,7 @@ def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
     """DESIGN 12.5, durably as soon as known: a large run's journal is flushed by a thread
     whenever lines were appended since its last flush; the last flush covers every line,
     and the writes never wait for the disk."""
-    from reconciler.core.model import ChangeResult, CustomerResult
+    from reconciler.core.results import ChangeResult, CustomerResult
 
     flushed: list[int] = []
 

@@ -13,8 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.model import Period
 from reconciler.core.money import optional as optional_money
+from reconciler.core.periods import Period
 from reconciler.insight.report import Row
 from reconciler.records.customers import ChangeRecord, CustomerRecord
 from reconciler.records.record import EmailOutcome, RunRecord

@@ -27,8 +27,10 @@ from reconciler.config.loader import load_config, load_settings_only
 from reconciler.config.schema import annotation_file, github_annotation
 from reconciler.core.errors import ConfigError, Problem, ReconcileError
 from reconciler.core.files import read_json
-from reconciler.core.model import Config, CustomerResult, Location, PeriodKind, Plan, Settings
+from reconciler.core.model import Config, Location, PeriodKind, Settings
 from reconciler.core.periods import today_in
+from reconciler.core.plan import Plan
+from reconciler.core.results import CustomerResult
 from reconciler.engine.clients import Clients
 from reconciler.engine.interface import (
     AlreadyApplied,

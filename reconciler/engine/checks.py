@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Config, CustomerMap, Plan
+from reconciler.core.model import Config, CustomerMap
 from reconciler.core.nearest import did_you_mean
+from reconciler.core.plan import Plan
 from reconciler.engine.interface import EXIT_UNSAFE, Refused
 from reconciler.plan import orphans
 

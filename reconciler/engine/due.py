@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 from reconciler.core import schedule
-from reconciler.core.model import Config, Period
+from reconciler.core.model import Config
+from reconciler.core.periods import Period
 from reconciler.engine.interface import AlreadyApplied
 from reconciler.engine.notices import Notifier
 from reconciler.notify import chat

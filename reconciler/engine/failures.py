@@ -12,7 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from reconciler.core.model import ApplyResult, Config, Period, Plan
+from reconciler.core.model import Config
+from reconciler.core.periods import Period
+from reconciler.core.plan import Plan
+from reconciler.core.results import ApplyResult
 from reconciler.engine.interface import Refused
 from reconciler.engine.interrupt import Interrupted
 from reconciler.net.deadline import TIME_LIMIT, TimeLimit

@@ -17,13 +17,9 @@ from typing import Any
 
 from reconciler.core.billed import Billed
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import (
-    ApplyResult,
-    Config,
-    CustomerResult,
-    PeriodKind,
-    Plan,
-)
+from reconciler.core.model import Config, PeriodKind
+from reconciler.core.plan import Plan
+from reconciler.core.results import ApplyResult, CustomerResult
 from reconciler.net.deadline import max_duration
 from reconciler.records.record import EmailOutcome, RunRecord
 

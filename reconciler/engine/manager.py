@@ -40,8 +40,9 @@ from typing import Any, NamedTuple, TypeVar
 from reconciler.config.env import API_CREDENTIAL_VARS
 from reconciler.core import schedule
 from reconciler.core.errors import ReconcileError, RunLogFailed
-from reconciler.core.model import ApplyResult, Config, Period, PeriodKind
-from reconciler.core.periods import period_for
+from reconciler.core.model import Config, PeriodKind
+from reconciler.core.periods import Period, period_for
+from reconciler.core.results import ApplyResult
 from reconciler.engine import collector, due, failures, metering, planning, unmapped, writing
 from reconciler.engine.checks import check_enabled, check_safe, note_forced, select_customers
 from reconciler.engine.clients import Clients

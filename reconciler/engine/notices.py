@@ -11,7 +11,8 @@ import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from reconciler.core.model import Plan, Settings
+from reconciler.core.model import Settings
+from reconciler.core.plan import Plan
 from reconciler.engine.interrupt import Abandoned, StopSignals
 from reconciler.notify import chat
 from reconciler.notify import email as notify

@@ -19,15 +19,10 @@ from reconciler.connectwise.state import read_owned, read_state
 from reconciler.core.billed import billed_before
 from reconciler.core.errors import ReconcileError
 from reconciler.core.files import atomic_write
-from reconciler.core.model import (
-    Action,
-    ActualState,
-    Addition,
-    Config,
-    Period,
-    Plan,
-    Usage,
-)
+from reconciler.core.model import Config
+from reconciler.core.periods import Period
+from reconciler.core.plan import Action, Plan
+from reconciler.core.state import ActualState, Addition, Usage
 from reconciler.engine.checks import company_peers, select_customers, selection
 from reconciler.engine.clients import Clients
 from reconciler.engine.interface import Planned, Refused

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field, replace
 
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import CatalogItem, Config, Period
+from reconciler.core.model import Config
+from reconciler.core.periods import Period
+from reconciler.core.state import CatalogItem
 from reconciler.engine.clients import Clients
 from reconciler.insight.report import Kind, Pricer, Row, unmapped_customer_rows
 from reconciler.notify import email as notify

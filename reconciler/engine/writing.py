@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.connectwise.apply import apply_plan
-from reconciler.core.model import ApplyResult, Config
+from reconciler.core.model import Config
+from reconciler.core.results import ApplyResult
 from reconciler.engine.clients import Clients
 from reconciler.engine.interface import Planned, Ui
 from reconciler.engine.interrupt import StopSignals

@@ -22,7 +22,10 @@ from typing import Any
 
 from reconciler.config.loader import is_loopback_host
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Config, Period, Plan, Settings, Usage
+from reconciler.core.model import Config, Settings
+from reconciler.core.periods import Period
+from reconciler.core.plan import Plan
+from reconciler.core.state import Usage
 from reconciler.core.wording import amount, period_words, run_links
 from reconciler.insight.report import Row
 from reconciler.net.deadline import RunDeadline, within

@@ -9,9 +9,10 @@ from typing import NamedTuple
 
 import typer
 
-from reconciler.core.model import Action, Change, CustomerPlan, Plan, Removal
+from reconciler.core.model import Removal
 from reconciler.core.money import display
 from reconciler.core.money import optional as money_optional
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.plan import planfile
 from reconciler.plan.baseline import Comparison, CustomerComparison, Labelled

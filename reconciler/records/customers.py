@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from reconciler.core import money
-from reconciler.core.model import Change, ChangeResult, CustomerPlan
+from reconciler.core.plan import Change, CustomerPlan
+from reconciler.core.results import ChangeResult
 from reconciler.plan.orphans import orphan_reason
 
 Ok = bool | Literal["unknown"] | None

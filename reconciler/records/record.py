@@ -16,7 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.core import money
-from reconciler.core.model import Action, ApplyResult, CustomerResult, Period, Plan
+from reconciler.core.periods import Period
+from reconciler.core.plan import Action, Plan
+from reconciler.core.results import ApplyResult, CustomerResult
 from reconciler.records.customers import UNKNOWN, CustomerRecord
 from reconciler.records.recordjson import customer_from_json, customer_json, flat
 

@@ -23,8 +23,10 @@ from typing import Any
 from reconciler.core.billed import Billed
 from reconciler.core.errors import ReconcileError, RunLogFailed, os_error_line
 from reconciler.core.files import atomic_write, read_json
-from reconciler.core.model import ApplyResult, ChangeResult, CustomerResult, Period, Plan
 from reconciler.core.money import plain
+from reconciler.core.periods import Period
+from reconciler.core.plan import Plan
+from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
 from reconciler.records import activity, runindex
 from reconciler.records.journal import Journal, journal_path
 from reconciler.records.record import EmailOutcome, RunRecord

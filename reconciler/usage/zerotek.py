@@ -10,7 +10,8 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Period, Usage
+from reconciler.core.periods import Period
+from reconciler.core.state import Usage
 from reconciler.net.http import (
     DEADLINE_SECONDS,
     MAX_RESPONSE_BYTES,
