@@ -44,6 +44,7 @@ from reconciler.engine.interface import (
 from reconciler.engine.manager import SyncEngine
 from reconciler.plan import render
 from reconciler.plan.baseline import compare, connection_from_base
+from reconciler.plan.baseline_render import json_compared, markdown_compared
 from reconciler.records.record import RunRecord
 from reconciler.secure.untrusted import json_dumps, plain, workflow_command
 
@@ -213,8 +214,8 @@ def _plan_text(planned: Planned, fmt: Format, compared: bool, note: str | None) 
     empty = replace(planned.plan, customers=())
     cmp = compare(planned.plan, planned.base if planned.base is not None else empty)
     if fmt is Format.MARKDOWN:
-        return render.markdown_compared(cmp, note)
-    return render.json_compared(cmp, note)
+        return markdown_compared(cmp, note)
+    return json_compared(cmp, note)
 
 
 def _notice(line: str) -> None:
