@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from reconciler.config.loader import is_loopback_host
+from reconciler.config.urls import is_loopback_host
 from reconciler.core.errors import ReconcileError
 from reconciler.core.model import Config, Period, Plan, Settings, Usage
 from reconciler.core.wording import amount, period_words, run_links
