@@ -164,7 +164,6 @@ STILL_LONG = {
     "reconciler.plan.planner._plan_unit",
     "reconciler.plan.planner.plan",
     "reconciler.plan.render.markdown",
-    "reconciler.usage.csvfile.read_assignments",
 }
 
 
