@@ -158,8 +158,6 @@ STILL_LONG = {
     "reconciler.cli.commands.plan",
     "reconciler.cli.sync.run_apply",
     "reconciler.net.http.request",
-    "reconciler.notify.email._sync_email",
-    "reconciler.notify.email.send_unmapped",
     "reconciler.plan.planner._plan_agreement",
     "reconciler.plan.planner._plan_unit",
     "reconciler.plan.planner.plan",
