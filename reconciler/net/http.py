@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
@@ -254,8 +255,9 @@ class HttpApi:
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
         )
         self._transport = Transport(limits=limits) if transport is None else transport
-        self._http = _Client(
+        self._http = httpx.AsyncClient(
             headers=headers,
+            cookies=_no_cookies(),
             timeout=httpx.Timeout(timeout),
             limits=limits,
             transport=self._transport,
@@ -427,19 +429,24 @@ class HttpApi:
             self.stats.bytes_sent += len(request.content)
             response = await self._http.send(request, stream=True)
             try:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > self.max_response_bytes:
-                    raise _TooLarge
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_response_bytes:
-                        raise _TooLarge
+                body = await self._capped_body(response)
             finally:
                 await response.aclose()
                 self.stats.bytes_received += response.num_bytes_downloaded
-        response._content = bytes(body)  # what .content/.json() read, as after .aread()
-        return response
+        return _with_body(response, body)
+
+    async def _capped_body(self, response: httpx.Response) -> bytes:
+        """The decoded body, refused (`_TooLarge`) as soon as it is declared or grows larger
+        than the cap: decoded, so a small compressed answer cannot unpack into gigabytes."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise _TooLarge
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self.max_response_bytes:
+                raise _TooLarge
+        return bytes(body)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         return retry_delay(attempt, retry_after, self.backoff_base, self.backoff_max)
@@ -502,25 +509,30 @@ class HttpApi:
             ) from None
 
 
-class _NoCookies(httpx.Cookies):
-    """A jar that stays empty: both APIs authenticate every request with headers and set no
-    cookies, so there is nothing to keep; and a cookie a server (or proxy) did set is never
-    replayed to it. It also spares parsing every response for Set-Cookie."""
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: both APIs authenticate every request with headers and set
+    no cookies, so there is nothing to keep; and a cookie a server (or proxy) did set is never
+    replayed to it. With neither cookie protocol enabled the jar does not even parse a
+    response's Set-Cookie (httpx still hands it every response)."""
+    return CookieJar(policy=DefaultCookiePolicy(netscape=False, rfc2965=False))
 
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
 
-
-class _Client(httpx.AsyncClient):
-    _no_cookies = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        raise TypeError("this client keeps no cookies")
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """`response` (streamed, closed) as `send` without `stream=True` would have returned it:
+    its body read. httpx has no public way to give a streamed response the body read from
+    it, so this is a new response with the same status, headers, request and extensions.
+    The body is decoded already: Content-Encoding goes, or `read` would decode it again."""
+    headers = response.headers.copy()
+    headers.pop("Content-Encoding", None)
+    answer = httpx.Response(
+        response.status_code,
+        headers=headers,
+        stream=httpx.ByteStream(body),
+        request=response.request,
+        extensions=response.extensions,
+    )
+    answer.read()
+    return answer
 
 
 def _describe(exc: httpx.TransportError, secrets: Iterable[str] = ()) -> str:
