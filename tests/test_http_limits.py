@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
+from reconciler.net.settings import HttpSettings
 
 CREDS = CWCredentials("acme", "PublicKey01", "PrivateKey01", "client-id-0001")
 
@@ -98,9 +99,10 @@ def gzipped(size: int) -> Callable[[socket.socket], None]:
     return answer
 
 
-def call(url: str, method: str = "GET", **options: float) -> tuple[float, BaseException]:
+def call(url: str, method: str = "GET", **http: float) -> tuple[float, BaseException]:
     async def go() -> None:
-        async with ConnectWiseClient(url, CREDS, max_retries=0, **options) as cw:
+        settings = HttpSettings(max_retries=0, **http)  # type: ignore[arg-type]
+        async with ConnectWiseClient(url, CREDS, http=settings) as cw:
             if method == "POST":
                 await cw.post("/finance/agreements/1/additions", {"quantity": 1})
             else:
@@ -141,7 +143,7 @@ def test_a_compressed_answer_is_decoded_once() -> None:
     client returns must not still say Content-Encoding: gzip)."""
 
     async def go(url: str) -> object:
-        async with ConnectWiseClient(url, CREDS, max_retries=0) as cw:
+        async with ConnectWiseClient(url, CREDS, http=HttpSettings(max_retries=0)) as cw:
             return await cw.get("/company/companies")
 
     with raw_server(gzipped(200_001)) as url:

@@ -29,6 +29,7 @@ import httpx
 
 from reconciler.core.errors import ReconcileError
 from reconciler.net.deadline import RunDeadline
+from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
 from reconciler.net.slots import Slots
 from reconciler.net.throttle import Throttle
 from reconciler.net.transport import Transport
@@ -39,11 +40,6 @@ log = logging.getLogger(__name__)
 # Retry-After beyond this is treated as "come back much later": better to fail the run
 # clearly than to sleep for an hour inside a CI job.
 MAX_RETRY_AFTER = 120.0
-# Per attempt, connect through the last byte of the body: httpx's own timeouts bound each
-# read, so a server trickling one byte every few seconds would otherwise never time out.
-DEADLINE_SECONDS = 60.0
-# Larger answers are refused while they stream in, before they can take the memory.
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class _TooLarge(Exception):
@@ -219,46 +215,33 @@ class HttpApi:
         *,
         headers: dict[str, str],
         secrets: tuple[str, ...],
-        max_concurrency: int = 8,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
+        http: HttpSettings = DEFAULT_HTTP,
         transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float = DEADLINE_SECONDS,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
         stats: RequestStats | None = None,
         throttle: Throttle | None = None,
-        max_requests_per_minute: float | None = None,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
         self.base_url = base_url.rstrip("/")
-        self.deadline = deadline
-        self.max_response_bytes = max_response_bytes
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.http = http
         self.stats = stats if stats is not None else RequestStats()
         self._secrets = tuple(secrets)
-        self._slots = Slots(max_concurrency)  # by priority: see reconciler.net.slots
+        self._slots = Slots(http.max_concurrency)  # by priority: see reconciler.net.slots
         # One per API, shared by every client counting into the same stats (a command's
         # clients of one API): see reconciler.net.throttle.
         if throttle is None:
             throttle = self.stats.throttle or Throttle()
         self.stats.throttle = self.throttle = throttle
         throttle.service = self.service
-        throttle.concurrency = max(throttle.concurrency, max_concurrency)
-        throttle.limit(max_requests_per_minute)
+        throttle.concurrency = max(throttle.concurrency, http.max_concurrency)
+        throttle.limit(http.max_requests_per_minute)
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
         limits = httpx.Limits(
-            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            max_connections=http.max_concurrency, max_keepalive_connections=http.max_concurrency
         )
         self._transport = Transport(limits=limits) if transport is None else transport
-        self._http = httpx.AsyncClient(
+        self._client = httpx.AsyncClient(
             headers=headers,
             cookies=_no_cookies(),
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(http.timeout),
             limits=limits,
             transport=self._transport,
             follow_redirects=False,  # a redirect would mean a wrong URL; never resend auth
@@ -275,7 +258,7 @@ class HttpApi:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._client.aclose()
 
     # --- the one place requests are sent ------------------------------------------------
 
@@ -323,11 +306,11 @@ class HttpApi:
                     failure, sent = _describe(exc, self._secrets), True
                 except TimeoutError:
                     final = (
-                        f"no complete answer within {self.deadline:g} s (the request deadline, "
-                        "connect through last byte)"
+                        f"no complete answer within {self.http.deadline:g} s (the request "
+                        "deadline, connect through last byte)"
                     )
                 except _TooLarge:
-                    mb = self.max_response_bytes / 1024 / 1024
+                    mb = self.http.max_response_bytes / 1024 / 1024
                     final = f"answer larger than {mb:g} MB (the response size cap)"
                 stats.request_seconds += time.perf_counter() - started
             if final is not None:
@@ -353,7 +336,7 @@ class HttpApi:
                     continue  # the shared pause is waited for in the next `_paced`
                 if status >= 500 and not idempotent:
                     raise self._error(response, method, path, unknown=True)
-                if status < 500 or attempt >= self.max_retries:
+                if status < 500 or attempt >= self.http.max_retries:
                     raise self._error(response, method, path)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER:
@@ -369,7 +352,7 @@ class HttpApi:
                         method=method,
                         path=path,
                     )
-                if attempt >= self.max_retries:
+                if attempt >= self.http.max_retries:
                     verdict = "did not answer" if sent else "unreachable at"
                     raise ApiError(
                         f"{self.service} {verdict} {self._host()}: {failure} "
@@ -424,10 +407,10 @@ class HttpApi:
 
     async def _fetch(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> httpx.Response:
         """One attempt within the deadline, its body read up to the size cap."""
-        async with asyncio.timeout(self.deadline):
-            request = self._http.build_request(method, url, **kwargs)
+        async with asyncio.timeout(self.http.deadline):
+            request = self._client.build_request(method, url, **kwargs)
             self.stats.bytes_sent += len(request.content)
-            response = await self._http.send(request, stream=True)
+            response = await self._client.send(request, stream=True)
             try:
                 body = await self._capped_body(response)
             finally:
@@ -439,17 +422,17 @@ class HttpApi:
         """The decoded body, refused (`_TooLarge`) as soon as it is declared or grows larger
         than the cap: decoded, so a small compressed answer cannot unpack into gigabytes."""
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_response_bytes:
+        if declared.isdigit() and int(declared) > self.http.max_response_bytes:
             raise _TooLarge
         body = bytearray()
         async for chunk in response.aiter_bytes():
             body += chunk
-            if len(body) > self.max_response_bytes:
+            if len(body) > self.http.max_response_bytes:
                 raise _TooLarge
         return bytes(body)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        return retry_delay(attempt, retry_after, self.backoff_base, self.backoff_max)
+        return retry_delay(attempt, retry_after, self.http.backoff_base, self.http.backoff_max)
 
     def _host(self) -> str:
         parts = urlsplit(self.base_url)
