@@ -157,7 +157,6 @@ STILL_LONG = {
     "reconciler.cli.commands.apply",
     "reconciler.cli.commands.plan",
     "reconciler.cli.sync.run_apply",
-    "reconciler.net.http.request",
     "reconciler.plan.planner._plan_agreement",
     "reconciler.plan.planner._plan_unit",
     "reconciler.plan.planner.plan",
