@@ -105,7 +105,7 @@ GRAPH = import_graph()
 
 
 def test_the_graph_is_read_from_the_source() -> None:
-    assert "reconciler.engine.manager" in GRAPH["reconciler.cli.sync"]  # top-level
+    assert "reconciler.engine.manager" in GRAPH["reconciler.cli.planning"]  # top-level
     assert "reconciler.engine.status" in GRAPH["reconciler.cli.commands"]  # in a function
     assert "reconciler.sandbox.server" in GRAPH["reconciler.sandbox"]  # a package's __init__
 

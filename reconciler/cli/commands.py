@@ -307,7 +307,7 @@ def deactivate(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     _set_enabled(ctx, config_dir, False)
 
 
-# --- plan / apply (bodies in cli.sync) -------------------------------------------------------
+# --- plan / apply (bodies in cli.planning, cli.applying) -------------------------------------
 
 
 @app.command()
@@ -328,7 +328,8 @@ def plan(
 
     Exit 0 (also with changes, unless --detailed-exitcode: then 2), 1 on any error.
     """
-    from reconciler.cli.sync import PlanOptions, parse_as_of, run_plan
+    from reconciler.cli.options import parse_as_of
+    from reconciler.cli.planning import PlanOptions, run_plan
     from reconciler.engine.manager import PlanRequest, resolve_max_duration
 
     seconds = resolve_max_duration(max_duration)
@@ -370,7 +371,9 @@ def apply(
     --force was not given, 124 when --max-duration ended it, 130/143 when interrupted by
     SIGINT/SIGTERM (what was written is recorded).
     """
-    from reconciler.cli.sync import ApplyOptions, apply_failure_shown, parse_as_of, run_apply
+    from reconciler.cli.apply_failure import apply_failure_shown
+    from reconciler.cli.applying import ApplyOptions, run_apply
+    from reconciler.cli.options import parse_as_of
     from reconciler.engine.manager import ApplyRequest, resolve_max_duration
 
     # A malformed --as-of or --max-duration fails like the apply would: in the JSON too.
@@ -515,7 +518,8 @@ def check_unmapped(
     """Daily: list mapped customers whose current-period usage includes a ZeroTek SKU with
     no mapping (customer, SKU, users) and e-mail administrators + billing while any remain.
     Silent when none. Exit 0 either way; 1 on errors (including a failed e-mail)."""
-    from reconciler.cli.sync import parse_as_of, requests_shown
+    from reconciler.cli.options import parse_as_of
+    from reconciler.cli.progress import requests_shown
     from reconciler.config.loader import load_config
     from reconciler.engine.manager import SyncEngine
     from reconciler.plan import render

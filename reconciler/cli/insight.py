@@ -52,8 +52,8 @@ def discover(
     never changes an existing mapping."""
     import asyncio
 
+    from reconciler.cli.options import parse_as_of
     from reconciler.cli.progress import busy
-    from reconciler.cli.sync import parse_as_of
     from reconciler.config.loader import load_config
     from reconciler.engine import collector
     from reconciler.engine import insight_reads as insight
@@ -118,8 +118,8 @@ def report(
     unmapped customers and SKUs valued at the catalog price, margins, totals. Read-only."""
     import asyncio
 
+    from reconciler.cli.options import parse_as_of
     from reconciler.cli.progress import busy
-    from reconciler.cli.sync import parse_as_of
     from reconciler.config.loader import load_config
     from reconciler.core.periods import period_for
     from reconciler.engine import collector
