@@ -25,9 +25,8 @@ from runlog_samples import success_result
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
-from reconciler.cli import applying
+from reconciler.cli import app, applying
 from reconciler.cli.apply_report import interrupted_line
-from reconciler.cli.commands import app
 from reconciler.cli.help import EXAMPLE_RUN_ID, EXAMPLES
 from reconciler.config.resources import SCHEMA_NAMES, example_dir
 from reconciler.engine.manager import SyncOutcome
