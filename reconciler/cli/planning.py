@@ -19,7 +19,7 @@ from reconciler.cli.base_branch import Baseline, base_settings, load_baseline
 from reconciler.cli.options import Format
 from reconciler.cli.progress import busy, notice, requests_shown
 from reconciler.config.loader import load_config
-from reconciler.config.schema import annotation_file, github_annotation
+from reconciler.config.problem_output import annotation_file, github_annotation
 from reconciler.core.errors import Problem, ReconcileError
 from reconciler.core.model import Config, Location, PeriodKind, Plan
 from reconciler.core.periods import today_in

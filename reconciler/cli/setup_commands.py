@@ -144,7 +144,7 @@ def validate(
     """Check mappings/ against the schemas and each other (offline). Exit 0 valid, 1 not."""
     from reconciler.cli import progress
     from reconciler.config import loader as config
-    from reconciler.config import schema
+    from reconciler.config import problem_output
     from reconciler.secure.untrusted import json_dumps, workflow_command
 
     root = config_dir_of(ctx, config_dir)
@@ -155,11 +155,12 @@ def validate(
     except ConfigError as exc:
         problems = exc.problems
     if format is ValidateFormat.JSON:
-        typer.echo(json_dumps(schema.problems_json(problems), indent=2))
+        typer.echo(json_dumps(problem_output.problems_json(problems), indent=2))
     elif format is ValidateFormat.GITHUB:
         for problem in problems:
             # the annotations are meant: they pass the workflow-command guard
-            annotation = schema.github_annotation(problem, schema.annotation_file(root, problem))
+            where = problem_output.annotation_file(root, problem)
+            annotation = problem_output.github_annotation(problem, where)
             workflow_command(annotation)
     else:
         for problem in problems:

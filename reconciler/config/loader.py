@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from reconciler.config import schema, yamlhints, yamlsource
 from reconciler.config.customer_prices import check_prices, prices_of
+from reconciler.config.schema_formats import is_url
+from reconciler.config.schema_messages import suggest
 from reconciler.config.yamlsource import Document
 from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.files import inside
@@ -245,7 +247,7 @@ def _check_urls(doc: Document | None) -> list[Problem]:
     for section in ("connectwise", "zerotek"):
         block = doc.data.get(section)
         url = block.get("api_url") if isinstance(block, dict) else None
-        if isinstance(url, str) and schema.is_url(url):
+        if isinstance(url, str) and is_url(url):
             reason = insecure_url_reason(url)
             if reason:
                 where = doc.location((section, "api_url"))
@@ -413,7 +415,7 @@ def _check_customers(
             if known_skus is not None and isinstance(excludes, list):
                 for j, sku in enumerate(excludes):
                     if isinstance(sku, str) and sku.casefold() not in known_skus:
-                        near = schema.suggest(sku, set(known_skus.values()))
+                        near = suggest(sku, set(known_skus.values()))
                         hint = f"; did you mean '{near}'?" if near else ""
                         problems.append(
                             Problem(
