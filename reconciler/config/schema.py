@@ -28,6 +28,7 @@ _Validator = validators.extend(Draft202012Validator, type_checker=TYPES)  # type
 
 @cache
 def validator(name: str) -> Validator:
+    """The explaining validator of a packaged schema (the schema itself checked first)."""
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
     checked: Validator = _Validator(schema, format_checker=format_checker())
