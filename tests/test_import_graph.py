@@ -157,10 +157,6 @@ STILL_LONG = {
     "reconciler.net.http.request",
     "reconciler.notify.email._sync_email",
     "reconciler.notify.email.send_unmapped",
-    "reconciler.plan.planner._plan_agreement",
-    "reconciler.plan.planner._plan_unit",
-    "reconciler.plan.planner.plan",
-    "reconciler.plan.render.markdown",
     "reconciler.usage.csvfile.read_assignments",
 }
 

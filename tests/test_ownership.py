@@ -10,10 +10,12 @@ import re
 import shutil
 from pathlib import Path
 
+import jsonschema
 from conftest import set_setting
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from reconciler.config.resources import load_schema
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.records import agreement_record
 
@@ -120,6 +122,17 @@ def test_orphans_count_in_the_safety_thresholds(sandbox, config_dir):
 def test_a_customer_moved_to_another_agreement_stops_paying_twice(sandbox, config_dir):
     # Found: Contoso moved to a new agreement paid its lines on both.
     converge(config_dir)
+    move_contoso(sandbox, config_dir)
+    plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
+    assert ("zt-0004", "ZT-OKTA-SSO", 1004, 27) in orphans(plan)
+    applied = run(config_dir, *APPLY)
+    assert applied.exit_code == 0, applied.output
+    assert live(sandbox, 1004) == {} and live(sandbox, 1030) == {"ZT-OKTA-SSO": [27]}
+    assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0
+
+
+def move_contoso(sandbox: Sandbox, config_dir: Path) -> None:
+    """Contoso (zt-0004) moved from agreement 1004 'Contoso Identity' to a new one, 1030."""
     with sandbox.lock:  # a new agreement created in ConnectWise
         contoso = next(c for c in sandbox.companies.values() if c["identifier"] == "CONTOSO")
         sandbox.agreements[1030] = agreement_record(
@@ -127,12 +140,55 @@ def test_a_customer_moved_to_another_agreement_stops_paying_twice(sandbox, confi
         )
     customers = config_dir / "mappings" / "customers.yaml"
     customers.write_text(customers.read_text().replace("agreement: 1004", "agreement: 1030"))
-    plan = json.loads(run(config_dir, "plan", "--format", "json", *AS_OF).stdout)
-    assert ("zt-0004", "ZT-OKTA-SSO", 1004, 27) in orphans(plan)
-    applied = run(config_dir, *APPLY)
+
+
+def test_a_moved_customers_old_line_is_shown_under_its_old_agreement(
+    sandbox, config_dir, smtp_server, monkeypatch
+):
+    # Found: the removal on 1004 was listed under "agreement 1030" (plan, pull-request
+    # comment, run record, activity, e-mail): a reviewer read it as the new agreement's.
+    converge(config_dir)
+    for name, value in smtp_server.env().items():
+        monkeypatch.setenv(name, value)
+    move_contoso(sandbox, config_dir)
+    new = "zt-0004 Contoso Health → CONTOSO, agreement 1030 'Contoso 2027'"
+    old = "zt-0004 Contoso Health → CONTOSO, agreement 1004 'Contoso Identity'"
+    text = run(config_dir, "plan", *AS_OF).stdout
+    under_new = text.split(new)[1].split("\n\n")[0]
+    under_old = text.split(old)[1].split("\n\n")[0]
+    assert "+ add ZT-OKTA-SSO" in under_new and "remove" not in under_new
+    assert "- remove ZT-OKTA-SSO (OKTA-SSO) #9007 quantity 27" in under_old
+    md = run(config_dir, "plan", "--format", "markdown", *AS_OF).stdout
+    contoso = md.split("<b>zt-0004</b>")[1].split("</details>")[0]
+    own, moved = contoso.split("Company CONTOSO, agreement 1004 Contoso Identity")
+    assert "agreement 1030 Contoso 2027" in own and "| add |" in own and "remove" not in own
+    assert "| remove — no longer mapped" in moved and "| add |" not in moved
+    saved = config_dir / "plan.json"
+    assert run(config_dir, "plan", "--out", str(saved), *AS_OF).exit_code == 0
+    again = run(config_dir, "show", str(saved)).stdout  # a plan file has the id, not the name
+    assert "- remove" in again.split("→ CONTOSO, agreement 1004\n")[1].split("\n\n")[0]
+    before = set((config_dir / "runs").glob("*/*/*.json"))
+    applied = run(config_dir, *[a for a in APPLY if a != "--no-email"])
     assert applied.exit_code == 0, applied.output
+    (path,) = set((config_dir / "runs").glob("*/*/*.json")) - before
+    (mail,) = smtp_server.sink.received
+    removed = mail.text.replace("\r\n", "\n").split("\n\nRemoved:\n")[1].split("\n\n")[0]
+    assert "Contoso Identity (#1004)" in removed and "#1030" not in removed, removed
+    record = json.loads(path.read_text())
+    jsonschema.validate(record, load_schema("run"))
+    (changes,) = [c["changes"] for c in record["customers"] if c["id"] == "zt-0004"]
+    assert [ch["agreement"] for ch in changes] == [
+        None,
+        {"id": 1004, "name": "Contoso Identity", "end_date": None},
+    ]
+    rows = path.with_suffix(".md").read_text().splitlines()
+    (removal,) = [r for r in rows if "| remove" in r]
+    assert removal.startswith("| Contoso Health | Contoso Identity \\(\\#\u200b1004\\) |"), removal
+    shown = run(config_dir, "activity", path.stem).stdout
+    moved_text = shown.split("agreement Contoso Identity (#1004)")[1].split("\n\n")[0]
+    assert "remove OKTA-SSO [ZT-OKTA-SSO] 27 -> 0" in moved_text
+    assert "remove" not in shown.split("agreement Contoso 2027 (#1030)")[1].split("\n\n")[0]
     assert live(sandbox, 1004) == {} and live(sandbox, 1030) == {"ZT-OKTA-SSO": [27]}
-    assert run(config_dir, "plan", "--detailed-exitcode", *AS_OF).exit_code == 0
 
 
 def test_a_removed_customer_mapping_and_customer_option(sandbox, config_dir):

@@ -148,6 +148,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
         "note": None,
         "why": None,  # an orphan's reason (DESIGN 13.1)
         "price_change": None,
+        "agreement": None,  # an orphan's on another agreement than the customer's (13.1)
     }
     assert record["customers"][1]["agreement"]["end_date"] is None
     assert record["warnings"] == ["ZeroTek customer zt-0099 has usage but no mapping"]

@@ -29,9 +29,9 @@ from reconciler.connectwise.payload import (
 )
 from reconciler.connectwise.state import read_additions, read_state
 from reconciler.core.errors import ReconcileError
+from reconciler.core.mapping import agreements_by_company, companies_by_key, resolve_agreement
 from reconciler.core.model import ActualState, Config, CustomerMap
 from reconciler.engine.clients import Clients
-from reconciler.plan.planner import agreements_by_company, companies_by_key, resolve_agreement
 from reconciler.sandbox import Sandbox, generate_fixture
 from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX
 from reconciler.sandbox.wire import Request, Response, cw_error
@@ -69,7 +69,7 @@ async def reference(
         {
             a.id
             for c in customers
-            if (a := resolve_agreement(c, by_key, agreements, by_company)[0]) is not None
+            if (a := resolve_agreement(c, by_key, agreements, by_company).agreement) is not None
         }
     )
     strays = sorted(

@@ -312,7 +312,8 @@ def _sync_email(
         money = amount(ch.revenue_delta, currency, signed=True)
         sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
         price = ch.price_words(lambda p: amount(p, currency))
-        return (c.name, c.company, c.agreement.text(), sku, f"{ch.before} -> {ch.after}",
+        where = (ch.agreement or c.agreement).text()  # the one written to (13.1)
+        return (c.name, c.company, where, sku, f"{ch.before} -> {ch.after}",
                 price, money)  # fmt: skip
 
     done = {

@@ -163,8 +163,9 @@ def _attach(
     plan: Plan, config: Config, actual: ActualState, changes: list[Change]
 ) -> tuple[CustomerPlan, ...]:
     """Each removal goes to the customer planned on its agreement (the first, as the
-    planner puts a shared agreement's changes), else to its ledger customer's plan, else to
-    a plan of its own for a customer no longer mapped."""
+    planner puts a shared agreement's changes), else to its ledger customer's plan (one on
+    another agreement when the customer moved: `_named`), else to a plan of its own for a
+    customer no longer mapped."""
     by_id = {cp.customer_id: cp for cp in plan.customers}
     lead: dict[int, str] = {}
     for cp in sorted(plan.customers, key=lambda cp: cp.customer_id):
@@ -176,6 +177,7 @@ def _attach(
         extra[owner].append(change)
     for owner, found in extra.items():
         cp = by_id.get(owner) or _unmapped_plan(owner, found[0], config, actual)
+        found = [_named(change, cp, actual) for change in found]
         by_id[owner] = replace(
             cp,
             changes=tuple(sorted((*cp.changes, *found), key=lambda c: (c.product, c.sku))),
@@ -183,6 +185,16 @@ def _attach(
             managed_quantity=cp.managed_quantity + sum(c.before for c in found),
         )
     return tuple(by_id[cid] for cid in sorted(by_id))
+
+
+def _named(change: Change, cp: CustomerPlan, actual: ActualState) -> Change:
+    """A removal shown in the plan of a customer now on another agreement (it moved away
+    from this one) names its own agreement: it is shown under the agreement it removes
+    from, not under the customer's new one."""
+    if change.agreement_id == cp.agreement_id:
+        return change
+    agreement = actual.agreements.get(change.agreement_id)
+    return replace(change, agreement_name=agreement.name if agreement else None)
 
 
 def _unmapped_plan(cid: str, change: Change, config: Config, actual: ActualState) -> CustomerPlan:
