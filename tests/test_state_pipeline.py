@@ -257,7 +257,7 @@ def test_a_400_on_the_identifier_query_is_bisected_to_that_customer(
     customer alone (its error names it); every other customer is still compared."""
     from typer.testing import CliRunner
 
-    from reconciler.cli.commands import app
+    from reconciler.cli import app
 
     path = config_dir / "mappings" / "customers.yaml"
     path.write_text(path.read_text().replace("company: GLOBEX", "company: GLOB'EX;--", 1))

@@ -18,7 +18,7 @@ import pytest
 from generated_world import AS_OF, as_desired, duplicates, live, make_world
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import PeriodKind
