@@ -212,8 +212,8 @@ def main() -> int:
     from reconciler.connectwise.apply import apply_plan
     from reconciler.core.model import PeriodKind
     from reconciler.core.periods import period_for
-    from reconciler.engine import manager as engine
     from reconciler.engine.clients import Clients
+    from reconciler.engine.manager import make_plan
 
     with tempfile.TemporaryDirectory(prefix="plan-scale-") as tmp:
         root = Path(tmp)
@@ -229,7 +229,7 @@ def main() -> int:
             def plan_with(cfg: Any) -> Any:
                 async def go() -> Any:
                     async with clients.connectwise(cfg) as cw:
-                        return await engine.make_plan(cfg, period, None, cw, clients)
+                        return await make_plan(cfg, period, None, cw, clients)
 
                 return asyncio.run(go())
 

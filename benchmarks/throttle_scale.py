@@ -68,8 +68,8 @@ def main() -> int:
     from reconciler.connectwise.apply import apply_plan
     from reconciler.core.model import PeriodKind
     from reconciler.core.periods import period_for
-    from reconciler.engine import manager as engine
     from reconciler.engine.clients import Clients
+    from reconciler.engine.manager import make_plan
     from reconciler.net.http import Traffic
 
     notices: list[str] = []
@@ -93,7 +93,7 @@ def main() -> int:
 
             async def plan(clients: Clients) -> Any:
                 async with clients.connectwise(config) as cw:
-                    return await engine.make_plan(config, period, None, cw, clients)
+                    return await make_plan(config, period, None, cw, clients)
 
             async def apply(clients: Clients, planned: Any) -> Any:
                 async with clients.connectwise(config) as cw:

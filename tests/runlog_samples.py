@@ -44,6 +44,9 @@ SETTINGS = Settings(
 RECIPIENTS = ["ops@msp.example", "billing@msp.example", "ar@msp.example"]
 
 
+AGREEMENT = {"zt-0001": 501, "zt-0002": 502}  # the customers' below: changes are on them
+
+
 def change(action: Action, cid: str, sku: str, before: int, after: int, price: str) -> Change:
     return Change(
         action=action,
@@ -51,7 +54,7 @@ def change(action: Action, cid: str, sku: str, before: int, after: int, price: s
         sku=sku,
         product=f"CW-{sku}",
         product_id=hash(sku) % 1000,
-        agreement_id=500,
+        agreement_id=AGREEMENT[cid],
         addition_id=None if action is Action.ADD else 9000 + before,
         before=before,
         after=after,

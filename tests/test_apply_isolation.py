@@ -15,8 +15,8 @@ from reconciler.config.loader import load_config
 from reconciler.connectwise.apply import apply_plan
 from reconciler.core.model import ChangeResult, CustomerResult, PeriodKind
 from reconciler.core.periods import period_for
-from reconciler.engine import manager as engine
 from reconciler.engine.clients import Clients
+from reconciler.engine.manager import make_plan
 from reconciler.sandbox import Sandbox
 
 
@@ -43,7 +43,7 @@ def test_an_unowned_error_stops_new_writes_and_leaves_nothing_running(
 
     async def go() -> tuple[list[Any], int]:
         async with clients.connectwise(config) as cw:
-            planned = await engine.make_plan(config, period, None, cw, clients)
+            planned = await make_plan(config, period, None, cw, clients)
             with pytest.raises(_Boom):
                 await apply_plan(planned.plan, config, cw, journal=_Journal(), max_concurrency=8)
             writes_then = sandbox.stats.writes

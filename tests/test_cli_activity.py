@@ -95,7 +95,7 @@ def test_one_run_in_detail(tmp_path: Path) -> None:
     assert text.exit_code == 0
     out = text.stdout
     assert f"Run {second}" in out and "outcome:    partial" in out
-    assert "update OKTA-SSO [CW-OKTA-SSO] 40 -> 42 @ 3.00 = +6.00 USD  done" in out
+    assert "update OKTA-SSO [CW-OKTA-SSO] 40 → 42 @ 3.00 = +6.00 USD  done" in out
     assert "FAILED: ConnectWise 400: quantity: must not be negative" in out
     assert "error: company GAMMA not found in ConnectWise" in out
     as_json = invoke("activity", second[:16], "--format", "json", "--config-dir", str(tmp_path))

@@ -29,8 +29,14 @@ from generated_world import (
 from reconciler.connectwise.apply import apply_plan
 from reconciler.core.model import Action, ApplyResult, Config, PeriodKind, Plan
 from reconciler.core.periods import period_for
-from reconciler.engine import manager as engine
 from reconciler.engine.clients import Clients
+from reconciler.engine.manager import (
+    ApplyRequest,
+    PlanRequest,
+    SyncEngine,
+    check_safe,
+    make_plan,
+)
 from reconciler.net.http import Traffic
 from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox
@@ -73,8 +79,8 @@ def sync(config: Config, customers: Sequence[str] | None = None) -> tuple[Plan, 
     async def go() -> tuple[Plan, ApplyResult]:
         clients = fresh_clients()
         async with clients.connectwise(config) as cw:
-            planned = await engine.make_plan(config, period, customers, cw, clients)
-            engine.check_safe(planned.plan, force=False)
+            planned = await make_plan(config, period, customers, cw, clients)
+            check_safe(planned.plan, force=False)
             result = await apply_plan(planned.plan, config, cw, expected=planned.state)
             return planned.plan, result
 
@@ -193,12 +199,12 @@ def test_a_saved_plan_applied_at_the_request_floor_converges_under_faults(
     w, sb = world
     ids_before = {r["id"] for r in sb.all_additions()}
     untouched = unmanaged(sb, w)
-    sync_engine = engine.SyncEngine(w.config, CLIENTS)
+    engine = SyncEngine(w.config, CLIENTS)
     plan_file = tmp_path / "plan.json"
-    plan = sync_engine.plan(engine.PlanRequest(as_of=AS_OF, out=plan_file)).plan
+    plan = engine.plan(PlanRequest(as_of=AS_OF, out=plan_file)).plan
     sb.configure_faults(**faults, retry_after=0, seed=3)
 
-    outcome = sync_engine.apply(engine.ApplyRequest(plan_file=plan_file, send_email=False))
+    outcome = engine.apply(ApplyRequest(plan_file=plan_file, send_email=False))
 
     assert outcome.result.ok, [e for c in outcome.result.customers for e in c.errors]
     assert live(sb, w) == as_desired(w)

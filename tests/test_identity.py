@@ -138,7 +138,7 @@ def test_a_glitch_of_many_seats_on_a_new_line_is_unsafe(sandbox, config_dir):
     result = run(config_dir, "apply", "--yes", "--no-email", *AS_OF)
     assert result.exit_code == 3, result.output
     assert "above max_quantity 10000" in result.output
-    assert "zt-0004 ZT-OKTA-WF 0 -> 10001" in result.output
+    assert "zt-0004 ZT-OKTA-WF 0 → 10001" in result.output
     assert sandbox.write_requests == []
 
 

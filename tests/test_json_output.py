@@ -107,6 +107,24 @@ def test_apply_json_without_yes_and_no_terminal_refuses_before_any_request(
     assert sandbox.stats.total == 0 and not (config_dir / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--as-of", "24/11/2026"], "--as-of: '24/11/2026' is not a date"),
+        (["--as-of", "2026-11-24", "--max-duration", "soon"], "--max-duration"),
+    ],
+)
+def test_apply_json_reports_a_malformed_option_too(
+    sandbox: Sandbox, config_dir: Path, option: list[str], said: str
+) -> None:
+    """The command parses these before the apply starts: still the JSON, not stdout empty."""
+    result = run(config_dir, "apply", "--yes", "--format", "json", *option)
+    assert result.exit_code == 1
+    data = doc_of(result, "apply")
+    assert data["outcome"] == "not-run" and said in data["error"]
+    assert sandbox.stats.total == 0
+
+
 def test_apply_json_of_a_saved_plan_needs_no_yes(sandbox: Sandbox, config_dir: Path) -> None:
     plan_file = config_dir / "plan.json"
     assert run(config_dir, "plan", "--out", str(plan_file), *AS_OF).exit_code == 0

@@ -133,8 +133,8 @@ def test_success_email(smtp_server: SmtpServer) -> None:
         assert "+21.00 USD" in body  # revenue delta: 2 x 3.00 + 10 x 1.50
         assert "+6.00 USD" in body and "+15.00 USD" in body
         assert "3.00 USD" in body and "1.50 USD" in body  # unit prices name the currency
-    assert "40 -> 42" in text and "0 -> 10" in text
-    assert "40 -&gt; 42" in html and "0 -&gt; 10" in html
+    assert "40 → 42" in text and "0 → 10" in text
+    assert "40 → 42" in html and "0 → 10" in html
     assert "Errors: 0" in text
     assert "Delta Inc" not in text  # unchanged customers are not "updated"
 
@@ -150,7 +150,7 @@ def test_partial_failure_email_lists_errors(smtp_server: SmtpServer) -> None:
     assert "Gamma GmbH: company GAMMA not found in ConnectWise" in sync.text
     assert "Beta | Ltd &lt;b&gt;" in sync.html and "Ltd <b>" not in sync.html
     assert BETA_ERROR in sync.html
-    assert "40 -&gt; 42" in sync.html  # Acme's writes did happen and are reported
+    assert "40 → 42" in sync.html  # Acme's writes did happen and are reported
 
 
 def test_total_failure_email(smtp_server: SmtpServer) -> None:
@@ -437,8 +437,8 @@ def test_success_email_reads_like_an_invoice_summary(
     assert "Quantities updated: 1 additions (+2 licences)" in text
     assert "Removed: 0 additions (+0 licences)" in text
     added, updated = _section(text, "Added"), _section(text, "Quantities updated")
-    assert "0 -> 10" in added and "40 -> 42" not in added
-    assert "40 -> 42" in updated and "0 -> 10" not in updated
+    assert "0 → 10" in added and "40 → 42" not in added
+    assert "40 → 42" in updated and "0 → 10" not in updated
     assert "<h3>Added</h3>" in html and "<h3>Quantities updated</h3>" in html
     assert "<h3>Removed</h3>" not in html
     for body in (text, html):
@@ -459,10 +459,10 @@ def test_unsafe_plan_email_lists_the_refused_changes(smtp_server: SmtpServer) ->
     notify.notify_after_sync(SETTINGS, record, None, smtp=smtp_for(smtp_server))
     (mail,) = smtp_server.sink.received
     refused = _section(mail.text, "Refused changes (planned, not applied)")
-    assert "40 -> 42" in refused and "0 -> 10" in refused and "5 -> 0" in refused
+    assert "40 → 42" in refused and "0 → 10" in refused and "5 → 0" in refused
     assert "Acme Corp" in refused and "-15.00 USD" in refused  # 5 x 3.00 no longer billed
     assert "<h3>Refused changes (planned, not applied)</h3>" in mail.html
-    assert "5 -&gt; 0" in mail.html
+    assert "5 → 0" in mail.html
     assert "Nothing was written to ConnectWise by this attempt." in mail.text
     assert "unsafe plan refused" in mail.text
 

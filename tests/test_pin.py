@@ -120,6 +120,26 @@ def test_every_runtime_dependency_is_locked_with_hashes_and_satisfies_pyproject(
     assert backend.specifier.contains(locked[backend.name][0])
 
 
+# Runtime dependencies the package never imports, each for a reason pyproject.toml gives.
+NOT_IMPORTED = {
+    "sniffio": "httpcore's own lookup, re-tried on every request without it",
+    "tzdata": "zoneinfo's fallback database",
+}
+IMPORT_NAME = {"pyyaml": "yaml"}
+
+
+def test_every_runtime_dependency_is_used() -> None:
+    """A dependency is installed everywhere (and locked with hashes): it must earn its place.
+    Found: deepdiff, listed for stale-plan diffs, was imported nowhere."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "reconciler").rglob("*.py"))
+    for spec in project["project"]["dependencies"]:
+        name = Requirement(spec).name.lower()
+        module = IMPORT_NAME.get(name, name.replace("-", "_"))
+        imported = re.search(rf"^\s*(from|import) {module}\b", code, re.M) is not None
+        assert imported != (name in NOT_IMPORTED), f"{name}: imported={imported}"
+
+
 # --- no workflow installs a name -------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import jsonschema
 import pytest
+import world_edits
 from clirun import run
 from conftest import set_setting
 
@@ -148,6 +149,26 @@ def test_unmapped_skus_are_valued_at_the_catalog_price_of_a_certain_product(monk
     assert skus[("zt-0001", "OKTA-PAM")]["monthly_amount"] == "18.00"
     iga = skus[("zt-0001", "OKTA-IGA")]  # no catalog item: shown, never invented
     assert iga["product"] is None and iga["monthly_amount"] is None
+
+
+def test_an_unmapped_customer_is_valued_at_the_catalog_price_not_a_mapped_one(sandbox, config_dir):
+    # Found: zt-0099 (no mapping, no agreement) valued at skus.yaml's unit_price 6.50 for
+    # OKTA-WF, a price only a mapped customer's line has. DESIGN 12.8: the catalog's, 6.00.
+    world_edits.set_users(sandbox, "zt-0099", "OKTA-WF", 2)
+    data = json.loads(run(config_dir, "report", "--format", "json", *AS_OF).stdout)
+    (row,) = [
+        r
+        for r in data["rows"]
+        if (r["kind"], r["customer_id"], r["sku"]) == ("unmapped-customer", "zt-0099", "OKTA-WF")
+    ]
+    assert (row["product"], row["unit_price"], row["monthly_amount"]) == (
+        "ZT-OKTA-WF",
+        "6.00",
+        "12.00",
+    )
+    # the mapped customers' rows keep the mapped price
+    (initech,) = [r for r in data["rows"] if (r["customer_id"], r["sku"]) == ("zt-0007", "OKTA-WF")]
+    assert initech["unit_price"] == "6.50"
 
 
 def _row(name: str, amount: str) -> Row:

@@ -20,7 +20,7 @@ from conftest import set_setting
 from disk_faults import COMPONENTS, KINDS, DiskFault
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.records import runlog
 from reconciler.records.runview import render_run, render_run_text
 from reconciler.sandbox import Sandbox
@@ -104,4 +104,4 @@ def test_short_journal_write_is_detected(
     assert code == 1 and "short write" in stderr[-1], stderr
     assert sandbox.stats.writes == 1
     told = [s for s in stderr if s.startswith("committed: ")]
-    assert len(told) == 1 and told[0].count(" -> ") == 1
+    assert len(told) == 1 and told[0].count(" → ") == 1

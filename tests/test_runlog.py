@@ -148,6 +148,7 @@ def test_finish_success_record(tmp_path: Path) -> None:
         "note": None,
         "why": None,  # an orphan's reason (DESIGN 13.1)
         "price_change": None,
+        "agreement": None,  # an orphan's on another agreement than the customer's (13.1)
     }
     assert record["customers"][1]["agreement"]["end_date"] is None
     assert record["warnings"] == ["ZeroTek customer zt-0099 has usage but no mapping"]
@@ -424,6 +425,42 @@ def test_listing_reads_summaries_not_records(tmp_path: Path) -> None:
     assert runlog.list_runs(tmp_path)[0].revenue_delta == "99.00"
     summary.write_text("{not json")
     assert runlog.list_runs(tmp_path)[0].outcome == "success"
+
+
+def test_listing_hashes_only_records_whose_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose size, time and inode are as its summary saw them is not hashed again
+    (issue 18's history part); a same-size edit changes its time and is; and one written in
+    the tick its summary was (git's "racy clean") is hashed even with the signature equal."""
+    from reconciler.records import runindex
+
+    h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
+    h.finish(success_result())
+    hashed: list[Path] = []
+    real = runindex.content_digest
+    monkeypatch.setattr(runindex, "content_digest", lambda p: hashed.append(p) or real(p))
+    assert runlog.list_runs(tmp_path)[0].outcome == "success"
+    assert hashed == []
+
+    text = h.path.read_text()
+    assert '"outcome":"success"' in text
+    h.path.write_text(text.replace('"outcome":"success"', '"outcome":"partial"'))  # same size
+    assert runlog.list_runs(tmp_path)[0].outcome == "partial"
+    assert hashed == [h.path]
+
+    h2 = runlog.start_run(
+        tmp_path, plan(ACME), trigger="manual", started=STARTED + dt.timedelta(days=1)
+    )
+    h2.finish(success_result())
+    summary = tmp_path / "runs" / "index" / f"{h2.run_id}.summary"
+    tick = h2.path.stat().st_mtime_ns
+    os.utime(summary, ns=(tick, tick))  # a file system whose clock ticks coarsely
+    text = h2.path.read_text()
+    with h2.path.open("r+") as fh:  # in place: the same inode and size
+        fh.write(text.replace('"outcome":"success"', '"outcome":"partial"'))
+    os.utime(h2.path, ns=(tick, tick))  # ...and, in that tick, the same time
+    assert [r.outcome for r in runlog.list_runs(tmp_path)] == ["partial", "partial"]
 
 
 def test_record_to_json_is_asdict_exactly() -> None:

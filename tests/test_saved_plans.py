@@ -133,6 +133,43 @@ def test_an_edited_agreement_with_changes_is_skipped_as_stale_the_others_applied
     assert sandbox.stats.writes == sum(len(c["changes"]) for c in others) > 0
 
 
+def _runs(config_dir: Path) -> dict[str, bytes]:
+    runs = config_dir / "runs"
+    return {str(p.relative_to(runs)): p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("ci", [False, True])
+def test_a_plan_whose_only_changed_customer_is_stale_is_a_refusal(sandbox, config_dir, ci):
+    """Found: every change skipped as stale before its first write was recorded in runs/
+    as a `failed` sync at a terminal. That attempt failed before its first write, like a
+    stale file refused as a whole (issue 28): at a terminal shown, not recorded; in CI
+    recorded as `failed` (DESIGN's outcomes have no "stale"); exit 1 either way."""
+    env = {"CI": "true"} if ci else None
+    assert run(config_dir, "apply", "--yes", "--no-email", *AS_OF).exit_code == 0
+    world_edits.set_users(sandbox, "zt-0004", "OKTA-SSO", 30)  # the one change: 27 -> 30
+    data = save(config_dir)
+    assert [c["id"] for c in data["customers"] if c["changes"]] == ["zt-0004"]
+    world_edits.update_addition(sandbox, 9007, quantity=26)  # a person, after the plan
+    runs, ledger = _runs(config_dir), (config_dir / "state" / "managed.json").read_bytes()
+    writes = sandbox.stats.writes
+    result = apply_saved(config_dir, data, env=env)
+    assert result.exit_code == 1, result.output
+    assert (
+        "error: zt-0004: stale: agreement 1004 addition #9007 (ZT-OKTA-SSO): quantity 27 → 26 "
+        "since the plan was made; skipped, nothing written" in result.output
+    )
+    assert sandbox.stats.writes == writes
+    added = {k: v for k, v in _runs(config_dir).items() if runs.get(k) != v}
+    if not ci:
+        assert "(not recorded in runs/: nothing was written" in result.output
+        assert added == {} and _runs(config_dir) == runs
+        assert (config_dir / "state" / "managed.json").read_bytes() == ledger
+        return
+    (record,) = [json.loads(v) for k, v in added.items() if k.endswith(".json") and "/" in k
+                 and not k.startswith("index/")]  # fmt: skip
+    assert record["outcome"] == "failed" and record["totals"]["errors"] == 1
+
+
 def test_a_forged_snapshot_is_never_written_on_it_is_skipped_as_stale(sandbox, config_dir):
     """Hostile: the snapshot (additions planned from, 13.7) edited consistently, change and
     money and fingerprint too, so the re-derivation agrees. Acme's agreement is read before

@@ -30,9 +30,9 @@ from reconciler.connectwise.payload import (
 )
 from reconciler.connectwise.state import read_additions, read_state
 from reconciler.core.errors import ReconcileError
+from reconciler.core.mapping import agreements_by_company, companies_by_key, resolve_agreement
 from reconciler.core.model import ActualState, Config, CustomerMap
 from reconciler.net.settings import HttpSettings
-from reconciler.plan.planner import agreements_by_company, companies_by_key, resolve_agreement
 from reconciler.sandbox import Sandbox, generate_fixture
 from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX
 from reconciler.sandbox.wire import Request, Response, cw_error
@@ -75,7 +75,7 @@ async def reference(
         {
             a.id
             for c in customers
-            if (a := resolve_agreement(c, by_key, agreements, by_company)[0]) is not None
+            if (a := resolve_agreement(c, by_key, agreements, by_company).agreement) is not None
         }
     )
     strays = sorted(
@@ -262,7 +262,7 @@ def test_a_400_on_the_identifier_query_is_bisected_to_that_customer(
     customer alone (its error names it); every other customer is still compared."""
     from typer.testing import CliRunner
 
-    from reconciler.cli.commands import app
+    from reconciler.cli import app
 
     path = config_dir / "mappings" / "customers.yaml"
     path.write_text(path.read_text().replace("company: GLOBEX", "company: GLOB'EX;--", 1))

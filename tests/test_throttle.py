@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,14 +19,14 @@ import pytest
 from generated_world import AS_OF, as_desired, duplicates, live, make_world
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.config.env import cw_credentials_from_env
 from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import PeriodKind
 from reconciler.core.periods import period_for
-from reconciler.engine import manager as engine
 from reconciler.engine.clients import Clients
+from reconciler.engine.manager import make_plan
 from reconciler.net.http import Traffic
 from reconciler.net.settings import HttpSettings
 from reconciler.net.throttle import Throttle, TimeLimit
@@ -174,7 +175,7 @@ def test_throttled_plan_and_apply_converge_without_duplicates(tmp_path: Path) ->
 
         async def go() -> bool:
             async with clients.connectwise(w.config) as cw:
-                planned = await engine.make_plan(w.config, period, None, cw, clients)
+                planned = await make_plan(w.config, period, None, cw, clients)
                 result = await apply_plan(planned.plan, w.config, cw, expected=planned.state)
                 return result.ok
 
@@ -189,6 +190,11 @@ def test_throttled_plan_and_apply_converge_without_duplicates(tmp_path: Path) ->
         )
         assert cw["throttle"]["pauses"] >= 1 and cw["throttle"]["decreases"] >= 1
         assert any(line.startswith("ConnectWise is throttling: ") for line in notices)
+        # Found: "ConnectWise is throttling: 36 requests/s" at this 10/s limit (the rate
+        # the client tried, learned from the bucket's first burst): every figure shown is
+        # what the server let through
+        shown = [float(m[1]) for line in notices if (m := re.search(r"([\d.]+) requests/s", line))]
+        assert all(rate <= 12 for rate in shown), notices
 
 
 def test_a_configured_cap_paces_from_the_first_request(logged: tuple[Sandbox, RequestLog]) -> None:
@@ -280,6 +286,49 @@ def test_a_stray_429_only_pauses_a_burst_of_them_lowers_the_rate() -> None:
     assert th.paused_until == pytest.approx(clock.now + 1.0)
     th.refused(sent, 1.0)  # sent before the decrease: nothing new
     assert th.decreases == 1
+
+
+def test_the_first_line_names_no_rate_and_later_ones_what_got_through() -> None:
+    """The first decrease comes from the start of a run, where the server's burst passes
+    more than its rate: it says that the API throttles, without a figure; after WINDOW
+    seconds the line names the rate of answers, what the server let through."""
+    clock, notices = FakeClock(), []
+    th = Throttle("ConnectWise", notice=notices.append, clock=clock)
+    asyncio.run(th.wait())  # t=100
+    for _ in range(5):  # the bucket's burst: 5 answers in 0.05 s
+        clock.now += 0.01
+        th.answered(clock.now - 0.005)
+    for _ in range(3):
+        th.refused(clock.now - 0.005, 1.0)
+    assert th.decreases == 1 and th.rate is not None and th.rate > 12  # tried: 18/s
+    assert notices == [
+        "ConnectWise is throttling: it answered 429 Too Many Requests; pausing and slowing "
+        "down to the rate it allows"
+    ]
+    clock.now += 1.0  # the pause
+    for _ in range(60):  # then the server's 10/s
+        clock.now += 0.1
+        sent = asyncio.run(th.wait())
+        th.answered(sent)
+    assert notices[1:] == ["ConnectWise is throttling: about 10 requests/s get through"]
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "left", "said"),
+    [
+        (30.0, 3.0, "could start in 30 s, after the run's time limit (3 s left)"),
+        # Found: "could start in 1 s, after the run's time limit (1 s left)"
+        (1.4, 0.6, "could start in 1.4 s, after the run's time limit (0.6 s left)"),
+        (0.5, 0.04, "could start in 0.5 s, after the run's time limit (less than 0.1 s left)"),
+    ],
+)
+def test_the_time_limit_message_never_reads_as_equal_times(retry_after, left, said) -> None:
+    clock = FakeClock()
+    th = Throttle("ConnectWise", deadline=clock.now + left, clock=clock)
+    th.refused(clock.now, retry_after)
+    with pytest.raises(TimeLimit) as caught:
+        asyncio.run(th.wait())
+    assert said in str(caught.value)
 
 
 def test_the_time_limit_message_names_the_wait_and_what_is_left() -> None:

@@ -35,8 +35,8 @@ from reconciler.core.model import (
     Removal,
 )
 from reconciler.core.periods import period_for
-from reconciler.engine import manager as engine
 from reconciler.engine.clients import Clients
+from reconciler.engine.manager import make_plan
 from reconciler.sandbox import Sandbox
 
 AS_OF = dt.date(2026, 11, 24)
@@ -130,7 +130,7 @@ def sync(config_dir: Path, agreement: int, alter: Callable[[dict], dict]) -> tup
 
     async def go() -> tuple[ApplyResult, Counter[str]]:
         async with clients.connectwise(config) as cw:
-            planned = await engine.make_plan(config, period, None, cw, clients)
+            planned = await make_plan(config, period, None, cw, clients)
             wrapped = Answers(cw, agreement, alter)
             client = cast(ConnectWiseClient, wrapped)
             result = await apply_plan(planned.plan, config, client, expected=planned.state)

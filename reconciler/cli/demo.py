@@ -9,6 +9,7 @@ process environment is neither read for credentials nor changed.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import shutil
 import sys
 import tempfile
@@ -16,18 +17,20 @@ from pathlib import Path
 
 import typer
 
-from reconciler.cli import sync as cli_sync
 from reconciler.cli import term
+from reconciler.cli.applying import ApplyOptions, run_apply
+from reconciler.cli.planning import PlanOptions, run_plan
 from reconciler.config.resources import example_dir
 from reconciler.core.model import PeriodKind
 from reconciler.engine import history
 from reconciler.engine.clients import Clients
+from reconciler.engine.manager import ApplyRequest, PlanRequest, resolve_max_duration
 from reconciler.records import runview
 from reconciler.sandbox import Sandbox, default_fixture
 
 # The sandbox's fixture is built around this day (its usage history ends here), so the
 # demo is the same on any date.
-DEMO_AS_OF = "2026-11-24"
+DEMO_AS_OF = dt.date(2026, 11, 24)
 
 
 def _bold(text: str) -> None:
@@ -61,26 +64,17 @@ def run_demo(keep_dir: Path | None = None) -> int:
             "billing period."
         )
         last = PeriodKind.LAST_BILLING_PERIOD
+        seconds = resolve_max_duration(None, clients.environ)
+        plan = PlanOptions(PlanRequest(period=last, as_of=DEMO_AS_OF, max_duration=seconds))
         _step("1. reconcile plan  (read-only: what would change)")
-        text = cli_sync.Format.TEXT
-        cli_sync.run_plan(root, None, last, DEMO_AS_OF, None, text, False, clients=clients)
+        run_plan(root, plan, clients)
         _step("2. reconcile apply --yes  (write, verify, record the run)")
-        code = cli_sync.run_apply(
-            root,
-            None,
-            None,
-            last,
-            DEMO_AS_OF,
-            yes=True,
-            force=False,
-            no_email=False,
-            trigger="manual",
-            clients=clients,
-            command="reconcile demo",
-        )
+        request = ApplyRequest(period=last, as_of=DEMO_AS_OF, trigger="manual",
+                               command="reconcile demo", max_duration=seconds)  # fmt: skip
+        code = run_apply(root, ApplyOptions(request, yes=True), clients)
         writes = sandbox.stats.writes
         _step("3. reconcile plan  (again: converged, nothing to do)")
-        cli_sync.run_plan(root, None, last, DEMO_AS_OF, None, text, False, clients=clients)
+        run_plan(root, plan, clients)
         _step("4. reconcile activity  (the sync log, runs/INDEX.md)")
         typer.echo(runview.render_runs_text(history.list_runs(root, 5)))
         typer.echo(

@@ -337,7 +337,7 @@ class _Applier:
         for agreement_id in sorted({cp.agreement_id, *(c.agreement_id for c in cp.changes)}):
             stale = await self.fresh(agreement_id)
             if stale is not None:
-                return CustomerResult(cp, (), (stale,), False)
+                return CustomerResult(cp, (), (stale,), False, stale=True)
         settled_by_answers = True
         for c in cp.changes:
             if self.stop():

@@ -39,6 +39,7 @@ from reconciler.connectwise.payload import (
     catalog_item,
     company,
 )
+from reconciler.core.mapping import agreements_by_company, companies_by_key, resolve_agreement
 from reconciler.core.model import (
     ActualState,
     Addition,
@@ -52,7 +53,6 @@ from reconciler.core.model import (
 from reconciler.net import slots
 from reconciler.net.http import ApiError
 from reconciler.net.taskgroup import all_or_none, cancel_and_wait
-from reconciler.plan.planner import agreements_by_company, companies_by_key, resolve_agreement
 
 _T = TypeVar("_T", Company, CatalogItem)
 _NONE = ManagedProducts(())  # read_additions' default: every addition someone else's
@@ -238,7 +238,9 @@ class _Reading:
         for cid in company_ids:
             known = self.by_id.get(cid)
             for customer in self.customers_of.get(known.identifier.casefold(), ()) if known else ():
-                chosen = resolve_agreement(customer, by_key, self.agreements, self.by_company)[0]
+                chosen = resolve_agreement(
+                    customer, by_key, self.agreements, self.by_company
+                ).agreement
                 if chosen is not None:
                     self._fetch_additions(chosen.id)
 
@@ -261,7 +263,8 @@ class _Reading:
             {
                 a.id
                 for c in self.customers
-                if (a := resolve_agreement(c, by_key, self.agreements, by_company)[0]) is not None
+                if (a := resolve_agreement(c, by_key, self.agreements, by_company).agreement)
+                is not None
             }
         )
         for agreement_id in self.resolved:

@@ -366,6 +366,10 @@ class Change:
     # `price_before` is what it billed at (None: ConnectWise holds no price on it).
     repriced: bool = False
     price_before: Decimal | None = None
+    # Set only on a change shown in the plan of a customer on another agreement (an orphan
+    # left on the agreement its customer moved away from, 13.1): the name of `agreement_id`,
+    # as read, so it is shown under that agreement. Not in plan files (the id is).
+    agreement_name: str | None = field(default=None, compare=False)
 
     @property
     def revenue_delta(self) -> Decimal:
@@ -466,6 +470,7 @@ class CustomerResult:
     results: tuple[ChangeResult, ...] = ()
     errors: tuple[str, ...] = ()  # planning errors + apply/verify failures
     verified: bool = False  # found as planned: by the writes' answers, or a re-read after them
+    stale: bool = False  # skipped before its first write: its agreement moved (13.7)
 
     @property
     def ok(self) -> bool:

@@ -43,3 +43,11 @@ def quiet() -> Iterator[None]:
         gc.set_threshold(*before)
         gc.unfreeze()
         _depth -= 1
+
+
+def settle() -> None:
+    """Inside `quiet()`: freeze what exists now too (the verified plan, its snapshot and the
+    run record, built since entry and kept to the end), so the collections during the
+    writes scan only what the writes allocate."""
+    if _depth:
+        gc.freeze()

@@ -218,14 +218,15 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
     cut the others' licences."""
     if not ids:
         return list(config.customers)
-    unknown = [i for i in ids if config.customer(i) is None]
+    removed = orphans.removed_customers(config)
+    unknown = [i for i in ids if config.customer(i) is None and i not in removed]
     if unknown:
         known = ", ".join(c.id for c in config.customers[:8])
         more = ", ..." if len(config.customers) > 8 else ""
-        hint = did_you_mean(unknown[0], (c.id for c in config.customers))
+        hint = did_you_mean(unknown[0], [*(c.id for c in config.customers), *sorted(removed)])
         raise ReconcileError(
             f"unknown customer {', '.join(map(repr, unknown))}: not in the mappings "
-            f"(known: {known}{more}){hint}"
+            f"(known: {known}{more}) nor in state/managed.json{hint}"
         )
     wanted = set(ids)
     shared = {
@@ -236,6 +237,17 @@ def select_customers(config: Config, ids: Sequence[str] | None) -> list[Customer
         for c in config.customers
         if c.id in wanted or (c.shared_agreement and c.company.casefold() in shared)
     ]
+
+
+def selection(config: Config, ids: Sequence[str] | None) -> list[str] | None:
+    """The ids a `--customer` plan answers for (None: everyone): the selected customers with
+    the shares of their agreements, and those whose mapping was removed, known from the
+    ledger, whose orphans are all there is to plan (DESIGN 13.1: `--customer C` includes
+    C's orphans)."""
+    if not ids:
+        return None
+    mapped = [c.id for c in select_customers(config, ids)]
+    return [*mapped, *(i for i in dict.fromkeys(ids) if config.customer(i) is None)]
 
 
 def company_peers(
@@ -291,7 +303,7 @@ async def make_plan(
         read_state(cw, config, customers, known),
         fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
     )
-    selected = [c.id for c in select_customers(config, customer_ids)] if customer_ids else None
+    selected = selection(config, customer_ids)
     actual = await _with_ledger_agreements(cw, config, actual, selected, known)
     plan, _ = await _plan_checked(config, usage, actual, selected, clients)
     state = planfile.snapshot(plan, actual, config.owned_products)
@@ -357,10 +369,11 @@ async def make_plans_with_baseline(
     """The head plan and the base branch's plan from ONE read of ConnectWise and ZeroTek
     (12.7): the union of both configs' customers and products is read once, each plan is
     derived from it, so a difference between them can only come from the mappings."""
-    selected = select_customers(config, customer_ids)
-    head_customers = company_peers(config, selected, customer_ids)
-    ids = [c.id for c in head_customers] if customer_ids else None
-    base_customers = [c for c in baseline.customers if ids is None or c.id in set(ids)]
+    head_customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
+    chosen = selection(config, customer_ids)
+    # (a customer whose mapping the head removed is still mapped in the base)
+    ids = None if chosen is None else {c.id for c in head_customers} | set(chosen)
+    base_customers = [c for c in baseline.customers if ids is None or c.id in ids]
     # Both variants of a customer whose mapping changed: companies and agreements of each.
     union = list({(c.id, c): c for c in [*head_customers, *base_customers]}.values())
     reading = replace(config, skus=tuple(dict.fromkeys((*config.skus, *baseline.skus))))
@@ -369,17 +382,16 @@ async def make_plans_with_baseline(
         fetch_usage(
             config,
             period,
-            sorted({c.id for c in union}) if ids else None,
+            None if ids is None else sorted({c.id for c in union}),
             zerotek=lambda: clients.zerotek(config),
         ),
     )
-    chosen = [c.id for c in selected] if ids else None
     actual = await _with_ledger_agreements(cw, config, actual, chosen)
     if baseline.ledger is not None and baseline.ledger != config.ledger:
         actual = await _with_ledger_agreements(cw, baseline, actual, chosen)
     head, usage = await _plan_checked(config, usage, actual, chosen, clients)
     base_ids = [c.id for c in base_customers if chosen is None or c.id in set(chosen)]
-    base = planner.plan(baseline, usage, actual, base_ids if ids else None)
+    base = planner.plan(baseline, usage, actual, None if chosen is None else base_ids)
     # The snapshot a saved plan carries must be what `apply` will read with the head config
     # alone: the catalog the head maps, not the union.
     products = config.managed_products
@@ -474,8 +486,8 @@ class SyncEngine:
             # A throttle that cannot wait for the API's rate limit within the run's time
             # limit (13.9): the same limit, said the same way, with its cause.
             raise TimeLimit(
-                f"time limit: {self.deadline.describe()} would pass before {exc}; nothing "
-                f"was written. Re-run later, or allow more time ({MAX_DURATION_VAR})"
+                f"time limit ({self.deadline.describe()}): {exc}; nothing was written. "
+                f"Re-run later, or allow more time ({MAX_DURATION_VAR})"
             ) from None
 
     @staticmethod
@@ -649,6 +661,7 @@ class SyncEngine:
                     return True
                 return False
 
+            collector.settle()
             try:
                 result = self._run(self._write(planned, handle, stop))
             except BaseException as exc:
@@ -660,6 +673,7 @@ class SyncEngine:
                 self.ui.applying(-1)
             handle.record.requests = self.traffic.to_json()
             stopped_by = signals.name or (TIME_LIMIT if limited else None)
+            self._unrecord_if_only_stale(handle, result, trigger, stopped_by)
             try:
                 handle.finish(result, interrupted_by=stopped_by)
             except RunLogFailed:
@@ -672,6 +686,28 @@ class SyncEngine:
         failed = not owned or any(not c.ok for c in result.customers)
         code = signals.exit_code or (EXIT_TIME_LIMIT if limited else (1 if failed else 0))
         return SyncOutcome(result, handle.record, handle.path, emails, stopped_by, code)
+
+    def _unrecord_if_only_stale(
+        self,
+        handle: runlog.RunHandle,
+        result: ApplyResult,
+        trigger: str,
+        stopped_by: str | None,
+    ) -> None:
+        """An apply that sent no write because what it was to change was stale (13.7: found
+        by the read before the first write) failed before its first write, like a stale
+        plan file refused as a whole: at a terminal it is shown, not recorded, not e-mailed
+        (issue 28, docs/guide.md "What a failed attempt records"); scheduled and in CI it
+        is recorded as `failed`. Raises Refused (exit 1) with the stale customers' lines."""
+        writing = [c for c in result.customers if c.plan.changes and not c.plan.errors]
+        sent = any(c.results for c in result.customers)
+        if not writing or not all(c.stale for c in writing) or sent or stopped_by:
+            return
+        if handle.broken is not None or self._records_refusals(trigger):
+            return
+        handle.discard()
+        self.recorded, self.unrecorded = None, True
+        raise Refused("\n".join(f"{c.plan.customer_id}: {e}" for c in writing for e in c.errors))
 
     def _notify(
         self,

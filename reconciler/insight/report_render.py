@@ -21,7 +21,9 @@ from reconciler.secure.untrusted import plain as t
 
 TITLES = {
     Kind.UNDER: "Under-billed (ZeroTek users above what ConnectWise bills)",
-    Kind.OVER: "Over-billed (ConnectWise bills more than ZeroTek users)",
+    Kind.OVER: (
+        "Over-billed (ConnectWise bills more than ZeroTek users, or lines no mapping manages)"
+    ),
     Kind.UNMAPPED_CUSTOMER: "Unmapped customers (usage with no mapping: billed nowhere)",
     Kind.UNMAPPED_SKU: "Unmapped SKUs (used by mapped customers: billed nowhere)",
     Kind.MISPRICED: "Mispriced (billed at another unit price than mapped)",
@@ -48,6 +50,12 @@ def _valued(r: Row, currency: str) -> str:
         licences = f"{r.quantity} licence{'s' if r.quantity != 1 else ''}"
         return f"{licences}, no price known (none in skus.yaml or the ConnectWise catalog)"
     return f"{r.quantity} x {_price(r, currency)} = {money(r.amount, currency)}/month"
+
+
+def _product(r: Row) -> str:
+    """The product cell; an orphan's says why and what becomes of it."""
+    product = r.product or "—"
+    return f"{product} ({r.orphan})" if r.orphan else product
 
 
 def _where(r: Row) -> str:
@@ -80,6 +88,7 @@ def text(report: Report) -> str:
                 f"  {t(_where(r))}: {t(r.sku)} ({t(product)}) "
                 f"ZeroTek {r.zerotek_users}, billed {r.billed}: {_valued(r, cur)}"
                 + (f", margin {money(r.margin, cur)}" if r.margin is not None else "")
+                + (f"; {t(r.orphan)}" if r.orphan else "")
             )
         out.append("")
     out.append(f"Not billed: {money(report.unbilled, cur)}/month")
@@ -161,7 +170,7 @@ def markdown(report: Report) -> str:
         ]
         for r in rows:
             out.append(
-                f"| {md(_where(r))} | {md(r.sku)} | {md(r.product or '—')} | "
+                f"| {md(_where(r))} | {md(r.sku)} | {md(_product(r))} | "
                 f"{r.zerotek_users} | {r.billed} | {r.quantity} | "
                 f"{_price(r, cur)} | {money(r.amount, cur)} | "
                 f"{money(r.margin, cur) if r.margin is not None else ''} |"
@@ -191,6 +200,7 @@ CSV_COLUMNS = [
     "monthly_margin",
     "currency",
     "billed_price",
+    "note",
 ]
 
 
@@ -225,6 +235,7 @@ def csv_text(report: Report) -> str:
                 optional_money(r.margin) or "",
                 _cell(report.currency),
                 optional_money(r.billed_price) or "",
+                _cell(r.orphan),
             ]
         )
     return buf.getvalue()
@@ -274,6 +285,7 @@ def as_json(report: Report) -> dict[str, Any]:
                 "unit_cost": optional_money(r.unit_cost),
                 "monthly_margin": optional_money(r.margin),
                 "billed_price": optional_money(r.billed_price),
+                "note": r.orphan,
             }
             for r in report.rows
         ],

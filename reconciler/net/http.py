@@ -139,8 +139,8 @@ class Traffic:
     """Request statistics per API for one command (one `RequestStats` per API, shared by
     every client of that API the command makes, and with it one `Throttle`).
 
-    `notice` gets the throttles' progress lines ("ConnectWise is throttling: 14
-    requests/s"); `deadline` (a `time.monotonic()` instant: the run's time limit) bounds
+    `notice` gets the throttles' progress lines ("ConnectWise is throttling: about 9.8
+    requests/s get through"); `deadline` (a `time.monotonic()` instant: the run's time limit) bounds
     their waiting."""
 
     def __init__(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -95,6 +96,7 @@ class Throttle:
         self._latency = 0.0  # moving average of answered requests' time, seconds
         self._noticed_at = -NOTICE_EVERY
         self._noticed_rate: float | None = None
+        self._throttled_at: float | None = None  # the first decrease since not throttling
         self.limit(max_per_minute)
 
     def limit(self, per_minute: float | None) -> None:
@@ -121,6 +123,7 @@ class Throttle:
                 self._grow(now, paced=self._next > now)
             if self.rate:  # (unless the increase just lifted it)
                 self._next = start + 1 / self.rate
+                self._tell(now)
             if start <= now:
                 return now
             await asyncio.sleep(start - now)
@@ -130,8 +133,9 @@ class Throttle:
     def _over_deadline(self, wait: float) -> str:
         left = max(0.0, (self.deadline or 0.0) - self.clock())
         return (
-            f"{self.service} is rate-limiting: the next request could start in {wait:.0f} s, "
-            f"after the run's time limit ({left:.0f} s left); stopped without sending it"
+            f"{self.service} is rate-limiting: the next request could start in "
+            f"{_seconds(wait, up=True)}, after the run's time limit "
+            f"({_seconds(left, up=False)} left); stopped without sending it"
         )
 
     def _grow(self, now: float, *, paced: bool) -> None:
@@ -143,7 +147,7 @@ class Throttle:
                 self.rate = min(self.rate, self.cap)
             elif self._latency and self.rate > self.concurrency / self._latency:
                 self.rate = None  # more than the slots can send: no longer the limit
-                self._noticed_rate = None
+                self._noticed_rate = self._throttled_at = None
                 if self.notice is not None:
                     self.notice(f"{self.service} stopped throttling")
                 return
@@ -214,17 +218,31 @@ class Throttle:
         return max(MIN_RATE, DECREASE * (recent if self.rate is None else min(self.rate, recent)))
 
     def _tell(self, now: float) -> None:
-        """The progress line: on the first decrease, then when the rate moved by a fifth
-        (at most every NOTICE_EVERY seconds)."""
-        if self.notice is None or self.rate is None:
+        """The progress lines (after each decrease and each paced start): at the first
+        decrease that the API throttles, without a figure; after WINDOW seconds without
+        a pause, the rate of answers over them - what the server let through, not the
+        rate the client tries (that one starts from the server's burst allowance, 36
+        requests/s at a limit of 10, and probes above the limit while it increases) -
+        and again when that moved by a fifth (at most every NOTICE_EVERY seconds)."""
+        if self.notice is None or self.rate is None or not self.decreases:
             return
+        if self._throttled_at is None:
+            self._throttled_at = now
+            self.notice(
+                f"{self.service} is throttling: it answered 429 Too Many Requests; pausing "
+                "and slowing down to the rate it allows"
+            )
+            return
+        if now - max(self._throttled_at, self.paused_until) < WINDOW:
+            return  # a pause in the window would say less than the server lets through
+        through = sum(1 for t in self._answers if t >= now - WINDOW) / WINDOW
         last = self._noticed_rate
         if last is not None and (
-            now - self._noticed_at < NOTICE_EVERY or abs(self.rate - last) < 0.2 * last
+            now - self._noticed_at < NOTICE_EVERY or abs(through - last) < 0.2 * last
         ):
             return
-        self._noticed_at, self._noticed_rate = now, self.rate
-        self.notice(f"{self.service} is throttling: {_rate(self.rate)} requests/s")
+        self._noticed_at, self._noticed_rate = now, through
+        self.notice(f"{self.service} is throttling: about {_rate(through)} requests/s get through")
 
     # --- what the run record keeps ---------------------------------------------------------
 
@@ -249,3 +267,13 @@ class Throttle:
 
 def _rate(rate: float) -> str:
     return f"{rate:.1f}" if rate < 10 else f"{rate:.0f}"
+
+
+def _seconds(seconds: float, *, up: bool) -> str:
+    """`30 s`, `1.4 s`, `less than 0.1 s`: a wait rounded up and what is left rounded down,
+    so a wait longer than what is left never reads as equal to it ("1 s ... (1 s left)")."""
+    tenths = 1 if seconds >= 10 else 10
+    rounded = (math.ceil if up else math.floor)(round(seconds * tenths, 3))
+    if rounded <= 0:
+        return "less than 0.1 s"
+    return f"{rounded} s" if tenths == 1 else f"{rounded / 10:g} s"

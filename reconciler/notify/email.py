@@ -384,7 +384,8 @@ def _change_row(c: CustomerRecord, ch: ChangeRecord, currency: str) -> tuple[str
     money = amount(ch.revenue_delta, currency, signed=True)
     sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
     price = ch.price_words(lambda p: amount(p, currency))
-    return (c.name, c.company, c.agreement.text(), sku, f"{ch.before} -> {ch.after}",
+    where = (ch.agreement or c.agreement).text()  # the one written to (13.1)
+    return (c.name, c.company, where, sku, f"{ch.before} → {ch.after}",
             price, money)  # fmt: skip
 
 
@@ -416,7 +417,7 @@ def _sync_errors(run: RunRecord) -> list[tuple[str, str]]:
     """(whose, error): the run's own first, then each customer's, then its failed writes'."""
     errors = [(c.name, e) for c in run.customers for e in c.errors]
     errors += [
-        (c.name, f"{ch.action} {ch.sku} {ch.before} -> {ch.after}: {ch.error}")
+        (c.name, f"{ch.action} {ch.sku} {ch.before} → {ch.after}: {ch.error}")
         for c in run.customers
         for ch in c.changes
         if ch.ok in (False, "unknown") and ch.error not in c.errors

@@ -55,6 +55,12 @@ def in_scope(
     return [line for line in lines if line.customer_id in chosen or line.agreement_id in read]
 
 
+def removed_customers(config: Config) -> set[str]:
+    """Customers the ledger lists whose mapping was removed: `--customer` may still name
+    them, and their orphans are all a plan of them holds (DESIGN 13.1)."""
+    return {line.customer_id for line in config.ledger or ()} - {c.id for c in config.customers}
+
+
 def ledger_agreements(
     config: Config, selection: Sequence[str] | None, read: Iterable[int]
 ) -> list[int]:
@@ -163,8 +169,9 @@ def _attach(
     plan: Plan, config: Config, actual: ActualState, changes: list[Change]
 ) -> tuple[CustomerPlan, ...]:
     """Each removal goes to the customer planned on its agreement (the first, as the
-    planner puts a shared agreement's changes), else to its ledger customer's plan, else to
-    a plan of its own for a customer no longer mapped."""
+    planner puts a shared agreement's changes), else to its ledger customer's plan (one on
+    another agreement when the customer moved: `_named`), else to a plan of its own for a
+    customer no longer mapped."""
     by_id = {cp.customer_id: cp for cp in plan.customers}
     lead: dict[int, str] = {}
     for cp in sorted(plan.customers, key=lambda cp: cp.customer_id):
@@ -176,6 +183,7 @@ def _attach(
         extra[owner].append(change)
     for owner, found in extra.items():
         cp = by_id.get(owner) or _unmapped_plan(owner, found[0], config, actual)
+        found = [_named(change, cp, actual) for change in found]
         by_id[owner] = replace(
             cp,
             changes=tuple(sorted((*cp.changes, *found), key=lambda c: (c.product, c.sku))),
@@ -183,6 +191,16 @@ def _attach(
             managed_quantity=cp.managed_quantity + sum(c.before for c in found),
         )
     return tuple(by_id[cid] for cid in sorted(by_id))
+
+
+def _named(change: Change, cp: CustomerPlan, actual: ActualState) -> Change:
+    """A removal shown in the plan of a customer now on another agreement (it moved away
+    from this one) names its own agreement: it is shown under the agreement it removes
+    from, not under the customer's new one."""
+    if change.agreement_id == cp.agreement_id:
+        return change
+    agreement = actual.agreements.get(change.agreement_id)
+    return replace(change, agreement_name=agreement.name if agreement else None)
 
 
 def _unmapped_plan(cid: str, change: Change, config: Config, actual: ActualState) -> CustomerPlan:
@@ -195,5 +213,15 @@ def _unmapped_plan(cid: str, change: Change, config: Config, actual: ActualState
         company=company,
         agreement_id=change.agreement_id,
         agreement_name=agreement.name if agreement else None,
-        warnings=(f"customer {cid} is no longer mapped: its lines are removed",),
+        warnings=(_removed_warning(cid),),
     )
+
+
+def _removed_warning(cid: str) -> str:
+    return f"customer {cid} is no longer mapped: its lines are removed"
+
+
+def no_longer_mapped(cp: CustomerPlan) -> bool:
+    """A plan of its own for a customer whose mapping was removed (its orphans' removals),
+    also when read back from a plan file (it carries its warning)."""
+    return _removed_warning(cp.customer_id) in cp.warnings

@@ -3,337 +3,72 @@
 Only *managed* additions are ever touched: active additions, on a mapped agreement, of a
 mapped catalog product. Everything else on ConnectWise is somebody else's and stays out of
 the plan. Output is sorted so the same inputs give byte-identical plans.
+
+The algorithm: each selected customer's agreement is resolved (`core.mapping`); customers
+that share an agreement are planned as one unit (`units`), each agreement's lines once
+(`lines`); then the orphans' removals are added (`orphans`) and the verdict
+is taken over the whole plan (`safety`, `guards`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
+from reconciler.core.mapping import (
+    Resolved,
+    agreement_problem,
+    agreements_by_company,
+    companies_by_key,
+    resolve_agreement,
+)
 from reconciler.core.model import (
-    Action,
     ActualState,
-    Addition,
     Agreement,
-    CatalogItem,
-    Change,
     Company,
     Config,
     CustomerMap,
     CustomerPlan,
-    Period,
     Plan,
     Usage,
-    is_live_managed,
 )
 from reconciler.core.nearest import did_you_mean
 from reconciler.plan.guards import silent_skus
+from reconciler.plan.lines import Sources
 from reconciler.plan.orphans import with_orphans
-from reconciler.plan.pricing import Drift, differs, drift_warnings, mapped_price
+from reconciler.plan.pricing import Drift, drift_warnings
 from reconciler.plan.safety import unsafe_reasons
-
-_DEAD_STATUSES = {"cancelled", "expired", "inactive"}
-
-
-@dataclass
-class _Draft:
-    """A customer's plan while it is being built (CustomerPlan is frozen)."""
-
-    customer: CustomerMap
-    agreement: Agreement | None = None
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    unknown: bool = False  # ZeroTek does not know this customer id
+from reconciler.plan.units import Draft, plan_unit, units
 
 
-def agreements_by_company(agreements: Iterable[Agreement]) -> dict[int, list[Agreement]]:
-    """Index for `resolve_agreement`: a scan of every agreement per customer is O(n^2)."""
-    index: dict[int, list[Agreement]] = defaultdict(list)
-    for agreement in agreements:
-        index[agreement.company_id].append(agreement)
-    return index
+@dataclass(frozen=True)
+class _Lookup:
+    """Indexes built once per plan: a scan per customer is O(n^2) at 10,000 customers."""
 
+    companies: dict[str, Company]  # by casefolded identifier
+    by_company: dict[int, list[Agreement]]
+    mapped_skus: frozenset[str]  # casefolded
 
-def companies_by_key(companies: Iterable[Company]) -> dict[str, Company]:
-    """Index for `resolve_agreement`: company identifiers compare case-insensitively, as in
-    ConnectWise (`acme` and `ACME` are one company)."""
-    return {c.identifier.casefold(): c for c in companies}
-
-
-def resolve_agreement(
-    customer: CustomerMap,
-    companies: Mapping[str, Company],
-    agreements: Mapping[int, Agreement],
-    by_company: Mapping[int, Sequence[Agreement]],
-) -> tuple[Agreement | None, str | None]:
-    """The customer's agreement, or why it cannot be used. A name resolves only among the
-    customer's company's agreements (`by_company` from `agreements_by_company`);
-    `companies` is keyed by casefolded identifier (`companies_by_key`)."""
-    company = companies.get(customer.company.casefold())
-    if company is None:
-        hint = did_you_mean(customer.company, (c.identifier for c in companies.values()))
-        return None, f"ConnectWise company '{customer.company}' not found{hint}"
-    own = by_company.get(company.id, ())
-    if isinstance(customer.agreement, int):
-        agreement = agreements.get(customer.agreement)
-        if agreement is None:
-            hint = did_you_mean(str(customer.agreement), (str(a.id) for a in own))
-            return None, f"agreement {customer.agreement} not found{hint}{_listed(own)}"
-        if agreement.company_id != company.id:
-            return None, (
-                f"agreement {agreement.id} ('{agreement.name}') belongs to another company "
-                f"(id {agreement.company_id}), not '{customer.company}'"
-            )
-    else:
-        named = [a for a in own if a.name == customer.agreement]
-        if not named:
-            hint = did_you_mean(customer.agreement, (a.name for a in own))
-            return None, (
-                f"no agreement named '{customer.agreement}' for company '{customer.company}'{hint}"
-            )
-        if len(named) > 1:
-            ids = ", ".join(str(a.id) for a in sorted(named, key=lambda a: a.id))
-            return None, (
-                f"agreement name '{customer.agreement}' is ambiguous for company "
-                f"'{customer.company}' (ids {ids}); map it by id"
-            )
-        agreement = named[0]
-    return agreement, None
-
-
-def _listed(agreements: Sequence[Agreement], most: int = 5) -> str:
-    """The company's agreements, when few: what the mapping could have meant."""
-    if not agreements or len(agreements) > most:
-        return ""
-    return (
-        " (the company's agreements: "
-        + ", ".join(f"{a.id} '{a.name}'" for a in sorted(agreements, key=lambda a: a.id))
-        + ")"
-    )
-
-
-def agreement_problem(agreement: Agreement, period: Period) -> str | None:
-    status = (agreement.status or "").lower()
-    if agreement.cancelled or status == "cancelled":
-        return f"agreement {agreement.id} ('{agreement.name}') is cancelled"
-    if status in _DEAD_STATUSES:
-        return f"agreement {agreement.id} ('{agreement.name}') is {status}"
-    if (
-        not agreement.no_ending_date
-        and agreement.end_date is not None
-        and agreement.end_date < period.as_of
-    ):
-        return (
-            f"agreement {agreement.id} ('{agreement.name}') ended on "
-            f"{agreement.end_date.isoformat()}"
+    @classmethod
+    def of(cls, config: Config, actual: ActualState) -> _Lookup:
+        return cls(
+            companies_by_key(actual.companies.values()),
+            agreements_by_company(actual.agreements.values()),
+            frozenset(s.sku.casefold() for s in config.skus),
         )
-    return None
+
+    def resolve(self, customer: CustomerMap, actual: ActualState) -> Resolved:
+        return resolve_agreement(customer, self.companies, actual.agreements, self.by_company)
 
 
-def _products_of(config: Config, excluded: Iterable[str]) -> dict[str, list[str]]:
-    """Managed catalog product -> the SKUs that map to it, minus excluded SKUs."""
-    skip = {s.casefold() for s in excluded}
-    products: dict[str, list[str]] = defaultdict(list)
-    for sku in config.skus:
-        if sku.sku.casefold() not in skip:
-            products[sku.product].append(sku.sku)
-    return products
+class _Selection(NamedTuple):
+    """The customers to plan: None is every mapped one; `notes` say which were brought
+    along because they share an agreement with a selected one."""
 
-
-def _new_price(mapped: Decimal | None, item: CatalogItem | None) -> Decimal | None:
-    """The one price new additions of a product are billed at: its mapped price
-    (pricing.mapped_price), else the catalog's. The plan carries it and apply sends it."""
-    if mapped is None and item is not None:
-        return item.price
-    return mapped
-
-
-def _unit_price(
-    mapped: Decimal | None, item: CatalogItem | None, current: Addition, repriced: bool
-) -> Decimal:
-    """The price an existing addition bills at after its change: the mapped one when it
-    is repriced, else its own unitPrice (only its quantity is patched), else what a new one
-    would get."""
-    if repriced and mapped is not None:
-        return mapped
-    if current.unit_price is not None:
-        return current.unit_price
-    return _new_price(mapped, item) or Decimal(0)
-
-
-def _plan_agreement(
-    config: Config,
-    usage: Usage,
-    actual: ActualState,
-    period: Period,
-    agreement: Agreement,
-    drafts: Sequence[_Draft],
-    drifts: list[Drift],
-) -> tuple[list[Change], list[str], list[str], tuple[int, int]]:
-    """Changes for one agreement and the customers billed on it (usually one); lines left
-    at another price than their mapped one (`reprice: false`) go to `drifts`."""
-    all_products = set(config.managed_products)
-    managed: dict[str, list[str]] = defaultdict(list)
-    desired: dict[str, int] = defaultdict(int)
-    sku_to_product = {s.sku.casefold(): s.product for s in config.skus}
-    for draft in drafts:
-        for product, skus in _products_of(config, draft.customer.exclude_skus).items():
-            managed[product].extend(skus)
-        excluded = {s.casefold() for s in draft.customer.exclude_skus}
-        for sku, users in usage.users.get(draft.customer.id, {}).items():
-            key = sku.casefold()
-            if key in excluded or key not in sku_to_product:
-                continue
-            desired[sku_to_product[key]] += users
-
-    # Only live managed additions count (model.is_live_managed): a quantity-0 or cancelled
-    # one is neither ours to update nor a duplicate; a negative or fractional one is.
-    errors: list[str] = []
-    active: dict[str, list[Addition]] = defaultdict(list)
-    products = config.managed_products
-    for addition in actual.additions.get(agreement.id, ()):
-        if is_live_managed(addition, products, period.as_of):
-            # keyed by the mappings' spelling: the reader already adopts it, but a plan
-            # must not read `zt-okta-sso` as another product than `ZT-OKTA-SSO` (a duplicate)
-            product = products.spelling(addition.product_identifier) or ""
-            if addition.problem and product in managed:
-                errors.append(
-                    f"addition #{addition.id} of {addition.product_identifier} on agreement "
-                    f"{agreement.id} has {addition.problem}; expected a whole number of "
-                    "licences, 0 or more: fix it in ConnectWise, the reconciler never guesses"
-                )
-            active[product].append(addition)
-    if errors:
-        return [], errors, [], (0, 0)
-
-    warnings: list[str] = []
-    changes: list[Change] = []
-    managed_count = managed_quantity = 0
-    lead = drafts[0].customer.id
-    for product in sorted(all_products | set(active)):
-        current = active.get(product, [])
-        if product not in managed:
-            for addition in current:
-                warnings.append(
-                    f"{product} is excluded for this customer: addition #{addition.id} "
-                    f"(quantity {addition.quantity}) left untouched"
-                )
-            continue
-        managed_count += len(current)
-        managed_quantity += sum(a.quantity for a in current)
-        if len(current) > 1:
-            ids = ", ".join(f"#{a.id}" for a in sorted(current, key=lambda a: a.id))
-            errors.append(
-                f"{len(current)} active additions of {product} on agreement {agreement.id} "
-                f"({ids}); resolve by hand, the reconciler never guesses"
-            )
-            continue
-        existing = current[0] if current else None
-        before = existing.quantity if existing else 0
-        after = desired.get(product, 0)
-        if existing is None and after == 0:
-            continue
-        sku = sorted(managed[product])[0]
-        customers = [d.customer for d in drafts]
-        mapped, conflict = mapped_price(config, customers, product, agreement.id)
-        if conflict is not None:
-            errors.append(conflict)
-            continue
-        repriced = existing is not None and after > 0 and differs(existing, mapped)
-        if repriced and not config.settings.reprice:
-            assert existing is not None and mapped is not None
-            drifts.append(Drift(sku, product, existing.id, existing.unit_price, mapped, after))
-            repriced = False
-        if before == after and not repriced:
-            continue
-        item = actual.catalog.get(product)
-        if after > 0 and (item is None or item.inactive):
-            why = "not found" if item is None else "inactive"
-            hint = did_you_mean(product, actual.catalog) if item is None else ""
-            errors.append(f"catalog product '{product}' (SKU {sku}) is {why} in ConnectWise{hint}")
-            continue
-        if existing is None:
-            if not config.settings.add_missing:
-                warnings.append(
-                    f"{sku}: {after} users but no {product} addition, and add_missing is false"
-                )
-                continue
-            assert item is not None
-            terms = config.terms(product)
-            price = _new_price(mapped, item)
-            if price is None:
-                errors.append(
-                    f"no unit price for {product}: the catalog item has none and skus.yaml "
-                    "sets no unit_price"
-                )
-                continue
-            effective = period.as_of
-            if agreement.bill_start_date and agreement.bill_start_date > effective:
-                effective = agreement.bill_start_date  # ConnectWise answers 400 otherwise
-            change = Change(
-                action=Action.ADD,
-                customer_id=lead,
-                sku=sku,
-                product=product,
-                product_id=item.id,
-                agreement_id=agreement.id,
-                addition_id=None,
-                before=0,
-                after=after,
-                unit_price=price,
-                effective_date=effective,
-                unit_cost=terms.unit_cost if terms.unit_cost is not None else item.cost,
-                description=terms.description,
-            )
-        else:
-            change = Change(
-                action=Action.REMOVE if after == 0 else Action.UPDATE,
-                customer_id=lead,
-                sku=sku,
-                product=product,
-                product_id=existing.product_id,
-                agreement_id=agreement.id,
-                addition_id=existing.id,
-                before=before,
-                after=after,
-                unit_price=_unit_price(mapped, item, existing, repriced),
-                # a removal needs it: an addition that has not started yet cannot be
-                # cancelled before its effectiveDate (apply zeroes it instead)
-                effective_date=existing.effective_date,
-                repriced=repriced,
-                price_before=existing.unit_price if repriced else None,
-                no_charge=existing.no_charge,
-            )
-        changes.append(change)
-    return changes, errors, warnings, (managed_count, managed_quantity)
-
-
-def _units(drafts: Iterable[_Draft]) -> list[list[_Draft]]:
-    """Customers that must be planned together: those resolved to one agreement, and every
-    `shared_agreement` customer of one company (a share whose agreement did not resolve may
-    still be a share of that agreement: planning the others alone would cut its licences)."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            x = parent[x]
-        return x
-
-    def union(a: str, b: str) -> None:
-        parent[find(a)] = find(b)
-
-    for draft in drafts:
-        find(draft.customer.id)
-        if draft.agreement is not None:
-            union(draft.customer.id, f"agreement:{draft.agreement.id}")
-        if draft.customer.shared_agreement:
-            union(draft.customer.id, f"company:{draft.customer.company.casefold()}")
-    groups: dict[str, list[_Draft]] = defaultdict(list)
-    for draft in drafts:
-        groups[find(draft.customer.id)].append(draft)
-    return [sorted(g, key=lambda d: d.customer.id) for g in groups.values()]
+    ids: list[str] | None
+    notes: list[str]
 
 
 def plan(
@@ -343,81 +78,104 @@ def plan(
     customer_ids: Sequence[str] | None = None,
 ) -> Plan:
     """Compute the plan for the selected customers (default: every mapped customer)."""
-    period = usage.period
-    companies = companies_by_key(actual.companies.values())
-    by_company = agreements_by_company(actual.agreements.values())
-    customer_ids, brought = _bring_along(config, actual, customer_ids, companies, by_company)
-    wanted = None if customer_ids is None else set(customer_ids)
-    selected = sorted(
-        (c for c in config.customers if wanted is None or c.id in wanted),
-        key=lambda c: c.id,
-    )
-    mapped_skus = {s.sku.casefold() for s in config.skus}
-    drafts = {c.id: _Draft(c) for c in selected}
-    unmapped: list[tuple[str, str, int]] = []
-    reported_users = 0
-
-    for draft in drafts.values():
-        c = draft.customer
-        for sku, users in sorted(usage.users.get(c.id, {}).items()):
-            reported_users += max(users, 0)
-            if sku.casefold() not in mapped_skus and users > 0:
-                unmapped.append((c.id, sku, users))
-                draft.warnings.append(
-                    f"uses ZeroTek SKU {sku} ({users} users), which is not mapped"
-                )
-        if usage.known_customers is not None and c.id not in usage.known_customers:
-            # No usage because ZeroTek has never heard of the id (a typo, a migrated
-            # tenant) is not "every user left": cancelling their licences would be wrong.
-            draft.unknown = True
-            unmapped_ids = (i for i in usage.known_customers if config.customer(i) is None)
-            draft.warnings.append(
-                f"ZeroTek does not know customer '{c.id}': left untouched (check the id"
-                f"{did_you_mean(c.id, unmapped_ids)})"
-            )
-        if c.id in usage.problems:
-            draft.errors.append(usage.problems[c.id])
-        agreement, error = resolve_agreement(c, companies, actual.agreements, by_company)
-        refused = actual.refused.get(c.company.casefold())
-        if refused is not None:  # not "not found": ConnectWise would not say
-            error = f"ConnectWise refused the query for company '{c.company}': {refused}"
-        if error is None and agreement is not None:
-            error = agreement_problem(agreement, period)
-        if error:
-            draft.errors.append(error)
-        else:
-            draft.agreement = agreement
-
+    src = Sources(config, usage, actual)
+    lookup = _Lookup.of(config, actual)
+    selection = _bring_along(config, actual, customer_ids, lookup)
+    drafts = [_draft(c, src, lookup) for c in _selected(config, selection.ids)]
     planned: dict[str, CustomerPlan] = {}
     drifts: list[Drift] = []
-    for unit in _units(drafts.values()):
-        _plan_unit(config, usage, actual, period, unit, planned, drifts)
-
-    warnings: list[str] = [*brought, *drift_warnings(drifts, config.settings.currency)]
-    if customer_ids is None:
-        mapped_ids = {c.id for c in config.customers}
-        names = usage.known_customers or {}
-        for cid in sorted(set(usage.users) - mapped_ids):
-            skus = usage.users[cid]
-            if not any(skus.values()):
-                continue
-            detail = ", ".join(f"{s} {n}" for s, n in sorted(skus.items()))
-            label = f"'{cid}' ({names[cid]})" if cid in names else f"'{cid}'"
-            warnings.append(f"ZeroTek customer {label} has usage but no mapping: {detail}")
-
-    customers = tuple(planned[cid] for cid in sorted(planned))
+    for unit in units(drafts):
+        planned.update(plan_unit(src, unit, drifts))
+    warnings = [*selection.notes, *drift_warnings(drifts, config.settings.currency)]
+    if selection.ids is None:
+        warnings += _unmapped_customers(config, usage)
     result = Plan(
-        period=period,
-        customers=customers,
+        period=usage.period,
+        customers=tuple(planned[cid] for cid in sorted(planned)),
         warnings=tuple(warnings),
-        unmapped_skus=tuple(sorted(unmapped)),
+        unmapped_skus=tuple(sorted(_unmapped_skus(usage, drafts, lookup))),
         config_digest=config.digest,
         removal=config.settings.removal,
         currency=config.settings.currency,
-        reported_users=reported_users,
-        selection=None if customer_ids is None else tuple(sorted(set(customer_ids))),
+        reported_users=_reported_users(usage, drafts),
+        selection=None if selection.ids is None else tuple(sorted(set(selection.ids))),
     )
     return _guarded(with_orphans(result, config, actual), config, usage)
+
+
+def _selected(config: Config, ids: Sequence[str] | None) -> list[CustomerMap]:
+    wanted = None if ids is None else set(ids)
+    chosen = (c for c in config.customers if wanted is None or c.id in wanted)
+    return sorted(chosen, key=lambda c: c.id)
+
+
+def _draft(customer: CustomerMap, src: Sources, lookup: _Lookup) -> Draft:
+    """A customer's draft before its agreement is planned: what its usage says (unmapped
+    SKUs in use, an id ZeroTek does not know, a usage error) and its agreement."""
+    draft = Draft(customer)
+    usage, cid = src.usage, customer.id
+    for _, sku, users in _unmapped_skus(usage, [draft], lookup):
+        draft.warnings.append(f"uses ZeroTek SKU {sku} ({users} users), which is not mapped")
+    if usage.known_customers is not None and cid not in usage.known_customers:
+        # No usage because ZeroTek has never heard of the id (a typo, a migrated
+        # tenant) is not "every user left": cancelling their licences would be wrong.
+        draft.unknown = True
+        unmapped_ids = (i for i in usage.known_customers if src.config.customer(i) is None)
+        draft.warnings.append(
+            f"ZeroTek does not know customer '{cid}': left untouched (check the id"
+            f"{did_you_mean(cid, unmapped_ids)})"
+        )
+    if cid in usage.problems:
+        draft.errors.append(usage.problems[cid])
+    resolved = _usable_agreement(customer, src, lookup)
+    if resolved.error:
+        draft.errors.append(resolved.error)
+    else:
+        draft.agreement = resolved.agreement
+    return draft
+
+
+def _usable_agreement(customer: CustomerMap, src: Sources, lookup: _Lookup) -> Resolved:
+    """The customer's agreement, if ConnectWise answered for its company and the agreement
+    can be billed this period; else why not."""
+    agreement, error = lookup.resolve(customer, src.actual)
+    refused = src.actual.refused.get(customer.company.casefold())
+    if refused is not None:  # not "not found": ConnectWise would not say
+        error = f"ConnectWise refused the query for company '{customer.company}': {refused}"
+    if error is None and agreement is not None:
+        error = agreement_problem(agreement, src.period)
+    return Resolved(agreement, error)
+
+
+def _unmapped_skus(
+    usage: Usage, drafts: Iterable[Draft], lookup: _Lookup
+) -> Iterable[tuple[str, str, int]]:
+    """(customer id, SKU, users) of every SKU in use that no mapping names."""
+    for draft in drafts:
+        cid = draft.customer.id
+        for sku, users in sorted(usage.users.get(cid, {}).items()):
+            if sku.casefold() not in lookup.mapped_skus and users > 0:
+                yield cid, sku, users
+
+
+def _reported_users(usage: Usage, drafts: Iterable[Draft]) -> int:
+    """Users ZeroTek reports for the planned customers, every SKU (the wipe guard's)."""
+    return sum(max(n, 0) for d in drafts for n in usage.users.get(d.customer.id, {}).values())
+
+
+def _unmapped_customers(config: Config, usage: Usage) -> list[str]:
+    """A warning per ZeroTek customer with usage and no mapping (a full plan only)."""
+    mapped_ids = {c.id for c in config.customers}
+    names = usage.known_customers or {}
+    warnings = []
+    for cid in sorted(set(usage.users) - mapped_ids):
+        skus = usage.users[cid]
+        if not any(skus.values()):
+            continue
+        detail = ", ".join(f"{s} {n}" for s, n in sorted(skus.items()))
+        label = f"'{cid}' ({names[cid]})" if cid in names else f"'{cid}'"
+        warnings.append(f"ZeroTek customer {label} has usage but no mapping: {detail}")
+    return warnings
 
 
 def _guarded(result: Plan, config: Config, usage: Usage) -> Plan:
@@ -427,12 +185,8 @@ def _guarded(result: Plan, config: Config, usage: Usage) -> Plan:
 
 
 def _bring_along(
-    config: Config,
-    actual: ActualState,
-    ids: Sequence[str] | None,
-    companies: Mapping[str, Company],
-    by_company: Mapping[int, Sequence[Agreement]],
-) -> tuple[list[str] | None, list[str]]:
+    config: Config, actual: ActualState, ids: Sequence[str] | None, lookup: _Lookup
+) -> _Selection:
     """`--customer C` plans every customer whose agreement resolves to C's (DESIGN 13.3):
     one named by id and another by name are one agreement, and planning C alone would set
     the line to C's users only. Only customers of C's company can resolve to it (the
@@ -440,15 +194,11 @@ def _bring_along(
     than one of them (the same for the expanded selection: a saved plan re-derives it).
     None (every customer) stays None."""
     if ids is None:
-        return None, []
+        return _Selection(None, [])
     wanted = set(ids)
     keys = {c.company.casefold() for c in config.customers if c.id in wanted}
     peers = [c for c in config.customers if c.company.casefold() in keys]
-    resolved = {
-        c.id: a.id
-        for c in peers
-        if (a := resolve_agreement(c, companies, actual.agreements, by_company)[0]) is not None
-    }
+    resolved = {c.id: a.id for c in peers if (a := lookup.resolve(c, actual).agreement) is not None}
     targets = {resolved[i] for i in wanted if i in resolved}
     chosen = sorted(wanted | {c.id for c in peers if resolved.get(c.id) in targets})
     sharing: dict[int, list[str]] = defaultdict(list)
@@ -461,105 +211,4 @@ def _bring_along(
         for agreement, group in sorted(sharing.items())
         if len(group) > 1
     ]
-    return chosen, notes
-
-
-def _plan_unit(
-    config: Config,
-    usage: Usage,
-    actual: ActualState,
-    period: Period,
-    unit: list[_Draft],
-    planned: dict[str, CustomerPlan],
-    drifts: list[Drift],
-) -> None:
-    """Plan one unit (see `_units`): all of its changes, or none of them when any of its
-    customers has an error — each of them then reports it (DESIGN 12.3)."""
-    by_agreement: dict[int, list[_Draft]] = defaultdict(list)
-    for draft in unit:
-        if draft.agreement is not None:
-            by_agreement[draft.agreement.id].append(draft)
-    results: dict[str, tuple[list[Change], list[str], list[str], tuple[int, int]]] = {}
-    for agreement_id in sorted(by_agreement):
-        group = by_agreement[agreement_id]
-        agreement, lead = group[0].agreement, group[0].customer.id
-        assert agreement is not None
-        changes, errors, warnings, managed = _plan_agreement(
-            config, usage, actual, period, agreement, group, drifts
-        )
-        if any(d.unknown for d in group):
-            changes = []  # a share of the quantity is unknown: leave the agreement alone
-        if len(group) > 1 and not all(d.customer.shared_agreement for d in group):
-            ids = ", ".join(d.customer.id for d in group)
-            errors = [
-                *errors,
-                f"customers {ids} all map to agreement {agreement_id}; set "
-                "shared_agreement: true on each of them if they really share it",
-            ]
-        for i, draft in enumerate(group):
-            mine = i == 0
-            note = (
-                []
-                if mine
-                else [f"shares agreement {agreement_id} with {lead}; changes shown there"]
-            )
-            results[draft.customer.id] = (
-                changes if mine else [],
-                errors,  # an agreement's error is every sharer's error
-                (warnings if mine else []) + note,
-                managed if mine else (0, 0),
-            )
-    empty: tuple[list[Change], list[str], list[str], tuple[int, int]] = ([], [], [], (0, 0))
-    failing = {
-        d.customer.id: (d.errors + results.get(d.customer.id, empty)[1])[0]
-        for d in unit
-        if d.errors or results.get(d.customer.id, empty)[1]
-    }
-    blocked: list[str] = []
-    if failing and len(unit) > 1:
-        blocked = [
-            f"shares its agreement with {cid}, which has an error ({why}): nothing on the "
-            "shared agreement is changed"
-            for cid, why in sorted(failing.items())
-        ]
-    for draft in unit:
-        changes, errors, warnings, managed = results.get(draft.customer.id, empty)
-        own = draft.errors + errors
-        if blocked:
-            changes = []
-            if not own:
-                own = [
-                    b
-                    for b, cid in zip(blocked, sorted(failing), strict=True)
-                    if cid != draft.customer.id
-                ]
-        elif own:  # an agreement's error, or the customer's own (its usage, 13.3)
-            changes = []
-        planned[draft.customer.id] = _customer_plan(
-            draft, changes=changes, errors=own, warnings=warnings, managed=managed
-        )
-
-
-def _customer_plan(
-    draft: _Draft,
-    *,
-    changes: list[Change],
-    errors: list[str],
-    warnings: list[str],
-    managed: tuple[int, int],
-) -> CustomerPlan:
-    c, a = draft.customer, draft.agreement
-    assert draft.errors is not None and draft.warnings is not None
-    return CustomerPlan(
-        customer_id=c.id,
-        name=c.name,
-        company=c.company,
-        agreement_id=a.id if a else None,
-        agreement_name=a.name if a else None,
-        agreement_end_date=a.end_date if a and not a.no_ending_date else None,
-        changes=tuple(sorted(changes, key=lambda ch: (ch.product, ch.sku))),
-        errors=tuple(dict.fromkeys(errors)),
-        warnings=tuple(sorted(draft.warnings + warnings)),
-        managed=managed[0],
-        managed_quantity=managed[1],
-    )
+    return _Selection(chosen, notes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
+from typing import NamedTuple
 
 import typer
 
@@ -14,7 +15,7 @@ from reconciler.core.money import optional as money_optional
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.plan import planfile
 from reconciler.plan.baseline import Comparison, CustomerComparison, Labelled
-from reconciler.plan.orphans import orphan_reason
+from reconciler.plan.orphans import no_longer_mapped, orphan_reason
 from reconciler.secure.untrusted import html as h
 from reconciler.secure.untrusted import json_dumps
 from reconciler.secure.untrusted import markdown as md
@@ -89,10 +90,14 @@ def update_words(c: Change) -> str:
 
 def summary_line(plan: Plan) -> str:
     errors = sum(1 for cp in plan.customers if cp.errors)
+    # A removed customer's orphans are a plan of their own, counted like every customer
+    # (as the JSON summary and the run record count it) and said to be one.
+    removed = sum(1 for cp in plan.customers if no_longer_mapped(cp))
     line = (
         f"Plan: {plan.count(Action.ADD)} to add, {plan.count(Action.UPDATE)} to update, "
         f"{plan.count(Action.REMOVE)} to remove across "
-        f"{sum(1 for cp in plan.customers if cp.changes)} of {len(plan.customers)} customers; "
+        f"{sum(1 for cp in plan.customers if cp.changes)} of {len(plan.customers)} customers"
+        f"{f' ({removed} no longer mapped)' if removed else ''}; "
         f"revenue {money(plan.revenue_delta, plan.currency)}/month"
     )
     if errors:
@@ -100,13 +105,38 @@ def summary_line(plan: Plan) -> str:
     return line
 
 
-def _heading(cp: CustomerPlan) -> str:
+class _Shown(NamedTuple):
+    """A customer's changes written to one agreement, shown under that agreement."""
+
+    agreement_id: int | None
+    agreement_name: str | None
+    changes: tuple[Change, ...]
+
+
+def _by_agreement(cp: CustomerPlan) -> list[_Shown]:
+    """The customer's changes by the agreement they are written to: its own agreement's
+    first (always, even with none), then each other one by id: an orphan left on the
+    agreement the customer moved away from (DESIGN 13.1) is shown under that agreement."""
+    own = _Shown(cp.agreement_id, cp.agreement_name, cp.changes)
+    elsewhere = sorted({c.agreement_id for c in cp.changes} - {cp.agreement_id})
+    if not elsewhere:
+        return [own]
+    groups = [
+        own._replace(changes=tuple(c for c in cp.changes if c.agreement_id == own.agreement_id))
+    ]
+    for agreement_id in elsewhere:
+        changes = tuple(c for c in cp.changes if c.agreement_id == agreement_id)
+        groups.append(_Shown(agreement_id, changes[0].agreement_name, changes))
+    return groups
+
+
+def _heading(cp: CustomerPlan, where: _Shown) -> str:
     agreement = (
         "agreement unresolved"
-        if cp.agreement_id is None
-        else f"agreement {cp.agreement_id}"
-        if cp.agreement_name is None  # a removed customer's: its agreement was not read
-        else f"agreement {cp.agreement_id} '{t(cp.agreement_name)}'"
+        if where.agreement_id is None
+        else f"agreement {where.agreement_id}"
+        if where.agreement_name is None  # not read: a removed (or moved) customer's old one
+        else f"agreement {where.agreement_id} '{t(where.agreement_name)}'"
     )
     who = t(cp.customer_id) if cp.name == cp.customer_id else f"{t(cp.customer_id)} {t(cp.name)}"
     return f"{who} → {t(cp.company)}, {agreement}" if cp.company else f"{who}, {agreement}"
@@ -124,16 +154,7 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
         if not (cp.changes or cp.errors or cp.warnings or verbose):
             quiet += 1
             continue
-        out.append("")
-        out.append(style(_heading(cp), bold=True))
-        for c in cp.changes:
-            what = describe_change(c, plan)
-            line = f"  {_SIGN[c.action]} {what}"
-            out.append(style(line, fg=_COLOUR[c.action]))
-        for e in cp.errors:
-            out.append(style(f"  ! error: {t(e)} (customer left untouched)", fg="red", bold=True))
-        for w in cp.warnings:
-            out.append(style(f"  ? warning: {t(w)}", fg="yellow"))
+        out += _customer_text(cp, plan, style)
     if quiet:
         out.append("")
         out.append(f"{quiet} customer{'s' if quiet != 1 else ''} already up to date.")
@@ -162,14 +183,38 @@ def text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+def _customer_text(cp: CustomerPlan, plan: Plan, style: Callable[..., str]) -> list[str]:
+    """A customer under its heading: its changes, errors and warnings; then the changes it
+    writes to another agreement, under that agreement's heading."""
+
+    def change(c: Change) -> str:
+        return style(f"  {_SIGN[c.action]} {describe_change(c, plan)}", fg=_COLOUR[c.action])
+
+    own, *elsewhere = _by_agreement(cp)
+    out = ["", style(_heading(cp, own), bold=True), *(change(c) for c in own.changes)]
+    for e in cp.errors:
+        out.append(style(f"  ! error: {t(e)} (customer left untouched)", fg="red", bold=True))
+    for w in cp.warnings:
+        out.append(style(f"  ? warning: {t(w)}", fg="yellow"))
+    for where in elsewhere:
+        out += ["", style(_heading(cp, where), bold=True), *(change(c) for c in where.changes)]
+    return out
+
+
 def markdown(plan: Plan) -> str:
     """A pull-request comment: summary table, then a collapsible section per customer."""
-    out = [
-        PLAN_MARKER,
-        "### reconcile plan",
-        "",
-        _period_line(plan),
-        "",
+    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), ""]
+    out += [*_counts_table(plan), *_caution(plan), *_nothing_to_do(plan)]
+    for cp in plan.customers:
+        if cp.changes or cp.errors or cp.warnings:
+            out += _customer_details(cp, plan)
+    out += _plan_warnings(plan)
+    out.append(summary_line(plan))
+    return "\n".join(out) + "\n"
+
+
+def _counts_table(plan: Plan) -> list[str]:
+    return [
         "| | count |",
         "|---|---:|",
         f"| ➕ add | {plan.count(Action.ADD)} |",
@@ -179,56 +224,74 @@ def markdown(plan: Plan) -> str:
         f"| 💲 revenue change / month | {money(plan.revenue_delta, plan.currency)} |",
         "",
     ]
-    if plan.unsafe:
-        out.append("> [!CAUTION]")
-        out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
-        out.extend(f"> - {md(r)}" for r in plan.unsafe_reasons)
-        out.append("")
+
+
+def _caution(plan: Plan) -> list[str]:
+    if not plan.unsafe:
+        return []
+    return [
+        "> [!CAUTION]",
+        "> **Unsafe plan**: `apply` refuses it without `--force`.",
+        *(f"> - {md(r)}" for r in plan.unsafe_reasons),
+        "",
+    ]
+
+
+def _nothing_to_do(plan: Plan) -> list[str]:
     if not plan.changes and plan.has_errors:
-        out.append("**No changes planned**, but customers with errors could not be compared.")
-        out.append("")
-    elif not plan.changes:
-        out.append("**No changes.** ConnectWise matches ZeroTek usage.")
-        out.append("")
-    for cp in plan.customers:
-        if not (cp.changes or cp.errors or cp.warnings):
-            continue
-        flag = "❌ " if cp.errors else ""
-        # <summary> starts an HTML block: raw HTML until a blank line, so HTML escaping here
+        return ["**No changes planned**, but customers with errors could not be compared.", ""]
+    if not plan.changes:
+        return ["**No changes.** ConnectWise matches ZeroTek usage.", ""]
+    return []
+
+
+def _customer_details(cp: CustomerPlan, plan: Plan) -> list[str]:
+    """A customer's collapsible section: its agreement, its changes, errors and warnings."""
+    flag = "❌ " if cp.errors else ""
+    # <summary> starts an HTML block: raw HTML until a blank line, so HTML escaping here
+    own, *elsewhere = _by_agreement(cp)
+    out = [
+        f"<details><summary>{flag}<b>{h(cp.customer_id)}</b> {h(cp.name)} — "
+        f"{len(cp.changes)} change(s), {money(cp.revenue_delta, plan.currency)}/month</summary>",
+        "",
+        _agreement_line(cp, own),
+        "",
+    ]
+    if own.changes:
+        out += _changes_table(own.changes, plan.currency)
+    out.extend(f"- ❌ {md(e)}" for e in cp.errors)
+    out.extend(f"- ⚠️ {md(w)}" for w in cp.warnings)
+    for where in elsewhere:  # an orphan on the agreement the customer moved away from
+        out += [""] if out[-1] else []
+        out += [_agreement_line(cp, where), "", *_changes_table(where.changes, plan.currency)]
+    return [*out, "", "</details>", ""]
+
+
+def _agreement_line(cp: CustomerPlan, where: _Shown) -> str:
+    return (
+        f"Company {md(cp.company)}, agreement {where.agreement_id} {md(where.agreement_name or '')}"
+    )
+
+
+def _changes_table(changes: Sequence[Change], cur: str) -> list[str]:
+    out = [
+        f"| | product | SKU | before | after | effective | unit price ({cur}) "
+        f"| revenue/month ({cur}) |",
+        "|---|---|---|---:|---:|---|---:|---:|",
+    ]
+    for c in changes:
         out.append(
-            f"<details><summary>{flag}<b>{h(cp.customer_id)}</b> {h(cp.name)} — "
-            f"{len(cp.changes)} change(s), {money(cp.revenue_delta, plan.currency)}/month</summary>"
+            f"| {c.action.value}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
+            f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
+            f"{money(c.revenue_delta)} |"
         )
-        out.append("")
-        agreement = md(cp.agreement_name or "")
-        out.append(f"Company {md(cp.company)}, agreement {cp.agreement_id} {agreement}")
-        out.append("")
-        if cp.changes:
-            cur = plan.currency
-            out.append(
-                f"| | product | SKU | before | after | effective | unit price ({cur}) "
-                f"| revenue/month ({cur}) |"
-            )
-            out.append("|---|---|---|---:|---:|---|---:|---:|")
-            for c in cp.changes:
-                out.append(
-                    f"| {c.action.value}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
-                    f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
-                    f"{money(c.revenue_delta)} |"
-                )
-            out.append("")
-        out.extend(f"- ❌ {md(e)}" for e in cp.errors)
-        out.extend(f"- ⚠️ {md(w)}" for w in cp.warnings)
-        out.append("")
-        out.append("</details>")
-        out.append("")
-    if plan.warnings:
-        out.append("**Warnings**")
-        out.append("")
-        out.extend(f"- ⚠️ {md(w)}" for w in plan.warnings)
-        out.append("")
-    out.append(summary_line(plan))
-    return "\n".join(out) + "\n"
+    return [*out, ""]
+
+
+def _plan_warnings(plan: Plan) -> list[str]:
+    if not plan.warnings:
+        return []
+    return ["**Warnings**", "", *(f"- ⚠️ {md(w)}" for w in plan.warnings), ""]
 
 
 def _effective(c: Change) -> str:
@@ -275,12 +338,7 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
     """The pull-request comment with a baseline (12.7): what THIS pull request does to the
     invoices first, with its own monthly delta, then the drift the next sync corrects anyway."""
     plan = cmp.head
-    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), ""]
-    if plan.unsafe:
-        out.append("> [!CAUTION]")
-        out.append("> **Unsafe plan**: `apply` refuses it without `--force`.")
-        out.extend(f"> - {md(r)}" for r in plan.unsafe_reasons)
-        out.append("")
+    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), "", *_caution(plan)]
     out += ["#### This pull request", ""]
     if note:
         out += ["> [!NOTE]", f"> {md(note)}", ""]
@@ -320,10 +378,7 @@ def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
             out.extend(f"- ❌ **{md(cp.customer_id)}** {md(e)}" for e in cp.errors)
             out.extend(f"- ⚠️ **{md(cp.customer_id)}** {md(w)}" for w in cp.warnings)
         out.append("")
-    if plan.warnings:
-        out += ["**Warnings**", ""]
-        out.extend(f"- ⚠️ {md(w)}" for w in plan.warnings)
-        out.append("")
+    out += _plan_warnings(plan)
     out.append(summary_line(plan))
     return "\n".join(out) + "\n"
 

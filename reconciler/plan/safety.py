@@ -24,13 +24,16 @@ def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:
     """
     managed = sum(cp.managed for cp in plan.customers)
     reasons: list[str] = _price_reasons(plan, safety)
-    if plan.reported_users == 0 and managed > 0:
+    # Orphans go because a mapping was edited, whatever ZeroTek says (`--customer C` of a
+    # customer whose mapping was removed plans nothing else).
+    by_usage = managed - sum(1 for c in plan.changes if c.orphan)
+    if plan.reported_users == 0 and by_usage > 0:
         # Wipe guard (DESIGN 12.3), whatever the thresholds: ZeroTek answering "nobody uses
         # anything" for every planned customer is far likelier an outage or an emptied
         # tenant than every user leaving at once, and small setups sit below min_existing.
         reasons.append(
             f"ZeroTek reported zero users for every SKU of every planned customer, yet "
-            f"{managed} managed addition{'s' if managed != 1 else ''} exist: this would "
+            f"{by_usage} managed addition{'s' if by_usage != 1 else ''} exist: this would "
             "remove them all"
         )
     reasons.extend(_over_cap(plan, safety.max_quantity))
@@ -96,7 +99,7 @@ def _over_cap(plan: Plan, cap: int) -> list[str]:
     if not over:
         return []
     shown = ", ".join(
-        f"{c.customer_id} {c.product} {c.before} -> {c.after}"
+        f"{c.customer_id} {c.product} {c.before} → {c.after}"
         for c in sorted(over, key=lambda c: (c.customer_id, c.product))[:5]
     )
     more = f" and {len(over) - 5} more" if len(over) > 5 else ""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from reconciler.core import money
 from reconciler.core.model import (
@@ -63,6 +63,10 @@ class ChangeRecord:
     # A repriced line (DESIGN 13.4): {"before": price or None, "after": price}; None when
     # its price stays (and in records written before prices were desired state).
     price_change: dict[str, str | None] | None = None
+    # The agreement the change is written to when it is not its customer's: an orphan left
+    # on the agreement the customer moved away from (13.1), shown under that agreement.
+    # None otherwise (and in records written before it was recorded).
+    agreement: AgreementRef | None = None
 
     @property
     def committed(self) -> bool:
@@ -83,7 +87,10 @@ class ChangeRecord:
         self.error, self.note = result.error, result.note
 
     @classmethod
-    def of(cls, change: Change) -> ChangeRecord:
+    def of(cls, change: Change, home: int | None) -> ChangeRecord:
+        """The record of a change planned for a customer on agreement `home`."""
+        where = change.agreement_id
+        elsewhere = None if where == home else AgreementRef(where, change.agreement_name, None)
         return cls(
             action=change.action.value,
             sku=change.sku,
@@ -94,7 +101,13 @@ class ChangeRecord:
             revenue_delta=money.plain(change.revenue_delta),
             why=_why(change),
             price_change=_price_change(change),
+            agreement=elsewhere,
         )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChangeRecord:
+        where = data.get("agreement")
+        return cls(**{**data, "agreement": AgreementRef(**where) if where else None})
 
 
 def _why(change: Change) -> str | None:
@@ -122,6 +135,13 @@ class AgreementRef:
         return f"#{self.id}" if self.name is None else f"{self.name} (#{self.id})"
 
 
+class Elsewhere(NamedTuple):
+    """A customer's changes written to another agreement than its own."""
+
+    agreement: AgreementRef
+    changes: list[ChangeRecord]
+
+
 @dataclass
 class CustomerRecord:
     id: str
@@ -143,7 +163,7 @@ class CustomerRecord:
             agreement=AgreementRef(
                 cp.agreement_id, cp.agreement_name, end.isoformat() if end else None
             ),
-            changes=[ChangeRecord.of(c) for c in cp.changes],
+            changes=[ChangeRecord.of(c, cp.agreement_id) for c in cp.changes],
             errors=list(cp.errors),
             warnings=list(cp.warnings),
         )
@@ -151,6 +171,15 @@ class CustomerRecord:
     @property
     def ok(self) -> bool:
         return not self.errors and all(c.committed for c in self.changes)
+
+    def elsewhere(self) -> list[Elsewhere]:
+        """The changes written to other agreements than the customer's (by agreement id):
+        orphans left on the agreement it moved away from (13.1)."""
+        found: dict[int | None, Elsewhere] = {}
+        for ch in self.changes:
+            if ch.agreement is not None:
+                found.setdefault(ch.agreement.id, Elsewhere(ch.agreement, [])).changes.append(ch)
+        return [found[i] for i in sorted(found, key=lambda i: i or 0)]
 
     def all_errors(self) -> list[str]:
         """The customer's errors plus its failed or unsettled changes' (distinct)."""
@@ -371,7 +400,7 @@ class RunRecord:
                 name=c["name"],
                 company=c["company"],
                 agreement=AgreementRef(**c["agreement"]),
-                changes=[ChangeRecord(**ch) for ch in c["changes"]],
+                changes=[ChangeRecord.from_json(ch) for ch in c["changes"]],
                 errors=list(c["errors"]),
                 warnings=list(c["warnings"]),
                 verified=bool(c["verified"]),
@@ -438,7 +467,10 @@ def customer_json(c: CustomerRecord) -> dict[str, Any]:
     return {
         **_flat(c),
         "agreement": _flat(c.agreement),
-        "changes": [_flat(ch) for ch in c.changes],
+        "changes": [
+            {**_flat(ch), "agreement": _flat(ch.agreement) if ch.agreement else None}
+            for ch in c.changes
+        ],
         "errors": list(c.errors),
         "warnings": list(c.warnings),
     }

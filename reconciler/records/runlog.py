@@ -209,7 +209,7 @@ class RunHandle:
                     what = "committed" if ch.ok is True else "outcome unknown"
                     lines.append(
                         f"{what}: {plain_text(c.id)} {ch.action} {plain_text(ch.sku)} "
-                        f"[{plain_text(ch.product)}] {ch.before} -> {ch.after} on agreement "
+                        f"[{plain_text(ch.product)}] {ch.before} → {ch.after} on agreement "
                         f"{plain_text(c.agreement.text())}"
                     )
         return lines
@@ -273,6 +273,19 @@ class RunHandle:
         now = dt.datetime.now(dt.UTC)
         self.record.end(now, outcome=outcome, error=message, interrupted_by=interrupted_by)
         return self._close()
+
+    def discard(self) -> None:
+        """Take back the record of an attempt that sent no write (issue 28: a person at a
+        terminal sees the error; runs/, the audit of syncs, keeps only syncs that ran):
+        the record, its twin, journal and summary go, and INDEX.md is rebuilt without it.
+        Only for an attempt whose journal holds no write, sent or settled."""
+        self._close_journal()
+        runs = runs_dir(self.config_dir)
+        for path in (self.path, self.md_path, runindex.summary_path(runs, self.run_id)):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # its month folder, when this run made it
+            self.path.parent.rmdir()
+        rebuild_index(self.config_dir)
 
     def set_emails(self, emails: Sequence[EmailOutcome]) -> Path:
         self.record.emails = list(emails)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from reconciler.core import money as money_format
 from reconciler.records import requestview
-from reconciler.records.record import Ok, RunRecord, RunSummary
+from reconciler.records.record import ChangeRecord, CustomerRecord, Ok, RunRecord, RunSummary
 from reconciler.records.runchart import LAST_RUNS, Point, index_chart
 from reconciler.secure.untrusted import markdown as md
 from reconciler.secure.untrusted import plain as t
@@ -97,7 +97,7 @@ def render_run(run: RunRecord) -> str:
     rows = [
         [
             md(c.name),
-            md(c.agreement.text()),
+            md((ch.agreement or c.agreement).text()),  # the one written to (13.1)
             md(ch.action) + (f" — {md(ch.why)}" if ch.why else ""),  # as the plan shows it
             md(ch.sku),
             md(ch.product),
@@ -237,6 +237,34 @@ def render_runs_text(runs: Sequence[RunSummary]) -> str:
     )
 
 
+def _customer_text(c: CustomerRecord, run: RunRecord) -> list[str]:
+    """A customer under its agreement: its changes, errors and warnings; then the changes
+    it wrote to another agreement (an orphan where it moved away from), under that one."""
+    end = c.agreement.end_date
+    who = t(c.id) if c.name == c.id else f"{t(c.name)} ({t(c.id)})"  # a removed customer
+    company = f" company {t(c.company)}," if c.company else ","
+    out = [f"\n{who}{company} agreement {t(c.agreement.text())}" + (f", ends {end}" if end else "")]
+    out += [_change_text(ch, run) for ch in c.changes if ch.agreement is None]
+    out += [f"  error: {t(e)}" for e in c.errors]
+    out += [f"  warning: {t(w)}" for w in c.warnings]
+    for where in c.elsewhere():
+        out.append(f"\n{who}{company} agreement {t(where.agreement.text())}")
+        out += [_change_text(ch, run) for ch in where.changes]
+    return out
+
+
+def _change_text(ch: ChangeRecord, run: RunRecord) -> str:
+    result = result_text(ch.ok, run.outcome) + (f": {t(ch.error)}" if ch.error else "")
+    note = f" ({t(ch.note)})" if ch.note else ""
+    why = f" — {t(ch.why)}" if ch.why else ""  # an orphan's reason, "no charge"
+    return (
+        f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} → "
+        f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
+        f"{t(run.currency)}{why}"
+        f"  {result}{note}"
+    )
+
+
 def render_run_text(run: RunRecord) -> str:
     totals, period = run.totals, run.period
     out = [
@@ -258,26 +286,8 @@ def render_run_text(run: RunRecord) -> str:
     if run.error:
         out.append(f"  error:      {t(run.error)}")
     for c in run.customers:
-        if not (c.changes or c.errors or c.warnings):
-            continue
-        end = c.agreement.end_date
-        who = t(c.id) if c.name == c.id else f"{t(c.name)} ({t(c.id)})"  # a removed customer
-        company = f" company {t(c.company)}," if c.company else ","
-        out.append(
-            f"\n{who}{company} agreement {t(c.agreement.text())}" + (f", ends {end}" if end else "")
-        )
-        for ch in c.changes:
-            result = result_text(ch.ok, run.outcome) + (f": {t(ch.error)}" if ch.error else "")
-            note = f" ({t(ch.note)})" if ch.note else ""
-            why = f" — {t(ch.why)}" if ch.why else ""  # an orphan's reason, "no charge"
-            out.append(
-                f"  {t(ch.action):<6} {t(ch.sku)} [{t(ch.product)}] {ch.before} -> "
-                f"{ch.after} @ {ch.price_words(price)} = {money(ch.revenue_delta)} "
-                f"{t(run.currency)}{why}"
-                f"  {result}{note}"
-            )
-        out += [f"  error: {t(e)}" for e in c.errors]
-        out += [f"  warning: {t(w)}" for w in c.warnings]
+        if c.changes or c.errors or c.warnings:
+            out += _customer_text(c, run)
     if run.warnings:
         out += ["", *(f"warning: {t(w)}" for w in run.warnings)]
     if run.emails:
