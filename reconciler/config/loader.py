@@ -9,18 +9,17 @@ pull request should see all of them in one run, not one per push.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from reconciler.config import build, schema, yamlhints, yamlsource
 from reconciler.config.crosscheck import check_customers, check_skus
 from reconciler.config.entries import entries
 from reconciler.config.schema_formats import is_url
+from reconciler.config.urls import insecure_url_reason
 from reconciler.config.yamlsource import Document
 from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.files import inside
@@ -39,40 +38,6 @@ _EXPECTED = {
     "managed": "the list of managed additions (see `reconcile schema managed`)",
 }
 LEDGER_FILE = "state/managed.json"
-
-
-# --- URLs -------------------------------------------------------------------------------------
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 and localhost: the only hosts plain http:// may talk to."""
-    if not host:
-        return False
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def insecure_url_reason(url: str) -> str | None:
-    """Why `url` may not be used for API calls (credentials travel with it), else None."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return f"not a valid URL: {url!r}"
-    if parts.scheme == "https":
-        return None
-    if parts.scheme == "http":
-        if is_loopback_host(host):
-            return None
-        return (
-            f"plain http:// is allowed only for loopback hosts (127.0.0.1, ::1, localhost), "
-            f"not {host!r}; use https://"
-        )
-    return f"expected an https:// URL, got {url!r}"
 
 
 # --- reading -----------------------------------------------------------------------------------
