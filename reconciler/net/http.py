@@ -471,6 +471,11 @@ class HttpApi:
             finally:
                 await response.aclose()
                 self.stats.bytes_received += response.num_bytes_downloaded
+                # httpx's streamed response and its stream refer to each other: left so,
+                # every answer (~40 objects with its request and headers) waits for the
+                # cycle collector, whose pauses stalled every request in flight (4.6 s of
+                # pauses in a 10,000-customer apply). Its stream is spent: let it go.
+                response.stream = _SPENT
         return _with_body(response, body)
 
     async def _capped_body(self, response: httpx.Response) -> bytes:
@@ -553,6 +558,9 @@ def _no_cookies() -> CookieJar:
     replayed to it. With neither cookie protocol enabled the jar does not even parse a
     response's Set-Cookie (httpx still hands it every response)."""
     return CookieJar(policy=DefaultCookiePolicy(netscape=False, rfc2965=False))
+
+
+_SPENT = httpx.ByteStream(b"")
 
 
 def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
