@@ -25,7 +25,7 @@ import pytest
 from conftest import set_setting
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise import client as cw_client
 from reconciler.connectwise.client import ConnectWiseClient

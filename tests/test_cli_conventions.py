@@ -17,7 +17,8 @@ import typer
 import world_edits
 from typer.main import get_command
 
-from reconciler.cli.commands import WORKFLOW_ORDER, app
+from reconciler.cli import app
+from reconciler.cli.application import WORKFLOW_ORDER
 from reconciler.cli.help import EXAMPLES
 from reconciler.sandbox import Sandbox
 
@@ -325,10 +326,10 @@ def test_help_imports_no_heavy_library(args: list[str]) -> None:
 
 
 def test_the_cli_default_confidence_is_discovers() -> None:
-    from reconciler.cli import insight as cli_insight
+    from reconciler.cli import insight_commands
     from reconciler.insight import discover
 
-    assert cli_insight.DEFAULT_MIN_CONFIDENCE == discover.DEFAULT_MIN_CONFIDENCE
+    assert insight_commands.DEFAULT_MIN_CONFIDENCE == discover.DEFAULT_MIN_CONFIDENCE
 
 
 # --- -v / --debug -------------------------------------------------------------------------

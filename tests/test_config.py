@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import loader as config
-from reconciler.config.loader import insecure_url_reason, load_config, validate_config
+from reconciler.config.loader import load_config, validate_config
 from reconciler.config.resources import example_dir
+from reconciler.config.urls import insecure_url_reason
 from reconciler.core.errors import ConfigError
 from reconciler.core.model import CustomerMap, Location, Removal, SkuMap
 

@@ -19,19 +19,22 @@ import respx
 from waiting import DEADLINE, until_async
 
 from reconciler.config.env import CWCredentials, cw_credentials_from_env
-from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
+from reconciler.connectwise.client import PAGE_SIZE, ApiError, ConnectWiseClient, OutcomeUnknown
 from reconciler.connectwise.conditions import eq, in_chunks, in_list, quote
+from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox, default_fixture
 from reconciler.sandbox.wire import Request, Response
 
 COMPANIES = "/company/companies"
 ADDITIONS_1003 = "/finance/agreements/1003/additions"
+FAST_RETRY = HttpSettings(max_retries=2, backoff_base=0.01)
 
 
-def client_for(sb: Sandbox, **options: Any) -> ConnectWiseClient:
-    options.setdefault("backoff_base", 0.01)
-    options.setdefault("backoff_max", 0.05)
-    return ConnectWiseClient(sb.cw_url, cw_credentials_from_env(sb.env()), **options)
+def client_for(sb: Sandbox, page_size: int = PAGE_SIZE, **http: Any) -> ConnectWiseClient:
+    """A client of the sandbox retrying fast; `http`: HttpSettings fields."""
+    settings = HttpSettings(**{"backoff_base": 0.01, "backoff_max": 0.05, **http})
+    creds = cw_credentials_from_env(sb.env())
+    return ConnectWiseClient(sb.cw_url, creds, http=settings, page_size=page_size)
 
 
 def run(coro: Any) -> Any:
@@ -348,7 +351,7 @@ def test_unreachable_host_is_reported_after_bounded_retries() -> None:
 
     async def go() -> None:
         url = f"http://127.0.0.1:{port}/v4_6_release/apis/3.0"
-        async with ConnectWiseClient(url, creds, max_retries=2, backoff_base=0.01) as cw:
+        async with ConnectWiseClient(url, creds, http=FAST_RETRY) as cw:
             await cw.get_all(COMPANIES)
 
     with pytest.raises(ApiError) as err:
@@ -372,7 +375,7 @@ def test_post_refused_before_sending_is_retried() -> None:
     )
 
     async def go() -> dict[str, Any]:
-        async with ConnectWiseClient(BASE, CREDS, backoff_base=0.01) as cw:
+        async with ConnectWiseClient(BASE, CREDS, http=HttpSettings(backoff_base=0.01)) as cw:
             return await cw.post(ADDITIONS_1003, {"product": {"id": 1}})
 
     assert run(go()) == {"id": 9}
@@ -389,7 +392,7 @@ def test_post_timing_out_after_sending_is_outcome_unknown_without_request_in_cha
     route = respx.post(BASE + ADDITIONS_1003).mock(side_effect=httpx.ReadTimeout("slow"))
 
     async def go() -> None:
-        async with ConnectWiseClient(BASE, CREDS, backoff_base=0.01) as cw:
+        async with ConnectWiseClient(BASE, CREDS, http=HttpSettings(backoff_base=0.01)) as cw:
             await cw.post(ADDITIONS_1003, {"product": {"id": 1}})
 
     with pytest.raises(OutcomeUnknown, match="read timed out") as err:
@@ -405,7 +408,7 @@ def test_read_timeouts_on_get_are_retried() -> None:
     )
 
     async def go() -> list[dict[str, Any]]:
-        async with ConnectWiseClient(BASE, CREDS, backoff_base=0.01) as cw:
+        async with ConnectWiseClient(BASE, CREDS, http=HttpSettings(backoff_base=0.01)) as cw:
             return await cw.get_all(COMPANIES)
 
     assert run(go()) == [{"id": 1}]
@@ -487,7 +490,7 @@ def test_cookies_a_server_sets_are_never_sent_back() -> None:
             async with ConnectWiseClient(url, CREDS) as cw:
                 await cw.get_all(COMPANIES)
                 await cw.get_all(COMPANIES)
-                assert not cw._http.cookies
+                assert not cw._client.cookies
 
         run(go())
     finally:

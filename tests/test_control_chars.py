@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.sandbox import Sandbox, default_fixture
 from reconciler.secure.untrusted import escape_controls
 

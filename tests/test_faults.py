@@ -37,17 +37,18 @@ from reconciler.engine.interface import ApplyRequest, PlanRequest
 from reconciler.engine.manager import SyncEngine
 from reconciler.engine.planning import make_plan
 from reconciler.net.http import Traffic
+from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox
 
 SEEDS = (11, 22, 33)
 FAULTS = {"error_500": 0.10, "error_429": 0.10, "drop": 0.05, "lost_write": 0.05}
 # Short waits keep the test fast; more retries than production keeps a run of six bad
 # draws (0.25**6 per request at these rates) from failing a customer by chance.
-RETRY = {"backoff_base": 0.01, "backoff_max": 0.05, "max_retries": 12}
+RETRY = HttpSettings(backoff_base=0.01, backoff_max=0.05, max_retries=12)
 
 
 # The production clients, with the test's retry timing (injected, not patched in).
-CLIENTS = Clients(options=RETRY)
+CLIENTS = Clients(http=RETRY)
 
 
 def fresh_clients() -> Clients:

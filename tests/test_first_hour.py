@@ -25,8 +25,8 @@ from runlog_samples import success_result
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
-from reconciler.cli import sync
-from reconciler.cli.commands import app
+from reconciler.cli import app, applying
+from reconciler.cli.apply_report import interrupted_line
 from reconciler.cli.help import EXAMPLE_RUN_ID, EXAMPLES
 from reconciler.config.resources import SCHEMA_NAMES, example_dir
 from reconciler.engine.interface import SyncOutcome
@@ -156,7 +156,7 @@ def test_every_example_in_every_help_runs(
         return
     asks = "apply" in words and "--yes" not in words and "plan.json" not in words
     if asks:  # run as at a terminal, answering the prompt as the user would
-        monkeypatch.setattr(sync, "is_tty", lambda stream: True)
+        monkeypatch.setattr(applying, "is_tty", lambda stream: True)
     result = cli(*words, input="yes\n" if asks else None)
     assert result.exit_code == 0, (line, result.output)
 
@@ -339,12 +339,12 @@ def _outcome(tmp_path: Path, keep_results: bool) -> SyncOutcome:
 
 
 def test_an_interrupt_after_every_write_says_nothing_remains(tmp_path: Path) -> None:
-    line = sync._interrupted_line(_outcome(tmp_path, True), tmp_path / "cfg")
+    line = interrupted_line(_outcome(tmp_path, True), tmp_path / "cfg")
     assert "nothing remains to apply" in line and "Re-run" not in line
 
 
 def test_an_interrupt_before_some_writes_says_what_remains(tmp_path: Path) -> None:
-    line = sync._interrupted_line(_outcome(tmp_path, False), tmp_path / "cfg")
+    line = interrupted_line(_outcome(tmp_path, False), tmp_path / "cfg")
     assert "2 changes for 1 customer not started" in line
     # the same period: a re-run on another day would plan another one
     assert f"`reconcile --config-dir {tmp_path / 'cfg'} apply --as-of 2026-11-24` again" in line
@@ -408,7 +408,7 @@ def test_the_newcomer_tour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         plan = cli("--config-dir", str(cfg), "plan", *AS_OF)
         assert plan.exit_code == 0 and f"`{dash} apply --as-of 2026-11-24`" in plan.stderr
 
-        monkeypatch.setattr(sync, "is_tty", lambda stream: True)
+        monkeypatch.setattr(applying, "is_tty", lambda stream: True)
         apply = cli("--config-dir", str(cfg), "apply", *AS_OF, "--no-email", input="yes\n")
         assert apply.exit_code == 0, apply.output
         match = re.search(rf"next: `{re.escape(dash)} activity (\S+)`", apply.stderr)

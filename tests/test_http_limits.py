@@ -5,6 +5,7 @@ never answers, and ones answering far more than asked."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
+from reconciler.net.settings import HttpSettings
 
 CREDS = CWCredentials("acme", "PublicKey01", "PrivateKey01", "client-id-0001")
 
@@ -83,9 +85,24 @@ def huge(declared: bool) -> Callable[[socket.socket], None]:
     return answer
 
 
-def call(url: str, method: str = "GET", **options: float) -> tuple[float, BaseException]:
+def gzipped(size: int) -> Callable[[socket.socket], None]:
+    """A JSON list of `size` bytes, sent gzip-compressed (a few KB on the wire)."""
+
+    def answer(conn: socket.socket) -> None:
+        body = gzip.compress(b"[" + b"0," * ((size - 3) // 2) + b"0]")
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        conn.sendall(head.encode() + body)
+
+    return answer
+
+
+def call(url: str, method: str = "GET", **http: float) -> tuple[float, BaseException]:
     async def go() -> None:
-        async with ConnectWiseClient(url, CREDS, max_retries=0, **options) as cw:
+        settings = HttpSettings(max_retries=0, **http)  # type: ignore[arg-type]
+        async with ConnectWiseClient(url, CREDS, http=settings) as cw:
             if method == "POST":
                 await cw.post("/finance/agreements/1/additions", {"quantity": 1})
             else:
@@ -117,5 +134,25 @@ def test_a_post_past_its_deadline_is_an_unknown_outcome() -> None:
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
 def test_an_answer_over_the_size_cap_is_refused(declared: bool) -> None:
     with raw_server(huge(declared)) as url:
+        _, error = call(url, max_response_bytes=1024 * 1024)
+    assert "answer larger than 1 MB (the response size cap)" in str(error)
+
+
+def test_a_compressed_answer_is_decoded_once() -> None:
+    """The body handed on is the decoded one, and only decoded once (the response the
+    client returns must not still say Content-Encoding: gzip)."""
+
+    async def go(url: str) -> object:
+        async with ConnectWiseClient(url, CREDS, http=HttpSettings(max_retries=0)) as cw:
+            return await cw.get("/company/companies")
+
+    with raw_server(gzipped(200_001)) as url:
+        body = asyncio.run(go(url))
+    assert body == [0] * 100_000
+
+
+def test_the_size_cap_counts_the_decoded_body() -> None:
+    """A few KB of gzip that unpack to 3 MB are refused at a 1 MB cap, as they unpack."""
+    with raw_server(gzipped(3 * 1024 * 1024)) as url:
         _, error = call(url, max_response_bytes=1024 * 1024)
     assert "answer larger than 1 MB (the response size cap)" in str(error)

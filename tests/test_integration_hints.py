@@ -10,7 +10,7 @@ import pytest
 from conftest import set_setting
 from typer.testing import CliRunner, Result
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.records import activity
 from reconciler.sandbox import Sandbox
 

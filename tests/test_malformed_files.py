@@ -11,7 +11,7 @@ import pytest
 from disk_faults import DiskFault
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.core.errors import ReconcileError
 from reconciler.engine.lock import config_lock, lock_path
 from reconciler.records import activity

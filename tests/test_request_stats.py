@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ from reconciler.core.errors import ReconcileError
 from reconciler.engine.clients import Clients
 from reconciler.engine.interface import ApplyRequest
 from reconciler.engine.manager import SyncEngine
+from reconciler.net.settings import HttpSettings
 from reconciler.records import runview
 from reconciler.records.record import RunRecord
 from reconciler.sandbox import Sandbox
 from reconciler.usage.zerotek import ZeroTekClient
 
 AS_OF = dt.date(2026, 11, 24)
-RETRY = {"backoff_base": 0.01, "backoff_max": 0.05, "max_retries": 12}
+RETRY = HttpSettings(backoff_base=0.01, backoff_max=0.05, max_retries=12)
 # The sandbox's kinds ("GET additions/{id}", "GET zt-usage") for our route patterns.
 SANDBOX_KIND = {
     "company/companies": "companies",
@@ -54,7 +56,7 @@ def as_sandbox_kinds(requests: dict[str, Any]) -> dict[str, int]:
 
 
 def apply(config_dir: Path, sb: Sandbox) -> RunRecord:
-    engine = SyncEngine(load_config(config_dir), Clients(environ=sb.env(), options=RETRY))
+    engine = SyncEngine(load_config(config_dir), Clients(environ=sb.env(), http=RETRY))
     outcome = engine.apply(ApplyRequest(as_of=AS_OF, send_email=False))
     assert outcome.exit_code == 0
     return RunRecord.from_json(json.loads(outcome.record_path.read_text()))
@@ -121,7 +123,7 @@ def test_time_waiting_covers_every_retry_after(sandbox: Sandbox, config_dir: Pat
     waited = sum(api["wait_seconds"] for api in record.requests.values())
     # Retry-After plus at most backoff_max of jitter per retry (summed: concurrent waits
     # overlap, so this may exceed the run's own duration), plus scheduling slack.
-    assert n * 1.0 <= waited <= n * (1.0 + RETRY["backoff_max"] + 0.05)
+    assert n * 1.0 <= waited <= n * (1.0 + RETRY.backoff_max + 0.05)
     check_equals_sandbox_log(record.requests, sandbox)
 
 
@@ -129,7 +131,7 @@ def test_a_run_that_fails_on_429s_records_them(sandbox: Sandbox, config_dir: Pat
     sandbox.configure_faults(error_429=1.0, retry_after=0)
     engine = SyncEngine(
         load_config(config_dir),
-        Clients(environ={**sandbox.env(), "CI": "true"}, options={**RETRY, "max_retries": 2}),
+        Clients(environ={**sandbox.env(), "CI": "true"}, http=replace(RETRY, max_retries=2)),
     )
     with pytest.raises(ReconcileError):  # the read failed: recorded, then raised
         engine.apply(ApplyRequest(as_of=AS_OF, send_email=False))

@@ -20,7 +20,7 @@ from conftest import set_setting
 from disk_faults import COMPONENTS, KINDS, DiskFault
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
 from reconciler.records import activity, runlog
 from reconciler.records.runview import render_run, render_run_text
 from reconciler.sandbox import Sandbox

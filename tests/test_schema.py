@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.config import schema
+from reconciler.config import problem_output, schema, schema_formats
 from reconciler.config.resources import load_schema
 from reconciler.config.yamlsource import parse
 from reconciler.core.errors import Problem
@@ -260,7 +260,7 @@ def test_the_example_settings_value_set_is_valid() -> None:
     ],
 )
 def test_email_format(address: str, ok: bool) -> None:
-    assert schema.is_email(address) is ok
+    assert schema_formats.is_email(address) is ok
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_email_format(address: str, ok: bool) -> None:
      ("Europe/Londn", False), ("GMT+1", False), ("", False)],
 )  # fmt: skip
 def test_timezone_format(name: str, ok: bool) -> None:
-    assert schema.is_timezone(name) is ok
+    assert schema_formats.is_timezone(name) is ok
 
 
 # --- reporting -----------------------------------------------------------------------------
@@ -277,10 +277,10 @@ def test_timezone_format(name: str, ok: bool) -> None:
 
 def test_github_annotation_escapes_workflow_command_syntax() -> None:
     problem = Problem(Location("mappings/a,b.yaml", 3, 5), "50% bad: x\nnext")
-    assert schema.github_annotation(problem) == (
+    assert problem_output.github_annotation(problem) == (
         "::error file=mappings/a%2Cb.yaml,line=3,col=5::50%25 bad: x%0Anext"
     )
-    assert schema.github_annotation(Problem(Location("mappings"), "gone")) == (
+    assert problem_output.github_annotation(Problem(Location("mappings"), "gone")) == (
         "::error file=mappings::gone"
     )
 
@@ -290,14 +290,14 @@ def test_problems_json_shape() -> None:
         Problem(Location("b.yaml", 1, 1), "second"),
         Problem(Location("a.yaml", 9, 2), "first"),
     ]
-    assert schema.problems_json(problems) == {
+    assert problem_output.problems_json(problems) == {
         "valid": False,
         "errors": [
             {"file": "a.yaml", "line": 9, "col": 2, "message": "first"},
             {"file": "b.yaml", "line": 1, "col": 1, "message": "second"},
         ],
     }
-    assert schema.problems_json([]) == {"valid": True, "errors": []}
+    assert problem_output.problems_json([]) == {"valid": True, "errors": []}
 
 
 # --- the fast path for long lists agrees with jsonschema ------------------------------------

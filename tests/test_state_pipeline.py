@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import world_edits
 
+from reconciler.config.env import cw_credentials_from_env
 from reconciler.config.loader import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.conditions import chunk_values
@@ -32,14 +33,19 @@ from reconciler.core.errors import ReconcileError
 from reconciler.core.mapping import agreements_by_company, companies_by_key, resolve_agreement
 from reconciler.core.model import Config, CustomerMap
 from reconciler.core.state import ActualState
-from reconciler.engine.clients import Clients
+from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox, generate_fixture
 from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX
 from reconciler.sandbox.wire import Request, Response, cw_error
 
 REPO = Path(__file__).resolve().parents[1]
-# Short URLs: a few hundred customers then take dozens of company and agreement chunks.
-OPTIONS = {"max_url": 420, "max_concurrency": 3}
+
+
+def short_urls(sb: Sandbox) -> ConnectWiseClient:
+    """Short URLs: a few hundred customers then take dozens of company and agreement
+    chunks; three requests in flight at once."""
+    creds = cw_credentials_from_env(sb.env())
+    return ConnectWiseClient(sb.cw_url, creds, http=HttpSettings(max_concurrency=3), max_url=420)
 
 
 async def reference(
@@ -105,13 +111,12 @@ def read_both(
     sb: Sandbox, config: Config, customers: tuple[CustomerMap, ...]
 ) -> tuple[ActualState, ActualState, dict[str, int], dict[str, int]]:
     async def go() -> tuple[ActualState, ActualState, dict[str, int], dict[str, int]]:
-        clients = Clients(sb.env(), options=OPTIONS)
         sb.stats.reset()
-        async with clients.connectwise(config) as cw:
+        async with short_urls(sb) as cw:
             piped = await read_state(cw, config, customers)
         piped_counts = dict(sb.stats.requests)
         sb.stats.reset()
-        async with clients.connectwise(config) as cw:
+        async with short_urls(sb) as cw:
             ref = await reference(cw, config, customers)
         return piped, ref, piped_counts, dict(sb.stats.requests)
 
@@ -172,7 +177,7 @@ def test_agreements_are_asked_for_while_companies_are_still_being_read(
     with sb:
 
         async def go() -> None:
-            async with Clients(sb.env(), options=OPTIONS).connectwise(config) as cw:
+            async with short_urls(sb) as cw:
                 await read_state(cw, config, config.customers)
 
         asyncio.run(go())
@@ -202,7 +207,7 @@ def test_a_failing_step_fails_the_read_and_leaves_no_request_running(tmp_path: P
     with sb:
 
         async def go() -> list[asyncio.Task[object]]:
-            async with Clients(sb.env(), options=OPTIONS).connectwise(config) as cw:
+            async with short_urls(sb) as cw:
                 with pytest.raises(ReconcileError, match="injected"):
                     await read_state(cw, config, config.customers)
                 # Nothing still running the moment the error arrives (issue 25: no sleep).
@@ -258,7 +263,7 @@ def test_a_400_on_the_identifier_query_is_bisected_to_that_customer(
     customer alone (its error names it); every other customer is still compared."""
     from typer.testing import CliRunner
 
-    from reconciler.cli.commands import app
+    from reconciler.cli import app
 
     path = config_dir / "mappings" / "customers.yaml"
     path.write_text(path.read_text().replace("company: GLOBEX", "company: GLOB'EX;--", 1))

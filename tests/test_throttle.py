@@ -13,19 +13,22 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from generated_world import AS_OF, as_desired, duplicates, live, make_world
 from typer.testing import CliRunner
 
-from reconciler.cli.commands import app
+from reconciler.cli import app
+from reconciler.config.env import cw_credentials_from_env
 from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import PeriodKind
 from reconciler.core.periods import period_for
-from reconciler.engine.clients import Clients, connectwise_client
+from reconciler.engine.clients import Clients
 from reconciler.engine.planning import make_plan
 from reconciler.net.http import Traffic
+from reconciler.net.settings import HttpSettings
 from reconciler.net.throttle import Throttle, TimeLimit
 from reconciler.sandbox import Sandbox
 
@@ -59,8 +62,11 @@ def logged() -> Iterator[tuple[Sandbox, RequestLog]]:
         yield sb, log
 
 
-def client(sb: Sandbox, **options: object) -> ConnectWiseClient:
-    return connectwise_client(None, sb.env(), max_concurrency=8, **options)  # type: ignore[arg-type]
+def client(sb: Sandbox, throttle: Throttle | None = None, **http: Any) -> ConnectWiseClient:
+    """A client of the sandbox, 8 requests in flight; `http`: other HttpSettings fields."""
+    creds = cw_credentials_from_env(sb.env())
+    settings = HttpSettings(max_concurrency=8, **http)
+    return ConnectWiseClient(sb.cw_url, creds, http=settings, throttle=throttle)
 
 
 def test_a_429_storm_pauses_every_slot_until_retry_after() -> None:

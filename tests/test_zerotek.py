@@ -21,6 +21,7 @@ from reconciler.core.periods import Period
 from reconciler.core.state import Usage
 from reconciler.engine.clients import Clients
 from reconciler.net.http import ApiError
+from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox
 from reconciler.usage import fetch_usage
 from reconciler.usage.zerotek import ZeroTekClient, fetch_zerotek_usage
@@ -83,7 +84,7 @@ def test_faults_are_retried_to_the_same_answer(sb: Sandbox, config: Config) -> N
 
     async def go() -> Usage:
         async with ZeroTekClient(
-            sb.zerotek_url, sb.zerotek_token, max_retries=12, backoff_base=0.01
+            sb.zerotek_url, sb.zerotek_token, http=HttpSettings(max_retries=12, backoff_base=0.01)
         ) as zt:
             return await fetch_zerotek_usage(zt, LAST)
 

@@ -1,8 +1,10 @@
 """`reconcile`, the command line: parse, prompt, print. No orchestration, no API calls:
 every command hands its work to `reconciler.engine` (or a pure layer) and renders the
-result. `application` builds the Typer app (errors -> exit codes, root options),
-`commands`, `sync` and `insight` register the commands; heavy imports happen inside the
-commands so `reconcile --help` stays fast.
+result. `application` builds the Typer app (errors -> exit codes, root options); the
+`*_commands` modules register the commands on it (setup, sync, insight, CI helpers, the
+no-account demo) and `commands` gathers them with `main`; `planning`, `applying` and their
+neighbours run `plan` and `apply`. Heavy imports happen inside the commands so
+`reconcile --help` stays fast.
 
 Imports: anything in the package. Nothing imports it.
 """

@@ -3,9 +3,9 @@ stderr lines, the root options, every option's environment variable, the help's 
 order, and what several command modules share (`--config-dir`, `--out` checking, the lock's
 name for this process).
 
-Command modules (cli.commands, cli.insight) import this module and register on `app`;
-cli.commands imports the other command modules, once, so the graph runs one way
-(tests/test_import_graph.py).
+The command modules (cli.setup_commands, sync_commands, insight_commands, ci_commands,
+demo_commands) import this module and register on `app`; cli.commands imports them, once,
+so the graph runs one way (tests/test_import_graph.py).
 Kept light: `reconcile --help` imports it (benchmarks/import_time.py).
 """
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import typer
 
 from reconciler.cli import term
-from reconciler.cli.sync import ApplyOptions, PlanOptions, run_apply, run_plan
+from reconciler.cli.applying import ApplyOptions, run_apply
+from reconciler.cli.planning import PlanOptions, run_plan
 from reconciler.config.resources import example_dir
 from reconciler.core.model import PeriodKind
 from reconciler.engine import history

@@ -1,10 +1,12 @@
-"""Option types of the commands: those several commands share, and those of `plan` and
-`apply`, whose option lists would otherwise bury what the commands do. Kept free of heavy
+"""Option types of the commands: those several commands share (with `parse_as_of`, the one
+reading of `--as-of`), and those of `plan` and `apply`, whose option lists would otherwise
+bury what the commands do. Kept free of heavy
 imports: `reconcile --help` imports this module, not the engine, HTTP client or schema
 validators behind the commands (benchmarks/import_time.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +14,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.application import check_out_path
+from reconciler.core.errors import ReconcileError
 from reconciler.core.vocabulary import PeriodKind
 
 
@@ -54,6 +57,18 @@ AsOfOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def parse_as_of(value: str | None) -> dt.date | None:
+    """The date of `--as-of` (None: today, as the engine reckons it)."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ReconcileError(f"--as-of: {value!r} is not a date, expected YYYY-MM-DD") from None
+
+
 MaxDurationOption = Annotated[
     str | None,
     typer.Option(

@@ -1,5 +1,6 @@
-"""Progress on stderr, only on a terminal: a bar for long reads (a 100,000-customer file),
-a spinner while the APIs are read."""
+"""What a command shows on stderr while the engine works: on a terminal only, a bar for
+long reads (a 100,000-customer file) and a spinner while the APIs are read; everywhere,
+the engine's notices and (-v) the requests it sent, once it ends. stdout stays the result."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import typer
 
 from reconciler.cli import term
+
+if TYPE_CHECKING:
+    from reconciler.engine.manager import SyncEngine
 
 Update = Callable[[str, int, int], None]
 """(what is being done, done so far, total)"""
@@ -63,3 +69,22 @@ def busy(message: str) -> contextlib.AbstractContextManager[object]:
     if not is_tty(sys.stderr):
         return contextlib.nullcontext()
     return term.stderr_console().status(message)
+
+
+def notice(line: str) -> None:
+    """A line the engine says while it works (the `Ui.notice` of plan and apply)."""
+    typer.echo(line, err=True)
+
+
+@contextmanager
+def requests_shown(engine: SyncEngine, verbose: bool) -> Iterator[None]:
+    """-v: the requests the command sent, per API, on stderr when it ends (also when it
+    fails: retries and 429s are often why)."""
+    try:
+        yield
+    finally:
+        if verbose:
+            from reconciler.records import requestview
+
+            lines = requestview.text_lines(engine.traffic.to_json())
+            typer.echo("\n".join(["Requests:", *(f"  {line}" for line in lines)]), err=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from reconciler.config.loader import insecure_url_reason
+from reconciler.config.urls import insecure_url_reason
 from reconciler.core.errors import ReconcileError
 from reconciler.secure.scrub import CW_VARS, check_credentials
 

@@ -15,14 +15,8 @@ import httpx
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise.conditions import Value, in_chunks
 from reconciler.core.errors import ReconcileError
-from reconciler.net.http import (
-    DEADLINE_SECONDS,
-    MAX_RESPONSE_BYTES,
-    ApiError,
-    HttpApi,
-    OutcomeUnknown,
-    RequestStats,
-)
+from reconciler.net.http import ApiError, HttpApi, OutcomeUnknown, RequestStats
+from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
 from reconciler.net.taskgroup import all_or_none
 from reconciler.net.throttle import Throttle
 from reconciler.secure.scrub import basic_auth_token
@@ -46,42 +40,25 @@ class ConnectWiseClient(HttpApi):
         base_url: str,
         creds: CWCredentials,
         *,
-        max_concurrency: int = 8,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float = DEADLINE_SECONDS,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        http: HttpSettings = DEFAULT_HTTP,
         stats: RequestStats | None = None,
         throttle: Throttle | None = None,
-        max_requests_per_minute: float | None = None,
         page_size: int = PAGE_SIZE,
         max_url: int = MAX_URL,
     ) -> None:
         # The scrubber's own encoding of the pair: the form it removes is the form sent.
         token = basic_auth_token(creds.username, creds.private_key)
-        basic = f"Basic {token}"
         super().__init__(
             base_url,
             headers={
-                "Authorization": basic,
+                "Authorization": f"Basic {token}",
                 "clientId": creds.client_id,
                 "Accept": ACCEPT,
             },
             secrets=(creds.private_key, creds.public_key, creds.client_id, creds.username, token),
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            transport=transport,
-            deadline=deadline,
-            max_response_bytes=max_response_bytes,
+            http=http,
             stats=stats,
             throttle=throttle,
-            max_requests_per_minute=max_requests_per_minute,
         )
         self.page_size = page_size
         self.max_url = max_url

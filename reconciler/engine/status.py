@@ -17,6 +17,7 @@ from reconciler.core.errors import ConfigError, ReconcileError
 from reconciler.core.model import Config, Settings
 from reconciler.engine.clients import connectwise_client, zerotek_client
 from reconciler.net.http import ApiError, HttpApi
+from reconciler.net.settings import HttpSettings
 from reconciler.secure.untrusted import plain
 from reconciler.usage.zerotek import CUSTOMERS
 
@@ -101,7 +102,7 @@ async def _connectwise_check(
 ) -> Check:
     name = "ConnectWise"
     try:
-        client = connectwise_client(settings, environ, **_probe_options(timeout))
+        client = connectwise_client(settings, environ, _probe_http(timeout))
     except ReconcileError as exc:
         return Check(CREDENTIALS, name, False, str(exc))
     fields: dict[str, str | int] = {"pageSize": 1, "fields": "id"}
@@ -115,15 +116,15 @@ async def _zerotek_check(
     if settings is not None and settings.usage_source != "zerotek":
         return Check(CREDENTIALS, name, True, f"not used (usage.source: {settings.usage_source})")
     try:
-        client = zerotek_client(settings, environ, **_probe_options(timeout))
+        client = zerotek_client(settings, environ, _probe_http(timeout))
     except ReconcileError as exc:
         return Check(CREDENTIALS, name, False, str(exc))
     return await _probe(client, CUSTOMERS, None, name, client.base_url)
 
 
-def _probe_options(timeout: float) -> dict[str, float | int]:
+def _probe_http(timeout: float) -> HttpSettings:
     # A setup check answers fast or says why: one retry, short back-off.
-    return {"timeout": timeout, "max_retries": 1, "backoff_base": 0.2}
+    return HttpSettings(timeout=timeout, max_retries=1, backoff_base=0.2)
 
 
 async def _probe(

@@ -21,13 +21,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, ClassVar, NamedTuple, Self
 from urllib.parse import urlsplit
 
 import httpx
 
 from reconciler.core.errors import ReconcileError
 from reconciler.net.deadline import RunDeadline
+from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
 from reconciler.net.slots import Slots
 from reconciler.net.throttle import Throttle
 from reconciler.net.transport import Transport
@@ -38,11 +40,6 @@ log = logging.getLogger(__name__)
 # Retry-After beyond this is treated as "come back much later": better to fail the run
 # clearly than to sleep for an hour inside a CI job.
 MAX_RETRY_AFTER = 120.0
-# Per attempt, connect through the last byte of the body: httpx's own timeouts bound each
-# read, so a server trickling one byte every few seconds would otherwise never time out.
-DEADLINE_SECONDS = 60.0
-# Larger answers are refused while they stream in, before they can take the memory.
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class _TooLarge(Exception):
@@ -200,6 +197,37 @@ def one_line(text: str, limit: int = 300, extra: Iterable[str] = ()) -> str:
     return shorten(text, limit, extra)
 
 
+@dataclass
+class _Call:
+    """One request across its attempts."""
+
+    method: str
+    path: str
+    params: dict[str, str | int] | None
+    kwargs: dict[str, Any]  # the body, for httpx
+    kind: str  # `by_kind`'s key: method and route pattern
+    url: httpx.URL | None = None  # built when the first attempt has its slot
+    attempt: int = 0  # failures that use up the retry budget (429s do not: DESIGN 13.9)
+    refusals: int = 0  # 429s
+    sent_before: bool = False
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method != "POST"
+
+
+class _Sent(NamedTuple):
+    """What one attempt came to: an answer; or a `failure` worth retrying (`reached`: the
+    request may have reached the server); or a `final` failure, not worth retrying."""
+
+    response: httpx.Response | None = None
+    failure: str | None = None
+    reached: bool = False
+    final: str | None = None
+    waited: float = 0.0  # the throttle's instant the attempt started at
+    started: float = 0.0  # time.perf_counter() when it was sent
+
+
 class HttpApi:
     """Base of both API clients. Subclasses name the service and parse its error bodies."""
 
@@ -218,45 +246,33 @@ class HttpApi:
         *,
         headers: dict[str, str],
         secrets: tuple[str, ...],
-        max_concurrency: int = 8,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
+        http: HttpSettings = DEFAULT_HTTP,
         transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float = DEADLINE_SECONDS,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
         stats: RequestStats | None = None,
         throttle: Throttle | None = None,
-        max_requests_per_minute: float | None = None,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
         self.base_url = base_url.rstrip("/")
-        self.deadline = deadline
-        self.max_response_bytes = max_response_bytes
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.http = http
         self.stats = stats if stats is not None else RequestStats()
         self._secrets = tuple(secrets)
-        self._slots = Slots(max_concurrency)  # by priority: see reconciler.net.slots
+        self._slots = Slots(http.max_concurrency)  # by priority: see reconciler.net.slots
         # One per API, shared by every client counting into the same stats (a command's
         # clients of one API): see reconciler.net.throttle.
         if throttle is None:
             throttle = self.stats.throttle or Throttle()
         self.stats.throttle = self.throttle = throttle
         throttle.service = self.service
-        throttle.concurrency = max(throttle.concurrency, max_concurrency)
-        throttle.limit(max_requests_per_minute)
+        throttle.concurrency = max(throttle.concurrency, http.max_concurrency)
+        throttle.limit(http.max_requests_per_minute)
         self._answered = False  # any 2xx yet: a 404 before that means wrong URL or auth
         limits = httpx.Limits(
-            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            max_connections=http.max_concurrency, max_keepalive_connections=http.max_concurrency
         )
         self._transport = Transport(limits=limits) if transport is None else transport
-        self._http = _Client(
+        self._client = httpx.AsyncClient(
             headers=headers,
-            timeout=httpx.Timeout(timeout),
+            cookies=_no_cookies(),
+            timeout=httpx.Timeout(http.timeout),
             limits=limits,
             transport=self._transport,
             follow_redirects=False,  # a redirect would mean a wrong URL; never resend auth
@@ -273,7 +289,7 @@ class HttpApi:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._client.aclose()
 
     # --- the one place requests are sent ------------------------------------------------
 
@@ -285,107 +301,131 @@ class HttpApi:
         params: dict[str, str | int] | None = None,
         json_body: Any = None,
     ) -> httpx.Response:
-        url: httpx.URL | None = None
-        stats = self.stats
-        stats.by_method[method] += 1
-        kind = f"{method} {self.route(path)}"
-        idempotent = method != "POST"
+        """The answer (2xx) to one request, after as many attempts as the retry policy
+        allows; otherwise an `ApiError` (`OutcomeUnknown` when a POST may have been
+        processed)."""
+        self.stats.by_method[method] += 1
         kwargs: dict[str, Any] = {} if json_body is None else {"json": json_body}
-        attempt = 0  # failures that use up the retry budget (429s do not: DESIGN 13.9)
-        refusals = 0  # 429s
-        sent_before = False
+        call = _Call(method, path, params, kwargs, f"{method} {self.route(path)}")
         while True:
-            failure: str | None = None
-            sent = False
-            response: httpx.Response | None = None
-            final: str | None = None  # a failure not worth retrying
-            async with self._slots:
-                waited = await self._paced(refusals)
-                if url is None:
-                    # Built once a slot is ours: thousands of requests queued at once (the
-                    # additions of 10,000 agreements) would otherwise parse their URLs in
-                    # one burst that stalls the requests already under way.
-                    url = httpx.URL(self.base_url + path, params=params or None)
-                    stats.longest_url = max(stats.longest_url, len(str(url)))
-                stats.by_kind[kind] += 1
-                if sent_before:  # counted when sent: a retry cancelled in its wait never was
-                    stats.retries += 1
-                sent_before = True
-                started = time.perf_counter()
-                try:
-                    response = await self._fetch(method, url, kwargs)
-                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                    # nothing sent: safe to retry any method
-                    failure = _describe(exc, self._secrets)
-                except httpx.TransportError as exc:
-                    failure, sent = _describe(exc, self._secrets), True
-                except TimeoutError:
-                    final = (
-                        f"no complete answer within {self.deadline:g} s (the request deadline, "
-                        "connect through last byte)"
-                    )
-                except _TooLarge:
-                    mb = self.max_response_bytes / 1024 / 1024
-                    final = f"answer larger than {mb:g} MB (the response size cap)"
-                stats.request_seconds += time.perf_counter() - started
-            if final is not None:
-                line = f"{self.service} on {method} {path}: {final}"
-                if not idempotent:  # it may have been processed all the same
-                    raise OutcomeUnknown(f"outcome unknown: {line}", method=method, path=path)
-                raise ApiError(line, method=method, path=path, message=final)
-            if response is not None:
-                status = response.status_code
-                # The path only: query conditions carry names from the APIs (data, not ours to
-                # print), the path only ids. Never headers: they carry the credentials.
-                log.debug(
-                    "%s %s %s -> %d in %.0f ms",
-                    self.service, method, path, status, (time.perf_counter() - started) * 1000
-                )  # fmt: skip
-                if status < 300:
-                    self._answered = True
-                    self.throttle.answered(waited)
-                    return response
-                if status == 429:
-                    refusals += 1
-                    self._refused(response, method, path, waited, refusals)
-                    continue  # the shared pause is waited for in the next `_paced`
-                if status >= 500 and not idempotent:
-                    raise self._error(response, method, path, unknown=True)
-                if status < 500 or attempt >= self.max_retries:
-                    raise self._error(response, method, path)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-                    raise self._error(response, method, path)
-                delay = self._delay(attempt, retry_after)
-                why = str(status)
+            sent = await self._attempt(call)
+            if sent.final is not None:
+                raise self._final_error(call, sent.final)
+            if sent.response is None:
+                assert sent.failure is not None
+                delay = self._failure_delay(call, sent.failure, sent.reached)
+                why = sent.failure
             else:
-                assert failure is not None
-                if sent and not idempotent:
-                    raise OutcomeUnknown(
-                        f"{self.service}: outcome of {method} {path} unknown: {failure} "
-                        "after the request was sent",
-                        method=method,
-                        path=path,
-                    )
-                if attempt >= self.max_retries:
-                    verdict = "did not answer" if sent else "unreachable at"
-                    raise ApiError(
-                        f"{self.service} {verdict} {self._host()}: {failure} "
-                        f"(on {method} {path}, {attempt + 1} attempts)",
-                        method=method,
-                        path=path,
-                        message=failure,
-                    )
-                delay = self._delay(attempt, None)
-                why = failure
-            attempt += 1
-            log.info("%s %s %s: %s; retry %d in %.2fs", self.service, method, path, why, attempt,
-                     delay)  # fmt: skip
-            slept = time.perf_counter()
-            try:
-                await asyncio.sleep(delay)
-            finally:  # a cancelled wait counts for what it lasted
-                stats.wait_seconds += time.perf_counter() - slept
+                response = sent.response
+                # The path only: query conditions carry names from the APIs (data, not ours
+                # to print), the path only ids. Never headers: they carry the credentials.
+                log.debug(
+                    "%s %s %s -> %d in %.0f ms", self.service, method, path,
+                    response.status_code, (time.perf_counter() - sent.started) * 1000
+                )  # fmt: skip
+                if response.status_code < 300:
+                    self._answered = True
+                    self.throttle.answered(sent.waited)
+                    return response
+                if response.status_code == 429:
+                    call.refusals += 1
+                    self._refused(response, method, path, sent.waited, call.refusals)
+                    continue  # the shared pause is waited for in the next `_paced`
+                delay = self._status_delay(call, response)
+                why = str(response.status_code)
+            call.attempt += 1
+            await self._back_off(call, why, delay)
+
+    async def _attempt(self, call: _Call) -> _Sent:
+        """One attempt in a slot: the throttle's pace, then the request itself."""
+        stats = self.stats
+        async with self._slots:
+            waited = await self._paced(call.refusals)
+            if call.url is None:
+                # Built once a slot is ours: thousands of requests queued at once (the
+                # additions of 10,000 agreements) would otherwise parse their URLs in one
+                # burst that stalls the requests already under way.
+                call.url = httpx.URL(self.base_url + call.path, params=call.params or None)
+                stats.longest_url = max(stats.longest_url, len(str(call.url)))
+            stats.by_kind[call.kind] += 1
+            if call.sent_before:  # counted when sent: a retry cancelled in its wait never was
+                stats.retries += 1
+            call.sent_before = True
+            started = time.perf_counter()
+            sent = await self._send(call.method, call.url, call.kwargs)
+            stats.request_seconds += time.perf_counter() - started
+        return sent._replace(waited=waited, started=started)
+
+    async def _send(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> _Sent:
+        """The answer, or what kept it from coming. Returned, not raised: the errors made
+        of it are raised outside these `except` blocks (see the module docstring)."""
+        try:
+            return _Sent(response=await self._fetch(method, url, kwargs))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # nothing sent: safe to retry any method
+            return _Sent(failure=_describe(exc, self._secrets))
+        except httpx.TransportError as exc:
+            return _Sent(failure=_describe(exc, self._secrets), reached=True)
+        except TimeoutError:
+            return _Sent(
+                final=f"no complete answer within {self.http.deadline:g} s (the request "
+                "deadline, connect through last byte)"
+            )
+        except _TooLarge:
+            mb = self.http.max_response_bytes / 1024 / 1024
+            return _Sent(final=f"answer larger than {mb:g} MB (the response size cap)")
+
+    def _final_error(self, call: _Call, final: str) -> ApiError:
+        """A failure not worth retrying (the deadline, the size cap)."""
+        line = f"{self.service} on {call.method} {call.path}: {final}"
+        if not call.idempotent:  # it may have been processed all the same
+            return OutcomeUnknown(f"outcome unknown: {line}", method=call.method, path=call.path)
+        return ApiError(line, method=call.method, path=call.path, message=final)
+
+    def _status_delay(self, call: _Call, response: httpx.Response) -> float:
+        """How long to wait before retrying an error answer (not a 429); its error when it
+        may not be retried: a 4xx, a 5xx to a POST (outcome unknown), no retries left, or
+        a Retry-After too far off."""
+        status = response.status_code
+        if status >= 500 and not call.idempotent:
+            raise self._error(response, call.method, call.path, unknown=True)
+        if status < 500 or call.attempt >= self.http.max_retries:
+            raise self._error(response, call.method, call.path)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+            raise self._error(response, call.method, call.path)
+        return self._delay(call.attempt, retry_after)
+
+    def _failure_delay(self, call: _Call, failure: str, reached: bool) -> float:
+        """How long to wait before retrying after no answer came; the error when it may not
+        be retried: a POST that may have reached the server, or no retries left."""
+        method, path = call.method, call.path
+        if reached and not call.idempotent:
+            raise OutcomeUnknown(
+                f"{self.service}: outcome of {method} {path} unknown: {failure} "
+                "after the request was sent",
+                method=method,
+                path=path,
+            )
+        if call.attempt >= self.http.max_retries:
+            verdict = "did not answer" if reached else "unreachable at"
+            raise ApiError(
+                f"{self.service} {verdict} {self._host()}: {failure} "
+                f"(on {method} {path}, {call.attempt + 1} attempts)",
+                method=method,
+                path=path,
+                message=failure,
+            )
+        return self._delay(call.attempt, None)
+
+    async def _back_off(self, call: _Call, why: str, delay: float) -> None:
+        log.info("%s %s %s: %s; retry %d in %.2fs", self.service, call.method, call.path, why,
+                 call.attempt, delay)  # fmt: skip
+        slept = time.perf_counter()
+        try:
+            await asyncio.sleep(delay)
+        finally:  # a cancelled wait counts for what it lasted
+            self.stats.wait_seconds += time.perf_counter() - slept
 
     async def _paced(self, refusals: int) -> float:
         """The throttle's wait before an attempt (a retry after a 429 counts it as waiting
@@ -422,27 +462,37 @@ class HttpApi:
 
     async def _fetch(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> httpx.Response:
         """One attempt within the deadline, its body read up to the size cap."""
-        async with asyncio.timeout(self.deadline):
-            request = self._http.build_request(method, url, **kwargs)
+        async with asyncio.timeout(self.http.deadline):
+            request = self._client.build_request(method, url, **kwargs)
             self.stats.bytes_sent += len(request.content)
-            response = await self._http.send(request, stream=True)
+            response = await self._client.send(request, stream=True)
             try:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > self.max_response_bytes:
-                    raise _TooLarge
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_response_bytes:
-                        raise _TooLarge
+                body = await self._capped_body(response)
             finally:
                 await response.aclose()
                 self.stats.bytes_received += response.num_bytes_downloaded
-        response._content = bytes(body)  # what .content/.json() read, as after .aread()
-        return response
+                # httpx's streamed response and its stream refer to each other: left so,
+                # every answer (~40 objects with its request and headers) waits for the
+                # cycle collector, whose pauses stalled every request in flight (4.6 s of
+                # pauses in a 10,000-customer apply). Its stream is spent: let it go.
+                response.stream = _SPENT
+        return _with_body(response, body)
+
+    async def _capped_body(self, response: httpx.Response) -> bytes:
+        """The decoded body, refused (`_TooLarge`) as soon as it is declared or grows larger
+        than the cap: decoded, so a small compressed answer cannot unpack into gigabytes."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.http.max_response_bytes:
+            raise _TooLarge
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self.http.max_response_bytes:
+                raise _TooLarge
+        return bytes(body)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        return retry_delay(attempt, retry_after, self.backoff_base, self.backoff_max)
+        return retry_delay(attempt, retry_after, self.http.backoff_base, self.http.backoff_max)
 
     def _host(self) -> str:
         parts = urlsplit(self.base_url)
@@ -502,25 +552,33 @@ class HttpApi:
             ) from None
 
 
-class _NoCookies(httpx.Cookies):
-    """A jar that stays empty: both APIs authenticate every request with headers and set no
-    cookies, so there is nothing to keep; and a cookie a server (or proxy) did set is never
-    replayed to it. It also spares parsing every response for Set-Cookie."""
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: both APIs authenticate every request with headers and set
+    no cookies, so there is nothing to keep; and a cookie a server (or proxy) did set is never
+    replayed to it. With neither cookie protocol enabled the jar does not even parse a
+    response's Set-Cookie (httpx still hands it every response)."""
+    return CookieJar(policy=DefaultCookiePolicy(netscape=False, rfc2965=False))
 
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
+
+_SPENT = httpx.ByteStream(b"")
 
 
-class _Client(httpx.AsyncClient):
-    _no_cookies = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        raise TypeError("this client keeps no cookies")
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """`response` (streamed, closed) as `send` without `stream=True` would have returned it:
+    its body read. httpx has no public way to give a streamed response the body read from
+    it, so this is a new response with the same status, headers, request and extensions.
+    The body is decoded already: Content-Encoding goes, or `read` would decode it again."""
+    headers = response.headers.copy()
+    headers.pop("Content-Encoding", None)
+    answer = httpx.Response(
+        response.status_code,
+        headers=headers,
+        stream=httpx.ByteStream(body),
+        request=response.request,
+        extensions=response.extensions,
+    )
+    answer.read()
+    return answer
 
 
 def _describe(exc: httpx.TransportError, secrets: Iterable[str] = ()) -> str:

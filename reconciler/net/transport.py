@@ -13,7 +13,7 @@ itself does. Reads, writes, TLS, timeouts and errors are anyio's and httpcore's,
 httpx has no parameter for a network backend yet (encode/httpx#3749), so `Transport`
 rebuilds its pool with the same settings plus the backend; a test checks requests really
 go through it (an httpx that renamed its pool would be noticed; its own pool would then
-serve, slower but alike).
+serve, slower but alike), and pyproject.toml caps httpx at the versions that test passed on.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from reconciler.config.loader import is_loopback_host
+from reconciler.config.urls import is_loopback_host
 from reconciler.core.errors import ReconcileError
 from reconciler.core.model import Config, Settings
 from reconciler.core.periods import Period
@@ -30,6 +30,7 @@ from reconciler.core.wording import amount, period_words, run_links
 from reconciler.insight.report import Row
 from reconciler.net.deadline import RunDeadline, within
 from reconciler.plan.render import UNMAPPED_HEADER, text_table
+from reconciler.records.customers import ChangeRecord, CustomerRecord
 from reconciler.records.record import EmailOutcome, RunRecord
 from reconciler.secure.scrub import check_credentials, scrub
 from reconciler.secure.untrusted import header as header_text
@@ -306,24 +307,59 @@ def _sync_email(
     was written. Written for a billing person: the period in words, the currency on every
     figure, additions / quantity updates / removals under their own headings, warnings,
     refused changes, and a link to the run in the repository when run in Actions."""
-    totals, run_id = run.totals, run.run_id
     headline = _headline(run)
     when = _period_words(run)
     subject = f"[reconcile] {headline}: {when}"
+    summary = _sync_summary(run, headline, when, currency)
+    body = _Body(text=[*summary, ""])
+    body.parts.append(f"<p><strong>{_e(summary[0])}</strong><br>{_e(summary[1])}</p>")
+    body.parts.append("<p>" + "<br>\n".join(_e(line) for line in summary[3:]) + "</p>")
+    _add_changes(body, run, currency)
+    body.notes("Errors", "Error", _sync_errors(run))
+    body.notes("Warnings", "Warning", _sync_warnings(run))
+    _add_links(body, run.run_id, os.environ if environ is None else environ)
+    body.text.append(REPORT_HINT)
+    body.parts.append(f"<p>{_e(REPORT_HINT)}</p>")
+    return subject, body.plain_text(), _html_doc(subject, body.parts)
 
-    def row(c: Any, ch: Any) -> tuple[str, ...]:
-        money = amount(ch.revenue_delta, currency, signed=True)
-        sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
-        price = ch.price_words(lambda p: amount(p, currency))
-        where = (ch.agreement or c.agreement).text()  # the one written to (13.1)
-        return (c.name, c.company, where, sku, f"{ch.before} → {ch.after}",
-                price, money)  # fmt: skip
 
-    done = {
-        action: [row(c, ch) for c in run.customers for ch in c.changes
-                 if ch.committed and ch.action == action]
-        for action, _, _ in _SECTIONS
-    }  # fmt: skip
+@dataclass
+class _Body:
+    """An e-mail's body in its two renderings, written side by side: plain-text lines and
+    HTML parts (`_html_doc` wraps them)."""
+
+    text: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+
+    def table(self, title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        self.text += [f"{title}:", *text_table([header, *rows]), ""]
+        self.parts += [f"<h3>{_e(title)}</h3>", _html_table(header, rows)]
+
+    def notes(self, title: str, column: str, notes: Sequence[tuple[str, str]]) -> None:
+        """Errors or warnings, each with whose it is; nothing when there are none."""
+        if notes:
+            self.text += [f"{title}:", *(f"  {plain(who)}: {plain(msg)}" for who, msg in notes), ""]
+            self.parts += [f"<h3>{_e(title)}</h3>", _html_table(("Customer", column), notes)]
+
+    def listing(
+        self, intro: str, header: Sequence[str], rows: Sequence[Sequence[str]], advice: str
+    ) -> None:
+        """A table between the sentence that says what it lists and what to do about it."""
+        self.text += [intro, "", *text_table([header, *rows]), "", advice, ""]
+        self.parts += [f"<p>{_e(intro)}</p>", _html_table(header, rows), f"<p>{_e(advice)}</p>"]
+
+    def lines(self, lines: Sequence[str]) -> None:
+        """Lines of text, one paragraph in HTML."""
+        self.text += lines
+        self.parts.append("<p>" + "<br>\n".join(_e(line) for line in lines) + "</p>")
+
+    def plain_text(self) -> str:
+        return "\n".join(self.text) + "\n"
+
+
+def _sync_summary(run: RunRecord, headline: str, when: str, currency: str) -> list[str]:
+    """The headline, the run id, a blank line, then the figures (committed changes only)."""
+    totals = run.totals
     licences = {
         action: sum(ch.after - ch.before for c in run.customers for ch in c.changes
                     if ch.committed and ch.action == action)
@@ -331,7 +367,7 @@ def _sync_email(
     }  # fmt: skip
     summary = [
         f"{headline}: {when} (as of {run.period.as_of})",
-        f"Run: {run_id}",
+        f"Run: {run.run_id}",
         "",
         f"Customers: {totals.customers}, {totals.customers_changed} changed",
         f"Added: {totals.adds} additions ({licences['add']:+d} licences)",
@@ -345,12 +381,44 @@ def _sync_email(
         summary.insert(-2, f"Prices changed: {len(repriced)} of the updated additions")
     if totals.unknown:
         summary.append(f"Writes with unknown outcome: {totals.unknown} (check ConnectWise)")
+    return summary
+
+
+def _change_row(c: CustomerRecord, ch: ChangeRecord, currency: str) -> tuple[str, ...]:
+    money = amount(ch.revenue_delta, currency, signed=True)
+    sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
+    price = ch.price_words(lambda p: amount(p, currency))
+    where = (ch.agreement or c.agreement).text()  # the one written to (13.1)
+    return (c.name, c.company, where, sku, f"{ch.before} → {ch.after}",
+            price, money)  # fmt: skip
+
+
+def _add_changes(body: _Body, run: RunRecord, currency: str) -> None:
+    """The committed changes under their section's title (or that there were none), then
+    the refused ones."""
+    done = {
+        action: [_change_row(c, ch, currency) for c in run.customers for ch in c.changes
+                 if ch.committed and ch.action == action]
+        for action, _, _ in _SECTIONS
+    }  # fmt: skip
+    for action, title, _ in _SECTIONS:
+        if done[action]:
+            body.table(title, _CHANGE_HEADER, done[action])
+    if not any(done.values()):
+        nothing = "Nothing was written to ConnectWise by this attempt."
+        body.text += [nothing, ""]
+        body.parts.append(f"<p>{_e(nothing)}</p>")
     # Never attempted although planned: the whole plan when it was refused (unsafe, stale).
-    refused = [
-        row(c, ch) for c in run.customers for ch in c.changes if ch.ok is None
-    ] if run.outcome == "failed" and run.error else []  # fmt: skip
-    warnings = [("(the plan)", w) for w in run.warnings]
-    warnings += [(c.name, w) for c in run.customers for w in c.warnings]
+    if run.outcome == "failed" and run.error:
+        refused = [
+            _change_row(c, ch, currency) for c in run.customers for ch in c.changes if ch.ok is None
+        ]
+        if refused:
+            body.table("Refused changes (planned, not applied)", _CHANGE_HEADER, refused)
+
+
+def _sync_errors(run: RunRecord) -> list[tuple[str, str]]:
+    """(whose, error): the run's own first, then each customer's, then its failed writes'."""
     errors = [(c.name, e) for c in run.customers for e in c.errors]
     errors += [
         (c.name, f"{ch.action} {ch.sku} {ch.before} → {ch.after}: {ch.error}")
@@ -360,31 +428,21 @@ def _sync_email(
     ]
     if run.error:
         errors.insert(0, ("(the whole run)", run.error))
-    text = [*summary, ""]
-    parts = [f"<p><strong>{_e(summary[0])}</strong><br>{_e(summary[1])}</p>"]
-    parts.append("<p>" + "<br>\n".join(_e(line) for line in summary[3:]) + "</p>")
-    for action, title, _ in _SECTIONS:
-        if done[action]:
-            text += [f"{title}:", *text_table([_CHANGE_HEADER, *done[action]]), ""]
-            parts += [f"<h3>{_e(title)}</h3>", _html_table(_CHANGE_HEADER, done[action])]
-    if not any(done.values()):
-        nothing = "Nothing was written to ConnectWise by this attempt."
-        text += [nothing, ""]
-        parts.append(f"<p>{_e(nothing)}</p>")
-    if refused:
-        title = "Refused changes (planned, not applied)"
-        text += [f"{title}:", *text_table([_CHANGE_HEADER, *refused]), ""]
-        parts += [f"<h3>{_e(title)}</h3>", _html_table(_CHANGE_HEADER, refused)]
-    if errors:
-        text += ["Errors:", *(f"  {plain(name)}: {plain(msg)}" for name, msg in errors), ""]
-        parts += ["<h3>Errors</h3>", _html_table(("Customer", "Error"), errors)]
-    if warnings:
-        text += ["Warnings:", *(f"  {plain(name)}: {plain(msg)}" for name, msg in warnings), ""]
-        parts += ["<h3>Warnings</h3>", _html_table(("Customer", "Warning"), warnings)]
-    links = run_links(run_md_path(run_id), os.environ if environ is None else environ)
+    return errors
+
+
+def _sync_warnings(run: RunRecord) -> list[tuple[str, str]]:
+    warnings = [("(the plan)", w) for w in run.warnings]
+    return warnings + [(c.name, w) for c in run.customers for w in c.warnings]
+
+
+def _add_links(body: _Body, run_id: str, environ: Mapping[str, str]) -> None:
+    """Where to read the run: its links in the repository when run in Actions, else the
+    command that shows it."""
+    links = run_links(run_md_path(run_id), environ)
     if links:
-        text += [f"{name.capitalize()}: {url}" for name, url in links.items()]
-        parts.append(
+        body.text += [f"{name.capitalize()}: {url}" for name, url in links.items()]
+        body.parts.append(
             "<p>"
             + "<br>\n".join(
                 f'{_e(name.capitalize())}: <a href="{_e(url)}">{_e(url)}</a>'
@@ -393,14 +451,13 @@ def _sync_email(
             + "</p>"
         )
     else:
-        text.append(f"Details: `reconcile activity {run_id}` (runs/INDEX.md in the repository)")
-        parts.append(
+        body.text.append(
+            f"Details: `reconcile activity {run_id}` (runs/INDEX.md in the repository)"
+        )
+        body.parts.append(
             f"<p>Details: <code>reconcile activity {_e(run_id)}</code> "
             "(runs/INDEX.md in the repository)</p>"
         )
-    text.append(REPORT_HINT)
-    parts.append(f"<p>{_e(REPORT_HINT)}</p>")
-    return subject, "\n".join(text) + "\n", _html_doc(subject, parts)
 
 
 # --- agreement ending ----------------------------------------------------------------------
@@ -552,6 +609,27 @@ def send_unmapped(
         return None
     currency = settings.currency
     when = f" ({period_words(period.kind.value, period.start, period.end)})" if period else ""
+    subject = _unmapped_subject(rows, customers)
+    body = _Body()
+    if rows:
+        _add_unmapped_skus(body, rows, valued, currency, when)
+    if customers:
+        intro = f"These ZeroTek customers have usage but no mapping, so nobody is billed{when}:"
+        advice = (
+            "Map them in mappings/customers.yaml; `reconcile discover` proposes the "
+            "ConnectWise company and agreement for each."
+        )
+        body.listing(intro, _VALUED_HEADER, _valued_rows(customers, currency), advice)
+    total = sum((r.amount for r in (*valued, *customers) if r.amount is not None), Decimal(0))
+    closing = [f"Not billed in total: {amount(total, currency)} per month (priced rows)."]
+    if price_note:
+        closing.append(plain(price_note))
+    body.lines([*closing, "This e-mail repeats daily until none remain.", REPORT_HINT])
+    mail = (subject, body.plain_text(), _html_doc(subject, body.parts))
+    return deliver(UNMAPPED, settings.notifications.recipients, lambda: mail, send=send, smtp=smtp)
+
+
+def _unmapped_subject(rows: Sequence[tuple[str, str, str, int]], customers: Sequence[Row]) -> str:
     n_sku = len({r[0] for r in rows})
     n_cust = len({r.customer_id for r in customers})
     what = []
@@ -559,45 +637,25 @@ def send_unmapped(
         what.append(f"Unmapped ZeroTek SKUs in use: {n_sku} customer{'s' if n_sku != 1 else ''}")
     if n_cust:
         what.append(f"unmapped customers with usage: {n_cust}")
-    subject = "[reconcile] " + "; ".join(what)[:1].upper() + "; ".join(what)[1:]
-    total = sum((r.amount for r in (*valued, *customers) if r.amount is not None), Decimal(0))
-    text: list[str] = []
-    parts: list[str] = []
-    if rows:
-        intro = f"These synced customers use ZeroTek SKUs that have no ConnectWise mapping{when}:"
-        table = (
-            _valued_rows(valued, currency)
-            if valued
-            else [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
-        )
-        header = _VALUED_HEADER if valued else UNMAPPED_HEADER
-        advice = (
-            "Their usage is not billed. Map each SKU in mappings/skus.yaml (or list it in the "
-            "customer's exclude_skus); `reconcile discover` proposes the catalog product."
-        )
-        text += [intro, "", *text_table([header, *table]), "", advice, ""]
-        parts += [f"<p>{_e(intro)}</p>", _html_table(header, table), f"<p>{_e(advice)}</p>"]
-    if customers:
-        intro = f"These ZeroTek customers have usage but no mapping, so nobody is billed{when}:"
-        table = _valued_rows(customers, currency)
-        advice = (
-            "Map them in mappings/customers.yaml; `reconcile discover` proposes the "
-            "ConnectWise company and agreement for each."
-        )
-        text += [intro, "", *text_table([_VALUED_HEADER, *table]), "", advice, ""]
-        parts += [
-            f"<p>{_e(intro)}</p>",
-            _html_table(_VALUED_HEADER, table),
-            f"<p>{_e(advice)}</p>",
-        ]
-    closing = [f"Not billed in total: {amount(total, currency)} per month (priced rows)."]
-    if price_note:
-        closing.append(plain(price_note))
-    closing += [
-        "This e-mail repeats daily until none remain.",
-        REPORT_HINT,
-    ]
-    text += closing
-    parts.append("<p>" + "<br>\n".join(_e(line) for line in closing) + "</p>")
-    mail = (subject, "\n".join(text) + "\n", _html_doc(subject, parts))
-    return deliver(UNMAPPED, settings.notifications.recipients, lambda: mail, send=send, smtp=smtp)
+    return "[reconcile] " + "; ".join(what)[:1].upper() + "; ".join(what)[1:]
+
+
+def _add_unmapped_skus(
+    body: _Body,
+    rows: Sequence[tuple[str, str, str, int]],
+    valued: Sequence[Row],
+    currency: str,
+    when: str,
+) -> None:
+    """Mapped customers using unmapped SKUs: valued at the catalog price when `valued`."""
+    intro = f"These synced customers use ZeroTek SKUs that have no ConnectWise mapping{when}:"
+    table = (
+        _valued_rows(valued, currency)
+        if valued
+        else [(name, cid, sku, str(users)) for cid, name, sku, users in rows]
+    )
+    advice = (
+        "Their usage is not billed. Map each SKU in mappings/skus.yaml (or list it in the "
+        "customer's exclude_skus); `reconcile discover` proposes the catalog product."
+    )
+    body.listing(intro, _VALUED_HEADER if valued else UNMAPPED_HEADER, table, advice)

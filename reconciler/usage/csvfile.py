@@ -11,12 +11,17 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler.core.errors import ConfigError, Problem
 from reconciler.core.model import Location
 from reconciler.usage.identity import sku_key
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
 
 COLUMNS = ("customer_id", "sku", "user", "assigned_on", "unassigned_on")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
@@ -39,21 +44,50 @@ class Assignment:
 
 
 def read_assignments(path: Path | str) -> list[Assignment]:
+    """Every assignment in the file; every malformed row is reported, all in one error."""
     path = Path(path)
+    name = str(path)
+    text = _read_text(path)
+    lines = _LINE_END.split(text)  # physical lines, numbered as csv's line_num counts them
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = _header(reader, name)
+    index = {col: header.index(col) for col in COLUMNS}
+    problems: list[Problem] = []
+    rows: list[Assignment] = []
+    for line, fields in _records(reader, name, problems):
+        if len(fields) != len(COLUMNS):
+            problems.append(
+                Problem(
+                    Location(name, line, 1),
+                    f"{len(fields)} fields, expected {len(COLUMNS)} ({','.join(header)})",
+                )
+            )
+            continue
+        cells = _cells(fields, index, Location(name, line), lines)
+        row = _row(cells.values, cells.where, problems)
+        if row is not None:
+            rows.append(row)
+    if problems:
+        raise ConfigError(problems)
+    return rows
+
+
+def _read_text(path: Path) -> str:
     name = str(path)
     try:
         # newline="": the csv module handles line ends itself, so a quoted "a\nb" keeps its
         # line break (split into lines first, it became "ab").
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise ConfigError([Problem(Location(name), "usage CSV file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError([Problem(Location(name), f"cannot read usage CSV: {reason}")]) from None
-    lines = _LINE_END.split(text)  # physical lines, numbered as csv's line_num counts them
-    problems: list[Problem] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
+
+
+def _header(reader: CsvReader, name: str) -> list[str]:
+    """The header's column names, refused unless they are exactly COLUMNS (in any order)."""
     try:
         header = next(reader)
     except StopIteration:
@@ -71,39 +105,44 @@ def read_assignments(path: Path | str) -> list[Assignment]:
                 )
             ]
         )
-    index = {col: header.index(col) for col in COLUMNS}
-    rows: list[Assignment] = []
+    return header
+
+
+class _Record(NamedTuple):
+    line: int  # where the record starts (a quoted field may carry it over lines)
+    fields: list[str]
+
+
+def _records(reader: CsvReader, name: str, problems: list[Problem]) -> Iterator[_Record]:
+    """The records after the header, blank ones left out; a record the csv module cannot
+    parse becomes a problem and reading goes on."""
     while True:
-        first_line = reader.line_num + 1  # a quoted field may carry the record over lines
+        first_line = reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
             problems.append(Problem(Location(name, reader.line_num, 1), f"invalid CSV: {exc}"))
             continue
-        if not any(f.strip() for f in fields):
-            continue  # blank lines are harmless
-        line = first_line
-        if len(fields) != len(COLUMNS):
-            problems.append(
-                Problem(
-                    Location(name, line, 1),
-                    f"{len(fields)} fields, expected {len(COLUMNS)} ({','.join(header)})",
-                )
-            )
-            continue
-        starts = _field_columns(lines[line - 1]) if line <= len(lines) else []
-        where = {
-            col: Location(name, line, starts[i] if i < len(starts) else 1)
-            for col, i in index.items()
-        }
-        row = _row({col: fields[i].strip() for col, i in index.items()}, where, problems)
-        if row is not None:
-            rows.append(row)
-    if problems:
-        raise ConfigError(problems)
-    return rows
+        if any(f.strip() for f in fields):  # blank lines are harmless
+            yield _Record(first_line, fields)
+
+
+class _Cells(NamedTuple):
+    values: dict[str, str]  # column -> stripped value
+    where: dict[str, Location]  # column -> its file:line:col
+
+
+def _cells(fields: list[str], index: dict[str, int], at: Location, lines: list[str]) -> _Cells:
+    """A record's values by column, each located at the column it starts at on the record's
+    first physical line (`at`)."""
+    starts = _field_columns(lines[at.line - 1]) if at.line <= len(lines) else []
+    where = {
+        col: Location(at.file, at.line, starts[i] if i < len(starts) else 1)
+        for col, i in index.items()
+    }
+    return _Cells({col: fields[i].strip() for col, i in index.items()}, where)
 
 
 def _row(

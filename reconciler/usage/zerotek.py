@@ -7,18 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from reconciler.core.errors import ReconcileError
 from reconciler.core.periods import Period
 from reconciler.core.state import Usage
-from reconciler.net.http import (
-    DEADLINE_SECONDS,
-    MAX_RESPONSE_BYTES,
-    ApiError,
-    HttpApi,
-    RequestStats,
-)
+from reconciler.net.http import ApiError, HttpApi, RequestStats
+from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
 from reconciler.net.taskgroup import all_or_none, all_or_none2
 from reconciler.net.throttle import Throttle
 from reconciler.usage.identity import SkuRows
@@ -40,33 +33,17 @@ class ZeroTekClient(HttpApi):
         base_url: str,
         token: str,
         *,
-        max_concurrency: int = 8,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        deadline: float = DEADLINE_SECONDS,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        http: HttpSettings = DEFAULT_HTTP,
         stats: RequestStats | None = None,
         throttle: Throttle | None = None,
-        max_requests_per_minute: float | None = None,
     ) -> None:
         super().__init__(
             base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             secrets=(token,),
-            max_concurrency=max_concurrency,
-            timeout=timeout,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            transport=transport,
-            deadline=deadline,
-            max_response_bytes=max_response_bytes,
+            http=http,
             stats=stats,
             throttle=throttle,
-            max_requests_per_minute=max_requests_per_minute,
         )
 
     def parse_error_body(self, body: Any) -> tuple[str | None, str | None, str | None]:
