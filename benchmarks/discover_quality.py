@@ -31,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.core.model import Agreement, Company, Config, Directory, Settings
+from reconciler.core.model import Config, Settings
+from reconciler.core.state import Agreement, Company, Directory
 from reconciler.insight.discover import discover
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.discovery import Expected, discovery_fixture

@@ -20,20 +20,9 @@ import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
-from reconciler.core.model import (
-    ActualState,
-    Addition,
-    Agreement,
-    CatalogItem,
-    Company,
-    Config,
-    CustomerMap,
-    Period,
-    PeriodKind,
-    Settings,
-    SkuMap,
-    Usage,
-)
+from reconciler.core.model import Config, CustomerMap, PeriodKind, Settings, SkuMap
+from reconciler.core.periods import Period
+from reconciler.core.state import ActualState, Addition, Agreement, CatalogItem, Company, Usage
 from reconciler.plan import planner
 
 TARGET_SECONDS = 1.0

@@ -44,7 +44,14 @@ from plan_scale import AS_OF, SandboxProcess, by_kind, request_floor, write_sett
 # What "the run-log part of an apply" means: time spent inside these modules' functions
 # (outermost call only, so nested calls, e.g. into runview, count once). Missing ones are
 # skipped.
-RUNLOG_MODULES = ("reconciler.records.runlog", "reconciler.records.runindex")
+RUNLOG_MODULES = (
+    "reconciler.records.runlog",
+    "reconciler.records.journal",
+    "reconciler.records.stream",
+    "reconciler.records.runfiles",
+    "reconciler.records.activity",
+    "reconciler.records.runindex",
+)
 # The part of it that depends on the history in runs/ (the listing behind INDEX.md), timed
 # apart, nested calls included: what issue 18 found growing with every run kept.
 HISTORY_FUNCTIONS = ("rebuild_index", "list_runs", "_sweep_temps")
@@ -166,9 +173,9 @@ def seed_history(config_dir: Path, plan_file: Path, runs: int) -> float:
     run-log writer (every change marked written), the others copies of its files with the
     run id and times changed, then one index rebuild by the project. Setup, not measured;
     copying keeps it from costing minutes when the writer is slow."""
-    from reconciler.core.model import ApplyResult, ChangeResult, CustomerResult
+    from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
     from reconciler.plan import planfile
-    from reconciler.records import runlog
+    from reconciler.records import activity, runfiles, runlog
 
     started = time.perf_counter()
     plan = planfile.load(plan_file)[0]
@@ -182,17 +189,17 @@ def seed_history(config_dir: Path, plan_file: Path, runs: int) -> float:
     def when(k: int) -> dt.datetime:
         return base - dt.timedelta(days=30 * k)
 
-    rebuild = runlog.rebuild_index
-    runlog.rebuild_index = lambda config_dir: runlog.runs_dir(config_dir) / "INDEX.md"  # type: ignore[assignment]
+    rebuild = activity.rebuild_index
+    activity.rebuild_index = lambda config_dir: runfiles.runs_dir(config_dir) / "INDEX.md"  # type: ignore[assignment]
     try:
         handle = runlog.start_run(config_dir, plan, trigger="scheduled", started=when(runs))
         finished = when(runs) + dt.timedelta(minutes=3)
         handle.finish(ApplyResult(plan, result_customers, when(runs), finished))
     finally:
-        runlog.rebuild_index = rebuild  # type: ignore[assignment]
+        activity.rebuild_index = rebuild  # type: ignore[assignment]
     source = handle.run_id
     stamp = source.split("-")[0]  # 20231210T060000Z: the run id starts with its start time
-    runs_dir = runlog.runs_dir(config_dir)
+    runs_dir = runfiles.runs_dir(config_dir)
     files = [p for p in runs_dir.rglob(f"{source}*") if p.is_file()]
     for k in range(runs - 1, 0, -1):
         new_stamp = when(k).strftime("%Y%m%dT%H%M%SZ")
@@ -220,10 +227,10 @@ def seed_history(config_dir: Path, plan_file: Path, runs: int) -> float:
 
 def activity_in_process(config_dir: Path) -> float:
     """The listing alone, without interpreter start-up and imports."""
-    from reconciler.records import runlog, runview
+    from reconciler.records import activity, runview
 
     started = time.perf_counter()
-    runview.render_runs_text(runlog.list_runs(config_dir, 20))
+    runview.render_runs_text(activity.list_runs(config_dir, 20))
     return time.perf_counter() - started
 
 

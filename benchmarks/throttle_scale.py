@@ -69,7 +69,7 @@ def main() -> int:
     from reconciler.core.model import PeriodKind
     from reconciler.core.periods import period_for
     from reconciler.engine.clients import Clients
-    from reconciler.engine.manager import make_plan
+    from reconciler.engine.planning import make_plan
     from reconciler.net.http import Traffic
 
     notices: list[str] = []

@@ -6,20 +6,9 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
-from reconciler.core.model import (
-    ActualState,
-    Addition,
-    Agreement,
-    CatalogItem,
-    Company,
-    Config,
-    CustomerMap,
-    Period,
-    PeriodKind,
-    Settings,
-    SkuMap,
-    Usage,
-)
+from reconciler.core.model import Config, CustomerMap, PeriodKind, Settings, SkuMap
+from reconciler.core.periods import Period
+from reconciler.core.state import ActualState, Addition, Agreement, CatalogItem, Company, Usage
 
 AS_OF = dt.date(2026, 11, 24)
 PERIOD = Period(PeriodKind.LAST_BILLING_PERIOD, dt.date(2026, 10, 16), dt.date(2026, 11, 15), AS_OF)

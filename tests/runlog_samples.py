@@ -16,19 +16,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from reconciler.core.model import (
-    Action,
-    ApplyResult,
-    Change,
-    ChangeResult,
-    CustomerPlan,
-    CustomerResult,
-    Notifications,
-    Period,
-    PeriodKind,
-    Plan,
-    Settings,
-)
+from reconciler.core.model import Notifications, PeriodKind, Settings
+from reconciler.core.periods import Period
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
+from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
 
 AS_OF = dt.date(2026, 11, 24)
 PERIOD = Period(PeriodKind.LAST_BILLING_PERIOD, dt.date(2026, 10, 16), dt.date(2026, 11, 15), AS_OF)

@@ -13,10 +13,11 @@ import pytest
 
 from reconciler.config.loader import load_config
 from reconciler.connectwise.apply import apply_plan
-from reconciler.core.model import ChangeResult, CustomerResult, PeriodKind
+from reconciler.core.model import PeriodKind
 from reconciler.core.periods import period_for
+from reconciler.core.results import ChangeResult, CustomerResult
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import make_plan
+from reconciler.engine.planning import make_plan
 from reconciler.sandbox import Sandbox
 
 

@@ -13,8 +13,8 @@ import jsonschema
 from plan_builders import PERIOD
 
 from reconciler.config.resources import load_schema
-from reconciler.core.model import Action, Change, CustomerPlan, Plan
-from reconciler.plan import render
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
+from reconciler.plan import baseline_render
 from reconciler.plan.baseline import compare
 
 
@@ -60,7 +60,7 @@ def test_identical_plans_are_all_drift_and_the_pull_request_changes_nothing() ->
     plan = _plan(("c1", (DRIFT, NEW)))
     cmp = compare(plan, plan)
     assert cmp.of("change", "dropped") == () and cmp.pull_request_delta == 0
-    md = render.markdown_compared(cmp)
+    md = baseline_render.markdown_compared(cmp)
     mine, drift = md.split("#### This pull request")[1].split("#### Drift")
     assert "changes nothing in ConnectWise" in mine
     assert "**c1**" in drift
@@ -75,7 +75,7 @@ def test_a_change_only_in_price_is_the_pull_requests() -> None:
 def test_markdown_leads_with_the_pull_request_then_drift() -> None:
     base = _plan(("c1", (DRIFT,)), ("c3", (GONE,)))
     head = _plan(("c1", (DRIFT,)), ("c2", (NEW,)), ("c3", ()))
-    md = render.markdown_compared(compare(head, base), note=None)
+    md = baseline_render.markdown_compared(compare(head, base), note=None)
     assert md.index("#### This pull request") < md.index("#### Drift")
     mine, drift = md.split("#### This pull request")[1].split("#### Drift")
     assert "**+41.50 USD**" in mine  # 6 x 4.00 + 7 x 2.50 no longer removed
@@ -87,7 +87,7 @@ def test_markdown_leads_with_the_pull_request_then_drift() -> None:
 def test_json_carries_the_cause_of_every_change_and_matches_the_schema() -> None:
     base = _plan(("c1", (DRIFT,)), ("c3", (GONE,)), ("c5", (DRIFT,)))
     head = _plan(("c1", (DRIFT,)), ("c2", (NEW,)), ("c3", ()))
-    data = json.loads(render.json_compared(compare(head, base), "a note"))
+    data = json.loads(baseline_render.json_compared(compare(head, base), "a note"))
     jsonschema.validate(data, load_schema("plan.schema.json"))
     causes = {c["id"]: [ch["cause"] for ch in c["changes"]] for c in data["customers"]}
     assert causes == {"c1": ["drift"], "c2": ["change"], "c3": ["dropped"], "c5": ["dropped"]}

@@ -8,20 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from reconciler.core.billed import Billed, billed_before
-from reconciler.core.model import (
-    Action,
-    ActualState,
-    Addition,
-    Change,
-    Config,
-    CustomerMap,
-    CustomerPlan,
-    Period,
-    PeriodKind,
-    Plan,
-    Settings,
-    SkuMap,
-)
+from reconciler.core.model import Config, CustomerMap, PeriodKind, Settings, SkuMap
+from reconciler.core.periods import Period
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
+from reconciler.core.state import ActualState, Addition
 
 AS_OF = dt.date(2026, 11, 24)
 PERIOD = Period(PeriodKind.LAST_BILLING_PERIOD, dt.date(2026, 10, 16), dt.date(2026, 11, 15), AS_OF)

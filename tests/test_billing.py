@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from plan_builders import addition, config, customer, state, usage
 
 from reconciler.config.resources import example_dir
-from reconciler.core.model import Agreement, Company, SkuMap
+from reconciler.core.model import SkuMap
+from reconciler.core.state import Agreement, Company
 from reconciler.plan.planner import plan
 from reconciler.sandbox import Sandbox, default_fixture
 

@@ -29,12 +29,13 @@ from reconciler.cli import app
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise import client as cw_client
 from reconciler.connectwise.client import ConnectWiseClient
-from reconciler.core.model import Period, PeriodKind
+from reconciler.core.model import PeriodKind
+from reconciler.core.periods import Period
 from reconciler.net.deadline import RunDeadline, parse_duration, within
 from reconciler.notify import chat
 from reconciler.notify import email as notify
 from reconciler.notify.github import GitHubClient
-from reconciler.records import runlog
+from reconciler.records import activity
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]
@@ -148,8 +149,8 @@ def test_apply_at_the_time_limit_starts_no_new_write_and_records_the_truth(
     assert result.exit_code == 124, result.output
     written = sandbox.stats.writes
     assert 0 < written < 11  # some, not all: the limit fell mid-apply
-    (summary,) = runlog.list_runs(config_dir)
-    record = runlog.load_run(config_dir, summary.run_id)
+    (summary,) = activity.list_runs(config_dir)
+    record = activity.load_run(config_dir, summary.run_id)
     assert record.outcome == "interrupted" and record.interrupted_by == "time limit"
     assert record.totals.writes == written  # true counts
     assert "Interrupted by time limit" in result.stderr
@@ -163,8 +164,8 @@ def test_apply_reading_past_the_time_limit_is_recorded_interrupted(
     result = cli(config_dir, "apply", "--yes", "--no-email", *AS_OF, "--max-duration", "1")
     assert result.exit_code == 124, result.output
     assert sandbox.stats.writes == 0
-    (summary,) = runlog.list_runs(config_dir)
-    record = runlog.load_run(config_dir, summary.run_id)
+    (summary,) = activity.list_runs(config_dir)
+    record = activity.load_run(config_dir, summary.run_id)
     assert record.outcome == "interrupted" and record.interrupted_by == "time limit"
 
 
@@ -317,6 +318,6 @@ def test_second_signal_abandons_a_stuck_e_mail_and_the_record_says_so(
     assert child.returncode == 130, err
     assert "Traceback" not in err
     assert sandbox.stats.writes == 11  # the apply itself had finished
-    (summary,) = runlog.list_runs(config_dir)
-    record = runlog.load_run(config_dir, summary.run_id)
+    (summary,) = activity.list_runs(config_dir)
+    record = activity.load_run(config_dir, summary.run_id)
     assert record.emails and all("abandoned" in e.detail for e in record.emails), record.emails

@@ -12,7 +12,8 @@ import pytest
 from reconciler.config.loader import load_config
 from reconciler.core.model import PeriodKind
 from reconciler.engine import collector
-from reconciler.engine.manager import PlanRequest, SyncEngine
+from reconciler.engine.interface import PlanRequest
+from reconciler.engine.manager import SyncEngine
 from reconciler.plan import planner
 from reconciler.sandbox import Sandbox
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import reconcile
 from generated_world import AS_OF, as_desired, duplicates, live, make_world, unmanaged
 
-from reconciler.records.runlog import list_runs
+from reconciler.records.activity import list_runs
 from reconciler.sandbox import Sandbox
 
 

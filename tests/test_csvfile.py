@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.errors import ConfigError
-from reconciler.core.model import Config, Period, PeriodKind, Settings
+from reconciler.core.model import Config, PeriodKind, Settings
+from reconciler.core.periods import Period
 from reconciler.usage import fetch_usage
 from reconciler.usage.csvfile import count_users, read_assignments
 from reconciler.usage.zerotek import ZeroTekClient

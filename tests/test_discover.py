@@ -13,7 +13,7 @@ from clirun import run
 
 from reconciler.config.loader import load_config
 from reconciler.config.resources import example_dir, load_schema
-from reconciler.core.model import Agreement
+from reconciler.core.state import Agreement
 from reconciler.insight.matching import choose_agreement, score_names, tokens
 from reconciler.sandbox import Sandbox
 from reconciler.sandbox.discovery import discovery_fixture

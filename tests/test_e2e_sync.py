@@ -288,10 +288,10 @@ def test_saved_plan_cannot_be_narrowed_at_apply_time(sandbox, config_dir, tmp_pa
 
 
 def _runs(config_dir: Path) -> list[dict]:
-    from reconciler.records import runlog
+    from reconciler.records import activity
 
     records = [
-        runlog.load_run(config_dir, r.run_id).to_json() for r in runlog.list_runs(config_dir)
+        activity.load_run(config_dir, r.run_id).to_json() for r in activity.list_runs(config_dir)
     ]
     for record in records:  # the program no longer checks its own records; the tests do
         jsonschema.validate(record, load_schema("run.schema.json"))
@@ -438,9 +438,9 @@ def test_run_records_name_the_currency_and_keep_exact_money(sandbox, config_dir)
     )
     assert "6.50" in {ch["unit_price"] for ch in changes}
     assert record["totals"]["revenue_delta"] == "274.50"
-    from reconciler.records import runlog
+    from reconciler.records import activity
 
-    (summary,) = runlog.list_runs(config_dir)
+    (summary,) = activity.list_runs(config_dir)
     md = (config_dir / "runs" / summary.md_link).read_text()
     assert "+274.50 EUR per month" in md and "Unit price (EUR)" in md
     detail = run(config_dir, "activity", summary.run_id).stdout

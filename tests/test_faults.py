@@ -27,16 +27,15 @@ from generated_world import (
 )
 
 from reconciler.connectwise.apply import apply_plan
-from reconciler.core.model import Action, ApplyResult, Config, PeriodKind, Plan
+from reconciler.core.model import Config, PeriodKind
 from reconciler.core.periods import period_for
+from reconciler.core.plan import Action, Plan
+from reconciler.core.results import ApplyResult
+from reconciler.engine.checks import check_safe
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import (
-    ApplyRequest,
-    PlanRequest,
-    SyncEngine,
-    check_safe,
-    make_plan,
-)
+from reconciler.engine.interface import ApplyRequest, PlanRequest
+from reconciler.engine.manager import SyncEngine
+from reconciler.engine.planning import make_plan
 from reconciler.net.http import Traffic
 from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox

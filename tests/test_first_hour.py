@@ -29,7 +29,7 @@ from reconciler.cli import app, applying
 from reconciler.cli.apply_report import interrupted_line
 from reconciler.cli.help import EXAMPLE_RUN_ID, EXAMPLES
 from reconciler.config.resources import SCHEMA_NAMES, example_dir
-from reconciler.engine.manager import SyncOutcome
+from reconciler.engine.interface import SyncOutcome
 from reconciler.records import runlog
 from reconciler.sandbox import Sandbox
 

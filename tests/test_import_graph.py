@@ -183,5 +183,5 @@ def test_help_loads_no_http_client() -> None:
 def test_activity_loads_no_engine() -> None:
     """`reconcile activity` reads runs/: the run log and the lock, not the sync engine."""
     loaded = _loaded_by("from reconciler.engine import history")
-    assert "reconciler.records.runlog" in loaded
+    assert "reconciler.records.activity" in loaded
     assert {"reconciler.engine.manager", "httpx"} & loaded == set()

@@ -11,7 +11,7 @@ from conftest import set_setting
 from typer.testing import CliRunner, Result
 
 from reconciler.cli import app
-from reconciler.records import runlog
+from reconciler.records import activity
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]
@@ -47,8 +47,8 @@ def test_the_hint_after_an_interrupted_selective_apply_keeps_the_selection(
     result = cli(config_dir, "apply", "--yes", "--no-email", *args)
     assert result.exit_code == 124, result.output
     assert "not started" in result.stderr, result.stderr
-    (summary,) = runlog.list_runs(config_dir)
-    assert runlog.load_run(config_dir, summary.run_id).interrupted_by == "time limit"
+    (summary,) = activity.list_runs(config_dir)
+    assert activity.load_run(config_dir, summary.run_id).interrupted_by == "time limit"
     # a bare `apply` would apply every customer: the hint re-plans what this run planned
     hint = f"run `reconcile --config-dir {config_dir} apply {' '.join(args)}` again"
     assert hint in result.stderr, result.stderr
@@ -65,7 +65,7 @@ def test_a_removed_customer_reads_cleanly_in_plan_activity_and_run_log(
     assert "zt-0007, agreement 1007\n" in plan.stdout, plan.stdout  # not "→ , ... 'None'"
     assert "'None'" not in plan.stdout and "zt-0007 zt-0007" not in plan.stdout
     assert cli(config_dir, "apply", "--yes", "--no-email", *AS_OF).exit_code == 0
-    run_id = runlog.list_runs(config_dir)[0].run_id
+    run_id = activity.list_runs(config_dir)[0].run_id
     shown = cli(config_dir, "activity", run_id).stdout
     assert "\nzt-0007, agreement #1007\n" in shown, shown  # not "company , agreement None"
     why = "no longer mapped: was SKU OKTA-WF of customer zt-0007"

@@ -15,7 +15,8 @@ from plan_builders import AS_OF, PERIOD, addition, config, customer, state, usag
 from reconciler.connectwise.apply import _live
 from reconciler.connectwise.payload import addition as _addition
 from reconciler.core.billed import billed_before
-from reconciler.core.model import Addition, ManagedProducts, is_live_managed
+from reconciler.core.model import ManagedProducts
+from reconciler.core.state import Addition, is_live_managed
 from reconciler.plan import planfile
 from reconciler.plan.planner import plan
 

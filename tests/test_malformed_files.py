@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from reconciler.cli import app
 from reconciler.core.errors import ReconcileError
 from reconciler.engine.lock import config_lock, lock_path
-from reconciler.records import runlog
+from reconciler.records import activity
 from reconciler.sandbox import Sandbox
 
 AS_OF = ["--as-of", "2026-11-24"]
@@ -50,20 +50,20 @@ def test_a_deeply_nested_run_file_blocks_nothing(sandbox: Sandbox, config_dir: P
     applied = cli(config_dir, "apply", "--yes", "--no-email", *AS_OF)
     assert applied.exit_code == 0, applied.output
     assert sandbox.stats.writes == 11
-    outcomes = {s.outcome for s in runlog.list_runs(config_dir)}
+    outcomes = {s.outcome for s in activity.list_runs(config_dir)}
     assert outcomes == {"unreadable", "success"}
 
 
 def test_an_edit_that_keeps_the_size_is_noticed(sandbox: Sandbox, config_dir: Path) -> None:
     assert cli(config_dir, "apply", "--yes", "--no-email", *AS_OF).exit_code == 0
-    (summary,) = runlog.list_runs(config_dir)
+    (summary,) = activity.list_runs(config_dir)
     assert summary.outcome == "success"
     path = summary.path
     text = path.read_text()
     edited = text.replace('"outcome":"success"', '"outcome":"partial"')
     assert edited != text and len(edited) == len(text)
     path.write_text(edited)
-    (again,) = runlog.list_runs(config_dir)
+    (again,) = activity.list_runs(config_dir)
     assert again.outcome == "partial"
 
 

@@ -30,17 +30,12 @@ from runlog_samples import (
 )
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import (
-    ApplyResult,
-    Config,
-    CustomerPlan,
-    CustomerResult,
-    Period,
-    Settings,
-    SkuMap,
-    Usage,
-)
+from reconciler.core.model import Config, Settings, SkuMap
 from reconciler.core.model import CustomerMap as CM
+from reconciler.core.periods import Period
+from reconciler.core.plan import CustomerPlan
+from reconciler.core.results import ApplyResult, CustomerResult
+from reconciler.core.state import Usage
 from reconciler.notify import email as notify
 from reconciler.records import runlog
 from reconciler.records.record import RunRecord

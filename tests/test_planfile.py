@@ -216,7 +216,7 @@ def test_a_plan_re_derived_from_its_own_snapshot_is_the_same_plan() -> None:
     import datetime as dt
     from decimal import Decimal
 
-    from reconciler.core.model import Addition
+    from reconciler.core.state import Addition
     from reconciler.plan.snapshot import known_additions
 
     cfg = config(customer("zt-1", exclude_skus=("OKTA-MFA",)))

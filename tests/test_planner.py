@@ -11,7 +11,9 @@ from plan_builders import (
     usage,
 )
 
-from reconciler.core.model import Action, Agreement, Company, Removal, Settings
+from reconciler.core.model import Removal, Settings
+from reconciler.core.plan import Action
+from reconciler.core.state import Agreement, Company
 from reconciler.plan.planner import plan
 
 

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plan_builders import AS_OF, CATALOG, SKUS, config, customer, state, usage
 
-from reconciler.core.model import Action, Addition, Agreement, Company, Removal, Settings
+from reconciler.core.model import Removal, Settings
+from reconciler.core.plan import Action
+from reconciler.core.state import Addition, Agreement, Company
 from reconciler.plan.planner import plan
 
 PRODUCTS = [*(s.product for s in SKUS), "MSP-HELPDESK", "OTHER-THING"]

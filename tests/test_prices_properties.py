@@ -20,7 +20,9 @@ from plan_builders import CATALOG, config, customer, state, usage
 from test_prices import give_prices
 
 from reconciler.config.resources import example_dir
-from reconciler.core.model import Action, Addition, Agreement, Company, Settings, SkuMap
+from reconciler.core.model import Settings, SkuMap
+from reconciler.core.plan import Action
+from reconciler.core.state import Addition, Agreement, Company
 from reconciler.plan.planner import plan
 from reconciler.sandbox import Sandbox, default_fixture
 

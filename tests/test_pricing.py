@@ -16,15 +16,9 @@ from runlog_samples import SETTINGS, run_smtp
 
 from reconciler.config.loader import load_config, validate_config
 from reconciler.config.resources import load_schema
-from reconciler.core.model import (
-    Action,
-    ApplyResult,
-    Change,
-    ChangeResult,
-    CustomerResult,
-    Safety,
-    Settings,
-)
+from reconciler.core.model import Safety, Settings
+from reconciler.core.plan import Action, Change
+from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
 from reconciler.insight.report import Kind, build_report
 from reconciler.notify import email as notify
 from reconciler.plan import planfile

@@ -21,7 +21,8 @@ from clirun import run
 from conftest import set_setting
 
 from reconciler.config.resources import example_dir, load_schema
-from reconciler.core.model import Period, PeriodKind
+from reconciler.core.model import PeriodKind
+from reconciler.core.periods import Period
 from reconciler.insight.report import Kind, Report, Row
 from reconciler.insight.report_render import csv_text, markdown
 from reconciler.sandbox import Sandbox

@@ -22,7 +22,8 @@ from reconciler.config.resources import load_schema
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.errors import ReconcileError
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import ApplyRequest, SyncEngine
+from reconciler.engine.interface import ApplyRequest
+from reconciler.engine.manager import SyncEngine
 from reconciler.net.settings import HttpSettings
 from reconciler.records import runview
 from reconciler.records.record import RunRecord

@@ -21,7 +21,7 @@ from disk_faults import COMPONENTS, KINDS, DiskFault
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.records import runlog
+from reconciler.records import activity, runlog
 from reconciler.records.runview import render_run, render_run_text
 from reconciler.sandbox import Sandbox
 
@@ -46,7 +46,7 @@ def _records(config_dir: Path) -> list[runlog.RunRecord]:
             json.loads(path.read_bytes())
         except ValueError:
             continue  # torn by the fault: "unreadable", not a lie
-        found.append(runlog.load_run(config_dir, path.stem))
+        found.append(activity.load_run(config_dir, path.stem))
     return found
 
 

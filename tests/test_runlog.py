@@ -33,8 +33,8 @@ from runlog_samples import (
 )
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import CustomerPlan
-from reconciler.records import runlog
+from reconciler.core.plan import CustomerPlan
+from reconciler.records import activity, journal, runfiles, runlog
 from reconciler.records.record import EmailOutcome
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/run.schema.json").read_text())
@@ -73,12 +73,12 @@ def test_schema_is_valid_draft_2020_12() -> None:
 )
 def test_detect_trigger(explicit: str | None, event: str | None, expected: str) -> None:
     env = {"GITHUB_EVENT_NAME": event} if event else {}
-    assert runlog.detect_trigger(explicit, env) == expected
+    assert runfiles.detect_trigger(explicit, env) == expected
 
 
 def test_detect_trigger_rejects_unknown() -> None:
     with pytest.raises(ReconcileError, match="--trigger must be one of scheduled, manual"):
-        runlog.detect_trigger("cron", {})
+        runfiles.detect_trigger("cron", {})
 
 
 def test_start_run_records_incomplete_before_anything_is_applied(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_two_runs_in_one_second_get_distinct_ids(tmp_path: Path) -> None:
         for _ in range(3)
     ]
     assert ids == [RUN_ID, f"{RUN_ID}-2", f"{RUN_ID}-3"]
-    assert [s.run_id for s in runlog.list_runs(tmp_path)] == list(reversed(ids))
+    assert [s.run_id for s in activity.list_runs(tmp_path)] == list(reversed(ids))
     validate_all(tmp_path)
 
 
@@ -231,7 +231,7 @@ def test_index_is_newest_first_and_renders_as_a_table(tmp_path: Path) -> None:
     for stamp, result in zip(stamps, results, strict=True):
         runlog.start_run(tmp_path, result.plan, trigger="manual", started=stamp).finish(result)
 
-    summaries = runlog.list_runs(tmp_path)
+    summaries = activity.list_runs(tmp_path)
     assert [s.started for s in summaries] == [
         "2026-12-25T10:15:00Z",
         "2026-11-27T10:15:00Z",
@@ -240,7 +240,7 @@ def test_index_is_newest_first_and_renders_as_a_table(tmp_path: Path) -> None:
     assert [s.outcome for s in summaries] == ["partial", "failed", "success"]
     assert summaries[2].quantities_updated == 2
     assert Decimal(summaries[2].revenue_delta) == Decimal("21.00")
-    assert [s.run_id for s in runlog.list_runs(tmp_path, limit=1)] == [summaries[0].run_id]
+    assert [s.run_id for s in activity.list_runs(tmp_path, limit=1)] == [summaries[0].run_id]
 
     index = (tmp_path / "runs/INDEX.md").read_text()
     html = MarkdownIt("commonmark").enable("table").render(index)
@@ -264,29 +264,29 @@ def test_index_never_disagrees_with_the_run_files(tmp_path: Path) -> None:
         tmp_path, plan(ACME), trigger="manual", started=STARTED + dt.timedelta(days=1)
     )
     b.path.unlink()  # e.g. removed in git
-    runlog.rebuild_index(tmp_path)
+    activity.rebuild_index(tmp_path)
     index = (tmp_path / "runs/INDEX.md").read_text()
     assert a.run_id in index and b.run_id not in index
     (a.path.parent / "20261130T000000Z-manual.json").write_text("{not json")
-    runlog.rebuild_index(tmp_path)
+    activity.rebuild_index(tmp_path)
     assert "unreadable" in (tmp_path / "runs/INDEX.md").read_text()
 
 
 def test_empty_index(tmp_path: Path) -> None:
-    runlog.rebuild_index(tmp_path)
+    activity.rebuild_index(tmp_path)
     assert "No runs yet." in (tmp_path / "runs/INDEX.md").read_text()
-    assert runlog.list_runs(tmp_path) == []
+    assert activity.list_runs(tmp_path) == []
 
 
 def test_load_run_by_id_and_prefix(tmp_path: Path) -> None:
     h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
-    assert runlog.load_run(tmp_path, h.run_id).run_id == h.run_id
-    assert runlog.load_run(tmp_path, "20261124T10").run_id == h.run_id
+    assert activity.load_run(tmp_path, h.run_id).run_id == h.run_id
+    assert activity.load_run(tmp_path, "20261124T10").run_id == h.run_id
     with pytest.raises(ReconcileError, match="no run 'nope'"):
-        runlog.load_run(tmp_path, "nope")
+        activity.load_run(tmp_path, "nope")
     runlog.start_run(tmp_path, plan(ACME), trigger="scheduled", started=STARTED)
     with pytest.raises(ReconcileError, match="ambiguous"):
-        runlog.load_run(tmp_path, "20261124T10")
+        activity.load_run(tmp_path, "20261124T10")
 
 
 def test_secret_values_are_scrubbed_from_records(
@@ -345,11 +345,11 @@ def test_kill_mid_write_leaves_no_partial_file(tmp_path: Path, existing: bool) -
     else:
         assert not target.exists()
     # A later run sweeps the stale temp file so it is never committed with runs/.
-    runlog.rebuild_index(tmp_path)
+    activity.rebuild_index(tmp_path)
     assert temps[0].exists()  # too fresh: might belong to a live writer
     old = time.time() - 3600
     os.utime(temps[0], (old, old))
-    runlog.rebuild_index(tmp_path)
+    activity.rebuild_index(tmp_path)
     assert not temps[0].exists()
 
 
@@ -372,7 +372,7 @@ def test_journal_holds_every_outcome_until_the_record_is_finished(
     """Each outcome is journaled at once. A small record is rewritten with every outcome;
     a big one not until it is finished, the journal holding every outcome: whoever reads
     the run through runlog (activity, INDEX.md) sees every outcome."""
-    from reconciler.core.model import ChangeResult, CustomerResult
+    from reconciler.core.results import ChangeResult, CustomerResult
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", fold_always_bytes)
     the_plan = plan(ACME)
@@ -381,12 +381,12 @@ def test_journal_holds_every_outcome_until_the_record_is_finished(
     h.change(ChangeResult(the_plan.customers[0].changes[1], False, error="boom"))
     h.customer(CustomerResult(the_plan.customers[0], (), ("verification: off",), False))
     # Killed here: no finish. Through runlog, every outcome is there either way.
-    seen = runlog.load_run(tmp_path, h.run_id)
+    seen = activity.load_run(tmp_path, h.run_id)
     assert [c.ok for c in seen.customers[0].changes] == [True, False]
     assert seen.customers[0].changes[1].error == "boom"
     assert seen.customers[0].errors == ["verification: off"]
     assert seen.outcome == "incomplete" and seen.totals.writes == 1
-    (listed,) = runlog.list_runs(tmp_path)
+    (listed,) = activity.list_runs(tmp_path)
     assert listed.errors == seen.totals.errors == 2
     raw = json.loads(h.path.read_text())
     raw_oks = [c["ok"] for c in raw["customers"][0]["changes"]]
@@ -395,7 +395,7 @@ def test_journal_holds_every_outcome_until_the_record_is_finished(
     # A torn last line (killed mid-append) ends the replay; what came before stands.
     with h.journal_path.open("a") as f:
         f.write('{"c":0,"k":0,"ok":fal')
-    assert [c.ok for c in runlog.load_run(tmp_path, h.run_id).customers[0].changes] == [
+    assert [c.ok for c in activity.load_run(tmp_path, h.run_id).customers[0].changes] == [
         True,
         False,
     ]
@@ -415,16 +415,16 @@ def test_listing_reads_summaries_not_records(tmp_path: Path) -> None:
     # A summary alone decides the listing while it matches the record...
     data = json.loads(summary.read_text())
     summary.write_text(json.dumps({**data, "revenue_delta": "7.00"}))
-    assert runlog.list_runs(tmp_path)[0].revenue_delta == "7.00"
+    assert activity.list_runs(tmp_path)[0].revenue_delta == "7.00"
     # ...and is ignored once the record changed under it.
     record = json.loads(h.path.read_text())
     record["totals"]["revenue_delta"] = "99.00"
     h.path.write_text(json.dumps(record, indent=2))
-    assert runlog.list_runs(tmp_path)[0].revenue_delta == "99.00"
+    assert activity.list_runs(tmp_path)[0].revenue_delta == "99.00"
     summary.unlink()
-    assert runlog.list_runs(tmp_path)[0].revenue_delta == "99.00"
+    assert activity.list_runs(tmp_path)[0].revenue_delta == "99.00"
     summary.write_text("{not json")
-    assert runlog.list_runs(tmp_path)[0].outcome == "success"
+    assert activity.list_runs(tmp_path)[0].outcome == "success"
 
 
 def test_listing_hashes_only_records_whose_file_changed(
@@ -440,13 +440,13 @@ def test_listing_hashes_only_records_whose_file_changed(
     hashed: list[Path] = []
     real = runindex.content_digest
     monkeypatch.setattr(runindex, "content_digest", lambda p: hashed.append(p) or real(p))
-    assert runlog.list_runs(tmp_path)[0].outcome == "success"
+    assert activity.list_runs(tmp_path)[0].outcome == "success"
     assert hashed == []
 
     text = h.path.read_text()
     assert '"outcome":"success"' in text
     h.path.write_text(text.replace('"outcome":"success"', '"outcome":"partial"'))  # same size
-    assert runlog.list_runs(tmp_path)[0].outcome == "partial"
+    assert activity.list_runs(tmp_path)[0].outcome == "partial"
     assert hashed == [h.path]
 
     h2 = runlog.start_run(
@@ -460,7 +460,7 @@ def test_listing_hashes_only_records_whose_file_changed(
     with h2.path.open("r+") as fh:  # in place: the same inode and size
         fh.write(text.replace('"outcome":"success"', '"outcome":"partial"'))
     os.utime(h2.path, ns=(tick, tick))  # ...and, in that tick, the same time
-    assert [r.outcome for r in runlog.list_runs(tmp_path)] == ["partial", "partial"]
+    assert [r.outcome for r in activity.list_runs(tmp_path)] == ["partial", "partial"]
 
 
 def test_record_to_json_is_asdict_exactly() -> None:
@@ -506,7 +506,7 @@ def test_streamed_record_is_scrubbed_piece_by_piece(
     assert secret[:6] not in md.replace("\\", "") and "Acme" in md
     summary = json.loads((tmp_path / "runs" / "index" / f"{h.run_id}.summary").read_text())
     assert summary["record_sha256"] == hashlib.sha256(h.path.read_bytes()).hexdigest()
-    (listed,) = runlog.list_runs(tmp_path)
+    (listed,) = activity.list_runs(tmp_path)
     assert listed.outcome == "failed"
     assert validate_all(tmp_path)[0]["error"].startswith("stopped: ")
 
@@ -524,7 +524,7 @@ def test_finished_run_is_true_everywhere_before_the_emails(
     h.finish(result)  # ...and killed here, before set_emails
     assert json.loads(h.path.read_text())["outcome"] == "success"
     assert "**Outcome:** success" in h.md_path.read_text()
-    (listed,) = runlog.list_runs(tmp_path)
+    (listed,) = activity.list_runs(tmp_path)
     assert listed.outcome == "success"
     index = (tmp_path / "runs" / "INDEX.md").read_text()
     assert "success" in index and "incomplete" not in index
@@ -536,7 +536,7 @@ def test_a_large_run_killed_mid_apply_has_a_truthful_twin(
     """A large record is journal-only until finished: killed mid-apply, its twin (what
     the job summary and the repo show) still says nothing was written. The next INDEX.md
     rebuild renders it from the record and its journal: every write journaled."""
-    from reconciler.core.model import ChangeResult
+    from reconciler.core.results import ChangeResult
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", 0)
     the_plan = plan(ACME)
@@ -545,7 +545,7 @@ def test_a_large_run_killed_mid_apply_has_a_truthful_twin(
     h.change(ChangeResult(the_plan.customers[0].changes[1], False, error="boom-at-write-2"))
     # Killed here (SIGKILL): only the journal knows.
     assert "boom-at-write-2" not in h.md_path.read_text()
-    runlog.rebuild_index(tmp_path)
+    activity.rebuild_index(tmp_path)
     twin = h.md_path.read_text()
     assert "boom-at-write-2" in twin
     assert "**Quantities updated:** " in twin and "**Errors:** 1" in twin
@@ -561,9 +561,9 @@ def test_a_journal_left_beside_a_finished_record_is_removed_by_the_rebuild(
     h = runlog.start_run(tmp_path, plan(ACME), trigger="manual", started=STARTED)
     h.finish(success_result())
     h.journal_path.write_text('{"c":0,"k":0,"ok":false,"error":"stale","note":null}\n')
-    runlog.rebuild_index(tmp_path)
+    activity.rebuild_index(tmp_path)
     assert not h.journal_path.exists()
-    assert runlog.list_runs(tmp_path)[0].outcome == "success"
+    assert activity.list_runs(tmp_path)[0].outcome == "success"
     assert "stale" not in h.md_path.read_text()
 
 
@@ -576,9 +576,9 @@ def test_a_hand_edited_record_the_twin_cannot_render_is_still_listed(tmp_path: P
     record = json.loads(h.path.read_text())
     record["customers"][0]["changes"][0]["ok"] = {"z": 1}
     h.path.write_text(json.dumps(record))
-    index = runlog.rebuild_index(tmp_path).read_text()
+    index = activity.rebuild_index(tmp_path).read_text()
     assert "unreadable" not in index and "success" in index
-    assert [r.outcome for r in runlog.list_runs(tmp_path)] == ["success"]
+    assert [r.outcome for r in activity.list_runs(tmp_path)] == ["success"]
 
 
 def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
@@ -587,7 +587,7 @@ def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
     """DESIGN 12.5, durably as soon as known: a large run's journal is flushed by a thread
     whenever lines were appended since its last flush; the last flush covers every line,
     and the writes never wait for the disk."""
-    from reconciler.core.model import ChangeResult, CustomerResult
+    from reconciler.core.results import ChangeResult, CustomerResult
 
     flushed: list[int] = []
 
@@ -596,7 +596,7 @@ def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
         flushed.append(os.fstat(fd).st_size)
 
     monkeypatch.setattr(runlog, "FOLD_ALWAYS_BYTES", 0)
-    monkeypatch.setattr(runlog, "_datasync", datasync)
+    monkeypatch.setattr(journal, "_datasync", datasync)
     the_plan = plan(ACME)
     h = runlog.start_run(tmp_path, the_plan, trigger="manual", started=STARTED)
     h.change(ChangeResult(the_plan.customers[0].changes[0], True))
@@ -607,7 +607,7 @@ def test_a_large_runs_journal_reaches_the_disk_as_it_grows(
     while (not flushed or flushed[-1] < written) and time.monotonic() < deadline:
         time.sleep(0.01)  # the flusher runs beside the apply; no write waited for it
     assert flushed and flushed[-1] == written  # on disk while the run is still going
-    flusher = h._flusher
+    flusher = h._journal_file.flusher
     assert flusher is not None
     h.finish(success_result())
     assert not h.journal_path.exists()
@@ -624,11 +624,11 @@ def test_journal_flushes_are_grouped_and_the_last_one_is_immediate(
     def datasync(fd: int) -> None:
         flushed.append((time.monotonic(), os.fstat(fd).st_size))
 
-    monkeypatch.setattr(runlog, "_datasync", datasync)
-    group = runlog._Flusher.GROUP_SECONDS
+    monkeypatch.setattr(journal, "_datasync", datasync)
+    group = journal.Flusher.GROUP_SECONDS
     fd = os.open(tmp_path / "journal", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
-        flusher = runlog._Flusher(fd)
+        flusher = journal.Flusher(fd)
         began = time.monotonic()
         for _ in range(300):  # ~0.3 s of lines, one per millisecond
             os.write(fd, b"{}\n")

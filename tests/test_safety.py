@@ -1,12 +1,13 @@
 from plan_builders import addition, config, customer, state, usage
 
-from reconciler.core.model import Action, Safety, Settings
+from reconciler.core.model import Safety, Settings
+from reconciler.core.plan import Action
 from reconciler.plan.planner import plan
 
 
 def _plan(n_existing: int, keep: int, safety: Safety, new_qty: int = 10):
     """n_existing customers each with one SSO addition of 10; `keep` of them still use it."""
-    from reconciler.core.model import Agreement, Company
+    from reconciler.core.state import Agreement, Company
 
     customers = [
         customer(f"zt-{i:02}", company=f"C{i}", agreement=1000 + i) for i in range(n_existing)

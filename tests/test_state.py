@@ -17,7 +17,8 @@ from reconciler.config.loader import load_config
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import read_additions, read_state
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import ActualState, Addition, Config, CustomerMap
+from reconciler.core.model import Config, CustomerMap
+from reconciler.core.state import ActualState, Addition
 from reconciler.engine.clients import Clients
 from reconciler.sandbox import Sandbox, generate_fixture
 

@@ -31,7 +31,8 @@ from reconciler.connectwise.payload import (
 from reconciler.connectwise.state import read_additions, read_state
 from reconciler.core.errors import ReconcileError
 from reconciler.core.mapping import agreements_by_company, companies_by_key, resolve_agreement
-from reconciler.core.model import ActualState, Config, CustomerMap
+from reconciler.core.model import Config, CustomerMap
+from reconciler.core.state import ActualState
 from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox, generate_fixture
 from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX

@@ -26,7 +26,7 @@ from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import PeriodKind
 from reconciler.core.periods import period_for
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import make_plan
+from reconciler.engine.planning import make_plan
 from reconciler.net.http import Traffic
 from reconciler.net.settings import HttpSettings
 from reconciler.net.throttle import Throttle, TimeLimit

@@ -483,9 +483,9 @@ def test_commit_back_regenerates_the_index_on_the_latest_branch(
     assert sorted(p.stem for p in runs.glob("*/*/*.json")) == sorted(ids.values())
     index = (runs / "INDEX.md").read_text(encoding="utf-8")
     assert all(f"[{run_id}]" in index for run_id in ids.values())
-    from reconciler.records import runlog
+    from reconciler.records import activity
 
-    runlog.rebuild_index(final)  # what the run files make, regenerated here
+    activity.rebuild_index(final)  # what the run files make, regenerated here
     assert (runs / "INDEX.md").read_text(encoding="utf-8") == index
     log = _origin_log(origin)
     assert log.count("github-actions[bot]|Sync run log (workflow_dispatch)") == 4

@@ -26,17 +26,12 @@ from reconciler.config.loader import load_config
 from reconciler.connectwise.apply import apply_plan
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.confirm import shows
-from reconciler.core.model import (
-    Action,
-    ApplyResult,
-    Change,
-    ManagedProducts,
-    PeriodKind,
-    Removal,
-)
+from reconciler.core.model import ManagedProducts, PeriodKind, Removal
 from reconciler.core.periods import period_for
+from reconciler.core.plan import Action, Change
+from reconciler.core.results import ApplyResult
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import make_plan
+from reconciler.engine.planning import make_plan
 from reconciler.sandbox import Sandbox
 
 AS_OF = dt.date(2026, 11, 24)

@@ -16,7 +16,9 @@ from example_usage import LAST_USAGE as EXPECTED_LAST
 
 from reconciler.config.loader import load_config
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Config, Period, PeriodKind, Usage
+from reconciler.core.model import Config, PeriodKind
+from reconciler.core.periods import Period
+from reconciler.core.state import Usage
 from reconciler.engine.clients import Clients
 from reconciler.net.http import ApiError
 from reconciler.net.settings import HttpSettings

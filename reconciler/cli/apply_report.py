@@ -11,8 +11,9 @@ from typing import NamedTuple
 import typer
 
 from reconciler.cli.application import command_for
-from reconciler.core.model import PeriodKind, Plan
-from reconciler.engine.manager import SyncOutcome
+from reconciler.core.model import PeriodKind
+from reconciler.core.plan import Plan
+from reconciler.engine.interface import SyncOutcome
 from reconciler.plan import render
 from reconciler.secure.untrusted import plain
 

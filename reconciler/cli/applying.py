@@ -24,9 +24,11 @@ from reconciler.cli.options import OutputFormat
 from reconciler.cli.progress import busy, is_tty, notice, requests_shown
 from reconciler.config.loader import load_config
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import CustomerResult, Plan
+from reconciler.core.plan import Plan
+from reconciler.core.results import CustomerResult
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import AlreadyApplied, ApplyRequest, Declined, SyncEngine, Ui
+from reconciler.engine.interface import AlreadyApplied, ApplyRequest, Declined, Ui
+from reconciler.engine.manager import SyncEngine
 from reconciler.plan import render
 from reconciler.secure.untrusted import json_dumps
 

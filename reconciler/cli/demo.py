@@ -24,7 +24,7 @@ from reconciler.config.resources import example_dir
 from reconciler.core.model import PeriodKind
 from reconciler.engine import history
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import ApplyRequest, PlanRequest, resolve_max_duration
+from reconciler.engine.interface import ApplyRequest, PlanRequest, resolve_max_duration
 from reconciler.records import runview
 from reconciler.sandbox import Sandbox, default_fixture
 

@@ -212,7 +212,7 @@ def discover(
     from reconciler.config.loader import load_config
     from reconciler.engine import collector
     from reconciler.engine import insight_reads as insight
-    from reconciler.engine.manager import READING
+    from reconciler.engine.interface import READING
     from reconciler.insight import discover_output
 
     root = config_dir_of(ctx, config_dir)
@@ -278,7 +278,7 @@ def report(
     from reconciler.core.periods import period_for
     from reconciler.engine import collector
     from reconciler.engine import insight_reads as insight
-    from reconciler.engine.manager import READING
+    from reconciler.engine.interface import READING
     from reconciler.insight import report_render
 
     config = load_config(config_dir_of(ctx, config_dir))

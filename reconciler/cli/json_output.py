@@ -13,10 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.model import Period
 from reconciler.core.money import optional as optional_money
+from reconciler.core.periods import Period
 from reconciler.insight.report import Row
-from reconciler.records.record import ChangeRecord, CustomerRecord, EmailOutcome, RunRecord
+from reconciler.records.customers import ChangeRecord, CustomerRecord
+from reconciler.records.record import EmailOutcome, RunRecord
 
 # A change's `ok` (the journal) as a word.
 RESULTS = {True: "written", False: "failed", "unknown": "unknown", None: "not-applied"}

@@ -21,12 +21,15 @@ from reconciler.cli.progress import busy, notice, requests_shown
 from reconciler.config.loader import load_config
 from reconciler.config.problem_output import annotation_file, github_annotation
 from reconciler.core.errors import Problem, ReconcileError
-from reconciler.core.model import Config, Location, PeriodKind, Plan
+from reconciler.core.model import Config, Location, PeriodKind
 from reconciler.core.periods import today_in
+from reconciler.core.plan import Plan
 from reconciler.engine.clients import Clients
-from reconciler.engine.manager import Planned, PlanRequest, SyncEngine, Ui
+from reconciler.engine.interface import Planned, PlanRequest, Ui
+from reconciler.engine.manager import SyncEngine
 from reconciler.plan import render
 from reconciler.plan.baseline import compare, connection_from_base
+from reconciler.plan.baseline_render import json_compared, markdown_compared
 from reconciler.secure.untrusted import plain, workflow_command
 
 __all__ = ["PlanOptions", "customer_annotations", "run_plan"]
@@ -156,8 +159,8 @@ def _plan_text(planned: Planned, fmt: Format, compared: bool, note: str | None) 
     empty = replace(planned.plan, customers=())
     cmp = compare(planned.plan, planned.base if planned.base is not None else empty)
     if fmt is Format.MARKDOWN:
-        return render.markdown_compared(cmp, note)
-    return render.json_compared(cmp, note)
+        return markdown_compared(cmp, note)
+    return json_compared(cmp, note)
 
 
 def customer_annotations(config: Config, plan: Plan) -> list[str]:

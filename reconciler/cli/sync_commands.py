@@ -64,7 +64,7 @@ def plan(
     Exit 0 (also with changes, unless --detailed-exitcode: then 2), 1 on any error.
     """
     from reconciler.cli.planning import PlanOptions, run_plan
-    from reconciler.engine.manager import PlanRequest, resolve_max_duration
+    from reconciler.engine.interface import PlanRequest, resolve_max_duration
 
     seconds = resolve_max_duration(max_duration)
     request = PlanRequest(
@@ -107,7 +107,7 @@ def apply(
     """
     from reconciler.cli.apply_failure import apply_failure_shown
     from reconciler.cli.applying import ApplyOptions, run_apply
-    from reconciler.engine.manager import ApplyRequest, resolve_max_duration
+    from reconciler.engine.interface import ApplyRequest, resolve_max_duration
 
     # A malformed --as-of or --max-duration fails like the apply would: in the JSON too.
     with apply_failure_shown(fmt is OutputFormat.JSON):

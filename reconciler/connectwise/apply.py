@@ -31,21 +31,11 @@ from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import additions_path, read_additions
 from reconciler.core import money
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import (
-    Action,
-    Addition,
-    ApplyResult,
-    Change,
-    ChangeResult,
-    Config,
-    CustomerPlan,
-    CustomerResult,
-    ManagedProducts,
-    Plan,
-    Removal,
-    is_live_managed,
-)
+from reconciler.core.model import Config, ManagedProducts, Removal
 from reconciler.core.money import json_number
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
+from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
+from reconciler.core.state import Addition, is_live_managed
 from reconciler.net.http import ApiError, OutcomeUnknown, one_line
 from reconciler.plan import drift, planfile
 

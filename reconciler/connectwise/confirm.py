@@ -15,7 +15,9 @@ from typing import Any
 from reconciler.connectwise.payload import addition
 from reconciler.connectwise.state import additions_path
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Action, Change, ManagedProducts, Removal, is_live_managed
+from reconciler.core.model import ManagedProducts, Removal
+from reconciler.core.plan import Action, Change
+from reconciler.core.state import is_live_managed
 
 
 def shows(

@@ -22,7 +22,7 @@ from reconciler.connectwise.payload import (
     catalog_item,
     company,
 )
-from reconciler.core.model import Directory
+from reconciler.core.state import Directory
 
 # The agreement type ("Managed Services", "Licensing") helps tell a licensing agreement
 # from a helpdesk contract; it is read only here.

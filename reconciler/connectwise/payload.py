@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Addition, Agreement, CatalogItem, Company, ManagedProducts
+from reconciler.core.model import ManagedProducts
+from reconciler.core.state import Addition, Agreement, CatalogItem, Company
 from reconciler.secure.scrub import shorten
 
 COMPANIES = "/company/companies"

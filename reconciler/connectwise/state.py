@@ -40,16 +40,8 @@ from reconciler.connectwise.payload import (
     company,
 )
 from reconciler.core.mapping import agreements_by_company, companies_by_key, resolve_agreement
-from reconciler.core.model import (
-    ActualState,
-    Addition,
-    Agreement,
-    CatalogItem,
-    Company,
-    Config,
-    CustomerMap,
-    ManagedProducts,
-)
+from reconciler.core.model import Config, CustomerMap, ManagedProducts
+from reconciler.core.state import ActualState, Addition, Agreement, CatalogItem, Company
 from reconciler.net import slots
 from reconciler.net.http import ApiError
 from reconciler.net.taskgroup import all_or_none, cancel_and_wait

@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from reconciler.core.model import ActualState, Change, Config, Plan, is_live_managed
+from reconciler.core.model import Config
+from reconciler.core.plan import Change, Plan
+from reconciler.core.state import ActualState, is_live_managed
 
 
 @dataclass(frozen=True)

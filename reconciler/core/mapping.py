@@ -12,8 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from reconciler.core.model import Agreement, Company, CustomerMap, Period
+from reconciler.core.model import CustomerMap
 from reconciler.core.nearest import did_you_mean
+from reconciler.core.periods import Period
+from reconciler.core.state import Agreement, Company
 
 _DEAD_STATUSES = {"cancelled", "expired", "inactive"}
 

@@ -1,4 +1,5 @@
-"""Billing windows (pure).
+"""Billing windows (pure): the `Period` a plan, its usage and its run are for, and how it
+is found from the settings and a day.
 
 A billing period runs from the day after `sync_day` of one month through `sync_day` of the
 next (default 16th -> 15th). `sync_day` is capped at 28 by the schema, so every month has it.
@@ -7,9 +8,22 @@ next (default 16th -> 15th). `sync_day` is capped at 28 by the schema, so every 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from reconciler.core.model import Period, PeriodKind, Settings
+from reconciler.core.model import Settings
+from reconciler.core.vocabulary import PeriodKind
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: PeriodKind
+    start: dt.date
+    end: dt.date  # inclusive
+    as_of: dt.date
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.start.isoformat()}..{self.end.isoformat()}"
 
 
 def today_in(timezone: str, now: dt.datetime | None = None) -> dt.date:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.files import read_json
-from reconciler.core.model import Period, PeriodKind
-from reconciler.core.periods import period_window
+from reconciler.core.model import PeriodKind
+from reconciler.core.periods import Period, period_window
 
 CATCH_UP_DAYS = 6  # due on the sync day and up to this many days after it
 Window = tuple[dt.date, dt.date]  # (start, end) of a billing period, inclusive

@@ -13,8 +13,8 @@ import datetime as dt
 from reconciler.connectwise.directory import read_directory
 from reconciler.connectwise.payload import CATALOG, CATALOG_FIELDS, catalog_item
 from reconciler.connectwise.state import read_owned, read_state
-from reconciler.core.model import Config, Period, PeriodKind
-from reconciler.core.periods import period_for
+from reconciler.core.model import Config, PeriodKind
+from reconciler.core.periods import Period, period_for
 from reconciler.engine.clients import Clients
 from reconciler.insight.discover import Discovery, discover
 from reconciler.insight.report import Report, build_report

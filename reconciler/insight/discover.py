@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from reconciler.core.model import Agreement, CatalogItem, Company, Config, Directory
+from reconciler.core.model import Config
+from reconciler.core.state import Agreement, CatalogItem, Company, Directory
 from reconciler.insight.matching import (
     AgreementChoice,
     choose_agreement,

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from reconciler.core.model import Agreement
+from reconciler.core.state import Agreement
 
 # Legal-form words, dropped from the END of a name only ("Co-operative Bank" keeps its
 # "co"; "Johnson & Johnson & Co" loses it).

@@ -33,17 +33,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from reconciler.core.model import (
-    Action,
-    ActualState,
-    CatalogItem,
-    Change,
-    Config,
-    CustomerPlan,
-    Period,
-    Plan,
-    Usage,
-)
+from reconciler.core.model import Config
+from reconciler.core.periods import Period
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
+from reconciler.core.state import ActualState, CatalogItem, Usage
 from reconciler.insight.discover import propose_sku
 from reconciler.plan import planner
 from reconciler.plan.orphans import orphan_reason

@@ -18,7 +18,7 @@ import httpx
 
 from reconciler.config.env import check_api_url
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Period
+from reconciler.core.periods import Period
 from reconciler.net.deadline import within
 from reconciler.records.record import RunRecord
 from reconciler.secure.scrub import Scrubber, scrub

@@ -22,12 +22,16 @@ from typing import Any
 
 from reconciler.config.urls import is_loopback_host
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Config, Period, Plan, Settings, Usage
+from reconciler.core.model import Config, Settings
+from reconciler.core.periods import Period
+from reconciler.core.plan import Plan
+from reconciler.core.state import Usage
 from reconciler.core.wording import amount, period_words, run_links
 from reconciler.insight.report import Row
 from reconciler.net.deadline import RunDeadline, within
 from reconciler.plan.render import UNMAPPED_HEADER, text_table
-from reconciler.records.record import ChangeRecord, CustomerRecord, EmailOutcome, RunRecord
+from reconciler.records.customers import ChangeRecord, CustomerRecord
+from reconciler.records.record import EmailOutcome, RunRecord
 from reconciler.secure.scrub import check_credentials, scrub
 from reconciler.secure.untrusted import header as header_text
 from reconciler.secure.untrusted import html as _e

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
-from reconciler.core.model import Change, Config, CustomerPlan, Plan, Settings
+from reconciler.core.model import Config, Settings
+from reconciler.core.plan import Change, CustomerPlan, Plan
 
 Cause = Literal["change", "drift", "dropped"]
 

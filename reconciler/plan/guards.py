@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from reconciler.core.model import Action, Change, Config, Plan, Usage
+from reconciler.core.model import Config
+from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.state import Usage
 
 
 def _key(sku: str) -> str:

@@ -18,20 +18,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
-from reconciler.core.model import (
-    Action,
+from reconciler.core.model import Config, CustomerMap
+from reconciler.core.nearest import did_you_mean
+from reconciler.core.periods import Period
+from reconciler.core.plan import Action, Change
+from reconciler.core.state import (
     ActualState,
     Addition,
     Agreement,
     CatalogItem,
-    Change,
-    Config,
-    CustomerMap,
-    Period,
     Usage,
     is_live_managed,
 )
-from reconciler.core.nearest import did_you_mean
 from reconciler.plan.pricing import Drift, differs, mapped_price
 
 

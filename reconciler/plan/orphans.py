@@ -20,16 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
-from reconciler.core.model import (
-    Action,
-    ActualState,
-    Addition,
-    Change,
-    Config,
-    CustomerPlan,
-    LedgerLine,
-    Plan,
-)
+from reconciler.core.model import Config, LedgerLine
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
+from reconciler.core.state import ActualState, Addition
 
 NO_LEDGER = (
     "state/managed.json does not exist yet: lines left behind by mapping edits (orphans) "

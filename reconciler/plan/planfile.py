@@ -25,17 +25,10 @@ from reconciler.config.resources import load_schema
 from reconciler.core import money
 from reconciler.core.errors import ReconcileError
 from reconciler.core.files import read_json
-from reconciler.core.model import (
-    Action,
-    ActualState,
-    Change,
-    CustomerPlan,
-    ManagedProducts,
-    Period,
-    PeriodKind,
-    Plan,
-    Removal,
-)
+from reconciler.core.model import ManagedProducts, PeriodKind, Removal
+from reconciler.core.periods import Period
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
+from reconciler.core.state import ActualState
 from reconciler.plan.jsonshape import Obj, ShapeError
 from reconciler.plan.snapshot import additions_snapshot as additions_snapshot  # re-exported
 from reconciler.secure.untrusted import json_dumps

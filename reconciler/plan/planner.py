@@ -24,17 +24,10 @@ from reconciler.core.mapping import (
     companies_by_key,
     resolve_agreement,
 )
-from reconciler.core.model import (
-    ActualState,
-    Agreement,
-    Company,
-    Config,
-    CustomerMap,
-    CustomerPlan,
-    Plan,
-    Usage,
-)
+from reconciler.core.model import Config, CustomerMap
 from reconciler.core.nearest import did_you_mean
+from reconciler.core.plan import CustomerPlan, Plan
+from reconciler.core.state import ActualState, Agreement, Company, Usage
 from reconciler.plan.guards import silent_skus
 from reconciler.plan.lines import Sources
 from reconciler.plan.orphans import with_orphans

@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from reconciler.core.model import Addition, Config, CustomerMap
+from reconciler.core.model import Config, CustomerMap
 from reconciler.core.money import display
+from reconciler.core.state import Addition
 
 
 def override(config: Config, customer: CustomerMap, product: str) -> Decimal | None:

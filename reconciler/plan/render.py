@@ -1,23 +1,22 @@
-"""Plans for people: Terraform-like text, Markdown for pull requests, JSON for machines."""
+"""Plans for people: Terraform-like text, Markdown for pull requests, JSON for machines; how
+one change reads (shared with `baseline_render`, the plan against the base branch), and the plain
+tables of the e-mails and check-unmapped."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from decimal import Decimal
 from typing import NamedTuple
 
 import typer
 
-from reconciler.core.model import Action, Change, CustomerPlan, Plan, Removal
+from reconciler.core.model import Removal
 from reconciler.core.money import display
-from reconciler.core.money import optional as money_optional
+from reconciler.core.plan import Action, Change, CustomerPlan, Plan
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.plan import planfile
-from reconciler.plan.baseline import Comparison, CustomerComparison, Labelled
 from reconciler.plan.orphans import no_longer_mapped, orphan_reason
 from reconciler.secure.untrusted import html as h
-from reconciler.secure.untrusted import json_dumps
 from reconciler.secure.untrusted import markdown as md
 from reconciler.secure.untrusted import plain as t
 
@@ -52,10 +51,10 @@ def describe_change(c: Change, plan: Plan) -> str:
         if method is not plan.removal and c.effective_date is not None:  # cancel -> zero
             how += f": it starts {c.effective_date.isoformat()}, after today"
         what = f"remove {t(c.product)} ({t(c.sku)}) #{c.addition_id} quantity {c.before} ({how})"
-    return f"{what}{_why(c, t)}  {_money_note(c, currency)}"
+    return f"{what}{why(c, t)}  {_money_note(c, currency)}"
 
 
-def _why(c: Change, escape: Callable[[str], str]) -> str:
+def why(c: Change, escape: Callable[[str], str]) -> str:
     return f" — {escape(orphan_reason(c))}" if c.orphan else ""
 
 
@@ -68,7 +67,7 @@ def _money_note(c: Change, currency: str) -> str:
     return f"[{money(c.revenue_delta, currency)}/month @ {price}]"
 
 
-def _price_cell(c: Change) -> str:
+def price_cell(c: Change) -> str:
     shown = price_words(c) if c.repriced else display(c.unit_price)
     return f"{shown} (no charge)" if c.no_charge else shown
 
@@ -203,12 +202,12 @@ def _customer_text(cp: CustomerPlan, plan: Plan, style: Callable[..., str]) -> l
 
 def markdown(plan: Plan) -> str:
     """A pull-request comment: summary table, then a collapsible section per customer."""
-    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), ""]
-    out += [*_counts_table(plan), *_caution(plan), *_nothing_to_do(plan)]
+    out = [PLAN_MARKER, "### reconcile plan", "", period_line(plan), ""]
+    out += [*_counts_table(plan), *caution(plan), *_nothing_to_do(plan)]
     for cp in plan.customers:
         if cp.changes or cp.errors or cp.warnings:
             out += _customer_details(cp, plan)
-    out += _plan_warnings(plan)
+    out += plan_warnings(plan)
     out.append(summary_line(plan))
     return "\n".join(out) + "\n"
 
@@ -226,7 +225,7 @@ def _counts_table(plan: Plan) -> list[str]:
     ]
 
 
-def _caution(plan: Plan) -> list[str]:
+def caution(plan: Plan) -> list[str]:
     if not plan.unsafe:
         return []
     return [
@@ -281,20 +280,20 @@ def _changes_table(changes: Sequence[Change], cur: str) -> list[str]:
     ]
     for c in changes:
         out.append(
-            f"| {c.action.value}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
-            f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
+            f"| {c.action.value}{why(c, md)} | {md(c.product)} | {md(c.sku)} | "
+            f"{c.before} | {c.after} | {effective(c)} | {price_cell(c)} | "
             f"{money(c.revenue_delta)} |"
         )
     return [*out, ""]
 
 
-def _plan_warnings(plan: Plan) -> list[str]:
+def plan_warnings(plan: Plan) -> list[str]:
     if not plan.warnings:
         return []
     return ["**Warnings**", "", *(f"- ⚠️ {md(w)}" for w in plan.warnings), ""]
 
 
-def _effective(c: Change) -> str:
+def effective(c: Change) -> str:
     """When the change bills from: an add's effectiveDate (the as-of day, or the
     agreement's later billStartDate); updates and removals act on the existing addition."""
     if c.action is Action.ADD and c.effective_date is not None:
@@ -302,116 +301,11 @@ def _effective(c: Change) -> str:
     return ""
 
 
-def _period_line(plan: Plan) -> str:
+def period_line(plan: Plan) -> str:
     return (
         f"Period **{plan.period.kind.value}** {plan.period.start}..{plan.period.end} "
         f"(as of {plan.period.as_of}) · removal policy `{plan.removal.value}`"
     )
-
-
-def _compared_rows(
-    rows: tuple[tuple[CustomerComparison, tuple[Labelled, ...]], ...], currency: str
-) -> list[str]:
-    out = [
-        "| customer | | product | SKU | before | after | effective | "
-        f"unit price ({currency}) | revenue/month ({currency}) |",
-        "|---|---|---|---|---:|---:|---|---:|---:|",
-    ]
-    for cc, labelled in rows:
-        cp = cc.customer
-        who = f"**{md(cp.customer_id)}** {md(cp.name)}"
-        for x in labelled:
-            c = x.change
-            # A dropped line is a change the base branch's next sync would make and this
-            # one no longer does: its effect on the invoice is the opposite of the change.
-            action = f"no longer {c.action.value}" if x.cause == "dropped" else c.action.value
-            out.append(
-                f"| {who} | {action}{_why(c, md)} | {md(c.product)} | {md(c.sku)} | "
-                f"{c.before} | {c.after} | {_effective(c)} | {_price_cell(c)} | "
-                f"{money(x.revenue_delta)} |"
-            )
-    out.append("")
-    return out
-
-
-def markdown_compared(cmp: Comparison, note: str | None = None) -> str:
-    """The pull-request comment with a baseline (12.7): what THIS pull request does to the
-    invoices first, with its own monthly delta, then the drift the next sync corrects anyway."""
-    plan = cmp.head
-    out = [PLAN_MARKER, "### reconcile plan", "", _period_line(plan), "", *_caution(plan)]
-    out += ["#### This pull request", ""]
-    if note:
-        out += ["> [!NOTE]", f"> {md(note)}", ""]
-    own = cmp.of("change", "dropped")
-    if not own:
-        out += ["Merging it changes nothing in ConnectWise by itself.", ""]
-    else:
-        count = sum(len(found) for _, found in own)
-        out += [
-            f"Monthly revenue change of merging it: "
-            f"**{money(cmp.pull_request_delta, plan.currency)}** "
-            f"({count} change(s) for {len(own)} customer(s)).",
-            "",
-            *_compared_rows(own, plan.currency),
-        ]
-    out += ["#### Drift", ""]
-    drift = cmp.of("drift")
-    if not drift:
-        out += ["None: apart from this pull request, ConnectWise matches ZeroTek usage.", ""]
-    else:
-        count = sum(len(found) for _, found in drift)
-        out += [
-            f"The next sync makes these with or without this pull request: "
-            f"**{money(cmp.delta('drift'), plan.currency)}**/month ({count} change(s) for "
-            f"{len(drift)} customer(s)).",
-            "",
-            "<details><summary>Drift by customer</summary>",
-            "",
-            *_compared_rows(drift, plan.currency),
-            "</details>",
-            "",
-        ]
-    flagged = [cp for cp in plan.customers if cp.errors or cp.warnings]
-    if flagged:
-        out += ["#### Errors and warnings", ""]
-        for cp in flagged:
-            out.extend(f"- ❌ **{md(cp.customer_id)}** {md(e)}" for e in cp.errors)
-            out.extend(f"- ⚠️ **{md(cp.customer_id)}** {md(w)}" for w in cp.warnings)
-        out.append("")
-    out += _plan_warnings(plan)
-    out.append(summary_line(plan))
-    return "\n".join(out) + "\n"
-
-
-def json_compared(cmp: Comparison, note: str | None = None) -> str:
-    """`plan --format json --baseline`: the head plan, every change with its `cause`, the
-    dropped ones listed in their customer, and the totals of the comparison."""
-    data = planfile.plan_to_dict(cmp.head)
-    entries = {c["id"]: c for c in data["customers"]}
-    for cc in cmp.customers:
-        entry = entries.get(cc.customer.customer_id)
-        if entry is None:  # mapped only on the base branch: all its changes are dropped
-            only = replace(cmp.baseline, customers=(cc.customer,))
-            entry = planfile.plan_to_dict(only)["customers"][0]
-            data["customers"].append(entry)
-        entry["changes"] = [
-            {**planfile.change_to_dict(x.change), "cause": _cause(x)} for x in cc.labelled
-        ]
-    counts = {cause: sum(len(cc.of(cause)) for cc in cmp.customers)
-              for cause in ("change", "drift", "dropped")}  # fmt: skip
-    data["baseline"] = {
-        "pull_request_revenue_delta": money_optional(cmp.pull_request_delta),
-        "drift_revenue_delta": money_optional(cmp.delta("drift")),
-        **counts,
-        "note": note,
-    }
-    return json_dumps(data, indent=2) + "\n"
-
-
-def _cause(x: Labelled) -> str:
-    """An orphan's removal this pull request causes says why (DESIGN 13.1): `unmapped` is
-    a `change` of its own kind; counted with the changes in `baseline`."""
-    return "unmapped" if x.change.orphan and x.cause == "change" else x.cause
 
 
 def json_text(plan: Plan) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from reconciler.core.model import Action, Change, Plan, Safety
+from reconciler.core.model import Safety
 from reconciler.core.money import display
+from reconciler.core.plan import Action, Change, Plan
 
 
 def unsafe_reasons(plan: Plan, safety: Safety) -> tuple[str, ...]:

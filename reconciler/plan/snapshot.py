@@ -16,7 +16,8 @@ from typing import Any
 
 from reconciler.core import money
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Addition, ManagedProducts, is_live_managed
+from reconciler.core.model import ManagedProducts
+from reconciler.core.state import Addition, is_live_managed
 from reconciler.plan.jsonshape import Obj, ShapeError
 
 _KEYS = frozenset(

@@ -11,7 +11,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from reconciler.core.model import Agreement, CustomerMap, CustomerPlan
+from reconciler.core.model import CustomerMap
+from reconciler.core.plan import CustomerPlan
+from reconciler.core.state import Agreement
 from reconciler.plan.lines import AgreementPlan, Sources, plan_agreement
 from reconciler.plan.pricing import Drift
 

@@ -21,7 +21,9 @@ from typing import Any
 
 from reconciler.config.loader import LEDGER_FILE
 from reconciler.core.files import atomic_write
-from reconciler.core.model import Action, ApplyResult, Config, CustomerPlan, LedgerLine
+from reconciler.core.model import Config, LedgerLine
+from reconciler.core.plan import Action, CustomerPlan
+from reconciler.core.results import ApplyResult
 
 Key = tuple[int, int]  # (agreement id, addition id)
 

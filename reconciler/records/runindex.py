@@ -1,4 +1,5 @@
-"""runs/index/: one small summary per run, written with its record, so the Activity page
+"""runs/index/: one small summary per run (`RunSummary`, a line of the Activity page),
+written with its record, so the Activity page
 (INDEX.md) and `reconcile activity` never parse the full records. A record holds every
 planned customer (megabytes at 10,000 customers); reading them all on each apply made the
 run log cost O(history x customers). With the summaries a listing costs one small read per
@@ -22,12 +23,45 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.files import atomic_write, content_digest, read_json
-from reconciler.records.record import RunRecord, RunSummary
+from reconciler.records.record import RunRecord
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of the Activity page (INDEX.md, `reconcile activity`)."""
+
+    run_id: str
+    trigger: str
+    started: str
+    finished: str | None
+    outcome: str  # one of record.OUTCOMES, or unreadable
+    period: str
+    customers: int
+    customers_changed: int
+    quantities_updated: int
+    revenue_delta: str
+    errors: int
+    path: Path  # the run's JSON file
+    billed: tuple[int, Decimal, str] | None = None  # seats, revenue/month, currency after
+    period_end: str | None = None
+
+    @property
+    def md_link(self) -> str:
+        """The Markdown twin, relative to runs/ (for INDEX.md)."""
+        return "/".join((*self.path.parent.parts[-2:], f"{self.run_id}.md"))
+
+    def as_json(self) -> dict[str, Any]:
+        skip = ("path", "billed", "period_end")
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
+        data["path"] = self.path.as_posix()
+        return data
+
 
 INDEX_DIR = "index"
 _MAX_SUMMARY_BYTES = 1 << 20  # a summary is a few hundred bytes

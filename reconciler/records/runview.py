@@ -11,8 +11,10 @@ from urllib.parse import quote
 
 from reconciler.core import money as money_format
 from reconciler.records import requestview
-from reconciler.records.record import ChangeRecord, CustomerRecord, Ok, RunRecord, RunSummary
+from reconciler.records.customers import ChangeRecord, CustomerRecord, Ok
+from reconciler.records.record import RunRecord
 from reconciler.records.runchart import LAST_RUNS, Point, index_chart
+from reconciler.records.runindex import RunSummary
 from reconciler.secure.untrusted import markdown as md
 from reconciler.secure.untrusted import plain as t
 

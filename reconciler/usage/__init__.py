@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Config, Period, Usage
+from reconciler.core.model import Config
+from reconciler.core.periods import Period
+from reconciler.core.state import Usage
 from reconciler.usage.csvfile import count_users, read_assignments
 from reconciler.usage.zerotek import ZeroTekClient, fetch_zerotek_usage
 

@@ -8,7 +8,8 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Period, Usage
+from reconciler.core.periods import Period
+from reconciler.core.state import Usage
 from reconciler.net.http import ApiError, HttpApi, RequestStats
 from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
 from reconciler.net.taskgroup import all_or_none, all_or_none2
