@@ -7,7 +7,7 @@ imports (site, encodings: every Python program pays those). Each figure is the b
 fresh interpreters (imports are CPU-bound: the minimum is the run least disturbed by other
 load): the sum of the top-level imports' cumulative times as -X importtime reports them.
 Also printed: the whole command's CPU time, the costliest imports (so a regression names its
-culprit) and any heavy library that was imported (tests/test_cli_conventions.py forbids
+culprit) and any heavy library that was imported (tests/cli/test_cli_conventions.py forbids
 them for --help).
 """
 

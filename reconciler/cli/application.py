@@ -5,7 +5,7 @@ name for this process).
 
 The command modules (cli.setup_commands, sync_commands, insight_commands, ci_commands,
 demo_commands) import this module and register on `app`; cli.commands imports them, once,
-so the graph runs one way (tests/test_import_graph.py).
+so the graph runs one way (tests/e2e/test_import_graph.py).
 Kept light: `reconcile --help` imports it (benchmarks/import_time.py).
 """
 

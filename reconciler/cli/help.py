@@ -1,5 +1,5 @@
-"""Examples shown at the end of each command's --help (tests/test_cli_conventions.py parses
-every line against the real command, and tests/test_first_hour.py runs every one against
+"""Examples shown at the end of each command's --help (tests/cli/test_cli_conventions.py parses
+every line against the real command, and tests/e2e/test_first_hour.py runs every one against
 the sandbox, so an example cannot drift from the options or the behaviour)."""
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def _show_unmapped(currency: str, found: Any) -> None:
 
 
 # discover.DEFAULT_MIN_CONFIDENCE; not imported from there, which would load rapidfuzz for
-# every `reconcile --help` (tests/test_cli_conventions.py checks the two agree).
+# every `reconcile --help` (tests/cli/test_cli_conventions.py checks the two agree).
 DEFAULT_MIN_CONFIDENCE = 0.9
 
 

@@ -63,7 +63,7 @@ def _item_checks(name: str) -> tuple[Validator, Callable[[Any], bool]] | None:
     jsonschema explains every error well but costs ~70 us per customer; fastjsonschema
     compiles the item schema to Python that answers "valid?" ~20x faster. Only items it
     rejects go through jsonschema, so messages are unchanged and a 100,000-customer file
-    validates in seconds. (tests/test_schema.py checks both agree on generated items.)
+    validates in seconds. (tests/config/test_schema.py checks both agree on generated items.)
     """
     items = load_schema(name).get("items")
     if load_schema(name).get("type") != "array" or not isinstance(items, dict):

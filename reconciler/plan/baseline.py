@@ -22,7 +22,7 @@ Cause = Literal["change", "drift", "dropped"]
 # Where the credentials go (DESIGN 13.6): taken from the base branch, never from the pull
 # request's head, which anyone with a branch can edit. (Settings attribute, settings.yaml
 # key.) SMTP and the chat webhook are set only by environment variables today; a settings
-# key for them must join this list (tests/test_trust.py checks the schema for such keys).
+# key for them must join this list (tests/secure/test_trust.py checks the schema for such keys).
 CONNECTION_SETTINGS = (
     ("cw_api_url", "connectwise.api_url"),
     ("zerotek_api_url", "zerotek.api_url"),

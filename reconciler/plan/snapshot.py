@@ -5,7 +5,7 @@ The snapshot is both what apply compares its one read of a changed agreement aga
 agreement it does not read (12.4 at the request floor). So it holds every field of an
 addition that planning reads: a field the planner starts reading must be added here, or the
 re-derived plan differs from the file and every saved plan is refused
-(tests/test_request_floor.py re-plans a generated world from its own snapshot).
+(tests/connectwise/test_request_floor.py re-plans a generated world from its own snapshot).
 """
 
 from __future__ import annotations

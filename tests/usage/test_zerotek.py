@@ -26,7 +26,7 @@ from reconciler.sandbox import Sandbox
 from reconciler.usage import fetch_usage
 from reconciler.usage.zerotek import ZeroTekClient, fetch_zerotek_usage
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 D = dt.date
 LAST = Period(PeriodKind.LAST_BILLING_PERIOD, D(2026, 10, 16), D(2026, 11, 15), D(2026, 11, 24))
 CURRENT = Period(PeriodKind.CURRENT, D(2026, 11, 16), D(2026, 11, 24), D(2026, 11, 24))

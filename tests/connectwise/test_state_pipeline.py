@@ -38,7 +38,7 @@ from reconciler.sandbox import Sandbox, generate_fixture
 from reconciler.sandbox.connectwise import PREFIX as CW_PREFIX
 from reconciler.sandbox.wire import Request, Response, cw_error
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def short_urls(sb: Sandbox) -> ConnectWiseClient:

@@ -137,7 +137,7 @@ def test_apply_without_a_plan_file_reuses_the_plans_reads(
 
 
 def test_the_benchmarks_floor_is_usage_and_list_pages_changed_agreements_and_writes() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from plan_scale import request_floor
 
     requests = {"GET zt-usage": 2, "GET companies": 3, "GET additions": 7, "POST additions": 4}

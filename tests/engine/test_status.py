@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.sandbox import Sandbox
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV_VARS = (
     "CW_API_URL",
     "CW_COMPANY_ID",

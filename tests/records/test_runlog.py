@@ -37,7 +37,7 @@ from reconciler.core.plan import CustomerPlan
 from reconciler.records import activity, journal, runfiles, runlog
 from reconciler.records.record import EmailOutcome
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/run.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas/run.schema.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA)
 RUN_ID = "20261124T101500Z-manual"
 

@@ -36,7 +36,7 @@ from reconciler.sandbox import Sandbox
 GROUP = get_command(app)
 VISIBLE = [n for n, c in GROUP.commands.items() if not c.hidden]  # type: ignore[attr-defined]
 AS_OF = ["--as-of", "2026-11-24"]
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def cli(*args: str, input: str | None = None) -> Result:

@@ -17,7 +17,7 @@ from reconciler.engine.manager import SyncEngine
 from reconciler.plan import planner
 from reconciler.sandbox import Sandbox
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

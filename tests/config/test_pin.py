@@ -19,7 +19,7 @@ from reconciler.core.errors import ReconcileError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "ab" * 32
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

@@ -439,7 +439,7 @@ def test_a_float_agreement_id_is_refused(tmp_path: Path) -> None:
 def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
     import pty
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
     from validate_scale import generate
 
     generate(tmp_path / "big", 3000, 1)

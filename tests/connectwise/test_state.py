@@ -22,7 +22,7 @@ from reconciler.core.state import ActualState, Addition
 from reconciler.engine.clients import Clients
 from reconciler.sandbox import Sandbox, generate_fixture
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 D = dt.date
 
 
