@@ -253,8 +253,9 @@ class SyncEngine:
             handle.record.requests = self.traffic.to_json()
             stopped_by = signals.name or (TIME_LIMIT if stop.limited else None)
             self._unrecord_if_only_stale(handle, result, trigger, stopped_by)
+            unsent = notifier.unsendable(plan)
             try:
-                handle.finish(result, interrupted_by=stopped_by)
+                handle.finish(result, interrupted_by=stopped_by, emails=unsent)
             except RunLogFailed:
                 # The e-mails still tell the truth (the record in memory); the error, with
                 # every committed write, is what the command shows.
@@ -262,7 +263,7 @@ class SyncEngine:
                 raise
             run_id = handle.record.run_id
             owned = writing.rewrite_ledger(self.config, planned, result, run_id, self.ui.notice)
-            emails = notifier.after_sync(handle, plan, signals)
+            emails = notifier.after_sync(handle, plan, signals, unsent=unsent)
         failed = not owned or any(not c.ok for c in result.customers)
         code = signals.exit_code or (EXIT_TIME_LIMIT if stop.limited else (1 if failed else 0))
         return SyncOutcome(result, handle.record, handle.path, emails, stopped_by, code)

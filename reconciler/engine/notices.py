@@ -8,7 +8,7 @@ for a message that could not be delivered: its outcome is recorded (e-mails) or 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.model import Settings
@@ -38,15 +38,23 @@ class Notifier:
         signals: StopSignals,
         *,
         chat_event: bool = True,
+        unsent: Sequence[EmailOutcome] | None = None,
     ) -> tuple[EmailOutcome, ...]:
         """E-mails, then the chat message; a second stop signal abandons what is left
-        (the record says which were sent)."""
+        (the record says which were sent). `unsent`: `unsendable`'s outcomes, which the
+        finished record holds already; then no e-mail is built or sent."""
         with signals.notifying():
-            emails = self.email(handle, plan)
+            emails = tuple(unsent) if unsent is not None else self.email(handle, plan)
             if chat_event and not signals.abandoned:
                 with contextlib.suppress(Abandoned):
                     self.chat(chat.sync_outcome_event(handle.record))
         return emails
+
+    def unsendable(self, plan: Plan | None) -> list[EmailOutcome] | None:
+        """The e-mails' outcomes when none can be sent (see notify.outcomes_if_unsendable)."""
+        return notify.outcomes_if_unsendable(
+            self.settings, plan, send=self.send_email, smtp=self.smtp
+        )
 
     def after_failure(self, handle: runlog.RunHandle, signals: StopSignals) -> None:
         """A sync that did not happen, e-mailed and posted like one that did."""

@@ -168,9 +168,18 @@ class RunHandle:
 
     # --- the end ---------------------------------------------------------------------------
 
-    def finish(self, result: ApplyResult, *, interrupted_by: str | None = None) -> Path:
+    def finish(
+        self,
+        result: ApplyResult,
+        *,
+        interrupted_by: str | None = None,
+        emails: Sequence[EmailOutcome] | None = None,
+    ) -> Path:
         """Record how the apply ended: every customer's result (the journal already holds
-        each write's), the outcome, and INDEX.md."""
+        each write's), the outcome, and INDEX.md; and `emails`, the e-mails' outcomes when
+        they are known already (none can be sent), so no `set_emails` write follows."""
+        if emails is not None:
+            self.record.emails = list(emails)
         for customer in result.customers:
             self.customer(customer, durable=False)
         error = None
@@ -187,7 +196,8 @@ class RunHandle:
         self.record.end(result.finished, error=error, interrupted_by=interrupted_by)
         # Everything (record, twin, summary, INDEX.md) says how it ended before the
         # e-mails go out: a process killed while they do leaves nothing that contradicts
-        # the record. `set_emails` then writes it all once more, with their outcomes.
+        # the record. `set_emails` then writes it all once more, with their outcomes
+        # (unless they were known before: `emails`).
         return self._close()
 
     def _close(self) -> Path:
