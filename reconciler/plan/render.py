@@ -138,6 +138,10 @@ def _heading(cp: CustomerPlan, where: _Shown) -> str:
         else f"agreement {where.agreement_id} '{t(where.agreement_name)}'"
     )
     who = t(cp.customer_id) if cp.name == cp.customer_id else f"{t(cp.customer_id)} {t(cp.name)}"
+    if where.agreement_id != cp.agreement_id:
+        # An orphan on the agreement the customer left (13.1): it may be another company's,
+        # which the plan does not know, so the customer's company is not put beside it.
+        return f"{who}, former {agreement}"
     return f"{who} → {t(cp.company)}, {agreement}" if cp.company else f"{who}, {agreement}"
 
 
@@ -267,9 +271,10 @@ def _customer_details(cp: CustomerPlan, plan: Plan) -> list[str]:
 
 
 def _agreement_line(cp: CustomerPlan, where: _Shown) -> str:
-    return (
-        f"Company {md(cp.company)}, agreement {where.agreement_id} {md(where.agreement_name or '')}"
-    )
+    name = md(where.agreement_name or "")
+    if where.agreement_id != cp.agreement_id:  # see _heading
+        return f"Former agreement {where.agreement_id} {name}".rstrip()
+    return f"Company {md(cp.company)}, agreement {where.agreement_id} {name}"
 
 
 def _changes_table(changes: Sequence[Change], cur: str) -> list[str]:

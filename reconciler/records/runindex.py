@@ -11,8 +11,9 @@ writes; a record written by an older version) is ignored and the record itself i
 instead, so the index can never disagree with the run files (DESIGN 13.5). Hashing a
 record costs a fraction of parsing it, but it still grows with the history (36 records of
 10,000 customers: half a second on each listing, twice per apply). So a summary also keeps
-the record's file signature when it was written (size, modification time in nanoseconds,
-inode), and a record whose signature is unchanged is not hashed again, git's "racy clean"
+the record's file signature when it was written (size, modification and change times in
+nanoseconds, inode; the change time, as in git's index, is what `touch -r` or `cp -p` cannot
+set back), and a record whose signature is unchanged is not hashed again, git's "racy clean"
 rule included: a record modified in the same clock tick as its summary (a coarse-grained
 file system) is always hashed. A fresh checkout changes every signature, so there every
 record is hashed, as before.
@@ -95,7 +96,7 @@ def summary_of(record: RunRecord, path: Path) -> RunSummary:
 
 def signature(stat: os.stat_result) -> list[int]:
     """What changes when a file is written: any edit, or a checkout, gives another."""
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
 def write(runs: Path, summary: RunSummary, record_digest: str) -> None:

@@ -250,7 +250,8 @@ def _customer_text(c: CustomerRecord, run: RunRecord) -> list[str]:
     out += [f"  error: {t(e)}" for e in c.errors]
     out += [f"  warning: {t(w)}" for w in c.warnings]
     for where in c.elsewhere():
-        out.append(f"\n{who}{company} agreement {t(where.agreement.text())}")
+        # the agreement it left, maybe another company's: not shown beside the customer's
+        out.append(f"\n{who}, former agreement {t(where.agreement.text())}")
         out += [_change_text(ch, run) for ch in where.changes]
     return out
 

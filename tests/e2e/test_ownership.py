@@ -152,7 +152,7 @@ def test_a_moved_customers_old_line_is_shown_under_its_old_agreement(
         monkeypatch.setenv(name, value)
     move_contoso(sandbox, config_dir)
     new = "zt-0004 Contoso Health → CONTOSO, agreement 1030 'Contoso 2027'"
-    old = "zt-0004 Contoso Health → CONTOSO, agreement 1004 'Contoso Identity'"
+    old = "zt-0004 Contoso Health, former agreement 1004 'Contoso Identity'"
     text = run(config_dir, "plan", *AS_OF).stdout
     under_new = text.split(new)[1].split("\n\n")[0]
     under_old = text.split(old)[1].split("\n\n")[0]
@@ -160,13 +160,13 @@ def test_a_moved_customers_old_line_is_shown_under_its_old_agreement(
     assert "- remove ZT-OKTA-SSO (OKTA-SSO) #9007 quantity 27" in under_old
     md = run(config_dir, "plan", "--format", "markdown", *AS_OF).stdout
     contoso = md.split("<b>zt-0004</b>")[1].split("</details>")[0]
-    own, moved = contoso.split("Company CONTOSO, agreement 1004 Contoso Identity")
+    own, moved = contoso.split("Former agreement 1004 Contoso Identity")
     assert "agreement 1030 Contoso 2027" in own and "| add |" in own and "remove" not in own
     assert "| remove — no longer mapped" in moved and "| add |" not in moved
     saved = config_dir / "plan.json"
     assert run(config_dir, "plan", "--out", str(saved), *AS_OF).exit_code == 0
     again = run(config_dir, "show", str(saved)).stdout  # a plan file has the id, not the name
-    assert "- remove" in again.split("→ CONTOSO, agreement 1004\n")[1].split("\n\n")[0]
+    assert "- remove" in again.split(", former agreement 1004\n")[1].split("\n\n")[0]
     before = set((config_dir / "runs").glob("*/*/*.json"))
     applied = run(config_dir, *[a for a in APPLY if a != "--no-email"])
     assert applied.exit_code == 0, applied.output
@@ -185,7 +185,7 @@ def test_a_moved_customers_old_line_is_shown_under_its_old_agreement(
     (removal,) = [r for r in rows if "| remove" in r]
     assert removal.startswith("| Contoso Health | Contoso Identity \\(\\#\u200b1004\\) |"), removal
     shown = run(config_dir, "activity", path.stem).stdout
-    moved_text = shown.split("agreement Contoso Identity (#1004)")[1].split("\n\n")[0]
+    moved_text = shown.split(", former agreement Contoso Identity (#1004)")[1].split("\n\n")[0]
     assert "remove OKTA-SSO [ZT-OKTA-SSO] 27 → 0" in moved_text
     assert "remove" not in shown.split("agreement Contoso 2027 (#1030)")[1].split("\n\n")[0]
     assert live(sandbox, 1004) == {} and live(sandbox, 1030) == {"ZT-OKTA-SSO": [27]}

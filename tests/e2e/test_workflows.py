@@ -779,3 +779,20 @@ def test_every_sync_step_ends_by_its_own_time_limit_before_the_runner_kills_it(
             checked += 1
     if path.name == "sync.yml":
         assert checked == 2  # Plan and Apply
+
+
+def test_a_plan_that_renders_nothing_says_so_in_the_summary(clone: Path, sandbox: Sandbox) -> None:
+    """A plan that fails before it renders (here a credential left empty; a time limit
+    alike) writes nothing to plan.md: the job summary, and on a pull request the comment,
+    then say no plan was produced and where the reason is, instead of nothing at all."""
+    result = _sync(
+        clone, sandbox, "workflow_dispatch", dry_run=True, as_of="",
+        secrets={"CW_PRIVATE_KEY": ""},
+    )  # fmt: skip
+    assert result.failed
+    assert result.step("Plan").code == 1
+    assert "CW_PRIVATE_KEY" in result.step("Plan").stderr
+    assert "**No plan was produced** (reconcile plan exited 1): the job log says why" in (
+        result.plan.summary
+    )
+    assert sandbox.stats.writes == 0
