@@ -36,7 +36,7 @@ from reconciler.core.money import json_number
 from reconciler.core.plan import Action, Change, CustomerPlan, Plan
 from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
 from reconciler.core.state import Addition, is_live_managed
-from reconciler.net.http import ApiError, OutcomeUnknown, one_line
+from reconciler.net.errors import ApiError, OutcomeUnknown, one_line
 from reconciler.plan import drift, planfile
 
 MAX_POST_ATTEMPTS = 6
