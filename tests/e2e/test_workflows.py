@@ -752,3 +752,30 @@ def test_an_unsafe_plan_is_applied_only_when_forced_and_the_run_says_so(
     assert last["outcome"] == "success"
     assert any(w.startswith("applied with --force although the plan is unsafe")
                for w in last["warnings"])  # fmt: skip
+
+
+NOTIFICATIONS_SECONDS = 150  # the e-mails' and chat's own budget after a run (operations.md)
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_sync_step_ends_by_its_own_time_limit_before_the_runner_kills_it(
+    path: Path,
+) -> None:
+    """A step running `reconcile plan` or `apply` must reach `--max-duration` (its env, else
+    the 50-minute default) plus the notifications' budget before its step or job
+    `timeout-minutes`: then the run ends as a time limit, recorded and said, not killed."""
+    from reconciler.net.deadline import max_duration
+
+    checked = 0
+    for job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].values():
+        for step in job.get("steps", []):
+            if not re.search(r"^\s*reconcile (plan|apply)\b", step.get("run", ""), re.M):
+                continue
+            minutes = step.get("timeout-minutes", job.get("timeout-minutes"))
+            assert minutes is not None, f"{path.name}: {step.get('name')} has no time limit"
+            env = {k: str(v) for k, v in (step.get("env") or {}).items()}
+            limit = max_duration(None, env)
+            assert limit + NOTIFICATIONS_SECONDS < minutes * 60, (path.name, step.get("name"))
+            checked += 1
+    if path.name == "sync.yml":
+        assert checked == 2  # Plan and Apply
