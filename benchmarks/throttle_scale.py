@@ -70,7 +70,7 @@ def main() -> int:
     from reconciler.core.periods import period_for
     from reconciler.engine.clients import Clients
     from reconciler.engine.planning import make_plan
-    from reconciler.net.http import Traffic
+    from reconciler.net.stats import Traffic
 
     notices: list[str] = []
     rows = [

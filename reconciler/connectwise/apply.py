@@ -8,10 +8,10 @@ Billing data is never guessed at:
 - customers run concurrently (bounded), each customer's changes in order, so the re-read
   after an unknown outcome sees a settled agreement;
 - just before the first write to an agreement its additions are read, once: if they are
-  not what the plan was made against, that customer is skipped as stale;
+  not what the plan was made against, that customer is skipped as stale (staleness.py);
 - a write is verified by its response (POST and PATCH answer with the addition as it now
   stands, confirm.py); the agreement is re-read only when an answer was lost, unusable or
-  shows something else, or a write's outcome is unknown;
+  shows something else, or a write's outcome is unknown (verification.py);
 - every write's outcome goes to the journal (the run record) as soon as it is known; a
   write whose outcome cannot be settled, even by re-reading, is recorded as unknown;
 - `stop()` true (SIGINT/SIGTERM) means no new write starts; writes in flight finish;
@@ -23,21 +23,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, Protocol
 
 from reconciler.connectwise import confirm
 from reconciler.connectwise.client import ConnectWiseClient
+from reconciler.connectwise.staleness import Freshness
 from reconciler.connectwise.state import additions_path, read_additions
-from reconciler.core import money
+from reconciler.connectwise.verification import live_quantities, verify
 from reconciler.core.errors import ReconcileError
-from reconciler.core.model import Config, ManagedProducts, Removal
+from reconciler.core.model import Config, Removal
 from reconciler.core.money import json_number
 from reconciler.core.plan import Action, Change, CustomerPlan, Plan
 from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
-from reconciler.core.state import Addition, is_live_managed
-from reconciler.net.http import ApiError, OutcomeUnknown, one_line
-from reconciler.plan import drift, planfile
+from reconciler.core.state import Addition
+from reconciler.net.errors import ApiError, OutcomeUnknown, one_line
 
 MAX_POST_ATTEMPTS = 6
 # Before re-reading after an unknown POST outcome: a server that timed out on us may still
@@ -72,19 +71,6 @@ def cw_datetime(day: dt.date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
-def _live(
-    additions: tuple[Addition, ...], product: str, products: ManagedProducts, as_of: dt.date
-) -> list[int]:
-    """The quantities of `product`'s live managed additions (model.is_live_managed, as the
-    planner counts them): what an add created, or an update set."""
-    return [
-        a.quantity
-        for a in additions
-        if is_live_managed(a, products, as_of)
-        and products.spelling(a.product_identifier) == product
-    ]
-
-
 class _Applier:
     def __init__(
         self,
@@ -101,10 +87,9 @@ class _Applier:
         self.cw = cw
         self.products = config.owned_products  # orphans' lines too (DESIGN 13.1)
         self.writes = 0
-        self.expected = expected  # the plan's state snapshot (planfile.snapshot)
         self.journal = journal
         self.stop = stop
-        self._fresh: dict[int, asyncio.Task[str | None]] = {}
+        self.freshness = Freshness(cw, self.products, plan.period.as_of, expected)
 
     def _post_body(self, change: Change) -> dict[str, Any]:
         assert change.effective_date is not None
@@ -127,7 +112,7 @@ class _Applier:
         """After an unknown outcome: the addition our POST created, if it did."""
         current = await read_additions(self.cw, change.agreement_id, managed=self.products)
         for addition in current:
-            if _live((addition,), change.product, self.products, self.plan.period.as_of):
+            if live_quantities((addition,), change.product, self.products, self.plan.period.as_of):
                 return addition
         return None
 
@@ -250,63 +235,6 @@ class _Applier:
             unknown = change.action is not Action.ADD
             return ChangeResult(change, False, error=str(exc), unknown=unknown), not unknown
 
-    async def verify(
-        self, cp: CustomerPlan, results: list[ChangeResult]
-    ) -> tuple[list[ChangeResult], list[str]]:
-        """Re-read the agreement (when an answer could not settle a write): every changed
-        product must now hold its planned quantity. Writes whose outcome was unknown are
-        settled here, by what the re-read shows."""
-        assert cp.agreement_id is not None
-        # an orphan's removal may act on another agreement than the customer's (13.1)
-        ids = sorted({r.change.agreement_id for r in results} or {cp.agreement_id})
-        reads = await asyncio.gather(
-            *(read_additions(self.cw, i, managed=self.products) for i in ids)
-        )
-        current = dict(zip(ids, reads, strict=True))
-        as_of = self.plan.period.as_of
-        problems: list[str] = []
-        settled: list[ChangeResult] = []
-        for r in results:
-            c = r.change
-            live = _live(current[c.agreement_id], c.product, self.products, as_of)
-            want = [c.after] if c.after > 0 else []
-            price = _price_problem(c, current[c.agreement_id])
-            if r.unknown:
-                done = live == want and price is None
-                self.writes += int(done)
-                verdict = "written" if done else "not written"
-                r = replace(r, ok=done, unknown=False, note=f"settled by re-read: {verdict}")
-            settled.append(r)
-            if live != want:
-                found = ", ".join(map(str, live)) or "none"
-                problems.append(
-                    f"verification: {c.product} expected quantity {c.after or 'none'}, "
-                    f"found {found}"
-                )
-            if price is not None:
-                problems.append(price)
-        return settled, problems
-
-    async def fresh(self, agreement_id: int) -> str | None:
-        """Once per agreement, before its first write: None when its managed additions are
-        still what the plan was made against, else why the customer is skipped."""
-        task = self._fresh.get(agreement_id)
-        if task is None:
-            task = asyncio.ensure_future(self._reread(agreement_id))
-            self._fresh[agreement_id] = task
-        return await task
-
-    async def _reread(self, agreement_id: int) -> str | None:
-        saved = (self.expected or {}).get("agreements", {}).get(str(agreement_id))
-        if saved is None:
-            return None
-        current = await read_additions(self.cw, agreement_id, managed=self.products)
-        now = planfile.additions_snapshot(current, self.products, self.plan.period.as_of)
-        if now == saved["additions"]:
-            return None
-        moved = "; ".join(drift.additions(agreement_id, saved["additions"], now, limit=3))
-        return f"stale: {moved}; skipped, nothing written. Run `reconcile plan` again"
-
     async def customer(self, cp: CustomerPlan) -> CustomerResult:
         if cp.errors:
             return CustomerResult(cp, (), cp.errors, False)
@@ -325,7 +253,7 @@ class _Applier:
         if self.stop():
             return CustomerResult(cp, (), (INTERRUPTED_BEFORE,), False)
         for agreement_id in sorted({cp.agreement_id, *(c.agreement_id for c in cp.changes)}):
-            stale = await self.fresh(agreement_id)
+            stale = await self.freshness.check(agreement_id)
             if stale is not None:
                 return CustomerResult(cp, (), (stale,), False, stale=True)
         settled_by_answers = True
@@ -344,29 +272,18 @@ class _Applier:
             failures = _failures(results)
             return CustomerResult(cp, tuple(results), tuple(failures), verified=not failures)
         try:
-            settled, problems = await self.verify(cp, results)
+            verified = await verify(self.cw, self.products, self.plan.period.as_of, cp, results)
         except ReconcileError as exc:
             settled, problems = results, [f"verification failed: {exc}"]
+        else:
+            settled, problems = verified.settled, verified.problems
+            self.writes += verified.written
         return CustomerResult(
             cp, tuple(settled), (*_failures(settled), *problems), verified=not problems
         )
 
 
 INTERRUPTED_BEFORE = "interrupted before this customer's first write: nothing written"
-
-
-def _price_problem(change: Change, current: tuple[Addition, ...]) -> str | None:
-    """Why a repriced line does not bill its new price after the write, else None."""
-    if not change.repriced:
-        return None
-    line = next((a for a in current if a.id == change.addition_id), None)
-    found = "no such addition" if line is None else money.optional(line.unit_price) or "none"
-    if line is not None and line.unit_price == change.unit_price:
-        return None
-    return (
-        f"verification: {change.product} #{change.addition_id} expected unit price "
-        f"{money.plain(change.unit_price)}, found {found}"
-    )
 
 
 def _failures(results: list[ChangeResult]) -> list[str]:

@@ -15,8 +15,10 @@ import httpx
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise.conditions import Value, in_chunks
 from reconciler.core.errors import ReconcileError
-from reconciler.net.http import ApiError, HttpApi, OutcomeUnknown, RequestStats
+from reconciler.net.errors import ApiError, OutcomeUnknown
+from reconciler.net.http import HttpApi
 from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
+from reconciler.net.stats import RequestStats
 from reconciler.net.taskgroup import all_or_none
 from reconciler.net.throttle import Throttle
 from reconciler.secure.scrub import basic_auth_token

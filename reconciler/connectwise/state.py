@@ -43,7 +43,7 @@ from reconciler.core.mapping import agreements_by_company, companies_by_key, res
 from reconciler.core.model import Config, CustomerMap, ManagedProducts
 from reconciler.core.state import ActualState, Addition, Agreement, CatalogItem, Company
 from reconciler.net import slots
-from reconciler.net.http import ApiError
+from reconciler.net.errors import ApiError
 from reconciler.net.taskgroup import all_or_none, cancel_and_wait
 
 _T = TypeVar("_T", Company, CatalogItem)

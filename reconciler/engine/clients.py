@@ -15,8 +15,8 @@ from reconciler.config.env import cw_credentials_from_env, resolve_api_url, zero
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.core.model import Config, Settings
 from reconciler.net.deadline import RunDeadline
-from reconciler.net.http import RequestStats, Traffic
 from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
+from reconciler.net.stats import RequestStats, Traffic
 from reconciler.usage.zerotek import ZeroTekClient
 
 

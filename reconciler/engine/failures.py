@@ -19,7 +19,7 @@ from reconciler.core.results import ApplyResult
 from reconciler.engine.interface import Refused
 from reconciler.engine.interrupt import Interrupted
 from reconciler.net.deadline import TIME_LIMIT, TimeLimit
-from reconciler.net.http import Traffic
+from reconciler.net.stats import Traffic
 from reconciler.records import runlog
 
 

@@ -59,7 +59,7 @@ from reconciler.engine.interrupt import Interrupted, StopSignals
 from reconciler.engine.lock import config_lock
 from reconciler.engine.notices import Notifier
 from reconciler.net.deadline import EXIT_TIME_LIMIT, TIME_LIMIT, RunDeadline
-from reconciler.notify import email as notify
+from reconciler.notify.smtp import SmtpSettings, smtp_from_env
 from reconciler.plan import orphans, planfile
 from reconciler.records import runfiles, runlog
 from reconciler.secure.scrub import check_credentials
@@ -200,7 +200,7 @@ class SyncEngine:
         else:
             select_customers(self.config, req.customers)
         check_enabled(self.config)  # deactivated means hands off, before any request
-        smtp = notify.smtp_from_env(self.clients.environ) if req.send_email else None
+        smtp = smtp_from_env(self.clients.environ) if req.send_email else None
         window = saved.plan.period if saved else self.period(req.period, req.as_of)
         return _Guarded(saved, window, trigger, self._notifier(smtp, req.send_email))
 
@@ -292,7 +292,7 @@ class SyncEngine:
     def _environ(self) -> Mapping[str, str]:
         return os.environ if self.clients.environ is None else self.clients.environ
 
-    def _notifier(self, smtp: notify.SmtpSettings | None = None, send: bool = False) -> Notifier:
+    def _notifier(self, smtp: SmtpSettings | None = None, send: bool = False) -> Notifier:
         return Notifier(self.config.settings, self._environ(), self.ui.notice, send, smtp)
 
     def _record_failure(
@@ -320,7 +320,7 @@ class SyncEngine:
         """Current-period usage (one bulk ZeroTek fetch) -> customers using unmapped SKUs,
         and the daily e-mail while any remain."""
         check_credentials(API_CREDENTIAL_VARS, self.clients.environ)  # before any request
-        smtp = notify.smtp_from_env(self.clients.environ) if send_email else None
+        smtp = smtp_from_env(self.clients.environ) if send_email else None
         period = self.period(PeriodKind.CURRENT, as_of)
         self._metered()
         found = self._run(unmapped.find_unmapped(self.config, self.clients, period))

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from reconciler.engine.clients import Clients
 from reconciler.net.deadline import MAX_DURATION_VAR, RunDeadline, TimeLimit
-from reconciler.net.http import Traffic
+from reconciler.net.stats import Traffic
 
 T = TypeVar("T")
 

@@ -15,7 +15,8 @@ from reconciler.core.model import Settings
 from reconciler.core.plan import Plan
 from reconciler.engine.interrupt import Abandoned, StopSignals
 from reconciler.notify import chat
-from reconciler.notify import email as notify
+from reconciler.notify.email import notify_after_sync, outcomes_if_unsendable
+from reconciler.notify.smtp import SmtpSettings
 from reconciler.records import runlog
 from reconciler.records.record import EmailOutcome
 
@@ -29,7 +30,7 @@ class Notifier:
     environ: Mapping[str, str]
     notice: Callable[[str], None]  # one line for the user (a chat message's outcome)
     send_email: bool = False
-    smtp: notify.SmtpSettings | None = None
+    smtp: SmtpSettings | None = None
 
     def after_sync(
         self,
@@ -51,10 +52,8 @@ class Notifier:
         return emails
 
     def unsendable(self, plan: Plan | None) -> list[EmailOutcome] | None:
-        """The e-mails' outcomes when none can be sent (see notify.outcomes_if_unsendable)."""
-        return notify.outcomes_if_unsendable(
-            self.settings, plan, send=self.send_email, smtp=self.smtp
-        )
+        """The e-mails' outcomes when none can be sent (see outcomes_if_unsendable)."""
+        return outcomes_if_unsendable(self.settings, plan, send=self.send_email, smtp=self.smtp)
 
     def after_failure(self, handle: runlog.RunHandle, signals: StopSignals) -> None:
         """A sync that did not happen, e-mailed and posted like one that did."""
@@ -68,7 +67,7 @@ class Notifier:
         """Hand the finished record to the e-mails, then record how they went."""
         emails: list[EmailOutcome] = []
         try:
-            emails = notify.notify_after_sync(
+            emails = notify_after_sync(
                 self.settings, handle.record, plan, send=self.send_email, smtp=self.smtp
             )
         finally:  # the record's twin, summary and INDEX.md are written here, always

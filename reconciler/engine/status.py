@@ -16,7 +16,8 @@ from reconciler.config.loader import load_config, load_settings_only
 from reconciler.core.errors import ConfigError, ReconcileError
 from reconciler.core.model import Config, Settings
 from reconciler.engine.clients import connectwise_client, zerotek_client
-from reconciler.net.http import ApiError, HttpApi
+from reconciler.net.errors import ApiError
+from reconciler.net.http import HttpApi
 from reconciler.net.settings import HttpSettings
 from reconciler.secure.untrusted import plain
 from reconciler.usage.zerotek import CUSTOMERS

@@ -15,7 +15,8 @@ from reconciler.core.periods import Period
 from reconciler.core.state import CatalogItem
 from reconciler.engine.clients import Clients
 from reconciler.insight.report import Kind, Pricer, Row, unmapped_customer_rows
-from reconciler.notify import email as notify
+from reconciler.notify.smtp import SmtpSettings, delivery_failed
+from reconciler.notify.unmapped_email import send_unmapped, unmapped_skus
 from reconciler.records.record import EmailOutcome
 from reconciler.usage import fetch_usage
 
@@ -37,14 +38,14 @@ class Unmapped:
 
     @property
     def email_failed(self) -> bool:
-        return self.email is not None and notify.delivery_failed(self.email)
+        return self.email is not None and delivery_failed(self.email)
 
 
 async def find_unmapped(config: Config, clients: Clients, period: Period) -> Unmapped:
     """The unmapped usage of `period`, valued (no e-mail yet)."""
     zerotek = lambda: clients.zerotek(config)  # noqa: E731
     usage = await fetch_usage(config, period, zerotek=zerotek)
-    rows = notify.unmapped_skus(config, usage)
+    rows = unmapped_skus(config, usage)
     catalog, note = await _catalog(config, clients)
     pricer = Pricer(config, catalog)
     valued = [pricer.row(Kind.UNMAPPED_SKU, cid, name, sku, n) for cid, name, sku, n in rows]
@@ -64,10 +65,10 @@ async def _catalog(config: Config, clients: Clients) -> tuple[tuple[CatalogItem,
 
 
 def remind(
-    config: Config, found: Unmapped, *, send_email: bool, smtp: notify.SmtpSettings | None
+    config: Config, found: Unmapped, *, send_email: bool, smtp: SmtpSettings | None
 ) -> Unmapped:
     """The daily e-mail while any unmapped usage remains; `found` with its outcome."""
-    email = notify.send_unmapped(
+    email = send_unmapped(
         config.settings,
         found.rows,
         send=send_email,

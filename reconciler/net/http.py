@@ -1,8 +1,10 @@
-"""HTTP plumbing shared by the ConnectWise and ZeroTek clients.
+"""HTTP plumbing shared by the ConnectWise and ZeroTek clients: `HttpApi`, the one place
+requests are sent, and its retry loop.
 
-One `httpx.AsyncClient` per run with a keep-alive pool, a semaphore bounding requests in
-flight, bounded retries with exponential backoff and full jitter (honouring `Retry-After`),
-and errors that are one readable line.
+One `httpx.AsyncClient` per run with a keep-alive pool, request slots bounding requests in
+flight, bounded retries with exponential backoff and full jitter honouring `Retry-After`
+(`retry`), answers read up to the size cap (`body`), errors that are one readable line
+(`errors`), and what was sent counted (`stats`).
 
 Secrets: every exception raised here is created outside the `except` block that caught the
 httpx error, so no exception chain ever holds an httpx request (whose headers carry the
@@ -13,14 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import email.utils
 import logging
-import random
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, ClassVar, NamedTuple, Self
 from urllib.parse import urlsplit
@@ -28,173 +25,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler.core.errors import ReconcileError
+from reconciler.net.body import SPENT, TooLarge, read_capped, with_body
 from reconciler.net.deadline import RunDeadline
+from reconciler.net.errors import ApiError, OutcomeUnknown, describe, one_line
+from reconciler.net.retry import MAX_RETRY_AFTER, parse_retry_after, retry_delay
 from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
 from reconciler.net.slots import Slots
+from reconciler.net.stats import RequestStats
 from reconciler.net.throttle import Throttle
 from reconciler.net.transport import Transport
-from reconciler.secure.scrub import shorten
 
 log = logging.getLogger(__name__)
-
-# Retry-After beyond this is treated as "come back much later": better to fail the run
-# clearly than to sleep for an hour inside a CI job.
-MAX_RETRY_AFTER = 120.0
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class ApiError(ReconcileError):
-    """An API call failed. `str()` is the whole readable line; `message` is the server's.
-
-    `status` is None when no HTTP response arrived (unreachable host, timeout)."""
-
-    def __init__(
-        self,
-        line: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        message: str | None = None,
-        field: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        super().__init__(line)
-        self.status = status
-        self.code = code
-        self.message = message if message is not None else line
-        self.field = field
-        self.method = method
-        self.path = path
-
-    @property
-    def unreachable(self) -> bool:
-        return self.status is None
-
-    @property
-    def auth_rejected(self) -> bool:
-        return self.status in (401, 403)
-
-
-class OutcomeUnknown(ApiError):
-    """A non-idempotent request (POST) may or may not have been processed: the caller must
-    re-read before deciding whether to send it again."""
-
-
-@dataclass
-class RequestStats:
-    """What the clients of one API sent and received during one command: the run record's
-    `requests`, `-v` and the benchmarks. Clients made through one `Clients` share it.
-
-    A few additions per request, never a list per request (10,000-customer runs send tens
-    of thousands). `by_kind` counts every attempt, retries included, by method and route
-    pattern (`GET finance/agreements/{id}/additions`): never a raw URL (ids, query
-    conditions with names from the APIs) and never a header (credentials). Bytes are of
-    request and response bodies as sent and received on the wire."""
-
-    by_method: Counter[str] = field(default_factory=Counter)  # logical requests by method
-    retries: int = 0
-    longest_url: int = 0
-    by_kind: Counter[str] = field(default_factory=Counter)  # attempts, retries included
-    status_429: int = 0
-    wait_seconds: float = 0.0  # slept in back-off and Retry-After before retries
-    request_seconds: float = 0.0  # summed over attempts (concurrent ones overlap)
-    bytes_received: int = 0
-    bytes_sent: int = 0
-    throttle: Throttle | None = None  # the API's rate, set by the first client made
-
-    @property
-    def requests(self) -> int:
-        """Logical requests (a request retried three times counts once)."""
-        return sum(self.by_method.values())
-
-    @property
-    def attempts(self) -> int:
-        """Requests sent, retries included."""
-        return sum(self.by_kind.values())
-
-    def to_json(self) -> dict[str, Any]:
-        """As the run record holds it (schemas/run.schema.json, `api_requests`)."""
-        return {
-            "requests": self.attempts,
-            "by_kind": dict(sorted(self.by_kind.items())),
-            "retries": self.retries,
-            "status_429": self.status_429,
-            "wait_seconds": round(self.wait_seconds, 3),
-            "request_seconds": round(self.request_seconds, 3),
-            "bytes_received": self.bytes_received,
-            "bytes_sent": self.bytes_sent,
-            "throttle": (self.throttle or Throttle()).to_json(),
-        }
-
-
-# The APIs a run talks to, as the run record names them.
-APIS = ("connectwise", "zerotek")
-
-
-class Traffic:
-    """Request statistics per API for one command (one `RequestStats` per API, shared by
-    every client of that API the command makes, and with it one `Throttle`).
-
-    `notice` gets the throttles' progress lines ("ConnectWise is throttling: about 9.8
-    requests/s get through"); `deadline` (a `time.monotonic()` instant: the run's time limit) bounds
-    their waiting."""
-
-    def __init__(
-        self, *, notice: Callable[[str], None] | None = None, deadline: float | None = None
-    ) -> None:
-        self.apis: dict[str, RequestStats] = {}
-        self.notice = notice
-        self.deadline = deadline
-
-    def of(self, api: str) -> RequestStats:
-        stats = self.apis.get(api)
-        if stats is None:
-            throttle = Throttle(notice=self.notice, deadline=self.deadline)
-            stats = self.apis[api] = RequestStats(throttle=throttle)
-        return stats
-
-    def to_json(self) -> dict[str, dict[str, Any]]:
-        """Every API in APIS, with zeros when one was not contacted: stable keys."""
-        return {name: self.of(name).to_json() for name in APIS}
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
-
-
-def retry_delay(attempt: int, retry_after: float | None, base: float, maximum: float) -> float:
-    """The one retry policy (every HTTP client here): exponential backoff with full jitter,
-    or the server's `Retry-After` plus at most a second of jitter, so concurrent retries
-    do not stampede."""
-    jitter = random.uniform(0, min(maximum, base * 2**attempt))
-    if retry_after is None:
-        return jitter
-    return retry_after + min(jitter, 1.0)
-
-
-def one_line(text: str, limit: int = 300, extra: Iterable[str] = ()) -> str:
-    """Server or exception text for a message: scrubbed, then one line, then cut."""
-    return shorten(text, limit, extra)
 
 
 @dataclass
@@ -363,15 +204,15 @@ class HttpApi:
             return _Sent(response=await self._fetch(method, url, kwargs))
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # nothing sent: safe to retry any method
-            return _Sent(failure=_describe(exc, self._secrets))
+            return _Sent(failure=describe(exc, self._secrets))
         except httpx.TransportError as exc:
-            return _Sent(failure=_describe(exc, self._secrets), reached=True)
+            return _Sent(failure=describe(exc, self._secrets), reached=True)
         except TimeoutError:
             return _Sent(
                 final=f"no complete answer within {self.http.deadline:g} s (the request "
                 "deadline, connect through last byte)"
             )
-        except _TooLarge:
+        except TooLarge:
             mb = self.http.max_response_bytes / 1024 / 1024
             return _Sent(final=f"answer larger than {mb:g} MB (the response size cap)")
 
@@ -467,7 +308,7 @@ class HttpApi:
             self.stats.bytes_sent += len(request.content)
             response = await self._client.send(request, stream=True)
             try:
-                body = await self._capped_body(response)
+                body = await read_capped(response, self.http.max_response_bytes)
             finally:
                 await response.aclose()
                 self.stats.bytes_received += response.num_bytes_downloaded
@@ -475,21 +316,8 @@ class HttpApi:
                 # every answer (~40 objects with its request and headers) waits for the
                 # cycle collector, whose pauses stalled every request in flight (4.6 s of
                 # pauses in a 10,000-customer apply). Its stream is spent: let it go.
-                response.stream = _SPENT
-        return _with_body(response, body)
-
-    async def _capped_body(self, response: httpx.Response) -> bytes:
-        """The decoded body, refused (`_TooLarge`) as soon as it is declared or grows larger
-        than the cap: decoded, so a small compressed answer cannot unpack into gigabytes."""
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.http.max_response_bytes:
-            raise _TooLarge
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self.http.max_response_bytes:
-                raise _TooLarge
-        return bytes(body)
+                response.stream = SPENT
+        return with_body(response, body)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         return retry_delay(attempt, retry_after, self.http.backoff_base, self.http.backoff_max)
@@ -558,40 +386,3 @@ def _no_cookies() -> CookieJar:
     replayed to it. With neither cookie protocol enabled the jar does not even parse a
     response's Set-Cookie (httpx still hands it every response)."""
     return CookieJar(policy=DefaultCookiePolicy(netscape=False, rfc2965=False))
-
-
-_SPENT = httpx.ByteStream(b"")
-
-
-def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
-    """`response` (streamed, closed) as `send` without `stream=True` would have returned it:
-    its body read. httpx has no public way to give a streamed response the body read from
-    it, so this is a new response with the same status, headers, request and extensions.
-    The body is decoded already: Content-Encoding goes, or `read` would decode it again."""
-    headers = response.headers.copy()
-    headers.pop("Content-Encoding", None)
-    answer = httpx.Response(
-        response.status_code,
-        headers=headers,
-        stream=httpx.ByteStream(body),
-        request=response.request,
-        extensions=response.extensions,
-    )
-    answer.read()
-    return answer
-
-
-def _describe(exc: httpx.TransportError, secrets: Iterable[str] = ()) -> str:
-    """A short cause for a transport error; never the request (its headers hold secrets)."""
-    kind = {
-        httpx.ConnectError: "connection failed",
-        httpx.ConnectTimeout: "connect timed out",
-        httpx.ReadTimeout: "read timed out",
-        httpx.WriteTimeout: "write timed out",
-        httpx.PoolTimeout: "no free connection",
-        httpx.RemoteProtocolError: "connection dropped",
-        httpx.ReadError: "connection dropped",
-        httpx.WriteError: "connection dropped",
-    }.get(type(exc), type(exc).__name__)
-    text = one_line(str(exc), 120, secrets)
-    return f"{kind} ({text})" if text and text != kind else kind

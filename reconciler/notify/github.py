@@ -30,7 +30,7 @@ from reconciler.config.env import check_api_url
 from reconciler.core.errors import ReconcileError
 from reconciler.core.vocabulary import PLAN_MARKER
 from reconciler.net.deadline import within
-from reconciler.net.http import parse_retry_after, retry_delay
+from reconciler.net.retry import parse_retry_after, retry_delay
 from reconciler.secure.scrub import Scrubber, check_credentials
 
 DEFAULT_API_URL = "https://api.github.com"

@@ -123,7 +123,7 @@ class RunRecord:
     # {"seats": int, "monthly_revenue": "exact decimal", "currency": "USD"}; None when
     # the run never read it (a failure before planning, records written before 0.2).
     billed_before: dict[str, Any] | None = None
-    # The HTTP requests the run sent, per API (http.RequestStats.to_json): {"connectwise":
+    # The HTTP requests the run sent, per API (net.stats.RequestStats.to_json): {"connectwise":
     # {"requests", "by_kind", "retries", "status_429", "wait_seconds", "request_seconds",
     # "bytes_received", "bytes_sent"}, "zerotek": {...}}. None in records written before
     # requests were counted (and while a run is incomplete).

@@ -1,7 +1,7 @@
 """How a run's request statistics read: text (`activity RUN_ID`, `-v` on plan and apply)
 and Markdown (the run's twin under runs/, which the sync workflow puts in the job summary).
 
-Pure functions of the JSON form (`http.Traffic.to_json()`, a run record's `requests`). Run
+Pure functions of the JSON form (`net.stats.Traffic.to_json()`, a run record's `requests`). Run
 files live in git and may be hand-edited, so every value is checked and every name escaped.
 """
 

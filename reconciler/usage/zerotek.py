@@ -10,8 +10,10 @@ from urllib.parse import quote
 from reconciler.core.errors import ReconcileError
 from reconciler.core.periods import Period
 from reconciler.core.state import Usage
-from reconciler.net.http import ApiError, HttpApi, RequestStats
+from reconciler.net.errors import ApiError
+from reconciler.net.http import HttpApi
 from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
+from reconciler.net.stats import RequestStats
 from reconciler.net.taskgroup import all_or_none, all_or_none2
 from reconciler.net.throttle import Throttle
 from reconciler.usage.identity import SkuRows

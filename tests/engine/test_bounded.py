@@ -33,8 +33,8 @@ from reconciler.core.model import PeriodKind
 from reconciler.core.periods import Period
 from reconciler.net.deadline import RunDeadline, parse_duration, within
 from reconciler.notify import chat
-from reconciler.notify import email as notify
 from reconciler.notify.github import GitHubClient
+from reconciler.notify.smtp import SmtpSettings, deliver
 from reconciler.records import activity
 from reconciler.sandbox import Sandbox
 
@@ -213,9 +213,9 @@ def trickler() -> Iterator[Callable[[bytes], int]]:
 
 def test_smtp_that_trickles_is_cut_at_the_message_deadline(trickler: Any) -> None:
     port = trickler(b"220-slow ")
-    smtp = notify.SmtpSettings("127.0.0.1", port, "r@x.example", tls="none", message_seconds=1.5)
+    smtp = SmtpSettings("127.0.0.1", port, "r@x.example", tls="none", message_seconds=1.5)
     started = time.monotonic()
-    outcome = notify.deliver(
+    outcome = deliver(
         "sync-outcome", ["a@x.example"], lambda: ("s", "t", "<p>h</p>"), send=True, smtp=smtp
     )
     assert time.monotonic() - started < 4
@@ -224,15 +224,13 @@ def test_smtp_that_trickles_is_cut_at_the_message_deadline(trickler: Any) -> Non
 
 def test_all_e_mails_share_one_total_budget(trickler: Any) -> None:
     port = trickler(b"220-slow ")
-    smtp = notify.SmtpSettings(
+    smtp = SmtpSettings(
         "127.0.0.1", port, "r@x.example", tls="none", message_seconds=1.0, total_seconds=1.5
     )
     budget = RunDeadline(smtp.total_seconds)
     started = time.monotonic()
     outcomes = [
-        notify.deliver(
-            "k", ["a@x.example"], lambda: ("s", "t", "h"), send=True, smtp=smtp, budget=budget
-        )
+        deliver("k", ["a@x.example"], lambda: ("s", "t", "h"), send=True, smtp=smtp, budget=budget)
         for _ in range(3)
     ]
     assert time.monotonic() - started < 3.5

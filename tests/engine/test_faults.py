@@ -36,8 +36,8 @@ from reconciler.engine.clients import Clients
 from reconciler.engine.interface import ApplyRequest, PlanRequest
 from reconciler.engine.manager import SyncEngine
 from reconciler.engine.planning import make_plan
-from reconciler.net.http import Traffic
 from reconciler.net.settings import HttpSettings
+from reconciler.net.stats import Traffic
 from reconciler.sandbox import Sandbox
 
 SEEDS = (11, 22, 33)

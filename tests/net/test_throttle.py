@@ -27,8 +27,8 @@ from reconciler.core.model import PeriodKind
 from reconciler.core.periods import period_for
 from reconciler.engine.clients import Clients
 from reconciler.engine.planning import make_plan
-from reconciler.net.http import Traffic
 from reconciler.net.settings import HttpSettings
+from reconciler.net.stats import Traffic
 from reconciler.net.throttle import Throttle, TimeLimit
 from reconciler.sandbox import Sandbox
 

@@ -36,7 +36,10 @@ from reconciler.core.periods import Period
 from reconciler.core.plan import CustomerPlan
 from reconciler.core.results import ApplyResult, CustomerResult
 from reconciler.core.state import Usage
-from reconciler.notify import email as notify
+from reconciler.notify.email import notify_after_sync
+from reconciler.notify.ending_email import agreements_ending
+from reconciler.notify.smtp import SmtpSettings, smtp_from_env
+from reconciler.notify.unmapped_email import send_unmapped, unmapped_skus
 from reconciler.records import runlog
 from reconciler.records.record import RunRecord
 
@@ -55,8 +58,8 @@ def failure(message: str, period: Period | None, run_id: str) -> RunRecord:
     return record
 
 
-def smtp_for(server: SmtpServer, **extra: str) -> notify.SmtpSettings:
-    settings = notify.smtp_from_env(server.env(**extra))
+def smtp_for(server: SmtpServer, **extra: str) -> SmtpSettings:
+    settings = smtp_from_env(server.env(**extra))
     assert settings is not None
     return settings
 
@@ -65,13 +68,13 @@ def smtp_for(server: SmtpServer, **extra: str) -> notify.SmtpSettings:
 
 
 def test_no_smtp_host_means_mail_is_off() -> None:
-    assert notify.smtp_from_env({}) is None
-    assert notify.smtp_from_env({"SMTP_HOST": "  ", "SMTP_PORT": "25"}) is None
+    assert smtp_from_env({}) is None
+    assert smtp_from_env({"SMTP_HOST": "  ", "SMTP_PORT": "25"}) is None
 
 
 @pytest.mark.parametrize(("tls", "port"), [("starttls", 587), ("ssl", 465), ("", 587)])
 def test_default_ports_and_sender(tls: str, port: int) -> None:
-    s = notify.smtp_from_env({"SMTP_HOST": "smtp.msp.example", "SMTP_TLS": tls})
+    s = smtp_from_env({"SMTP_HOST": "smtp.msp.example", "SMTP_TLS": tls})
     assert s is not None
     assert (s.port, s.tls or "starttls", s.sender) == (port, tls or "starttls", s.sender)
     assert s.sender == "reconcile@smtp.msp.example"
@@ -85,7 +88,7 @@ def test_none_port_25_on_loopback_and_password_hidden() -> None:
         "SMTP_PASSWORD": "hunter2-SENTINEL",
         "SMTP_FROM": "billing-bot@msp.example",
     }
-    s = notify.smtp_from_env(env)
+    s = smtp_from_env(env)
     assert s is not None and s.port == 25 and s.sender == "billing-bot@msp.example"
     assert s.password == "hunter2-SENTINEL"
     assert "hunter2" not in repr(s)
@@ -102,14 +105,14 @@ def test_none_port_25_on_loopback_and_password_hidden() -> None:
 )
 def test_bad_smtp_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ReconcileError, match=message):
-        notify.smtp_from_env({"SMTP_HOST": "smtp.msp.example", **env})
+        smtp_from_env({"SMTP_HOST": "smtp.msp.example", **env})
 
 
 # --- sync outcome --------------------------------------------------------------------------
 
 
 def test_success_email(smtp_server: SmtpServer) -> None:
-    outcomes = notify.notify_after_sync(
+    outcomes = notify_after_sync(
         SETTINGS, sent(success_result(), "RUN-1"), success_result().plan, smtp=smtp_for(smtp_server)
     )
     assert [(o.kind, o.sent, o.detail) for o in outcomes] == [
@@ -135,7 +138,7 @@ def test_success_email(smtp_server: SmtpServer) -> None:
 
 
 def test_partial_failure_email_lists_errors(smtp_server: SmtpServer) -> None:
-    notify.notify_after_sync(
+    notify_after_sync(
         SETTINGS, sent(partial_result(), "RUN-2"), partial_result().plan, smtp=smtp_for(smtp_server)
     )
     sync = smtp_server.sink.received[0]
@@ -149,7 +152,7 @@ def test_partial_failure_email_lists_errors(smtp_server: SmtpServer) -> None:
 
 
 def test_total_failure_email(smtp_server: SmtpServer) -> None:
-    notify.notify_after_sync(
+    notify_after_sync(
         SETTINGS, sent(failed_result(), "RUN-3"), failed_result().plan, smtp=smtp_for(smtp_server)
     )
     sync = smtp_server.sink.received[0]
@@ -159,7 +162,7 @@ def test_total_failure_email(smtp_server: SmtpServer) -> None:
 
 
 def test_failure_before_a_result(smtp_server: SmtpServer) -> None:
-    (outcome,) = notify.notify_after_sync(
+    (outcome,) = notify_after_sync(
         SETTINGS,
         failure("plan is stale: config changed", PERIOD, "RUN-4"),
         None,
@@ -186,7 +189,7 @@ def ending_in(days: int | None, n: int = 1) -> CustomerPlan:
 )
 def test_agreement_ending_window(smtp_server: SmtpServer, days: int | None, listed: bool) -> None:
     result = ApplyResult(plan(ending_in(days)), (), STARTED, STARTED)
-    outcomes = notify.notify_after_sync(
+    outcomes = notify_after_sync(
         SETTINGS, sent(result, "RUN-5"), result.plan, smtp=smtp_for(smtp_server)
     )
     subjects = [m.subject for m in smtp_server.sink.received]
@@ -206,7 +209,7 @@ def test_agreement_ending_window(smtp_server: SmtpServer, days: int | None, list
 
 def test_one_ending_email_for_all_agreements(smtp_server: SmtpServer) -> None:
     # Acme ends in 29 days (changed), Epsilon in 30 (unchanged), Delta never: one e-mail.
-    notify.notify_after_sync(
+    notify_after_sync(
         SETTINGS, sent(success_result(), "RUN-6"), success_result().plan, smtp=smtp_for(smtp_server)
     )
     ending = [m for m in smtp_server.sink.received if "within" in m.subject]
@@ -226,7 +229,7 @@ def test_shared_agreement_listed_once() -> None:
     b = CustomerPlan(
         b.customer_id, b.name, a.company, a.agreement_id, a.agreement_name, a.agreement_end_date
     )
-    (row,) = notify.agreements_ending(plan(a, b), 30)
+    (row,) = agreements_ending(plan(a, b), 30)
     assert row.customers == ("Customer 1 (zt-91)", "Customer 2 (zt-92)")
 
 
@@ -246,7 +249,7 @@ def usage(users: dict[str, dict[str, int]]) -> Usage:
 
 
 def test_unmapped_skus_only_for_mapped_customers() -> None:
-    rows = notify.unmapped_skus(
+    rows = unmapped_skus(
         CONFIG,
         usage(
             {
@@ -257,13 +260,13 @@ def test_unmapped_skus_only_for_mapped_customers() -> None:
         ),
     )
     assert rows == [("zt-0001", "Acme", "OKTA-NEW", 3), ("zt-0002", "beta", "OKTA-LCM", 7)]
-    assert notify.unmapped_skus(CONFIG, usage({"zt-0001": {"OKTA-SSO": 4}})) == []
+    assert unmapped_skus(CONFIG, usage({"zt-0001": {"OKTA-SSO": 4}})) == []
 
 
 def test_unmapped_email_present_then_resolved(smtp_server: SmtpServer) -> None:
     smtp = smtp_for(smtp_server)
     rows = [("zt-0001", "Acme", "OKTA-NEW", 3), ("zt-0002", "beta & co", "OKTA-LCM", 7)]
-    outcome = notify.send_unmapped(SETTINGS, rows, smtp=smtp, period=PERIOD)
+    outcome = send_unmapped(SETTINGS, rows, smtp=smtp, period=PERIOD)
     assert outcome is not None and outcome.sent and outcome.kind == "unmapped-sku"
     (mail,) = smtp_server.sink.received
     assert mail.rcpt_tos == RECIPIENTS
@@ -274,7 +277,7 @@ def test_unmapped_email_present_then_resolved(smtp_server: SmtpServer) -> None:
     assert "<td" in mail.html and ">OKTA-LCM<" in mail.html and ">7<" in mail.html
     assert "beta &amp; co" in mail.html
     # Resolved: no rows, no e-mail.
-    assert notify.send_unmapped(SETTINGS, [], smtp=smtp) is None
+    assert send_unmapped(SETTINGS, [], smtp=smtp) is None
     assert len(smtp_server.sink.received) == 1
 
 
@@ -283,11 +286,11 @@ def test_unmapped_email_present_then_resolved(smtp_server: SmtpServer) -> None:
 
 def test_connection_refused_does_not_raise() -> None:
     env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port()), "SMTP_TLS": "none"}
-    outcomes = notify.notify_after_sync(
+    outcomes = notify_after_sync(
         SETTINGS,
         sent(success_result(), "RUN-7"),
         success_result().plan,
-        smtp=notify.smtp_from_env(env),
+        smtp=smtp_from_env(env),
     )
     assert [o.sent for o in outcomes] == [False, False]
     assert outcomes[0].detail.startswith("not sent: connection refused by 127.0.0.1:")
@@ -295,11 +298,11 @@ def test_connection_refused_does_not_raise() -> None:
 
 
 def test_not_configured_and_no_email(smtp_server: SmtpServer) -> None:
-    (a, _) = notify.notify_after_sync(
+    (a, _) = notify_after_sync(
         SETTINGS, sent(success_result(), "R"), success_result().plan, smtp=None
     )
     assert (a.sent, a.detail) == (False, "not sent: SMTP not configured")
-    (b, _) = notify.notify_after_sync(
+    (b, _) = notify_after_sync(
         SETTINGS,
         sent(success_result(), "R"),
         success_result().plan,
@@ -308,17 +311,15 @@ def test_not_configured_and_no_email(smtp_server: SmtpServer) -> None:
     )
     assert (b.sent, b.detail) == (False, "not sent: --no-email")
     nobody = Settings()
-    (c,) = notify.notify_after_sync(
-        nobody, failure("x", None, "R"), None, smtp=smtp_for(smtp_server)
-    )
+    (c,) = notify_after_sync(nobody, failure("x", None, "R"), None, smtp=smtp_for(smtp_server))
     assert not c.sent and "no recipients" in c.detail
     assert smtp_server.sink.received == []
 
 
 def test_starttls_is_required_when_asked(smtp_server: SmtpServer) -> None:
     # This server offers no STARTTLS: the mail must not go out in clear instead.
-    smtp = notify.smtp_from_env(smtp_server.env(SMTP_TLS="starttls"))
-    (outcome, _) = notify.notify_after_sync(
+    smtp = smtp_from_env(smtp_server.env(SMTP_TLS="starttls"))
+    (outcome, _) = notify_after_sync(
         SETTINGS, sent(success_result(), "R"), success_result().plan, smtp=smtp
     )
     assert not outcome.sent and "does not offer STARTTLS" in outcome.detail
@@ -328,8 +329,8 @@ def test_starttls_is_required_when_asked(smtp_server: SmtpServer) -> None:
 
 
 def test_ssl_against_a_plain_server_fails_cleanly(smtp_server: SmtpServer) -> None:
-    smtp = notify.smtp_from_env(smtp_server.env(SMTP_TLS="ssl"))
-    (outcome,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=smtp)
+    smtp = smtp_from_env(smtp_server.env(SMTP_TLS="ssl"))
+    (outcome,) = notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=smtp)
     assert not outcome.sent and outcome.detail.startswith("not sent: ")
     assert "SMTP_TLS=starttls" in outcome.detail and "Error" not in outcome.detail
 
@@ -346,9 +347,9 @@ def test_login_and_refused_login() -> None:
     kwargs = {"authenticator": _authenticator(b"right-pw"), "auth_require_tls": False}
     with run_smtp(**kwargs) as server:
         good = smtp_for(server, SMTP_USERNAME="mailer", SMTP_PASSWORD="right-pw")
-        (sent,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=good)
+        (sent,) = notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=good)
         bad = smtp_for(server, SMTP_USERNAME="mailer", SMTP_PASSWORD="wrong-pw")
-        (refused,) = notify.notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=bad)
+        (refused,) = notify_after_sync(SETTINGS, failure("x", PERIOD, "R"), None, smtp=bad)
         assert sent.sent and len(server.sink.received) == 1
         assert not refused.sent and "refused the SMTP login (535)" in refused.detail
         assert refused.detail.endswith("check SMTP_USERNAME and SMTP_PASSWORD")
@@ -375,7 +376,7 @@ def test_secrets_never_reach_run_files_or_emails(
         monkeypatch.setenv("SMTP_PORT", str(server.port))
         monkeypatch.setenv("SMTP_TLS", "none")
         monkeypatch.setenv("SMTP_USERNAME", "mailer")
-        smtp = notify.smtp_from_env()
+        smtp = smtp_from_env()
         # An upstream error that echoes a credential (the worst case the scrubber exists for).
         leaky = f"401 Unauthorized for key {SENTINELS['CW_PRIVATE_KEY']}"
         base = partial_result()
@@ -385,13 +386,13 @@ def test_secrets_never_reach_run_files_or_emails(
         result = ApplyResult(base.plan, customers, base.started, base.finished)
         handle = runlog.start_run(tmp_path, result.plan, trigger="manual", started=STARTED)
         handle.finish(result)
-        emails = notify.notify_after_sync(SETTINGS, handle.record, result.plan, smtp=smtp)
+        emails = notify_after_sync(SETTINGS, handle.record, result.plan, smtp=smtp)
         handle.set_emails(emails)
         failed = runlog.start_run(
             tmp_path, result.plan, trigger="manual", started=STARTED + dt.timedelta(hours=1)
         )
         failed.fail(leaky)
-        failed.set_emails(notify.notify_after_sync(SETTINGS, failed.record, None, smtp=smtp))
+        failed.set_emails(notify_after_sync(SETTINGS, failed.record, None, smtp=smtp))
         received = list(server.sink.received)
 
     assert [o.sent for o in emails] == [True, True] and len(received) == 3
@@ -421,9 +422,7 @@ def test_success_email_reads_like_an_invoice_summary(
 ) -> None:
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     settings = Settings(currency="EUR", notifications=SETTINGS.notifications)
-    notify.notify_after_sync(
-        settings, sent(success_result(), "RUN-5"), None, smtp=smtp_for(smtp_server)
-    )
+    notify_after_sync(settings, sent(success_result(), "RUN-5"), None, smtp=smtp_for(smtp_server))
     (mail,) = smtp_server.sink.received
     assert mail.subject == "[reconcile] Sync succeeded: last billing period, 16 Oct – 15 Nov 2026"
     text, html = mail.text, mail.html
@@ -451,7 +450,7 @@ def test_success_email_reads_like_an_invoice_summary(
 def test_unsafe_plan_email_lists_the_refused_changes(smtp_server: SmtpServer) -> None:
     record = RunRecord.start("RUN-6", "scheduled", STARTED, PERIOD, plan(ACME, BETA))
     record.end(STARTED, outcome="failed", error="unsafe plan refused: removals 100% > 30%")
-    notify.notify_after_sync(SETTINGS, record, None, smtp=smtp_for(smtp_server))
+    notify_after_sync(SETTINGS, record, None, smtp=smtp_for(smtp_server))
     (mail,) = smtp_server.sink.received
     refused = _section(mail.text, "Refused changes (planned, not applied)")
     assert "40 → 42" in refused and "0 → 10" in refused and "5 → 0" in refused
@@ -477,9 +476,7 @@ def test_in_actions_the_email_links_the_run_in_the_repository(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     run_id = "20261115T061700Z-scheduled"
-    notify.notify_after_sync(
-        SETTINGS, sent(success_result(), run_id), None, smtp=smtp_for(smtp_server)
-    )
+    notify_after_sync(SETTINGS, sent(success_result(), run_id), None, smtp=smtp_for(smtp_server))
     (mail,) = smtp_server.sink.received
     url = f"https://github.com/msp/billing/blob/main/runs/2026/11/{run_id}.md"
     assert f"Run log: {url}" in mail.text

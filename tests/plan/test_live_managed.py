@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 from plan_builders import AS_OF, PERIOD, addition, config, customer, state, usage
 
-from reconciler.connectwise.apply import _live
 from reconciler.connectwise.payload import addition as _addition
+from reconciler.connectwise.verification import live_quantities
 from reconciler.core.billed import billed_before
 from reconciler.core.model import ManagedProducts
 from reconciler.core.state import Addition, is_live_managed
@@ -111,7 +111,7 @@ def test_planner_snapshot_apply_and_billed_count_the_same_additions() -> None:
     assert {int(i) for i in snap} == LIVE
 
     quantities = {
-        product: _live(WORLD, product, cfg.managed_products, AS_OF)
+        product: live_quantities(WORLD, product, cfg.managed_products, AS_OF)
         for product in cfg.managed_products
     }
     assert quantities == {"ZT-OKTA-MFA": [], "ZT-OKTA-SSO": [5], "ZT-OKTA-WF": [3]}
@@ -129,5 +129,5 @@ def test_an_addition_spelled_in_another_case_is_the_same_product_everywhere() ->
     assert [(c.action.value, c.product, c.addition_id) for c in planned.changes] == [
         ("update", "ZT-OKTA-SSO", 1)
     ]
-    assert _live((odd,), "ZT-OKTA-SSO", cfg.managed_products, AS_OF) == [4]
+    assert live_quantities((odd,), "ZT-OKTA-SSO", cfg.managed_products, AS_OF) == [4]
     assert set(planfile.additions_snapshot((odd,), cfg.managed_products, AS_OF)) == {"1"}

@@ -20,7 +20,8 @@ from reconciler.core.model import Safety, Settings
 from reconciler.core.plan import Action, Change
 from reconciler.core.results import ApplyResult, ChangeResult, CustomerResult
 from reconciler.insight.report import Kind, build_report
-from reconciler.notify import email as notify
+from reconciler.notify.email import notify_after_sync
+from reconciler.notify.smtp import smtp_from_env
 from reconciler.plan import planfile
 from reconciler.plan.planner import plan
 from reconciler.plan.safety import unsafe_reasons
@@ -179,7 +180,7 @@ def test_the_sync_email_names_the_price_change() -> None:
     assert record.customers[0].changes[0].price_change == {"before": "4.00", "after": "4.25"}
     with run_smtp() as server:
         env = server.env()
-        notify.notify_after_sync(SETTINGS, record, p, smtp=notify.smtp_from_env(env))
+        notify_after_sync(SETTINGS, record, p, smtp=smtp_from_env(env))
         sync = server.sink.received[0]
     assert "Prices changed: 1 of the updated additions" in sync.text
     assert "4.00 USD → 4.25 USD" in sync.text and "+3.00 USD" in sync.text

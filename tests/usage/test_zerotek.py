@@ -20,7 +20,7 @@ from reconciler.core.model import Config, PeriodKind
 from reconciler.core.periods import Period
 from reconciler.core.state import Usage
 from reconciler.engine.clients import Clients
-from reconciler.net.http import ApiError
+from reconciler.net.errors import ApiError
 from reconciler.net.settings import HttpSettings
 from reconciler.sandbox import Sandbox
 from reconciler.usage import fetch_usage
