@@ -109,8 +109,11 @@ def _change_row(c: CustomerRecord, ch: ChangeRecord, currency: str) -> tuple[str
     money = amount(ch.revenue_delta, currency, signed=True)
     sku = f"{ch.sku} ({ch.why})" if ch.why else ch.sku
     price = ch.price_words(lambda p: amount(p, currency))
-    where = (ch.agreement or c.agreement).text()  # the one written to (13.1)
-    return (c.name, c.company, where, sku, f"{ch.before} → {ch.after}",
+    if ch.agreement is None:
+        company, where = c.company, c.agreement.text()
+    else:  # the agreement the customer left (13.1), maybe another company's: not beside it
+        company, where = "", f"former {ch.agreement.text()}"
+    return (c.name, company, where, sku, f"{ch.before} → {ch.after}",
             price, money)  # fmt: skip
 
 

@@ -173,7 +173,8 @@ def test_a_moved_customers_old_line_is_shown_under_its_old_agreement(
     (path,) = set((config_dir / "runs").glob("*/*/*.json")) - before
     (mail,) = smtp_server.sink.received
     removed = mail.text.replace("\r\n", "\n").split("\n\nRemoved:\n")[1].split("\n\n")[0]
-    assert "Contoso Identity (#1004)" in removed and "#1030" not in removed, removed
+    assert "former Contoso Identity (#1004)" in removed and "#1030" not in removed, removed
+    assert "CONTOSO" not in removed  # the former agreement is not put beside a company
     record = json.loads(path.read_text())
     jsonschema.validate(record, load_schema("run"))
     (changes,) = [c["changes"] for c in record["customers"] if c["id"] == "zt-0004"]
