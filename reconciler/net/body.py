@@ -32,9 +32,11 @@ def with_body(response: httpx.Response, body: bytes) -> httpx.Response:
     """`response` (streamed, closed) as `send` without `stream=True` would have returned it:
     its body read. httpx has no public way to give a streamed response the body read from
     it, so this is a new response with the same status, headers, request and extensions.
-    The body is decoded already: Content-Encoding goes, or `read` would decode it again."""
+    The body is decoded already: Content-Encoding goes, or `read` would decode it again, and
+    a Content-Length then says the decoded length, the length of what is handed on."""
     headers = response.headers.copy()
-    headers.pop("Content-Encoding", None)
+    if headers.pop("Content-Encoding", None) is not None and "Content-Length" in headers:
+        headers["Content-Length"] = str(len(body))
     answer = httpx.Response(
         response.status_code,
         headers=headers,

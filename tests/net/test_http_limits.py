@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 
 from reconciler.config.env import CWCredentials
 from reconciler.connectwise.client import ApiError, ConnectWiseClient, OutcomeUnknown
+from reconciler.net.http import HttpApi
 from reconciler.net.settings import HttpSettings
 
 CREDS = CWCredentials("acme", "PublicKey01", "PrivateKey01", "client-id-0001")
@@ -149,6 +151,20 @@ def test_a_compressed_answer_is_decoded_once() -> None:
     with raw_server(gzipped(200_001)) as url:
         body = asyncio.run(go(url))
     assert body == [0] * 100_000
+
+
+def test_a_decoded_answer_says_its_decoded_length() -> None:
+    """The response handed on describes its body: no Content-Encoding, and a Content-Length
+    that is the decoded body's (not the few KB of gzip that came on the wire)."""
+
+    async def go(url: str) -> httpx.Response:
+        async with HttpApi(url, headers={}, secrets=()) as api:
+            return await api.request("GET", "/x")
+
+    with raw_server(gzipped(200_001)) as url:
+        answer = asyncio.run(go(url))
+    assert "Content-Encoding" not in answer.headers
+    assert answer.headers["Content-Length"] == str(len(answer.content)) == "200001"
 
 
 def test_the_size_cap_counts_the_decoded_body() -> None:
