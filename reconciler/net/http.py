@@ -1,10 +1,11 @@
 """HTTP plumbing shared by the ConnectWise and ZeroTek clients: `HttpApi`, the one place
 requests are sent, and its retry loop.
 
-One `httpx.AsyncClient` per run with a keep-alive pool, request slots bounding requests in
-flight, bounded retries with exponential backoff and full jitter honouring `Retry-After`
-(`retry`), answers read up to the size cap (`body`), errors that are one readable line
-(`errors`), and what was sent counted (`stats`).
+One keep-alive pool per client (`transport`; httpx's request and response models, sent
+straight to it), request slots bounding requests in flight, bounded retries with
+exponential backoff and full jitter honouring `Retry-After` (`retry`), answers read up to
+the size cap (`body`), errors that are one readable line (`errors`), and what was sent
+counted (`stats`).
 
 Secrets: every exception raised here is created outside the `except` block that caught the
 httpx error, so no exception chain ever holds an httpx request (whose headers carry the
@@ -18,7 +19,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, ClassVar, NamedTuple, Self
 from urllib.parse import urlsplit
 
@@ -36,6 +36,13 @@ from reconciler.net.throttle import Throttle
 from reconciler.net.transport import Transport
 
 log = logging.getLogger(__name__)
+
+# What httpx's client sent by default, and a name of our own.
+DEFAULT_HEADERS = {
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",  # decoded by httpx.Response, within the size cap
+    "User-Agent": "zerotek-cw-reconciler",
+}
 
 
 @dataclass
@@ -110,15 +117,12 @@ class HttpApi:
             max_connections=http.max_concurrency, max_keepalive_connections=http.max_concurrency
         )
         self._transport = Transport(limits=limits) if transport is None else transport
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            cookies=_no_cookies(),
-            timeout=httpx.Timeout(http.timeout),
-            limits=limits,
-            transport=self._transport,
-            follow_redirects=False,  # a redirect would mean a wrong URL; never resend auth
-            trust_env=False,  # no proxies or netrc picked up behind the user's back
-        )
+        # Straight to the transport, without httpx's client: both APIs authenticate with
+        # headers, set no cookies, must not be redirected (a redirect means a wrong URL;
+        # never resend credentials) and use no proxies, so the client's auth, cookie,
+        # redirect and proxy layers had nothing to do but cost CPU on every request.
+        self._headers = httpx.Headers({**DEFAULT_HEADERS, **headers})
+        self._timeouts = httpx.Timeout(http.timeout).as_dict()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
@@ -130,7 +134,7 @@ class HttpApi:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
     # --- the one place requests are sent ------------------------------------------------
 
@@ -304,9 +308,13 @@ class HttpApi:
     async def _fetch(self, method: str, url: httpx.URL, kwargs: dict[str, Any]) -> httpx.Response:
         """One attempt within the deadline, its body read up to the size cap."""
         async with asyncio.timeout(self.http.deadline):
-            request = self._client.build_request(method, url, **kwargs)
+            request = httpx.Request(
+                method, url, headers=self._headers, extensions={"timeout": self._timeouts},
+                **kwargs,
+            )  # fmt: skip
             self.stats.bytes_sent += len(request.content)
-            response = await self._client.send(request, stream=True)
+            response = await self._transport.handle_async_request(request)
+            response.request = request
             try:
                 body = await read_capped(response, self.http.max_response_bytes)
             finally:
@@ -378,11 +386,3 @@ class HttpApi:
             raise ReconcileError(
                 f"{self.service} returned a body that is not JSON on {method} {path}"
             ) from None
-
-
-def _no_cookies() -> CookieJar:
-    """A jar that keeps nothing: both APIs authenticate every request with headers and set
-    no cookies, so there is nothing to keep; and a cookie a server (or proxy) did set is never
-    replayed to it. With neither cookie protocol enabled the jar does not even parse a
-    response's Set-Cookie (httpx still hands it every response)."""
-    return CookieJar(policy=DefaultCookiePolicy(netscape=False, rfc2965=False))

@@ -1,106 +1,37 @@
-"""The HTTP transport under `HttpApi`: httpx's own, with a cheaper connection health check.
+"""The HTTP transport under `HttpApi`: a keep-alive pool of HTTP/1.1 connections, h11 over
+asyncio, behind httpx's transport interface.
 
-Before each request, and after each response, httpcore's pool checks every idle
-connection for "the server closed it" (`has_expired`: is the socket readable?). Through its
-default anyio backend, each check asks anyio for the raw socket, and anyio builds the
-stream's whole attribute table to answer, a `getpeername` system call included: on the
-2,000-customer plan against the sandbox at 0 ms that was about a fifth of the reconciler's
-CPU (the "per-request connection health checks" of issue 18's profile).
+httpx's own transport goes through httpcore and anyio: a connection pool with locks,
+cancel scopes and traces for HTTP/2, proxies and several async libraries, none of which
+these two APIs use. At 40 ms per answer and 8 requests in flight, those layers cost about
+1.4 ms of the client's one thread per request, enough to delay answers behind one another
+(issue 29's last 6% above the bound). This pool keeps what the clients rely on and drops
+the rest: h11 (httpcore's own HTTP/1.1 parser) frames each message; asyncio's protocol does
+the socket and TLS (certificates verified by `default_ssl_context`, httpx's default); the
+same httpx exceptions come out (`connection`); httpx's `Limits` bound open connections, idle
+ones and their keep-alive expiry; a connection the server closed or wrote to while idle is
+never reused (the protocol sees it happen, no system call per check).
 
-`HealthCheckedBackend` is httpcore's anyio backend with only that check changed: the
-socket is looked up once, when the connection opens, and the check polls it as httpcore
-itself does. Reads, writes, TLS, timeouts and errors are anyio's and httpcore's, unchanged.
-httpx has no parameter for a network backend yet (encode/httpx#3749), so `Transport`
-rebuilds its pool with the same settings plus the backend; a test checks requests really
-go through it (an httpx that renamed its pool would be noticed; its own pool would then
-serve, slower but alike), and pyproject.toml caps httpx at the versions that test passed on.
+httpx's client above it is unchanged: the request and response models, its timeouts (its
+`Timeout` arrives in each request's extensions), redirects off, the body streamed to the
+size cap. No HTTP/2, proxies or Unix sockets: the clients use none of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-import select
 import ssl
-import sys
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
 
-import httpcore
 import httpx
 
+from reconciler.net.connection import Connection, open_wire
 
-def _readable(sock: Any) -> bool:
-    """httpcore's own check (`httpcore._utils.is_socket_readable`): data or EOF waiting on
-    an idle connection means the server is done with it; no socket means unusable."""
-    fd = -1 if sock is None else sock.fileno()
-    if fd == -1:
-        return True
-    if sys.platform == "win32" or not hasattr(select, "poll"):
-        return bool(select.select([fd], [], [], 0)[0])
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-class _Stream(httpcore.AsyncNetworkStream):
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket = inner.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return _readable(self._socket)
-        return self._inner.get_extra_info(info)
-
-
-class HealthCheckedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's anyio backend; its streams answer the pool's health check cheaply."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-        self.connections = 0  # opened so far (so a test can tell this backend is in use)
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        self.connections += 1
-        return _Stream(stream)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_unix_socket(path, timeout, socket_options)
-        self.connections += 1
-        return _Stream(stream)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+Origin = tuple[str, str, int]
+PORTS = {"http": 80, "https": 443}
 
 
 @functools.cache
@@ -111,19 +42,142 @@ def default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=False)
 
 
-class Transport(httpx.AsyncHTTPTransport):
-    """`httpx.AsyncHTTPTransport` with its pool on `HealthCheckedBackend`."""
+class Transport(httpx.AsyncBaseTransport):
+    """Keep-alive connections per origin, at most `limits.max_connections` in use at once."""
 
     def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
-        context = default_ssl_context() if ssl_context is None else ssl_context
-        super().__init__(verify=context, limits=limits, trust_env=False)
-        self.ssl_context = context
-        self.backend = HealthCheckedBackend()
-        if hasattr(self, "_pool"):  # see the module docstring
-            self._pool = httpcore.AsyncConnectionPool(
-                ssl_context=context,
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry,
-                network_backend=self.backend,
-            )
+        self.ssl_context = default_ssl_context() if ssl_context is None else ssl_context
+        self._max = limits.max_connections or 100
+        self._keep = limits.max_keepalive_connections
+        if self._keep is None:
+            self._keep = self._max
+        self._expiry = limits.keepalive_expiry
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: dict[Origin, list[Connection]] = {}
+        self.connections = 0  # opened so far (a test tells reuse from reconnects by it)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme not in PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {request.url.scheme!r}")
+        timeouts = request.extensions.get("timeout", {})
+        slots = self._slots_of_this_loop()
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                await slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection free within the pool timeout") from None
+        release = _Once(slots.release)
+        try:
+            origin = _origin(request.url)
+            conn = self._reused(origin) or await self._open(origin, timeouts.get("connect"))
+            try:
+                head = await conn.send(request, timeouts)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            release()
+            raise
+        body = _Body(self, conn, origin, timeouts.get("read"), release)
+        return httpx.Response(
+            head.status_code,
+            headers=list(head.headers),
+            stream=body,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": bytes(head.reason),
+                "network_stream": conn,
+            },
+        )
+
+    async def aclose(self) -> None:
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                # A connection of an event loop closed since (its socket goes with it).
+                with contextlib.suppress(RuntimeError):
+                    conn.close()
+        self._idle.clear()
+
+    def _slots_of_this_loop(self) -> asyncio.Semaphore:
+        """Connections and the semaphore belong to one event loop; a client used again
+        under another (a second `asyncio.run`) starts afresh."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or loop is not self._loop:
+            self._drop_idle()
+            self._slots, self._loop = asyncio.Semaphore(self._max), loop
+        return self._slots
+
+    def _reused(self, origin: Origin) -> Connection | None:
+        """The most recently used live idle connection to `origin`, if any."""
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            expired = self._expiry is not None and now - conn.idle_since > self._expiry
+            if conn.reusable and not expired:
+                return conn
+            conn.close()
+        return None
+
+    async def _open(self, origin: Origin, timeout: float | None) -> Connection:
+        scheme, host, port = origin
+        context = self.ssl_context if scheme == "https" else None
+        wire, transport = await open_wire(host, port, context, timeout)
+        self.connections += 1
+        return Connection(wire, transport)
+
+    def _put_back(self, origin: Origin, conn: Connection) -> None:
+        idle = self._idle.setdefault(origin, [])
+        if sum(len(c) for c in self._idle.values()) >= (self._keep or 0):
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+
+class _Once:
+    """The connection slot's release: by the body's close, or by the failure before it."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self._action: Callable[[], None] | None = action
+
+    def __call__(self) -> None:
+        action, self._action = self._action, None
+        if action is not None:
+            action()
+
+
+class _Body(httpx.AsyncByteStream):
+    """The answer's body; closing it hands the connection back (whole answer read) or
+    drops it (anything else: the next request must not read this one's leftovers)."""
+
+    def __init__(
+        self, pool: Transport, conn: Connection, origin: Origin, timeout: float | None,
+        release: _Once,
+    ) -> None:  # fmt: skip
+        self._pool, self._conn, self._origin = pool, conn, origin
+        self._timeout, self._release = timeout, release
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._conn.body(self._timeout):
+            yield chunk
+        self._done = True
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None  # type: ignore[assignment]
+        if conn is None:
+            return
+        if self._done and conn.finish():
+            self._pool._put_back(self._origin, conn)
+        else:
+            conn.close()
+        self._release()
+
+
+def _origin(url: httpx.URL) -> Origin:
+    return url.scheme, url.host, url.port or PORTS[url.scheme]

@@ -122,7 +122,6 @@ def test_every_runtime_dependency_is_locked_with_hashes_and_satisfies_pyproject(
 
 # Runtime dependencies the package never imports, each for a reason pyproject.toml gives.
 NOT_IMPORTED = {
-    "sniffio": "httpcore's own lookup, re-tried on every request without it",
     "tzdata": "zoneinfo's fallback database",
 }
 IMPORT_NAME = {"pyyaml": "yaml"}

@@ -122,14 +122,14 @@ def test_plain_http_reuses_one_connection() -> None:
     with server() as port:
         texts = run(work)
     assert texts == [f'{{"path": "/{i}"}}' for i in range(5)]
-    assert transport.backend.connections == 1  # keep-alive: one connection for all five
+    assert transport.connections == 1  # keep-alive: one connection for all five
 
 
 def test_http_api_sends_through_the_health_checked_backend() -> None:
     async def work(port: int) -> tuple[object, int]:
         async with HttpApi(f"http://127.0.0.1:{port}", headers={}, secrets=()) as api:
             answer = await api.request("GET", "/x")
-            return answer.json(), api._transport.backend.connections  # type: ignore[attr-defined]
+            return answer.json(), api._transport.connections  # type: ignore[attr-defined]
 
     with server() as port:
         data, connections = asyncio.run(work(port))
@@ -152,7 +152,7 @@ def test_tls_with_a_trusted_certificate(ca: trustme.CA) -> None:
         text, version, _ = asyncio.run(work(port))
     assert text == '{"path": "/tls"}' * 2
     assert version is not None and version.startswith("TLS")
-    assert transport.backend.connections == 1
+    assert transport.connections == 1
 
 
 @pytest.mark.parametrize(
@@ -274,7 +274,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(ca: trustme.CA,
 
     with raw_server(answer) as port:
         assert asyncio.run(work(port)) == ["ok", "ok"]
-    assert transport.backend.connections == 2
+    assert transport.connections == 2
 
 
 def test_a_body_cut_short_is_an_error_not_a_short_answer() -> None:
@@ -374,3 +374,107 @@ def test_answers_leave_nothing_for_the_cycle_collector() -> None:
     with server() as port:
         unreachable = asyncio.run(work(port))
     assert unreachable < 50  # under one object per request (about 2,000 with the cycle)
+
+
+def test_an_idle_connection_past_its_keep_alive_expiry_is_not_reused() -> None:
+    transport = Transport(limits=httpx.Limits(max_connections=2, keepalive_expiry=0.2))
+
+    async def work(port: int) -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get(f"http://127.0.0.1:{port}/a")
+            await client.get(f"http://127.0.0.1:{port}/b")  # within the expiry: reused
+            assert transport.connections == 1
+            await asyncio.sleep(0.3)
+            await client.get(f"http://127.0.0.1:{port}/c")
+
+    with server() as port:
+        asyncio.run(work(port))
+    assert transport.connections == 2
+
+
+def test_idle_connections_beyond_the_keep_alive_limit_are_closed() -> None:
+    transport = Transport(limits=httpx.Limits(max_connections=4, max_keepalive_connections=1))
+
+    async def work(port: int) -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            # four at once need four connections; only one of them is kept afterwards
+            urls = [f"http://127.0.0.1:{port}/slow{i}" for i in range(4)]
+            await asyncio.gather(*(client.get(url) for url in urls))
+            assert transport.connections == 4
+            await client.get(f"http://127.0.0.1:{port}/x")
+            await client.get(f"http://127.0.0.1:{port}/y")
+
+    released = threading.Event()
+    released.set()  # the /slow answers come at once
+    with server() as port:
+        _Handler.slow_release, saved = released, _Handler.slow_release
+        try:
+            asyncio.run(work(port))
+        finally:
+            _Handler.slow_release = saved
+    assert transport.connections == 4  # /x and /y went over the one connection kept
+
+
+def test_an_answer_with_connection_close_is_not_reused() -> None:
+    def answer(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+
+    transport = Transport(limits=LIMITS)
+
+    async def work(port: int) -> list[str]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return [(await client.get(f"http://127.0.0.1:{port}/")).text for _ in range(2)]
+
+    with raw_server(answer) as port:
+        assert asyncio.run(work(port)) == ["ok", "ok"]
+    assert transport.connections == 2
+
+
+def test_no_free_connection_within_the_pool_timeout_is_a_pool_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    transport = Transport(limits=httpx.Limits(max_connections=1))
+    arrived = threading.Event()
+    monkeypatch.setattr(_Handler, "slow_arrived", arrived)
+    monkeypatch.setattr(_Handler, "slow_release", threading.Event())  # held the full 2 s
+
+    async def work(port: int) -> None:
+        timeout = httpx.Timeout(5.0, pool=0.2)
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            slow = asyncio.create_task(client.get(f"http://127.0.0.1:{port}/slow"))
+            await until_async(arrived.is_set, "the slow request at the server")
+            with pytest.raises(httpx.PoolTimeout):
+                await client.get(f"http://127.0.0.1:{port}/next")
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+
+    with server() as port:
+        asyncio.run(work(port))
+
+
+def test_a_transport_used_again_under_a_new_event_loop_starts_afresh() -> None:
+    """The engine reads and writes in separate `asyncio.run` calls: connections opened
+    under the first loop are not reused (nor awaited) under the second."""
+    transport = Transport(limits=LIMITS)
+    client = httpx.AsyncClient(transport=transport)  # not closed between the two loops
+
+    async def one(port: int) -> str:
+        return (await client.get(f"http://127.0.0.1:{port}/n")).text
+
+    with server() as port:
+        assert asyncio.run(one(port)) == '{"path": "/n"}'
+        assert transport.connections == 1
+        assert asyncio.run(one(port)) == '{"path": "/n"}'
+        asyncio.run(client.aclose())
+    assert transport.connections == 2
+
+
+def test_an_unsupported_scheme_is_refused_before_connecting() -> None:
+    async def work() -> None:
+        async with httpx.AsyncClient(transport=Transport(limits=LIMITS)) as client:
+            await client.get("ftp://127.0.0.1/x")
+
+    with pytest.raises(httpx.UnsupportedProtocol):
+        asyncio.run(work())

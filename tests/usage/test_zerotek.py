@@ -13,6 +13,7 @@ import pytest
 import respx
 from example_usage import CURRENT_USAGE as EXPECTED_CURRENT
 from example_usage import LAST_USAGE as EXPECTED_LAST
+from respx_pool import POOL
 
 from reconciler.config.loader import load_config
 from reconciler.core.errors import ReconcileError
@@ -128,9 +129,10 @@ BASE = "https://zt.example"
 
 
 def _bulk(*pages: dict[str, Any]) -> Usage:
-    with respx.mock:
-        respx.get(BASE + "/v1/usage").mock(side_effect=[httpx.Response(200, json=p) for p in pages])
-        respx.get(BASE + "/v1/customers").mock(
+    with respx.mock(using=POOL) as router:
+        answers = [httpx.Response(200, json=p) for p in pages]
+        router.get(BASE + "/v1/usage").mock(side_effect=answers)
+        router.get(BASE + "/v1/customers").mock(
             return_value=httpx.Response(200, json={"data": [], "next_cursor": None})
         )
 
