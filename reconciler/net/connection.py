@@ -122,12 +122,15 @@ class Wire(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        """Hands `data` to the socket; waits (up to `timeout`) only while the socket's
+        buffer is full, the one time a write can take time."""
         if self.ended or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("the connection is closed")
         self.transport.write(data)
         if self._drained is not None:
-            await asyncio.shield(self._drained)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._drained)
             if self.ended:
                 raise self.error or ConnectionResetError("the connection is closed")
 
@@ -201,16 +204,16 @@ class Connection:
             target=request.url.raw_path,
             headers=list(request.headers.raw),
         )
+        timeout = timeouts.get("write")
         with _mapped(httpx.WriteError, httpx.WriteTimeout):
-            async with asyncio.timeout(timeouts.get("write")):
-                out = self._h11.send(head) or b""
-                async for chunk in request.stream:  # type: ignore[union-attr]
-                    out += self._h11.send(h11.Data(data=chunk)) or b""
-                    if len(out) >= READ_SIZE:
-                        await self.wire.write(out)
-                        out = b""
-                out += self._h11.send(h11.EndOfMessage()) or b""
-                await self.wire.write(out)
+            out = self._h11.send(head) or b""
+            async for chunk in request.stream:  # type: ignore[union-attr]
+                out += self._h11.send(h11.Data(data=chunk)) or b""
+                if len(out) >= READ_SIZE:
+                    await self.wire.write(out, timeout)
+                    out = b""
+            out += self._h11.send(h11.EndOfMessage()) or b""
+            await self.wire.write(out, timeout)
         while True:
             event = await self._next_event(timeouts.get("read"))
             if isinstance(event, h11.Response):

@@ -62,11 +62,14 @@ class Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {request.url.scheme!r}")
         timeouts = request.extensions.get("timeout", {})
         slots = self._slots_of_this_loop()
-        try:
-            async with asyncio.timeout(timeouts.get("pool")):
-                await slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no connection free within the pool timeout") from None
+        if slots.locked():  # a timer only when there is something to wait for
+            try:
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no connection free within the pool timeout") from None
+        else:
+            await slots.acquire()  # free: returns at once
         release = _Once(slots.release)
         try:
             origin = _origin(request.url)
