@@ -269,3 +269,38 @@ def test_a_keep_alive_connection_dropped_as_the_next_request_arrives(method: str
             with pytest.raises(OutcomeUnknown):
                 asyncio.run(work(port))
             assert requests == [b"GET", b"POST"]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_an_international_host_name_is_the_one_httpx_encodes(
+    ca: trustme.CA, tls: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`faß.localhost` is `xn--fa-hia.localhost` for httpx (IDNA 2008), but `fass.localhost`
+    by Python's own codec (IDNA 2003): a different host, whose certificate would be checked
+    for that other name. The resolver knows only httpx's name (loopback)."""
+    real = socket.getaddrinfo
+
+    def resolve(host: str | bytes | None, *args: object, **kwargs: object) -> object:
+        if host not in ("xn--fa-hia.localhost", b"xn--fa-hia.localhost"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    server_tls = tls_server_context(ca, "xn--fa-hia.localhost") if tls else None
+
+    def answer(conn: socket.socket) -> None:
+        if server_tls is not None:
+            conn = server_tls.wrap_socket(conn, server_side=True)
+        with conn:
+            conn.recv(65536)
+            conn.sendall(REAL)
+
+    transport = Transport(limits=LIMITS, ssl_context=client_context(ca) if tls else None)
+    scheme = "https" if tls else "http"
+
+    async def work(port: int) -> str:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return (await client.get(f"{scheme}://faß.localhost:{port}/")).text
+
+    with raw_server(answer) as port:
+        assert asyncio.run(work(port)) == "real"
