@@ -47,7 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ZeroTekSandbox/1.0"
     sys_version = ""
     timeout = 120  # idle keep-alive connections end eventually, as on real servers
-    # headers and body go out in two writes: with Nagle on, delayed ACKs add ~40 ms to each
+    # an error page before the body is read goes out in two writes: with Nagle on, delayed
+    # ACKs would add ~40 ms to it
     disable_nagle_algorithm = True
     server: _Server
 
@@ -81,21 +82,34 @@ class _Handler(BaseHTTPRequestHandler):
             host=self.headers.get("Host")
             or f"{self.server.sandbox.host}:{self.server.sandbox.port}",
         )
-        resp = self.server.sandbox._dispatch(req, len(self.path), self.arrived)
-        if resp is None:
+        sandbox = self.server.sandbox
+        resp = sandbox._answer(req, len(self.path))
+        # The whole answer is made before the latency is waited out, and goes out in one
+        # write after it: the client sees the latency, not the sandbox's own CPU on top.
+        data = None if resp is None else self._encoded(resp)
+        sandbox._hold(self.arrived)
+        if resp is None or data is None:
             self.close_connection = True  # the client sees the connection end, no response
             return
-        self._send(resp)
+        self._send(resp, data)
 
-    def _send(self, resp: Response) -> None:
-        self.send_response(resp.status)
-        for name, value in resp.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(resp.body)))
+    def _send(self, resp: Response, data: bytes | None = None) -> None:
         # counted before it goes out: a client that has read it finds it counted
         self.server.sandbox.stats._sent(len(resp.body))
-        self.end_headers()
-        self.wfile.write(resp.body)
+        self.wfile.write(self._encoded(resp) if data is None else data)
+
+    def _encoded(self, resp: Response) -> bytes:
+        """Status line, headers (Server and Date as `send_response` adds them) and body."""
+        reason = self.responses.get(resp.status, ("",))[0]
+        lines = [
+            f"{self.protocol_version} {resp.status} {reason}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+            *(f"{name}: {value}" for name, value in resp.headers),
+            f"Content-Length: {len(resp.body)}",
+        ]
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        return head.encode("latin-1", "strict") + resp.body
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the sandbox logs requests itself, without headers
@@ -316,9 +330,13 @@ class Sandbox(World):
         the benchmarks then counted against the reconciler's lower bound."""
         arrived = time.monotonic() if arrived is None else arrived
         resp = self._answer(req, target_length)
+        self._hold(arrived)
+        return resp
+
+    def _hold(self, arrived: float) -> None:
+        """Wait until `latency_ms` after `arrived` (monotonic)."""
         if self.latency_ms > 0:
             time.sleep(max(0.0, arrived + self.latency_ms / 1000 - time.monotonic()))
-        return resp
 
     def _answer(self, req: Request, target_length: int) -> Response | None:
         is_zt = req.path == ZT_PREFIX or req.path.startswith(ZT_PREFIX + "/")

@@ -240,6 +240,10 @@ def test_differences_is_exact_about_types_and_lengths():
     assert differences({"a": [1, 2]}, {"a": [1, 2]}) == []
     assert differences({"a": True}, {"a": 1}) == ["a: true in the file, 1 now"]
     assert differences({"a": 42.0}, {"a": 42}) == ["a: 42.0 in the file, 42 now"]
+    # the same deeper down, where identical subtrees are told apart byte by byte (marshal)
+    deep = differences({"a": {"b": [True]}}, {"a": {"b": [1]}})
+    assert deep == ["a.b.0: true in the file, 1 now"]
+    assert differences({"x": 1, "y": {"z": 2}}, {"y": {"z": 2}, "x": 1}) == []  # key order
     assert differences({"a": [1]}, {"a": [1, 2]}) == ["a: 1 in the file, 2 now"]
     assert differences({"x": 1}, {}) == ["x: in the file only, not in the plan made now"]
     assert differences({"revenue_delta": "12.38"}, {"revenue_delta": "12.375"}) == []
