@@ -199,13 +199,15 @@ class Connection:
 
     async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> h11.Response:
         """Writes the request and reads the answer's head."""
-        head = h11.Request(
-            method=request.method.encode(),
-            target=request.url.raw_path,
-            headers=list(request.headers.raw),
-        )
+        # h11 validates the head as it is built; its error quotes an illegal header value
+        # (a credential), so it must come out mapped, to be scrubbed like any other.
         timeout = timeouts.get("write")
         with _mapped(httpx.WriteError, httpx.WriteTimeout):
+            head = h11.Request(
+                method=request.method.encode(),
+                target=request.url.raw_path,
+                headers=list(request.headers.raw),
+            )
             out = self._h11.send(head) or b""
             async for chunk in request.stream:  # type: ignore[union-attr]
                 out += self._h11.send(h11.Data(data=chunk)) or b""
@@ -239,7 +241,10 @@ class Connection:
         if h.our_state is h11.DONE and h.their_state is h11.DONE:
             with contextlib.suppress(h11.LocalProtocolError):
                 h.start_next_cycle()
-                return not self.wire.dirty
+                # Bytes after the answer (a body longer than its Content-Length, a body on
+                # a 204, garbage) wait in h11's buffer: the next request would take them
+                # for its own answer.
+                return not self.wire.dirty and not h.trailing_data[0]
         return False
 
     def close(self) -> None:
@@ -250,14 +255,16 @@ class Connection:
             while True:
                 event = self._h11.next_event()
                 if event is not h11.NEED_DATA:
-                    if isinstance(event, h11.ConnectionClosed):
-                        raise httpx.RemoteProtocolError(
-                            "Server disconnected without sending a response."
-                        )
                     return event
                 data = self.wire.take()
                 if data is None:  # a timer only when there is something to wait for
                     async with asyncio.timeout(timeout):
                         data = await self.wire.read()
+                if not data and self._h11.their_state is h11.SEND_RESPONSE:
+                    # httpcore's words: h11's own ("can't handle event type ConnectionClosed
+                    # when role=SERVER ...") would reach the user's error message.
+                    raise httpx.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
                 # b"" tells h11 the peer closed: mid-body, that is its "incomplete" error.
                 self._h11.receive_data(data)

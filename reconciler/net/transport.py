@@ -183,4 +183,6 @@ class _Body(httpx.AsyncByteStream):
 
 
 def _origin(url: httpx.URL) -> Origin:
-    return url.scheme, url.host, url.port or PORTS[url.scheme]
+    # The host as httpx encodes it (IDNA 2008, the name httpcore connected to): asyncio and
+    # ssl would encode a Unicode name by IDNA 2003, another host for some ("faß" -> "fass").
+    return url.scheme, url.raw_host.decode("ascii"), url.port or PORTS[url.scheme]
