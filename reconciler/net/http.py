@@ -219,6 +219,8 @@ class HttpApi:
         except TooLarge:
             mb = self.http.max_response_bytes / 1024 / 1024
             return _Sent(final=f"answer larger than {mb:g} MB (the response size cap)")
+        except httpx.DecodingError:  # carries the request: never let it out
+            return _Sent(final="an answer that could not be decoded (its Content-Encoding)")
 
     def _final_error(self, call: _Call, final: str) -> ApiError:
         """A failure not worth retrying (the deadline, the size cap)."""

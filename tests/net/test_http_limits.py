@@ -172,3 +172,28 @@ def test_the_size_cap_counts_the_decoded_body() -> None:
     with raw_server(gzipped(3 * 1024 * 1024)) as url:
         _, error = call(url, max_response_bytes=1024 * 1024)
     assert "answer larger than 1 MB (the response size cap)" in str(error)
+
+
+def not_gzip(conn: socket.socket) -> None:
+    """An answer that says gzip and is not: it cannot be decoded."""
+    body = b"this is not gzip at all"
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    conn.sendall(head.encode() + body)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_answer_that_cannot_be_decoded_is_an_api_error_without_the_request(
+    method: str,
+) -> None:
+    """Found by the transport review: httpx's DecodingError came out raw, carrying the
+    request (whose headers hold the credentials); for a POST the outcome is unknown (the
+    server answered, so it may have written)."""
+    with raw_server(not_gzip) as url:
+        _, error = call(url, method)
+    assert "could not be decoded" in str(error)
+    assert isinstance(error, OutcomeUnknown) == (method == "POST")
+    assert error.__context__ is None and error.__cause__ is None
+    assert CREDS.private_key not in repr(vars(error))
