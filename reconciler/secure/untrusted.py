@@ -67,8 +67,11 @@ def visible(ch: str) -> str:
 def plain(value: object) -> str:
     """One line of text for a terminal, a log or a text e-mail: line breaks and tabs are
     one space each; other control and invisible format characters read `<U+XXXX>`."""
-    text = _LINE_BREAK.sub(" ", str(value))
-    if text.isprintable():  # fast path: nothing invisible (printable excludes Cc/Cf/Cs/Zl/Zp)
+    text = str(value)
+    if text.isprintable():  # fast path: no line break, tab or invisible character at all
+        return text
+    text = _LINE_BREAK.sub(" ", text)
+    if text.isprintable():  # printable excludes Cc/Cf/Cs/Zl/Zp
         return text
     return "".join(visible(ch) if _invisible(ch) else ch for ch in text)
 
@@ -104,7 +107,9 @@ def _markdown(value: object) -> str:
     any of them be), which also splits GFM's autolink candidates (`.`, `:`); a zero-width
     space follows `@`, `#` and a `:` that could open an emoji code; leading and trailing
     spaces become entities (`&#32;`) so paragraph and table-cell trimming keep them."""
-    text = _EMOJI_COLON.sub("\\:" + ZWSP, plain(value).translate(_MD_TABLE))
+    text = plain(value).translate(_MD_TABLE)
+    if "\\:" in text:
+        text = _EMOJI_COLON.sub("\\:" + ZWSP, text)
     if text[:1] in _MD_LINE_START and text:
         text = "\\" + text
     stripped = text.strip()  # any Unicode space: what paragraph and cell trimming remove
