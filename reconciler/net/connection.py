@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import select
+import ssl
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -162,7 +163,7 @@ def _mapped(
 
 
 async def open_wire(
-    host: str, port: int, ssl_context: Any, timeout: float | None
+    host: str, port: int, ssl_context: ssl.SSLContext | None, timeout: float | None
 ) -> tuple[Wire, asyncio.Transport]:
     """A connected `Wire` (TLS handshake done when `ssl_context` is given)."""
     loop = asyncio.get_running_loop()
