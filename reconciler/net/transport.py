@@ -9,12 +9,12 @@ these two APIs use. At 40 ms per answer and 8 requests in flight, those layers c
 the rest: h11 (httpcore's own HTTP/1.1 parser) frames each message; asyncio's protocol does
 the socket and TLS (certificates verified by `default_ssl_context`, httpx's default); the
 same httpx exceptions come out (`connection`); httpx's `Limits` bound open connections, idle
-ones and their keep-alive expiry; a connection the server closed or wrote to while idle is
-never reused (the protocol sees it happen, no system call per check).
+ones and their keep-alive expiry; a connection the server closed or wrote to while idle, or
+with bytes left over after its last answer, is never reused.
 
-httpx's client above it is unchanged: the request and response models, its timeouts (its
-`Timeout` arrives in each request's extensions), redirects off, the body streamed to the
-size cap. No HTTP/2, proxies or Unix sockets: the clients use none of them.
+Above it, `HttpApi` builds httpx's request model itself (headers, the `Timeout` in the
+request's extensions) and reads the streamed body to the size cap; no redirect is ever
+followed and no cookie kept. No HTTP/2, proxies or Unix sockets: the clients use none.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ PORTS = {"http": 80, "https": 443}
 
 @functools.cache
 def default_ssl_context() -> ssl.SSLContext:
-    """httpx's default verification (certifi's CA bundle; not the environment's, as the
-    clients set `trust_env=False`), built once per process: loading the bundle takes
-    ~40 ms, and each API client would otherwise load it again."""
+    """httpx's default verification (certifi's CA bundle, not the environment's
+    SSL_CERT_FILE), built once per process: loading the bundle takes ~40 ms, and each API
+    client would otherwise load it again."""
     return httpx.create_ssl_context(trust_env=False)
 
 
@@ -162,17 +162,20 @@ class _Body(httpx.AsyncByteStream):
         self, pool: Transport, conn: Connection, origin: Origin, timeout: float | None,
         release: _Once,
     ) -> None:  # fmt: skip
-        self._pool, self._conn, self._origin = pool, conn, origin
+        self._pool, self._origin = pool, origin
+        self._conn: Connection | None = conn
         self._timeout, self._release = timeout, release
         self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._conn is None:
+            raise httpx.StreamClosed()
         async for chunk in self._conn.body(self._timeout):
             yield chunk
         self._done = True
 
     async def aclose(self) -> None:
-        conn, self._conn = self._conn, None  # type: ignore[assignment]
+        conn, self._conn = self._conn, None
         if conn is None:
             return
         if self._done and conn.finish():
