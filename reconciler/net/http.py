@@ -121,7 +121,8 @@ class HttpApi:
         # headers, set no cookies, must not be redirected (a redirect means a wrong URL;
         # never resend credentials) and use no proxies, so the client's auth, cookie,
         # redirect and proxy layers had nothing to do but cost CPU on every request.
-        self._headers = httpx.Headers({**DEFAULT_HEADERS, **headers})
+        self._headers = httpx.Headers(DEFAULT_HEADERS)
+        self._headers.update(headers)  # case-insensitively: one Accept, the client's
         self._timeouts = httpx.Timeout(http.timeout).as_dict()
 
     def __repr__(self) -> str:

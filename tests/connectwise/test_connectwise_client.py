@@ -383,7 +383,9 @@ def test_post_refused_before_sending_is_retried(respx_mock: respx.MockRouter) ->
     assert route.call_count == 2
     sent = route.calls[0].request
     assert sent.headers["clientId"] == "client"
-    assert sent.headers["Accept"] == "application/vnd.connectwise.com+json; version=2020.4"
+    assert sent.headers.get_list("Accept") == [
+        "application/vnd.connectwise.com+json; version=2020.4"
+    ]  # the pinned API version, and no other Accept beside it
     user, _, password = base64.b64decode(sent.headers["Authorization"][6:]).decode().partition(":")
     assert (user, password) == ("co+pub-key-1234", "priv-key-5678")
 
