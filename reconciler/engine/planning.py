@@ -10,9 +10,11 @@ the clients it is handed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import read_owned, read_state
@@ -30,7 +32,7 @@ from reconciler.net.taskgroup import all_or_none2
 from reconciler.plan import orphans, planfile, planner, verify
 from reconciler.plan.snapshot import known_additions
 from reconciler.secure.scrub import scrub
-from reconciler.usage import fetch_usage, second_opinion
+from reconciler.usage import UsageRead, fetch_usage, reading_usage, second_opinion
 
 
 async def make_plan(
@@ -43,20 +45,37 @@ async def make_plan(
 ) -> Planned:
     """Read both systems (concurrently) and plan; the snapshot is what staleness is
     judged against, in a saved plan and at the just-in-time re-read before each write.
-    `known`: agreements whose additions are not read but taken from a saved plan (13.7)."""
+    `known`: agreements whose additions are not read but taken from a saved plan (13.7).
+
+    ZeroTek's customer directory is a chain of cursor pages that ends seconds after the
+    other reads at 10,000 customers: the plan is prepared from those (in a worker thread,
+    so the chain's pages go on being read) and finished when the directory is in."""
     customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
-    # All or none: a failed usage read must not leave ConnectWise requests running.
-    actual, usage = await all_or_none2(
-        read_state(cw, config, customers, known),
-        fetch_usage(config, period, ids, zerotek=lambda: clients.zerotek(config)),
-    )
     selected = selection(config, customer_ids)
-    actual = await _with_ledger_agreements(cw, config, actual, selected, known)
-    plan, _ = await _plan_checked(config, usage, actual, selected, clients)
+
+    async def read_and_prepare(reading: UsageRead) -> _Prepared:
+        # All or none: a failed usage read must not leave ConnectWise requests running.
+        actual, usage = await all_or_none2(read_state(cw, config, customers, known), reading.rows())
+        actual = await _with_ledger_agreements(cw, config, actual, selected, known)
+        prepared = await asyncio.to_thread(planner.prepare, config, usage, actual, selected)
+        return _Prepared(actual, usage, prepared)
+
+    zerotek = lambda: clients.zerotek(config)  # noqa: E731
+    async with reading_usage(config, period, ids, zerotek=zerotek) as reading:
+        read, directory = await all_or_none2(read_and_prepare(reading), reading.directory())
+    usage = read.usage if directory is None else replace(read.usage, known_customers=directory)
+    actual = read.actual
+    plan, _ = await _plan_checked(config, usage, actual, selected, clients, read.prepared)
     state = planfile.snapshot(plan, actual, config.owned_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
+
+
+class _Prepared(NamedTuple):
+    actual: ActualState
+    usage: Usage
+    prepared: planner.Prepared
 
 
 async def _plan_checked(
@@ -65,11 +84,16 @@ async def _plan_checked(
     actual: ActualState,
     selected: Sequence[str] | None,
     clients: Clients,
+    prepared: planner.Prepared | None = None,
 ) -> tuple[Plan, Usage]:
-    """Plan; when the bulk usage left customers at zero users on an agreement the plan
-    removes lines from, ask ZeroTek again per customer first (13.2: the second opinion)
-    and plan again with what it said."""
-    plan = planner.plan(config, usage, actual, selected)
+    """Plan (finishing `prepared`, made from the same reads, when given); when the bulk
+    usage left customers at zero users on an agreement the plan removes lines from, ask
+    ZeroTek again per customer first (13.2: the second opinion) and plan again with what
+    it said."""
+    if prepared is None:
+        plan = planner.plan(config, usage, actual, selected)
+    else:
+        plan = planner.finish(prepared, usage)
     if selected is not None:
         return plan, usage  # already the per-customer call
     emptied = {c.agreement_id for c in plan.changes if c.action is Action.REMOVE and not c.orphan}

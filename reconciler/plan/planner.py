@@ -8,6 +8,12 @@ The algorithm: each selected customer's agreement is resolved (`core.mapping`); 
 that share an agreement are planned as one unit (`units`), each agreement's lines once
 (`lines`); then the orphans' removals are added (`orphans`) and the verdict
 is taken over the whole plan (`safety`, `guards`).
+
+It runs in two steps, `prepare` and `finish`, because ZeroTek's customer directory is
+the last read to arrive (a chain of cursor pages, seconds at 10,000 customers) and decides
+little: which mapped customers ZeroTek does not know, and the names of unmapped ones.
+`prepare` plans every unit as if each customer were known, while the directory is still
+read; `finish` plans again only the units of customers it does not know. `plan` is both.
 """
 
 from __future__ import annotations
@@ -64,6 +70,26 @@ class _Selection(NamedTuple):
     notes: list[str]
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """One unit planned as if each of its customers were known to ZeroTek."""
+
+    drafts: list[Draft]
+    plans: dict[str, CustomerPlan]
+    drifts: list[Drift]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What `prepare` planned: everything but ZeroTek's customer directory."""
+
+    src: Sources
+    selection: _Selection
+    drafts: list[Draft]
+    units: list[_Unit]
+    unmapped_skus: tuple[tuple[str, str, int], ...]
+
+
 def plan(
     config: Config,
     usage: Usage,
@@ -71,14 +97,46 @@ def plan(
     customer_ids: Sequence[str] | None = None,
 ) -> Plan:
     """Compute the plan for the selected customers (default: every mapped customer)."""
+    return finish(prepare(config, usage, actual, customer_ids), usage)
+
+
+def prepare(
+    config: Config,
+    usage: Usage,
+    actual: ActualState,
+    customer_ids: Sequence[str] | None = None,
+) -> Prepared:
+    """Every unit planned as if ZeroTek knew each customer: `usage.known_customers` is not
+    looked at (it may not have been read yet); `finish` takes it into account."""
     src = Sources(config, usage, actual)
     lookup = _Lookup.of(config, actual)
     selection = _bring_along(config, actual, customer_ids, lookup)
     drafts = [_draft(c, src, lookup) for c in _selected(config, selection.ids)]
+    planned = []
+    for unit in units(drafts):
+        drifts: list[Drift] = []
+        planned.append(_Unit(unit, plan_unit(src, unit, drifts), drifts))
+    unmapped = tuple(_unmapped_skus(usage, drafts, lookup))
+    return Prepared(src, selection, drafts, planned, unmapped)
+
+
+def finish(prepared: Prepared, usage: Usage) -> Plan:
+    """The plan: `prepared` (made from the same usage rows, mappings and ConnectWise state)
+    with `usage.known_customers`, ZeroTek's directory, applied: a unit with a customer
+    ZeroTek does not know is planned again, the customer left untouched (`_unknown`)."""
+    config, selection = prepared.src.config, prepared.selection
+    src = prepared.src._replace(usage=usage)
     planned: dict[str, CustomerPlan] = {}
     drifts: list[Drift] = []
-    for unit in units(drafts):
-        planned.update(plan_unit(src, unit, drifts))
+    for unit in prepared.units:
+        if usage.known_customers is None or all(
+            d.customer.id in usage.known_customers for d in unit.drafts
+        ):
+            planned.update(unit.plans)
+            drifts += unit.drifts
+            continue
+        again = [_unknown(d, src) for d in unit.drafts]
+        planned.update(plan_unit(src, again, drifts))
     warnings = [*selection.notes, *drift_warnings(drifts, config.settings.currency)]
     if selection.ids is None:
         warnings += _unmapped_customers(config, usage)
@@ -86,14 +144,14 @@ def plan(
         period=usage.period,
         customers=tuple(planned[cid] for cid in sorted(planned)),
         warnings=tuple(warnings),
-        unmapped_skus=tuple(sorted(_unmapped_skus(usage, drafts, lookup))),
+        unmapped_skus=tuple(sorted(prepared.unmapped_skus)),
         config_digest=config.digest,
         removal=config.settings.removal,
         currency=config.settings.currency,
-        reported_users=_reported_users(usage, drafts),
+        reported_users=_reported_users(usage, prepared.drafts),
         selection=None if selection.ids is None else tuple(sorted(set(selection.ids))),
     )
-    return _guarded(with_orphans(result, config, actual), config, usage)
+    return _guarded(with_orphans(result, config, src.actual), config, usage)
 
 
 def _selected(config: Config, ids: Sequence[str] | None) -> list[CustomerMap]:
@@ -104,20 +162,11 @@ def _selected(config: Config, ids: Sequence[str] | None) -> list[CustomerMap]:
 
 def _draft(customer: CustomerMap, src: Sources, lookup: _Lookup) -> Draft:
     """A customer's draft before its agreement is planned: what its usage says (unmapped
-    SKUs in use, an id ZeroTek does not know, a usage error) and its agreement."""
+    SKUs in use, a usage error) and its agreement. Whether ZeroTek knows it is `_unknown`'s."""
     draft = Draft(customer)
     usage, cid = src.usage, customer.id
     for _, sku, users in _unmapped_skus(usage, [draft], lookup):
         draft.warnings.append(f"uses ZeroTek SKU {sku} ({users} users), which is not mapped")
-    if usage.known_customers is not None and cid not in usage.known_customers:
-        # No usage because ZeroTek has never heard of the id (a typo, a migrated
-        # tenant) is not "every user left": cancelling their licences would be wrong.
-        draft.unknown = True
-        unmapped_ids = (i for i in usage.known_customers if src.config.customer(i) is None)
-        draft.warnings.append(
-            f"ZeroTek does not know customer '{cid}': left untouched (check the id"
-            f"{did_you_mean(cid, unmapped_ids)})"
-        )
     if cid in usage.problems:
         draft.errors.append(usage.problems[cid])
     resolved = _usable_agreement(customer, src, lookup)
@@ -126,6 +175,21 @@ def _draft(customer: CustomerMap, src: Sources, lookup: _Lookup) -> Draft:
     else:
         draft.agreement = resolved.agreement
     return draft
+
+
+def _unknown(draft: Draft, src: Sources) -> Draft:
+    """`draft` as it is when ZeroTek's directory (`src.usage.known_customers`) lacks it."""
+    known, cid = src.usage.known_customers, draft.customer.id
+    if known is None or cid in known:
+        return draft
+    # No usage because ZeroTek has never heard of the id (a typo, a migrated tenant) is
+    # not "every user left": cancelling their licences would be wrong.
+    unmapped_ids = (i for i in known if src.config.customer(i) is None)
+    warning = (
+        f"ZeroTek does not know customer '{cid}': left untouched (check the id"
+        f"{did_you_mean(cid, unmapped_ids)})"
+    )
+    return replace(draft, warnings=[*draft.warnings, warning], unknown=True)
 
 
 def _usable_agreement(customer: CustomerMap, src: Sources, lookup: _Lookup) -> Resolved:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -165,10 +166,20 @@ async def fetch_zerotek_usage(
     answers 404 for are left out of `known_customers`, so the planner warns about them and
     leaves them untouched while the others proceed (as in a full sync)."""
     if customer_ids is None:
-        rows, known = await all_or_none2(
-            client.usage_rows(period.start, period.end), client.customers()
-        )
-        return Usage(period, rows.result(), known, problems=rows.problems)
+        usage, known = await all_or_none2(zerotek_rows(client, period), client.customers())
+        return replace(usage, known_customers=known)
+    return await zerotek_rows(client, period, customer_ids)
+
+
+async def zerotek_rows(
+    client: ZeroTekClient, period: Period, customer_ids: Sequence[str] | None = None
+) -> Usage:
+    """`fetch_zerotek_usage` without the directory: the bulk usage with `known_customers`
+    None (read apart with `client.customers()`), or the per-customer calls (which say
+    themselves which customers ZeroTek knows)."""
+    if customer_ids is None:
+        rows = await client.usage_rows(period.start, period.end)
+        return Usage(period, rows.result(), None, problems=rows.problems)
     ids = list(dict.fromkeys(customer_ids))
     results = await all_or_none([client.customer_usage(c, period.start, period.end) for c in ids])
     answered = {c: r for c, r in zip(ids, results, strict=True) if r is not None}

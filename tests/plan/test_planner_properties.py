@@ -12,7 +12,7 @@ from plan_builders import AS_OF, CATALOG, SKUS, config, customer, state, usage
 from reconciler.core.model import Removal, Settings
 from reconciler.core.plan import Action
 from reconciler.core.state import Addition, Agreement, Company
-from reconciler.plan.planner import plan
+from reconciler.plan.planner import finish, plan, prepare
 
 PRODUCTS = [*(s.product for s in SKUS), "MSP-HELPDESK", "OTHER-THING"]
 SKU_NAMES = [*(s.sku for s in SKUS), "OKTA-PAM"]
@@ -144,3 +144,38 @@ def test_plan_converges_and_touches_only_managed_additions(raw, users, removal, 
 
 def customer_excludes(cfg, cid):
     return cfg.customer(cid).exclude_skus
+
+
+directories = st.sets(st.sampled_from([*CUSTOMERS, "zt-9"])).map(
+    lambda ids: {i: f"Name of {i}" for i in ids}
+)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(additions, usages, directories, st.booleans(), st.booleans())
+def test_planning_before_the_directory_arrives(raw, users, directory, shared, reprice) -> None:
+    """`prepare` from the usage rows alone (the directory not read yet), then `finish` with
+    ZeroTek's directory: a customer it does not know is left untouched and says so, with
+    every customer sharing its agreement (zt-1 and zt-2 share 1001 when `shared`); every
+    other customer is planned as if the directory knew everybody, price drifts included."""
+    customers = [
+        customer("zt-1", agreement=1001, shared_agreement=shared),
+        customer("zt-2", agreement=1001 if shared else 1002, shared_agreement=shared),
+        customer("zt-3", agreement=1003),
+    ]
+    cfg = config(*customers, settings=Settings(reprice=reprice))
+    actual = _world(raw)
+    p = finish(prepare(cfg, usage(users), actual), usage(users, directory))
+    everybody = plan(cfg, usage(users, {c: c for c in CUSTOMERS}), actual)
+
+    unknown = {c for c in CUSTOMERS if c not in directory}
+    stopped = {cp.agreement_id for cp in everybody.customers if cp.customer_id in unknown}
+    for cp, known in zip(p.customers, everybody.customers, strict=True):
+        if cp.customer_id in unknown:
+            assert any("ZeroTek does not know customer" in w for w in cp.warnings)
+        if cp.agreement_id in stopped:
+            assert cp.changes == ()
+        else:
+            assert cp == known
+    drift = [w for w in p.warnings if "another price than mapped" in w]
+    assert drift == [w for w in everybody.warnings if "another price than mapped" in w]
