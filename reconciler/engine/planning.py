@@ -11,10 +11,11 @@ the clients it is handed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from reconciler.connectwise.client import ConnectWiseClient
 from reconciler.connectwise.state import read_owned, read_state
@@ -34,6 +35,8 @@ from reconciler.plan.snapshot import known_additions
 from reconciler.secure.scrub import scrub
 from reconciler.usage import UsageRead, fetch_usage, reading_usage, second_opinion
 
+T = TypeVar("T")
+
 
 async def make_plan(
     config: Config,
@@ -48,7 +51,7 @@ async def make_plan(
     `known`: agreements whose additions are not read but taken from a saved plan (13.7).
 
     ZeroTek's customer directory is a chain of cursor pages that ends seconds after the
-    other reads at 10,000 customers: the plan is prepared from those (in a worker thread,
+    other reads at 10,000 customers: the plan is prepared from those (a slice at a time,
     so the chain's pages go on being read) and finished when the directory is in."""
     customers = company_peers(config, select_customers(config, customer_ids), customer_ids)
     ids = [c.id for c in customers] if customer_ids else None
@@ -58,8 +61,8 @@ async def make_plan(
         # All or none: a failed usage read must not leave ConnectWise requests running.
         actual, usage = await all_or_none2(read_state(cw, config, customers, known), reading.rows())
         actual = await _with_ledger_agreements(cw, config, actual, selected, known)
-        prepared = await asyncio.to_thread(planner.prepare, config, usage, actual, selected)
-        return _Prepared(actual, usage, prepared)
+        steps = planner.preparing(config, usage, actual, selected)
+        return _Prepared(actual, usage, await _between_requests(steps))
 
     zerotek = lambda: clients.zerotek(config)  # noqa: E731
     async with reading_usage(config, period, ids, zerotek=zerotek) as reading:
@@ -67,9 +70,31 @@ async def make_plan(
     usage = read.usage if directory is None else replace(read.usage, known_customers=directory)
     actual = read.actual
     plan, _ = await _plan_checked(config, usage, actual, selected, clients, read.prepared)
+    del read  # its prepared units are spent: ~7 MB at 10,000 customers, at the peak
     state = planfile.snapshot(plan, actual, config.owned_products)
     plan = replace(plan, state_fingerprint=planfile.fingerprint(state))
     return Planned(plan, state, billed=billed_before(config, plan, actual))
+
+
+# How long planning holds the event loop before it lets the answers that came in be read
+# (the directory's next page asked for): short beside a request's ~40 ms.
+_SLICE_SECONDS = 0.002
+
+
+async def _between_requests(steps: Generator[None, None, T]) -> T:
+    """Run `steps` to its result on the event loop, a slice at a time, the loop's other
+    work in between: planning 10,000 customers takes most of a second, during which the
+    directory's chain of pages would otherwise stand still."""
+    until = time.perf_counter() + _SLICE_SECONDS
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        if time.perf_counter() >= until:
+            await asyncio.sleep(0)
+            until = time.perf_counter() + _SLICE_SECONDS
 
 
 class _Prepared(NamedTuple):

@@ -19,7 +19,7 @@ read; `finish` plans again only the units of customers it does not know. `plan` 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -70,13 +70,14 @@ class _Selection(NamedTuple):
     notes: list[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Unit:
-    """One unit planned as if each of its customers were known to ZeroTek."""
+    """One unit planned as if each of its customers were known to ZeroTek (tuples, and
+    slots: 10,000 of them are held while the directory is read)."""
 
     drafts: list[Draft]
-    plans: dict[str, CustomerPlan]
-    drifts: list[Drift]
+    plans: tuple[CustomerPlan, ...]
+    drifts: tuple[Drift, ...]
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,36 @@ def prepare(
 ) -> Prepared:
     """Every unit planned as if ZeroTek knew each customer: `usage.known_customers` is not
     looked at (it may not have been read yet); `finish` takes it into account."""
+    steps = preparing(config, usage, actual, customer_ids)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            prepared: Prepared = done.value
+            return prepared
+
+
+def preparing(
+    config: Config,
+    usage: Usage,
+    actual: ActualState,
+    customer_ids: Sequence[str] | None = None,
+) -> Generator[None, None, Prepared]:
+    """`prepare` in steps: it yields after each customer's draft and each unit, so that
+    its caller can let other work in between (the engine: the directory's pages)."""
     src = Sources(config, usage, actual)
     lookup = _Lookup.of(config, actual)
     selection = _bring_along(config, actual, customer_ids, lookup)
-    drafts = [_draft(c, src, lookup) for c in _selected(config, selection.ids)]
+    drafts = []
+    for c in _selected(config, selection.ids):
+        drafts.append(_draft(c, src, lookup))
+        yield
     planned = []
     for unit in units(drafts):
         drifts: list[Drift] = []
-        planned.append(_Unit(unit, plan_unit(src, unit, drifts), drifts))
+        plans = tuple(plan_unit(src, unit, drifts).values())
+        planned.append(_Unit(unit, plans, tuple(drifts)))
+        yield
     unmapped = tuple(_unmapped_skus(usage, drafts, lookup))
     return Prepared(src, selection, drafts, planned, unmapped)
 
@@ -132,7 +155,7 @@ def finish(prepared: Prepared, usage: Usage) -> Plan:
         if usage.known_customers is None or all(
             d.customer.id in usage.known_customers for d in unit.drafts
         ):
-            planned.update(unit.plans)
+            planned.update((cp.customer_id, cp) for cp in unit.plans)
             drifts += unit.drifts
             continue
         again = [_unknown(d, src) for d in unit.drafts]

@@ -65,13 +65,13 @@ def test_a_switched_off_collector_stays_off() -> None:
 
 def test_a_plan_is_made_with_the_quiet_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[int, int]] = []
-    real = planner.prepare  # the bulk of planning (finish: the directory's few changes)
+    real = planner.preparing  # the bulk of planning (finish: the directory's few changes)
 
     def spy(*args: object, **kwargs: object) -> object:
         seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(planner, "prepare", spy)
+    monkeypatch.setattr(planner, "preparing", spy)
     with Sandbox() as sb:
         engine = SyncEngine(load_config(REPO), None)
         monkeypatch.setattr(engine, "clients", engine.clients.__class__(sb.env()))
