@@ -49,9 +49,30 @@ def _same(saved: Any, derived: Any) -> bool:
     order. marshal says in C what the walk below would find node by node in Python (a
     10,000-customer plan: 0.03 s against 0.34 s); anything it cannot encode (the lazily
     built customers) or encodes differently (keys in another order) is left to the walk.
-    Version 2: no back-references, so the bytes never depend on which objects are shared."""
+    Version 2: no back-references, so the bytes never depend on which objects are shared.
+
+    A large dict (the state's 10,000 agreements) is compared a slice of its values at a
+    time: its whole encoding twice over was 10 MB at the apply's peak of memory."""
+    if isinstance(saved, dict) and isinstance(derived, dict) and len(saved) > _SLICE:
+        if len(saved) != len(derived) or not _encoded_alike(list(saved), list(derived)):
+            return False
+        mine, theirs = list(saved.values()), list(derived.values())
+        return all(
+            _encoded_alike(mine[i : i + _SLICE], theirs[i : i + _SLICE])
+            for i in range(0, len(mine), _SLICE)
+        )
+    return _encoded_alike(saved, derived)
+
+
+_SLICE = 500
+
+
+def _encoded_alike(saved: Any, derived: Any) -> bool:
     try:
-        return marshal.dumps(saved, 2) == marshal.dumps(derived, 2)
+        # The derived side first: a lazily built part fails at once, before the file's
+        # side (megabytes, for the plan as a whole) is encoded for nothing.
+        theirs = marshal.dumps(derived, 2)
+        return marshal.dumps(saved, 2) == theirs
     except ValueError:  # not marshallable, or nested too deep
         return False
 

@@ -323,3 +323,33 @@ def test_property_any_tampered_number_or_id_is_refused(saved_world, pick, delta)
         result = run(root, "apply", str(out), "--yes", "--no-email", env=sb.env())
     assert result.exit_code == 1, (path, value, result.output)
     assert sb.stats.writes == writes, (path, value)
+
+
+def test_differences_in_a_large_state_are_found_slice_by_slice():
+    """The state's agreements (thousands) are compared a slice at a time: a difference in
+    any slice, the last one's last agreement included, is found and named; so is one key
+    too many, and true against 1 deep in a slice."""
+
+    def state(n=1234):
+        return {
+            "agreements": {str(i): {"status": "Active", "additions": [[i, 5]]} for i in range(n)}
+        }
+
+    same = state()
+    assert differences({"state": state()}, {"state": same}) == []
+    last = state()
+    last["agreements"]["1233"]["additions"][0][1] = 6
+    assert differences({"state": last}, {"state": same}) == [
+        "agreement 1233 addition #0: 1 6 in the file, 5 now"
+    ]
+    typed = state()
+    typed["agreements"]["700"]["additions"][0][1] = 5.0
+    assert differences({"state": typed}, {"state": same}) == [
+        "agreement 700 addition #0: 1 5.0 in the file, 5 now"
+    ]
+    extra = state(1235)
+    assert differences({"state": extra}, {"state": same}) == [
+        "agreement 1234: in the file only, not in the plan made now"
+    ]
+    reordered = {"agreements": dict(reversed(list(same["agreements"].items())))}
+    assert differences({"state": reordered}, {"state": same}) == []  # key order
