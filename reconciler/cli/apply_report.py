@@ -22,19 +22,21 @@ __all__ = ["interrupted_line", "report_outcome"]
 
 def report_outcome(outcome: SyncOutcome, config_dir: Path, *, err: bool = False) -> None:
     """What apply did, for people (err: on stderr, under `--format json`)."""
+    out = _Lines(err)
     for cr in outcome.result.customers:
         for r in cr.results:
             note = f" ({plain(r.note)})" if r.note else ""
             mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
             c = r.change
             price = f", price {render.price_words(c)}" if c.repriced else ""
-            typer.echo(
+            out.add(
                 f"  {plain(cr.plan.customer_id)}: {c.action.value} "
                 f"{plain(c.product)} {c.before} → {c.after}{price}: {mark}{note}",
                 err=err,
             )
         for e in cr.errors:
-            typer.echo(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
+            out.add(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
+    out.flush()
     for mail in outcome.emails:
         typer.echo(f"e-mail {mail.kind}: {plain(mail.detail)}", err=True)
     typer.echo(f"Run recorded: {outcome.record_path}", err=err)
@@ -50,6 +52,27 @@ def report_outcome(outcome: SyncOutcome, config_dir: Path, *, err: bool = False)
     )
     details = command_for(config_dir, "activity", outcome.record.run_id)
     typer.echo(f"next: `{details}` shows this run; runs/INDEX.md lists them all", err=True)
+
+
+class _Lines:
+    """Lines for stdout and stderr, written a run of one stream's lines at a time: one
+    echo (and flush) per line was 0.3 s for the 16,840 writes of a 10,000-customer apply.
+    The order across the two streams is kept."""
+
+    def __init__(self, err: bool) -> None:
+        self._err = err
+        self._run: list[str] = []
+
+    def add(self, line: str, *, err: bool) -> None:
+        if err != self._err:
+            self.flush()
+            self._err = err
+        self._run.append(line)
+
+    def flush(self) -> None:
+        if self._run:
+            typer.echo("\n".join(self._run), err=self._err)
+            self._run = []
 
 
 class _NotStarted(NamedTuple):
