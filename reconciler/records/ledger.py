@@ -25,8 +25,6 @@ from reconciler.core.model import Config, LedgerLine
 from reconciler.core.plan import Action, CustomerPlan
 from reconciler.core.results import ApplyResult
 
-Key = tuple[int, int]  # (agreement id, addition id)
-
 
 def rewrite(config: Config, state: Mapping[str, Any], result: ApplyResult, run_id: str) -> Path:
     """Write the ledger after an apply (see the module docstring); returns its path."""
@@ -45,13 +43,20 @@ def updated(
     planned = {int(i) for i in snapshot}
     lines = {k: x for k, x in old.items() if k[0] not in planned}
     owners = _owners(result.plan.customers)
+    # (owner, product) -> what adopting gives: ~25,000 lines at 10,000 customers, a few
+    # distinct answers, each a scan of the SKU mappings.
+    adopting: dict[tuple[str | None, str], tuple[str, str, str] | None] = {}
     for agreement_key, agreement in snapshot.items():
         agreement_id = int(agreement_key)
+        owner = owners.get(agreement_id)
         for addition_key, seen in agreement.get("additions", {}).items():
             key = (agreement_id, int(addition_key))
-            adopted = _adopt(config, owners.get(agreement_id), key, seen["product"], run_id)
+            product = seen["product"]
+            if (owner, product) not in adopting:
+                adopting[owner, product] = _adopt(config, owner, product)
+            adopted = adopting[owner, product]
             if adopted is not None:
-                lines[key] = adopted
+                lines[key] = LedgerLine(*key, *adopted, run_id)
             elif key in old:
                 lines[key] = old[key]  # still live, not ours by mapping: an orphan left
     for customer in result.customers:
@@ -76,9 +81,9 @@ def _owners(customers: tuple[CustomerPlan, ...]) -> dict[int, str]:
     return owners
 
 
-def _adopt(
-    config: Config, owner: str | None, key: Key, product: str, run_id: str
-) -> LedgerLine | None:
+def _adopt(config: Config, owner: str | None, product: str) -> tuple[str, str, str] | None:
+    """(product as mapped, customer id, SKU) of a live line of `product` on `owner`'s
+    agreement, or None when it is not ours by mapping."""
     customer = config.customer(owner) if owner else None
     if customer is None or product not in config.managed_products:
         return None
@@ -91,12 +96,16 @@ def _adopt(
     if not skus:
         return None  # excluded for this customer: no longer ours (DESIGN 11)
     spelling = config.managed_products.spelling(product) or product
-    return LedgerLine(*key, spelling, customer.id, skus[0], run_id)
+    return spelling, customer.id, skus[0]
+
+
+# One encoder for every line: json.dumps with an option builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def dumps(lines: list[LedgerLine]) -> str:
     rows = [
-        json.dumps(
+        _ENCODE(
             {
                 "agreement_id": x.agreement_id,
                 "addition_id": x.addition_id,
@@ -104,8 +113,7 @@ def dumps(lines: list[LedgerLine]) -> str:
                 "customer_id": x.customer_id,
                 "sku": x.sku,
                 "run": x.run,
-            },
-            ensure_ascii=False,
+            }
         )
         for x in lines
     ]
