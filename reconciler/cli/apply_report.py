@@ -23,20 +23,10 @@ __all__ = ["interrupted_line", "report_outcome"]
 def report_outcome(outcome: SyncOutcome, config_dir: Path, *, err: bool = False) -> None:
     """What apply did, for people (err: on stderr, under `--format json`)."""
     out = _Lines(err)
-    for cr in outcome.result.customers:
-        for r in cr.results:
-            note = f" ({plain(r.note)})" if r.note else ""
-            mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
-            c = r.change
-            price = f", price {render.price_words(c)}" if c.repriced else ""
-            out.add(
-                f"  {plain(cr.plan.customer_id)}: {c.action.value} "
-                f"{plain(c.product)} {c.before} → {c.after}{price}: {mark}{note}",
-                err=err,
-            )
-        for e in cr.errors:
-            out.add(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
-    out.flush()
+    try:
+        _gather_lines(outcome, out, err)
+    finally:  # a Ctrl-C mid-report: the writes gathered so far are still shown
+        out.flush()
     for mail in outcome.emails:
         typer.echo(f"e-mail {mail.kind}: {plain(mail.detail)}", err=True)
     typer.echo(f"Run recorded: {outcome.record_path}", err=err)
@@ -52,6 +42,23 @@ def report_outcome(outcome: SyncOutcome, config_dir: Path, *, err: bool = False)
     )
     details = command_for(config_dir, "activity", outcome.record.run_id)
     typer.echo(f"next: `{details}` shows this run; runs/INDEX.md lists them all", err=True)
+
+
+def _gather_lines(outcome: SyncOutcome, out: _Lines, err: bool) -> None:
+    """A line per write (ok, FAILED or UNKNOWN), and each customer's errors on stderr."""
+    for cr in outcome.result.customers:
+        for r in cr.results:
+            note = f" ({plain(r.note)})" if r.note else ""
+            mark = "ok" if r.ok else f"{'UNKNOWN' if r.unknown else 'FAILED'}: {plain(r.error)}"
+            c = r.change
+            price = f", price {render.price_words(c)}" if c.repriced else ""
+            out.add(
+                f"  {plain(cr.plan.customer_id)}: {c.action.value} "
+                f"{plain(c.product)} {c.before} → {c.after}{price}: {mark}{note}",
+                err=err,
+            )
+        for e in cr.errors:
+            out.add(f"error: {plain(cr.plan.customer_id)}: {plain(e)}", err=True)
 
 
 class _Lines:
