@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core.money import optional as optional_money
 from reconciler.core.periods import Period
-from reconciler.insight.report import Row
 from reconciler.records.customers import ChangeRecord, CustomerRecord
 from reconciler.records.record import EmailOutcome, RunRecord
+
+if TYPE_CHECKING:  # the report's module (rapidfuzz, discover) is not needed by apply
+    from reconciler.insight.report import Row
 
 # A change's `ok` (the journal) as a word.
 RESULTS = {True: "written", False: "failed", "unknown": "unknown", None: "not-applied"}
