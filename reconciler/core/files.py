@@ -51,7 +51,16 @@ def _replace(path: Path, data: str | bytes | Iterable[str | bytes], keep_mode: b
         try:
             pending = bytearray()
             for chunk in chunks:
-                pending += chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                piece = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                if len(piece) >= _CHUNK:
+                    # A large piece (a whole plan file: 12.5 MB at 10,000 customers) goes
+                    # out as it is: gathered, then copied to bytes, it was held 3 times over.
+                    if pending:
+                        write_all(fd, bytes(pending), path)
+                        pending.clear()
+                    write_all(fd, piece, path)
+                    continue
+                pending += piece
                 if len(pending) >= _CHUNK:
                     write_all(fd, bytes(pending), path)
                     pending.clear()

@@ -365,6 +365,19 @@ def test_atomic_write_cleans_up_after_an_exception(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_write_keeps_the_order_of_small_and_large_pieces(tmp_path: Path) -> None:
+    """A piece over the write size goes out as it is, after what was gathered before it:
+    the file holds every piece in order, str and bytes alike (non-ASCII encoded once)."""
+    target = tmp_path / "f.txt"
+    large = "é" * 70_000  # 140,000 bytes: over the 64 KiB gathering size
+    pieces = ["head,", b"bytes,", large, "tail,", large.encode(), "end"]
+    runlog.atomic_write(target, iter(pieces))
+    want = "head,bytes," + large + "tail," + large + "end"
+    assert target.read_text(encoding="utf-8") == want
+    runlog.atomic_write(target, large)  # one large str, as a plan file is written
+    assert target.read_text(encoding="utf-8") == large
+
+
 @pytest.mark.parametrize("fold_always_bytes", [10**9, 0])
 def test_journal_holds_every_outcome_until_the_record_is_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fold_always_bytes: int
