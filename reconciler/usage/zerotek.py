@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +14,7 @@ from reconciler.net.errors import ApiError
 from reconciler.net.http import HttpApi
 from reconciler.net.settings import DEFAULT_HTTP, HttpSettings
 from reconciler.net.stats import RequestStats
-from reconciler.net.taskgroup import all_or_none, all_or_none2
+from reconciler.net.taskgroup import all_or_none
 from reconciler.net.throttle import Throttle
 from reconciler.usage.identity import SkuRows
 
@@ -159,24 +158,13 @@ class ZeroTekClient(HttpApi):
         return rows
 
 
-async def fetch_zerotek_usage(
-    client: ZeroTekClient, period: Period, customer_ids: Sequence[str] | None = None
-) -> Usage:
-    """Full sync: bulk usage + the directory. A few customers: one call each; those ZeroTek
-    answers 404 for are left out of `known_customers`, so the planner warns about them and
-    leaves them untouched while the others proceed (as in a full sync)."""
-    if customer_ids is None:
-        usage, known = await all_or_none2(zerotek_rows(client, period), client.customers())
-        return replace(usage, known_customers=known)
-    return await zerotek_rows(client, period, customer_ids)
-
-
 async def zerotek_rows(
     client: ZeroTekClient, period: Period, customer_ids: Sequence[str] | None = None
 ) -> Usage:
-    """`fetch_zerotek_usage` without the directory: the bulk usage with `known_customers`
-    None (read apart with `client.customers()`), or the per-customer calls (which say
-    themselves which customers ZeroTek knows)."""
+    """Full sync: the bulk usage, `known_customers` None (the directory is read apart,
+    `client.customers()`, see `usage.reading_usage`). A few customers: one call each; those
+    ZeroTek answers 404 for are left out of `known_customers`, so the planner warns about
+    them and leaves them untouched while the others proceed (as in a full sync)."""
     if customer_ids is None:
         rows = await client.usage_rows(period.start, period.end)
         return Usage(period, rows.result(), None, problems=rows.problems)
