@@ -102,6 +102,11 @@ def tls_server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
     return context
 
 
+def server_side(conn: socket.socket, server_tls: ssl.SSLContext | None) -> socket.socket:
+    """The accepted connection as the server speaks on it: over TLS when `server_tls`."""
+    return conn if server_tls is None else server_tls.wrap_socket(conn, server_side=True)
+
+
 def client_context(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context()
     ca.configure_trust(context)
@@ -255,9 +260,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(ca: trustme.CA,
     closed = threading.Event()
 
     def answer(conn: socket.socket) -> None:
-        if server_tls is not None:
-            conn = server_tls.wrap_socket(conn, server_side=True)
-        with conn:
+        with server_side(conn, server_tls) as conn:
             conn.recv(65536)
             conn.sendall(OK)
         closed.set()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import trustme
-from test_transport import client_context, raw_server, tls_server_context
+from test_transport import client_context, raw_server, server_side, tls_server_context
 
 from reconciler.net.errors import ApiError, OutcomeUnknown
 from reconciler.net.http import HttpApi
@@ -178,9 +178,7 @@ def test_a_server_closing_without_an_answer_is_named_so(ca: trustme.CA, tls: boo
     read = threading.Event()
 
     def answer(conn: socket.socket) -> None:
-        if server_tls is not None:
-            conn = server_tls.wrap_socket(conn, server_side=True)
-        with conn:
+        with server_side(conn, server_tls) as conn:
             conn.recv(65536)
         read.set()
 
@@ -291,9 +289,7 @@ def test_an_international_host_name_is_the_one_httpx_encodes(
     server_tls = tls_server_context(ca, "xn--fa-hia.localhost") if tls else None
 
     def answer(conn: socket.socket) -> None:
-        if server_tls is not None:
-            conn = server_tls.wrap_socket(conn, server_side=True)
-        with conn:
+        with server_side(conn, server_tls) as conn:
             conn.recv(65536)
             conn.sendall(REAL)
 
